@@ -1,0 +1,169 @@
+//! Credentials: the child's travel as impersonation extras, the parent's
+//! authenticate the request to the parent apiserver.
+//!
+//! The generated user entry impersonates `clusternet` and carries the child
+//! credentials as user extras (contract §3, as the hub's own generator writes
+//! it in `pkg/utils/kubeconfig.go`). kubectl turns each extra into an
+//! `Impersonate-Extra-<Key>` header; the hub reads them back to build the
+//! request to the child.
+
+pub mod child;
+pub mod parent;
+pub mod validate;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_yaml::{Mapping, Value};
+
+pub use child::{ChildCredentials, ChildSource};
+pub use parent::{ParentAuth, TokenSource};
+
+/// The user the parent impersonates; Clusternet's RBAC allows exactly this one.
+pub const IMPERSONATED_USER: &str = "clusternet";
+/// The child's bearer token, as is.
+pub const EXTRA_TOKEN: &str = "clusternet-token";
+/// The child's client certificate PEM, standard base64 (the hub uses Go's `base64.StdEncoding`).
+pub const EXTRA_CERTIFICATE: &str = "clusternet-certificate";
+/// The matching private key PEM, standard base64.
+pub const EXTRA_PRIVATE_KEY: &str = "clusternet-privatekey";
+
+/// Impersonation fields a kept parent user may already have. They are replaced:
+/// the parent authorizes impersonating `clusternet` with the three extras only,
+/// so an `Impersonate-Group` or `Impersonate-Uid` would be refused with 403.
+const IMPERSONATION_KEYS: &[&str] = &["as", "as-groups", "as-uid", "as-user-extra"];
+
+/// The `as-user-extra` mapping for the child credentials, keys sorted.
+pub fn extras(child: &ChildCredentials) -> Mapping {
+    let one = |v: String| Value::Sequence(vec![Value::String(v)]);
+    let mut map = Mapping::new();
+    match child {
+        ChildCredentials::Token(token) => {
+            map.insert(EXTRA_TOKEN.into(), one(token.expose().to_string()));
+        }
+        ChildCredentials::ClientCertificate { cert_pem, key_pem } => {
+            map.insert(EXTRA_CERTIFICATE.into(), one(STANDARD.encode(cert_pem)));
+            map.insert(
+                EXTRA_PRIVATE_KEY.into(),
+                one(STANDARD.encode(key_pem.expose())),
+            );
+        }
+    }
+    map
+}
+
+/// The generated user entry (the `user:` mapping), keys in sorted order like
+/// `kubectl config view`. Notes for stderr are pushed to `notes`.
+pub fn user_entry(
+    parent: &ParentAuth,
+    child: &ChildCredentials,
+    notes: &mut Vec<String>,
+) -> Mapping {
+    let mut fields: Vec<(String, Value)> = match parent {
+        ParentAuth::Anonymous => vec![("username".into(), "system:anonymous".into())],
+        ParentAuth::Token(token) => vec![("token".into(), token.expose().into())],
+        ParentAuth::Keep { user_name, user } => {
+            let mut kept = Vec::new();
+            for (key, value) in user {
+                let key = match key {
+                    Value::String(k) => k.clone(),
+                    other => crate::kubeconfig::yaml::to_yaml(other)
+                        .trim_end()
+                        .to_string(),
+                };
+                if IMPERSONATION_KEYS.contains(&key.as_str()) {
+                    notes.push(format!("note: parent user {user_name:?} had {key}; replaced by the impersonation of {IMPERSONATED_USER}"));
+                    continue;
+                }
+                kept.push((key, value.clone()));
+            }
+            kept
+        }
+    };
+    fields.push(("as".into(), IMPERSONATED_USER.into()));
+    fields.push(("as-user-extra".into(), Value::Mapping(extras(child))));
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    fields
+        .into_iter()
+        .map(|(k, v)| (Value::String(k), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn token() -> ChildCredentials {
+        ChildCredentials::Token(Secret::new("child-tok".into()))
+    }
+
+    #[test]
+    fn anonymous_user_entry() {
+        let u = user_entry(&ParentAuth::Anonymous, &token(), &mut vec![]);
+        let text = crate::kubeconfig::yaml::to_yaml(&Value::Mapping(u));
+        assert_eq!(
+            text,
+            "as: clusternet\nas-user-extra:\n  clusternet-token:\n  - child-tok\nusername: system:anonymous\n"
+        );
+    }
+
+    #[test]
+    fn token_user_entry_has_no_username() {
+        let u = user_entry(
+            &ParentAuth::Token(Secret::new("p".into())),
+            &token(),
+            &mut vec![],
+        );
+        assert_eq!(u.get("token").unwrap(), &Value::from("p"));
+        assert!(u.get("username").is_none());
+    }
+
+    #[test]
+    fn cert_extras_are_standard_base64() {
+        let c = ChildCredentials::ClientCertificate {
+            cert_pem: "CERT\n".into(),
+            key_pem: Secret::new("KEY\n".into()),
+        };
+        let e = extras(&c);
+        assert_eq!(
+            e.get(EXTRA_CERTIFICATE).unwrap()[0],
+            Value::from("Q0VSVAo=")
+        );
+        assert_eq!(
+            e.get(EXTRA_PRIVATE_KEY).unwrap()[0],
+            Value::from("S0VZCg==")
+        );
+        let keys: Vec<_> = e.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                &Value::from(EXTRA_CERTIFICATE),
+                &Value::from(EXTRA_PRIVATE_KEY)
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_replaces_existing_impersonation() {
+        let user: Mapping = serde_yaml::from_str(
+            "client-certificate-data: QQ==\nas: someone\nas-groups: [g]\nzz: 1\n",
+        )
+        .unwrap();
+        let mut notes = vec![];
+        let u = user_entry(
+            &ParentAuth::Keep {
+                user_name: "admin".into(),
+                user,
+            },
+            &token(),
+            &mut notes,
+        );
+        let keys: Vec<&str> = u.keys().map(|k| k.as_str().unwrap()).collect();
+        assert_eq!(
+            keys,
+            ["as", "as-user-extra", "client-certificate-data", "zz"]
+        );
+        assert_eq!(u.get("as").unwrap(), &Value::from("clusternet"));
+        assert_eq!(notes.len(), 2);
+    }
+}

@@ -1,0 +1,207 @@
+//! Checks on credential values, before anything is written: a bad token or key
+//! found here is a clear error now instead of an opaque 400 or 401 later.
+//! Messages name where the value came from and never contain it.
+
+use anyhow::{Result, anyhow, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use rustls::crypto::ring::default_provider;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::secret::Secret;
+
+/// A token as read from a file or stdin: one trailing line break is trimmed
+/// (`echo` and editors add it), then the token is checked like any other.
+pub fn token_from_file(raw: &[u8], origin: &str) -> Result<Secret> {
+    let text = std::str::from_utf8(raw).map_err(|_| anyhow!("{origin} is not UTF-8 text"))?;
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(text);
+    token(text, origin)
+}
+
+/// Checks a token as it will travel in an HTTP header.
+pub fn token(value: &str, origin: &str) -> Result<Secret> {
+    if value.is_empty() {
+        bail!("{origin} is empty; give the child cluster's bearer token");
+    }
+    if value.contains(['\n', '\r']) {
+        bail!("{origin} has a line break inside the token; a token is a single line");
+    }
+    if value.chars().any(|c| c.is_control()) {
+        bail!("{origin} contains control characters; a token is printable text");
+    }
+    // HTTP strips spaces around a header value, so they could never arrive.
+    if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+        bail!("{origin} has spaces before or after the token; remove them");
+    }
+    if is_base64_of_jwt(value) {
+        bail!(
+            "{origin} is base64-encoded (as in a Secret's .data.token); decode it first, e.g. `base64 -d`, and pass the result"
+        );
+    }
+    Ok(Secret::new(value.to_string()))
+}
+
+/// A service-account token is a JWT (`eyJ...`); its base64 starts `ZXlK`.
+fn is_base64_of_jwt(value: &str) -> bool {
+    let decoded = STANDARD
+        .decode(value)
+        .or_else(|_| STANDARD_NO_PAD.decode(value));
+    match decoded {
+        Ok(bytes) => bytes.starts_with(b"eyJ") && bytes.iter().filter(|&&b| b == b'.').count() == 2,
+        Err(_) => false,
+    }
+}
+
+/// Decodes kubeconfig-style base64 data (`client-certificate-data`).
+pub fn base64_data(value: &str, origin: &str) -> Result<Vec<u8>> {
+    let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD
+        .decode(&compact)
+        .or_else(|_| STANDARD_NO_PAD.decode(&compact))
+        .map_err(|_| {
+            anyhow!("{origin} is not base64; give the base64 of the PEM file, as in a kubeconfig")
+        })
+}
+
+/// The outcome of checking that a key belongs to a certificate.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyCheck {
+    Matches,
+    /// The key type cannot be checked here (e.g. RSA under 2048 bits, P-521):
+    /// the hub may still accept it.
+    Unchecked(String),
+}
+
+/// Checks a client certificate and key pair: both PEM, the key unencrypted and
+/// belonging to the certificate. The hub answers 400 "invalid key pair in
+/// header" for a key that does not match; this finds it before writing.
+pub fn cert_and_key(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_origin: &str,
+    key_origin: &str,
+) -> Result<KeyCheck> {
+    let cert = CertificateDer::pem_slice_iter(cert_pem)
+        .next()
+        .and_then(|c| c.ok())
+        .ok_or_else(|| {
+            anyhow!("{cert_origin} is not a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        })?;
+    let text = String::from_utf8_lossy(key_pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
+    {
+        bail!(
+            "{key_origin} is an encrypted private key; the hub needs it unencrypted: `openssl pkey -in KEY -out KEY.plain`"
+        );
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
+        anyhow!("{key_origin} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+    })?;
+    let signing_key = match default_provider().key_provider.load_private_key(key) {
+        Ok(k) => k,
+        Err(e) => {
+            return Ok(KeyCheck::Unchecked(format!(
+                "key type not supported for checking ({e})"
+            )));
+        }
+    };
+    match CertifiedKey::new(vec![cert], signing_key).keys_match() {
+        Ok(()) => Ok(KeyCheck::Matches),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            bail!(
+                "{key_origin} does not belong to {cert_origin}; the hub would answer 400 \"invalid key pair in header\": give the matching key"
+            )
+        }
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(
+            KeyCheck::Unchecked("the key's public half cannot be derived".to_string()),
+        ),
+        Err(_) => bail!("{cert_origin} is not a valid X.509 certificate"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A self-signed certificate and its key, as PEM.
+    pub fn pair() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["child".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn tokens() {
+        assert_eq!(token("abc.def", "--token").unwrap().expose(), "abc.def");
+        assert_eq!(token_from_file(b"abc\n", "f").unwrap().expose(), "abc");
+        assert_eq!(token_from_file(b"abc\r\n", "f").unwrap().expose(), "abc");
+        assert_eq!(token("grüße", "t").unwrap().expose(), "grüße");
+        for (bad, needle) in [
+            ("", "is empty"),
+            ("a\nb", "line break"),
+            ("a\u{1}b", "control"),
+            (" a", "spaces"),
+            ("a ", "spaces"),
+            // base64 of eyJhbGciOi.eyJzdWIi.c2ln
+            ("ZXlKaGJHY2lPaS5leUp6ZFdJaS5jMmxu", "base64-encoded"),
+        ] {
+            let err = format!("{:#}", token(bad, "--token").unwrap_err());
+            assert!(
+                err.starts_with("--token") && err.contains(needle),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(token_from_file(b"a\n\n", "f").is_err());
+    }
+
+    #[test]
+    fn matching_pair_is_accepted() {
+        let (cert, key) = pair();
+        assert_eq!(
+            cert_and_key(cert.as_bytes(), key.as_bytes(), "c", "k").unwrap(),
+            KeyCheck::Matches
+        );
+    }
+
+    #[test]
+    fn mismatched_encrypted_and_garbage_keys_are_refused() {
+        let (cert, _) = pair();
+        let (_, other_key) = pair();
+        let err = |c: &str, k: &str| {
+            format!(
+                "{:#}",
+                cert_and_key(c.as_bytes(), k.as_bytes(), "CERT", "KEY").unwrap_err()
+            )
+        };
+        assert!(err(&cert, &other_key).contains("does not belong"));
+        assert!(
+            err(
+                &cert,
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+            )
+            .contains("encrypted")
+        );
+        assert!(err(&cert, "hello").contains("KEY is not a PEM private key"));
+        assert!(err("hello", &other_key).contains("CERT is not a PEM certificate"));
+        assert!(!err(&cert, &other_key).contains("PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn base64_data_decodes_or_says_why() {
+        assert_eq!(base64_data("aGk=", "x").unwrap(), b"hi");
+        assert_eq!(base64_data("aG\nk=", "x").unwrap(), b"hi");
+        assert!(
+            format!("{:#}", base64_data("***", "--client-key-data").unwrap_err())
+                .contains("--client-key-data is not base64")
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Reading kubeconfig files, and kubectl's rules for merging a KUBECONFIG list.
+//!
+//! File I/O stays in [`read_file`]; [`parse`] and [`merge`] are pure.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use super::model::{Kubeconfig, NamedCluster, NamedContext, NamedUser};
+
+/// An entry together with the file it came from: relative paths in it are
+/// resolved against that file's directory, as kubectl does.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    pub item: T,
+    pub file: usize,
+}
+
+/// One or more kubeconfig files merged with kubectl's rules.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Absolute paths of the files that were read, in KUBECONFIG order.
+    pub files: Vec<PathBuf>,
+    pub current_context: Option<String>,
+    pub clusters: Vec<Sourced<NamedCluster>>,
+    pub users: Vec<Sourced<NamedUser>>,
+    pub contexts: Vec<Sourced<NamedContext>>,
+}
+
+impl Loaded {
+    /// The directory relative references of entries from `file` are resolved against.
+    pub fn base_dir(&self, file: usize) -> &Path {
+        self.files[file].parent().unwrap_or(Path::new("/"))
+    }
+
+    /// The files, for messages: `a.yaml` or `a.yaml, b.yaml`.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        names.join(", ")
+    }
+}
+
+/// Where the parent kubeconfig comes from, in kubectl's order of precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentSource {
+    /// `--kubeconfig PATH`: exactly this file, which must exist.
+    Flag(PathBuf),
+    /// The KUBECONFIG list: missing files are skipped.
+    EnvList(Vec<PathBuf>),
+    /// `~/.kube/config`.
+    Home(PathBuf),
+}
+
+/// Decides where the parent kubeconfig comes from. Pure: the environment is passed in.
+pub fn parent_source(
+    flag: Option<&Path>,
+    kubeconfig_env: Option<OsString>,
+    home: Option<PathBuf>,
+) -> Result<ParentSource> {
+    if let Some(path) = flag {
+        return Ok(ParentSource::Flag(path.to_path_buf()));
+    }
+    if let Some(list) = kubeconfig_env.filter(|v| !v.is_empty()) {
+        // kubectl splits on the OS list separator and drops empty items.
+        let files: Vec<PathBuf> = std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        if !files.is_empty() {
+            return Ok(ParentSource::EnvList(files));
+        }
+    }
+    let home = home.ok_or_else(|| {
+        anyhow!("no parent kubeconfig: HOME is not set; pass --kubeconfig PATH or set KUBECONFIG")
+    })?;
+    Ok(ParentSource::Home(home.join(".kube").join("config")))
+}
+
+/// Reads and merges the parent kubeconfig from `source`.
+pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
+    match source {
+        ParentSource::Flag(path) => {
+            let config = read_file(path).context("--kubeconfig")?;
+            Ok(merge(vec![(absolute(path), config)]))
+        }
+        ParentSource::Home(path) => {
+            if !path.exists() {
+                bail!(
+                    "no parent kubeconfig: {} does not exist and KUBECONFIG is not set; pass --kubeconfig PATH",
+                    path.display()
+                );
+            }
+            let config = read_file(path)?;
+            Ok(merge(vec![(absolute(path), config)]))
+        }
+        ParentSource::EnvList(paths) => {
+            let mut files = Vec::new();
+            for path in paths {
+                // kubectl skips files of the list that do not exist; any other
+                // problem with a file that is there is an error.
+                if matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound) {
+                    continue;
+                }
+                let config = read_file(path).context("KUBECONFIG")?;
+                files.push((absolute(path), config));
+            }
+            if files.is_empty() {
+                bail!(
+                    "no parent kubeconfig: none of the files in KUBECONFIG exists; pass --kubeconfig PATH"
+                );
+            }
+            Ok(merge(files))
+        }
+    }
+}
+
+/// Reads one kubeconfig file. Every error names the file and says what to do.
+pub fn read_file(path: &Path) -> Result<Kubeconfig> {
+    let shown = path.display();
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => anyhow!("kubeconfig {shown} does not exist"),
+        ErrorKind::PermissionDenied => {
+            anyhow!("kubeconfig {shown} cannot be read (permission denied)")
+        }
+        _ => anyhow!("kubeconfig {shown} cannot be read: {e}"),
+    })?;
+    if meta.is_dir() {
+        bail!("kubeconfig {shown} is a directory; give the path of a kubeconfig file");
+    }
+    if !meta.is_file() {
+        // A FIFO or a device would block or never end.
+        bail!("kubeconfig {shown} is not a regular file");
+    }
+    let bytes = fs::read(path).map_err(|e| match e.kind() {
+        ErrorKind::PermissionDenied => {
+            anyhow!("kubeconfig {shown} cannot be read (permission denied)")
+        }
+        _ => anyhow!("kubeconfig {shown} cannot be read: {e}"),
+    })?;
+    parse(&bytes).with_context(|| format!("kubeconfig {shown}"))
+}
+
+/// Parses one kubeconfig document and checks the rules kubectl enforces on load.
+pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "is not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        )
+    })?;
+    // A UTF-8 byte-order mark is harmless; kubectl accepts it too.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        bail!("is empty; give a kubeconfig with at least one context");
+    }
+    let config: Kubeconfig = serde_yaml::from_str(text).map_err(|e| {
+        anyhow!(
+            "is not a valid kubeconfig: {}",
+            e.to_string().replace('\n', " ")
+        )
+    })?;
+    if let Some(kind) = &config.kind
+        && kind != "Config"
+    {
+        bail!("has kind {kind:?}; a kubeconfig has kind Config");
+    }
+    if config.kind.is_none()
+        && config.api_version.is_none()
+        && config.current_context.is_none()
+        && config.clusters.is_empty()
+        && config.users.is_empty()
+        && config.contexts.is_empty()
+    {
+        bail!("is not a kubeconfig (no clusters, users, contexts or current-context)");
+    }
+    no_duplicates("cluster", config.clusters.iter().map(|c| c.name.as_str()))?;
+    no_duplicates("user", config.users.iter().map(|u| u.name.as_str()))?;
+    no_duplicates("context", config.contexts.iter().map(|c| c.name.as_str()))?;
+    Ok(config)
+}
+
+/// kubectl refuses a file with two entries of one name in a list; so do we.
+fn no_duplicates<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            bail!(
+                "has two {kind} entries named {name:?}; kubectl refuses such a file too: rename or remove one"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Merges files with kubectl's rules (client-go `ClientConfigLoadingRules.Load`):
+/// "the first file to set a particular map key wins and map key's value is
+/// never changed", and `current-context` comes from the first file that sets it.
+pub fn merge(files: Vec<(PathBuf, Kubeconfig)>) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut clusters = HashSet::new();
+    let mut users = HashSet::new();
+    let mut contexts = HashSet::new();
+    for (index, (path, config)) in files.into_iter().enumerate() {
+        loaded.files.push(path);
+        if loaded.current_context.is_none() {
+            loaded.current_context = config.current_context.filter(|c| !c.is_empty());
+        }
+        for item in config.clusters {
+            if clusters.insert(item.name.clone()) {
+                loaded.clusters.push(Sourced { item, file: index });
+            }
+        }
+        for item in config.users {
+            if users.insert(item.name.clone()) {
+                loaded.users.push(Sourced { item, file: index });
+            }
+        }
+        for item in config.contexts {
+            if contexts.insert(item.name.clone()) {
+                loaded.contexts.push(Sourced { item, file: index });
+            }
+        }
+    }
+    loaded
+}
+
+/// Like kubectl, resolve relative to the working directory without following symlinks.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Kubeconfig {
+        parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn flag_beats_env_and_home() {
+        let s = parent_source(
+            Some(Path::new("/a")),
+            Some("/b".into()),
+            Some(PathBuf::from("/h")),
+        )
+        .unwrap();
+        assert_eq!(s, ParentSource::Flag("/a".into()));
+    }
+
+    #[test]
+    fn env_list_is_split_and_empty_items_dropped() {
+        let s = parent_source(None, Some("/a::/b".into()), Some("/h".into())).unwrap();
+        assert_eq!(s, ParentSource::EnvList(vec!["/a".into(), "/b".into()]));
+    }
+
+    #[test]
+    fn empty_env_falls_back_to_home() {
+        let s = parent_source(None, Some("".into()), Some("/h".into())).unwrap();
+        assert_eq!(s, ParentSource::Home("/h/.kube/config".into()));
+        assert!(parent_source(None, None, None).is_err());
+    }
+
+    #[test]
+    fn first_file_wins_per_name_and_for_current_context() {
+        let a = config("clusters:\n- name: c\n  cluster: {server: https://a}\ncontexts: []\n");
+        let b = config(
+            "current-context: x\nclusters:\n- name: c\n  cluster: {server: https://b}\n- name: d\n  cluster: {server: https://d}\n",
+        );
+        let c = config("current-context: y\n");
+        let m = merge(vec![
+            ("/1/a".into(), a),
+            ("/2/b".into(), b),
+            ("/3/c".into(), c),
+        ]);
+        assert_eq!(m.current_context.as_deref(), Some("x"));
+        assert_eq!(m.clusters.len(), 2);
+        assert_eq!(
+            m.clusters[0].item.cluster.server.as_deref(),
+            Some("https://a")
+        );
+        assert_eq!(m.clusters[0].file, 0);
+        assert_eq!(m.clusters[1].file, 1);
+        assert_eq!(m.base_dir(1), Path::new("/2"));
+    }
+
+    #[test]
+    fn null_lists_are_empty() {
+        let c = config("apiVersion: v1\nkind: Config\nclusters: null\nusers: ~\ncontexts:\n");
+        assert!(c.clusters.is_empty() && c.users.is_empty() && c.contexts.is_empty());
+    }
+
+    #[test]
+    fn rejects_what_kubectl_rejects() {
+        for (text, needle) in [
+            ("", "is empty"),
+            ("  \n", "is empty"),
+            ("kind: Pod\n", "kind \"Pod\""),
+            ("foo: bar\n", "not a kubeconfig"),
+            ("- a\n- b\n", "not a valid kubeconfig"),
+            ("clusters: [\n", "not a valid kubeconfig"),
+            (
+                "users:\n- name: u\n  user: {}\n- name: u\n  user: {}\n",
+                "two user entries named \"u\"",
+            ),
+            (
+                "clusters:\n- name: c\n  cluster: {server: [a]}\n",
+                "clusters[0].cluster.server",
+            ),
+        ] {
+            let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+        assert!(format!("{:#}", parse(b"\xff\xfe").unwrap_err()).contains("not UTF-8"));
+    }
+
+    #[test]
+    fn accepts_bom_json_and_crlf() {
+        assert_eq!(
+            config("\u{feff}current-context: a\n")
+                .current_context
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            config("{\"current-context\": \"a\"}")
+                .current_context
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            config("current-context: a\r\nkind: Config\r\n")
+                .current_context
+                .as_deref(),
+            Some("a")
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Merging generated entries into an existing kubeconfig, as a raw YAML value
+//! so that everything else in the file survives: unknown fields, extensions,
+//! relative paths (never absolutised), the order of entries.
+
+use anyhow::{Result, bail};
+use serde_yaml::{Mapping, Value};
+
+use super::emit::{Entries, document, named};
+
+/// What a merge did to one entry, for the report on stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: &'static str,
+    pub name: String,
+    pub added: bool,
+}
+
+/// Merges `entries` into `doc` (the parsed target; `None` for a new or empty
+/// file). An entry with a generated name is replaced where it stands, a new one
+/// is appended; `current-context` changes only with `set_current`, or when the
+/// file is new.
+pub fn merge(
+    doc: Option<Value>,
+    entries: &Entries,
+    set_current: bool,
+) -> Result<(Value, Vec<Change>)> {
+    let Some(doc) = doc.filter(|d| !d.is_null()) else {
+        let changes = ["cluster", "context", "user"]
+            .into_iter()
+            .map(|kind| Change {
+                kind,
+                name: entries.name.clone(),
+                added: true,
+            })
+            .collect();
+        return Ok((document(entries), changes));
+    };
+    let Value::Mapping(mut root) = doc else {
+        bail!(
+            "is not a kubeconfig (its top level is not a mapping); give a kubeconfig file or a new path"
+        );
+    };
+    check_is_kubeconfig(&root)?;
+    let mut changes = Vec::new();
+    for (list, kind, body) in [
+        ("clusters", "cluster", &entries.cluster),
+        ("contexts", "context", &entries.context),
+        ("users", "user", &entries.user),
+    ] {
+        let added = upsert(&mut root, list, kind, &entries.name, body)?;
+        changes.push(Change {
+            kind,
+            name: entries.name.clone(),
+            added,
+        });
+    }
+    let has_current =
+        matches!(root.get("current-context"), Some(Value::String(s)) if !s.is_empty());
+    if set_current || !has_current {
+        root.insert("current-context".into(), entries.name.as_str().into());
+    }
+    Ok((Value::Mapping(root), changes))
+}
+
+fn check_is_kubeconfig(root: &Mapping) -> Result<()> {
+    match root.get("kind") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(k)) if k == "Config" => {}
+        Some(_) => bail!("has a kind other than Config; it is not a kubeconfig"),
+    }
+    let known = [
+        "apiVersion",
+        "kind",
+        "clusters",
+        "contexts",
+        "users",
+        "current-context",
+        "preferences",
+    ];
+    if !known.iter().any(|k| root.contains_key(*k)) {
+        bail!(
+            "is not a kubeconfig (no clusters, contexts, users or kind); give a kubeconfig file or a new path"
+        );
+    }
+    Ok(())
+}
+
+/// Replaces the entry named `name` in `root[list]`, or appends it. Returns
+/// true when it was added. Refuses lists kubectl would refuse.
+fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping) -> Result<bool> {
+    let items = match root.get_mut(list) {
+        None | Some(Value::Null) => {
+            root.insert(list.into(), Value::Sequence(Vec::new()));
+            match root.get_mut(list) {
+                Some(Value::Sequence(items)) => items,
+                _ => bail!("{list} could not be created"),
+            }
+        }
+        Some(Value::Sequence(items)) => items,
+        Some(_) => bail!("field {list} is not a list; fix the file first"),
+    };
+    let mut found = None;
+    for (index, item) in items.iter().enumerate() {
+        let item_name = match item.get("name") {
+            Some(Value::String(n)) => n.as_str(),
+            _ => bail!("{list}[{index}] has no name; fix the file first"),
+        };
+        if item_name == name {
+            if found.is_some() {
+                bail!(
+                    "has two {kind} entries named {name:?}; kubectl refuses such a file too: fix it first"
+                );
+            }
+            found = Some(index);
+        }
+    }
+    let entry = named(kind, name, body);
+    match found {
+        Some(index) => {
+            items[index] = entry;
+            Ok(false)
+        }
+        None => {
+            items.push(entry);
+            Ok(true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubeconfig::yaml::to_yaml;
+
+    fn entries(name: &str) -> Entries {
+        Entries {
+            name: name.into(),
+            cluster: serde_yaml::from_str("server: https://new").unwrap(),
+            context: serde_yaml::from_str(&format!("cluster: {name}\nuser: {name}")).unwrap(),
+            user: serde_yaml::from_str("username: system:anonymous").unwrap(),
+        }
+    }
+
+    const EXISTING: &str = "\
+apiVersion: v1
+kind: Config
+current-context: admin
+clusters:
+- name: parent
+  cluster:
+    certificate-authority: ./ca.crt
+    server: https://parent
+    extensions:
+    - name: x
+      extension: {a: 1}
+- name: gen
+  cluster: {server: https://old}
+contexts:
+- name: admin
+  context: {cluster: parent, user: admin}
+users:
+- name: admin
+  user: {client-certificate: rel/admin.crt, client-key: rel/admin.key, unknown-field: kept}
+preferences: {colors: true}
+some-unknown-top-level: 1
+";
+
+    #[test]
+    fn replaces_in_place_appends_and_keeps_the_rest() {
+        let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
+        let (out, changes) = merge(Some(doc.clone()), &entries("gen"), false).unwrap();
+        assert_eq!(
+            changes
+                .iter()
+                .map(|c| (c.kind, c.added))
+                .collect::<Vec<_>>(),
+            [("cluster", false), ("context", true), ("user", true)]
+        );
+        assert_eq!(
+            out["clusters"][1]["cluster"]["server"],
+            Value::from("https://new")
+        );
+        assert_eq!(out["clusters"][0], doc["clusters"][0]);
+        assert_eq!(out["users"][0], doc["users"][0]);
+        assert_eq!(out["current-context"], Value::from("admin"));
+        assert_eq!(out["some-unknown-top-level"], Value::from(1));
+        let text = to_yaml(&out);
+        assert!(
+            text.contains("certificate-authority: \"./ca.crt\"")
+                && text.contains("client-certificate: rel/admin.crt")
+        );
+    }
+
+    #[test]
+    fn current_context_only_when_asked_or_unset() {
+        let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
+        let (out, _) = merge(Some(doc), &entries("gen"), true).unwrap();
+        assert_eq!(out["current-context"], Value::from("gen"));
+        let (fresh, changes) = merge(None, &entries("gen"), false).unwrap();
+        assert_eq!(fresh["current-context"], Value::from("gen"));
+        assert!(changes.iter().all(|c| c.added));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_kubeconfig() {
+        for (text, needle) in [
+            ("- a\n", "top level is not a mapping"),
+            ("foo: bar\n", "not a kubeconfig"),
+            ("kind: Pod\n", "kind other than Config"),
+            ("kind: Config\nclusters: 5\n", "clusters is not a list"),
+            (
+                "kind: Config\nusers:\n- {user: {}}\n",
+                "users[0] has no name",
+            ),
+            (
+                "kind: Config\nclusters:\n- {name: gen}\n- {name: gen}\n",
+                "two cluster entries",
+            ),
+        ] {
+            let doc: Value = serde_yaml::from_str(text).unwrap();
+            let err = format!(
+                "{:#}",
+                merge(Some(doc), &entries("gen"), false).unwrap_err()
+            );
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The parts of a kubeconfig this tool reads, typed.
+//!
+//! Modelled on kube-rs' `kube_client::config::Kubeconfig`, with two differences
+//! that matter here: user entries stay a raw YAML mapping (with `--parent-auth
+//! keep` they are copied as they are, unknown fields included, and their secret
+//! values must never pass through serde's error messages, which quote values),
+//! and nothing uses a `HashMap`, so that output order never depends on hashing.
+//! Top-level fields that generation does not need (`preferences`, `extensions`)
+//! are ignored when reading a parent; a merge target is handled as a raw
+//! `serde_yaml::Value` instead (see `write::merge`), so nothing in it is lost.
+
+use serde::{Deserialize, Deserializer};
+use serde_yaml::{Mapping, Value};
+
+/// One kubeconfig file, as read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Kubeconfig {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub current_context: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub clusters: Vec<NamedCluster>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub users: Vec<NamedUser>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub contexts: Vec<NamedContext>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedCluster {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cluster: Cluster,
+}
+
+/// A cluster entry: the fields that are carried into the generated kubeconfig.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Cluster {
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub certificate_authority: Option<String>,
+    #[serde(default)]
+    pub certificate_authority_data: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_tls_verify: Option<bool>,
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    #[serde(default)]
+    pub proxy_url: Option<String>,
+    #[serde(default)]
+    pub disable_compression: Option<bool>,
+    #[serde(default)]
+    pub extensions: Option<Value>,
+}
+
+/// A user entry, kept raw: see the module documentation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedUser {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub user: Mapping,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedContext {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub context: Context,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Context {
+    #[serde(default)]
+    pub cluster: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// kubectl treats `clusters: null` like a missing list; so do we.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}

@@ -1,0 +1,182 @@
+//! Choosing the context, and with it the cluster and the user, like kubectl does.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use serde_yaml::Mapping;
+
+use super::load::Loaded;
+use super::model::Cluster;
+
+/// The context chosen from a loaded kubeconfig, with its cluster and user.
+#[derive(Debug)]
+pub struct Selection<'a> {
+    pub context_name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub cluster_name: &'a str,
+    pub cluster: &'a Cluster,
+    /// Directory that relative paths in the cluster entry are resolved against.
+    pub cluster_dir: &'a Path,
+    pub user_name: &'a str,
+    pub user: &'a Mapping,
+    /// Directory that relative paths in the user entry are resolved against.
+    pub user_dir: &'a Path,
+}
+
+/// Selects `context` (or the current context) and checks that its cluster and
+/// user exist. `flag` names the flag that picks the context, for messages.
+pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Result<Selection<'a>> {
+    let name = match context.filter(|c| !c.is_empty()) {
+        Some(name) => name,
+        None => loaded.current_context.as_deref().ok_or_else(|| {
+            anyhow!(
+                "{} has no current-context; pass {flag} NAME (contexts: {})",
+                loaded.describe(),
+                list(loaded.contexts.iter().map(|c| c.item.name.as_str()))
+            )
+        })?,
+    };
+    let context = loaded
+        .contexts
+        .iter()
+        .find(|c| c.item.name == name)
+        .ok_or_else(|| {
+            anyhow!(
+                "context {name:?} is not in {}; pass {flag} with one of: {}",
+                loaded.describe(),
+                list(loaded.contexts.iter().map(|c| c.item.name.as_str()))
+            )
+        })?;
+    let ctx = &context.item.context;
+    if ctx.cluster.is_empty() {
+        bail!(
+            "context {name:?} in {} names no cluster; set its cluster field",
+            loaded.describe()
+        );
+    }
+    if ctx.user.is_empty() {
+        bail!(
+            "context {name:?} in {} names no user; set its user field",
+            loaded.describe()
+        );
+    }
+    let cluster = loaded
+        .clusters
+        .iter()
+        .find(|c| c.item.name == ctx.cluster)
+        .ok_or_else(|| {
+            anyhow!(
+                "context {name:?} names cluster {:?}, which is not in {}; add the cluster or fix the context",
+                ctx.cluster,
+                loaded.describe()
+            )
+        })?;
+    let user = loaded
+        .users
+        .iter()
+        .find(|u| u.item.name == ctx.user)
+        .ok_or_else(|| {
+            anyhow!(
+                "context {name:?} names user {:?}, which is not in {}; add the user or fix the context",
+                ctx.user,
+                loaded.describe()
+            )
+        })?;
+    Ok(Selection {
+        context_name: &context.item.name,
+        namespace: ctx.namespace.as_deref().filter(|n| !n.is_empty()),
+        cluster_name: &cluster.item.name,
+        cluster: &cluster.item.cluster,
+        cluster_dir: loaded.base_dir(cluster.file),
+        user_name: &user.item.name,
+        user: &user.item.user,
+        user_dir: loaded.base_dir(user.file),
+    })
+}
+
+/// A short list of names for a message: huge kubeconfigs must not flood stderr.
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 8;
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        return "none".to_string();
+    }
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubeconfig::load::{merge, parse};
+
+    const TWO: &str = "\
+current-context: b
+clusters:
+- name: c1
+  cluster: {server: https://one}
+- name: c2
+  cluster: {server: https://two}
+users:
+- name: u1
+  user: {token: t}
+contexts:
+- name: a
+  context: {cluster: c1, user: u1, namespace: ns}
+- name: b
+  context: {cluster: c2, user: u1}
+- name: broken
+  context: {cluster: nope, user: u1}
+- name: nouser
+  context: {cluster: c1, user: ghost}
+";
+
+    fn loaded(text: &str) -> Loaded {
+        merge(vec![("/k/config".into(), parse(text.as_bytes()).unwrap())])
+    }
+
+    #[test]
+    fn current_context_is_the_default() {
+        let l = loaded(TWO);
+        let s = select(&l, None, "--context").unwrap();
+        assert_eq!(s.context_name, "b");
+        assert_eq!(s.cluster.server.as_deref(), Some("https://two"));
+        assert_eq!(s.namespace, None);
+        assert_eq!(s.cluster_dir, Path::new("/k"));
+    }
+
+    #[test]
+    fn explicit_context_with_namespace() {
+        let l = loaded(TWO);
+        let s = select(&l, Some("a"), "--context").unwrap();
+        assert_eq!(
+            (s.cluster_name, s.user_name, s.namespace),
+            ("c1", "u1", Some("ns"))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_the_fix() {
+        let l = loaded(TWO);
+        let err = |c: Option<&str>| format!("{:#}", select(&l, c, "--context").unwrap_err());
+        assert!(
+            err(Some("zz"))
+                .contains("context \"zz\" is not in /k/config; pass --context with one of: \"a\"")
+        );
+        assert!(err(Some("broken")).contains("names cluster \"nope\""));
+        assert!(err(Some("nouser")).contains("names user \"ghost\""));
+        let none = loaded("apiVersion: v1\nkind: Config\n");
+        assert!(
+            format!("{:#}", select(&none, None, "--context").unwrap_err())
+                .contains("has no current-context")
+        );
+    }
+}

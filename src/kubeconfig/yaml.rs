@@ -1,0 +1,246 @@
+//! A small YAML emitter for kubeconfig documents.
+//!
+//! Why not serde_yaml's serializer: kubectl parses YAML with go-yaml in YAML 1.1
+//! mode, where plain scalars such as `yes`, `on`, `0123` (octal) or `0x1F` are
+//! not strings, and where U+0085, U+2028 and U+2029 are line breaks. A token or
+//! a name must reach kubectl byte for byte, so this emitter writes a string
+//! plain only when it is unambiguous in YAML 1.1 and 1.2 alike, and otherwise
+//! double-quoted with every character outside YAML's printable set escaped.
+//! Layout follows `kubectl config view`: block mappings indented by two, block
+//! sequences at their key's indentation.
+
+use std::fmt::Write as _;
+
+use serde_yaml::{Mapping, Value};
+
+/// The whole document, ending in a newline.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Mapping(map) if !map.is_empty() => mapping(&mut out, map, 0, false),
+        Value::Sequence(seq) if !seq.is_empty() => sequence(&mut out, seq, 0),
+        other => {
+            out.push_str(&inline(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A block mapping at `indent`. With `after_dash`, the first key goes on the
+/// current line, right after a sequence's `- `.
+fn mapping(out: &mut String, map: &Mapping, indent: usize, after_dash: bool) {
+    for (i, (key, value)) in map.iter().enumerate() {
+        if !(i == 0 && after_dash) {
+            pad(out, indent);
+        }
+        out.push_str(&inline(key));
+        out.push(':');
+        match value {
+            Value::Mapping(inner) if !inner.is_empty() => {
+                out.push('\n');
+                mapping(out, inner, indent + 2, false);
+            }
+            Value::Sequence(items) if !items.is_empty() => {
+                out.push('\n');
+                sequence(out, items, indent);
+            }
+            other => {
+                out.push(' ');
+                out.push_str(&inline(other));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn sequence(out: &mut String, items: &[Value], indent: usize) {
+    for item in items {
+        pad(out, indent);
+        out.push_str("- ");
+        match item {
+            Value::Mapping(inner) if !inner.is_empty() => mapping(out, inner, indent + 2, true),
+            other => {
+                out.push_str(&inline(other));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn pad(out: &mut String, indent: usize) {
+    out.extend(std::iter::repeat_n(' ', indent));
+}
+
+/// A value on one line: scalars, and flow style for the rare nested collection
+/// that has no block position (a sequence inside a sequence, a tagged value).
+fn inline(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => string(s),
+        Value::Sequence(items) => {
+            let parts: Vec<String> = items.iter().map(inline).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Mapping(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", inline(k), inline(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, inline(&tagged.value)),
+    }
+}
+
+/// A string scalar: plain when that is unambiguous, double-quoted otherwise.
+pub fn string(s: &str) -> String {
+    if is_plain_safe(s) {
+        s.to_string()
+    } else {
+        quoted(s)
+    }
+}
+
+/// Words that YAML 1.1 (go-yaml v2, and so kubectl) reads as booleans or null.
+const RESERVED: &[&str] = &["y", "n", "yes", "no", "true", "false", "on", "off", "null"];
+
+fn is_plain_safe(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    // A letter or `/` first rules out numbers, dates, indicators (`-`, `?`, `:`,
+    // `&`, `*`, `!`, `|`, `>`, `%`, `@`, `#`, quotes) and `.inf`/`.nan`.
+    (first.is_ascii_alphabetic() || first == '/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+=".contains(c))
+        && !s.ends_with(':')
+        && !RESERVED.iter().any(|w| w.eq_ignore_ascii_case(s))
+}
+
+/// Double-quoted, escaping `"`, `\` and every character YAML does not allow
+/// raw or reads as a line break (C0 and C1 controls, DEL, U+0085, U+2028,
+/// U+2029, U+FEFF, U+FFFE, U+FFFF).
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if is_printable(c) => out.push(c),
+            c => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn is_printable(c: char) -> bool {
+    matches!(c as u32, 0x20..=0x7E | 0xA0..=0x2027 | 0x202A..=0xD7FF | 0xE000..=0xFEFE | 0xFF00..=0xFFFD | 0x10000..)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(s: &str) {
+        let doc = Value::Mapping(Mapping::from_iter([(Value::from("k"), Value::from(s))]));
+        let text = to_yaml(&doc);
+        let back: Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(back["k"], Value::from(s), "{text}");
+    }
+
+    #[test]
+    fn yaml_special_strings_are_quoted_and_survive() {
+        for s in [
+            "yes",
+            "No",
+            "ON",
+            "off",
+            "null",
+            "~",
+            "0123",
+            "1e3",
+            "0x1F",
+            "- x",
+            "#x",
+            "a: b",
+            "'q'",
+            "\"q\"",
+            " lead",
+            "trail ",
+            "",
+            "grüße ✓",
+            "a\u{2028}b",
+            "a\u{85}b",
+            "x\u{7f}",
+            "tab\there",
+            "=",
+            "<<",
+            "a:",
+            "true",
+            "12:30",
+            "2001-12-14",
+            ".inf",
+            "@x",
+            "!x",
+            "*x",
+            "&x",
+            "%x",
+            "|",
+            ">",
+            "?",
+            "[a]",
+            "{a}",
+            "a,b",
+        ] {
+            round_trip(s);
+        }
+        assert_eq!(string("yes"), "\"yes\"");
+        assert_eq!(string("0123"), "\"0123\"");
+        assert_eq!(string("a\u{2028}"), "\"a\\u2028\"");
+    }
+
+    #[test]
+    fn ordinary_values_stay_plain() {
+        for s in [
+            "clusternet",
+            "https://10.0.0.1:6443/apis/x",
+            "LS0tLS1CRUdJTg==",
+            "system:anonymous",
+            "kubernetes-admin@kubernetes",
+        ] {
+            assert_eq!(string(s), s);
+        }
+    }
+
+    #[test]
+    fn layout_matches_kubectl() {
+        let doc: Value = serde_yaml::from_str(
+            "apiVersion: v1\nclusters:\n- cluster:\n    server: https://a\n  name: c\npreferences: {}\nusers:\n- name: u\n  user:\n    as-user-extra:\n      clusternet-token:\n      - t\n",
+        )
+        .unwrap();
+        assert_eq!(
+            to_yaml(&doc),
+            "apiVersion: v1\nclusters:\n- cluster:\n    server: https://a\n  name: c\npreferences: {}\nusers:\n- name: u\n  user:\n    as-user-extra:\n      clusternet-token:\n      - t\n"
+        );
+    }
+
+    #[test]
+    fn nested_and_odd_values_round_trip() {
+        let doc: Value = serde_yaml::from_str(
+            "a: [[1, 2], []]\nb: {}\nc: !tag x\nd: 1.5\ne: null\nf: [{x: 1}]\ng: {\"k y\": [\"yes\"]}\n",
+        )
+        .unwrap();
+        let back: Value = serde_yaml::from_str(&to_yaml(&doc)).unwrap();
+        assert_eq!(back, doc);
+    }
+}

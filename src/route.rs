@@ -1,0 +1,236 @@
+//! Where requests go: the cluster ID, the route inside the child, and the
+//! parent server URL rewritten to the hub's socket-proxy path.
+//!
+//! The hub parses `<rest>` of `.../sockets/<id>/proxy/<rest>` in
+//! `pkg/hub/exchanger/exchanger.go` (`ClusterLocation`): `direct[/...]` goes to
+//! the apiserver URL the agent reported; `https/<host[:port]>[/path]` and
+//! `http/<host[:port]>[/path]` are dialled from inside the child cluster.
+
+use std::fmt;
+
+use anyhow::{Result, anyhow, bail};
+use url::Url;
+
+/// The path the hub serves under the parent apiserver, without the cluster ID.
+pub const SOCKETS_PATH: &str = "apis/proxies.clusternet.io/v1alpha1/sockets";
+
+/// A child cluster ID in the one form the hub matches: the hub selects
+/// ManagedClusters by an exact, case-sensitive label match, and the agent
+/// writes lower-case hyphenated UUIDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterId(String);
+
+impl ClusterId {
+    /// Parses any form the uuid crate accepts (hyphenated, simple, braced, URN,
+    /// any case). The flag says whether the normalised form differs from the input.
+    pub fn parse(input: &str) -> Result<(ClusterId, bool)> {
+        let id = uuid::Uuid::try_parse(input.trim()).map_err(|_| {
+            anyhow!(
+                "--cluster-id {input:?} is not a UUID; use the label clusters.clusternet.io/cluster-id of the ManagedCluster (e.g. dc91021d-2361-4f6d-a404-7c33b9e01118)"
+            )
+        })?;
+        let text = id.hyphenated().to_string();
+        let changed = text != input;
+        Ok((ClusterId(text), changed))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the hub reaches the child's apiserver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The apiserver URL the agent reported in `ManagedCluster.status.apiserverURL`.
+    Direct,
+    /// `https/<host[:port]>[/path]` or `http/...`: dialled from inside the child.
+    Dial {
+        scheme: &'static str,
+        target: String,
+    },
+}
+
+impl Route {
+    /// Parses `--child-server`: `http(s)://host[:port][/path]`, nothing else.
+    pub fn from_child_server(input: &str) -> Result<Route> {
+        let flag = "--child-server";
+        let url = Url::parse(input.trim()).map_err(|e| {
+            anyhow!("{flag} {input:?} is not a URL ({e}); give http(s)://host[:port][/path]")
+        })?;
+        let scheme = match url.scheme() {
+            "https" => "https",
+            "http" => "http",
+            other => bail!("{flag} has scheme {other:?}; the hub dials only https:// or http://"),
+        };
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+            anyhow!("{flag} {input:?} has no host; give http(s)://host[:port][/path]")
+        })?;
+        reject_extras(&url, flag)?;
+        let mut target = host.to_string();
+        if let Some(port) = url.port() {
+            target.push_str(&format!(":{port}"));
+        }
+        target.push_str(url.path().trim_end_matches('/'));
+        Ok(Route::Dial { scheme, target })
+    }
+
+    /// The `<rest>` prefix under `.../proxy/`.
+    pub fn path(&self) -> String {
+        match self {
+            Route::Direct => "direct".to_string(),
+            Route::Dial { scheme, target } => format!("{scheme}/{target}"),
+        }
+    }
+}
+
+/// The server of the generated cluster: the parent server, exactly one `/`,
+/// then `apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/<route>`.
+/// A path prefix of the parent (Rancher-style) is kept; `field` names the
+/// parent's server field for messages.
+pub fn proxy_server(
+    parent_server: &str,
+    id: &ClusterId,
+    route: &Route,
+    field: &str,
+) -> Result<String> {
+    let url = Url::parse(parent_server.trim()).map_err(|e| {
+        anyhow!("{field} is not a URL ({e}); it must be https://host[:port][/path]")
+    })?;
+    if !matches!(url.scheme(), "https" | "http") {
+        bail!(
+            "{field} has scheme {:?}; it must be https:// or http://",
+            url.scheme()
+        );
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        bail!("{field} has no host");
+    }
+    reject_extras(&url, field)?;
+    let base = url.as_str().trim_end_matches('/');
+    Ok(format!("{base}/{SOCKETS_PATH}/{id}/proxy/{}", route.path()))
+}
+
+/// Query, fragment and user info have no place in a server URL; user info
+/// would also be a credential in the wrong place, so it is never echoed.
+fn reject_extras(url: &Url, field: &str) -> Result<()> {
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!(
+            "{field} contains user info (user:password@); remove it: credentials belong in the user entry"
+        );
+    }
+    if url.query().is_some() {
+        bail!("{field} has a query (?...); remove it");
+    }
+    if url.fragment().is_some() {
+        bail!("{field} has a fragment (#...); remove it");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "dc91021d-2361-4f6d-a404-7c33b9e01118";
+
+    fn id() -> ClusterId {
+        ClusterId::parse(ID).unwrap().0
+    }
+
+    fn server(parent: &str, route: &Route) -> String {
+        proxy_server(parent, &id(), route, "server").unwrap()
+    }
+
+    #[test]
+    fn cluster_id_forms_normalise() {
+        assert_eq!(ClusterId::parse(ID).unwrap(), (id(), false));
+        for form in [
+            "DC91021D-2361-4F6D-A404-7C33B9E01118",
+            "dc91021d23614f6da4047c33b9e01118",
+            "{dc91021d-2361-4f6d-a404-7c33b9e01118}",
+            "urn:uuid:dc91021d-2361-4f6d-a404-7c33b9e01118",
+        ] {
+            assert_eq!(ClusterId::parse(form).unwrap(), (id(), true), "{form}");
+        }
+        for bad in [
+            "",
+            "dc91021d",
+            "not-a-uuid",
+            "dc91021d-2361-4f6d-a404-7c33b9e0111z",
+        ] {
+            assert!(format!("{:#}", ClusterId::parse(bad).unwrap_err()).contains("--cluster-id"));
+        }
+    }
+
+    #[test]
+    fn server_gets_exactly_one_slash() {
+        let want = format!("https://10.0.0.10:6443/{SOCKETS_PATH}/{ID}/proxy/direct");
+        assert_eq!(server("https://10.0.0.10:6443", &Route::Direct), want);
+        assert_eq!(server("https://10.0.0.10:6443/", &Route::Direct), want);
+        assert_eq!(server("https://10.0.0.10:6443///", &Route::Direct), want);
+    }
+
+    #[test]
+    fn path_prefixes_and_ipv6_are_kept() {
+        assert_eq!(
+            server(
+                "https://rancher.example/k8s/clusters/c-xyz/",
+                &Route::Direct
+            ),
+            format!("https://rancher.example/k8s/clusters/c-xyz/{SOCKETS_PATH}/{ID}/proxy/direct")
+        );
+        assert_eq!(
+            server("https://[fd00::1]:6443", &Route::Direct),
+            format!("https://[fd00::1]:6443/{SOCKETS_PATH}/{ID}/proxy/direct")
+        );
+    }
+
+    #[test]
+    fn child_server_routes() {
+        let r = |s: &str| Route::from_child_server(s).unwrap().path();
+        assert_eq!(r("https://demo1.cluster.net"), "https/demo1.cluster.net");
+        assert_eq!(r("https://127.0.0.1:6443/"), "https/127.0.0.1:6443");
+        assert_eq!(r("http://10.212.0.7:8001"), "http/10.212.0.7:8001");
+        assert_eq!(r("https://[::1]:6443/prefix/"), "https/[::1]:6443/prefix");
+        assert_eq!(r("https://Host.Example"), "https/host.example");
+        for (bad, needle) in [
+            ("ftp://x", "scheme \"ftp\""),
+            ("https://", "not a URL"),
+            ("x.example:6443", "scheme"),
+            ("https://x/?a=b", "query"),
+            ("https://x/#f", "fragment"),
+            ("https://u:p@x", "user info"),
+            ("demo1.cluster.net", "not a URL"),
+        ] {
+            let err = format!("{:#}", Route::from_child_server(bad).unwrap_err());
+            assert!(err.contains(needle), "{bad}: {err}");
+            assert!(!err.contains(":p@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_parent_servers() {
+        for (bad, needle) in [
+            ("10.0.0.1:6443", "must be https://"),
+            ("ftp://x", "scheme"),
+            ("https://x?y=1", "query"),
+            ("https://x#y", "fragment"),
+            ("https://admin:secret@x", "user info"),
+            ("", "not a URL"),
+        ] {
+            let err = format!(
+                "{:#}",
+                proxy_server(bad, &id(), &Route::Direct, "server").unwrap_err()
+            );
+            assert!(err.contains(needle), "{bad}: {err}");
+            assert!(!err.contains("secret"));
+        }
+    }
+}
