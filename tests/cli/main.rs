@@ -1,0 +1,9 @@
+//! Offline integration tests: one binary, one module per concern, a small
+//! helper per case (see `support`).
+
+mod support;
+
+mod gen_bad_input;
+mod gen_modes;
+mod kubectl_matrix;
+mod yaml_quoting;

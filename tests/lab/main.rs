@@ -1,0 +1,1 @@
+//! Tests against the loopback Kubernetes lab (`lab/lab.sh up`).
