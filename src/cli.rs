@@ -71,6 +71,14 @@ pub struct GenArgs {
     #[command(flatten)]
     pub parent: ParentAuthArgs,
 
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// What is generated and where it goes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
     /// One name for the generated cluster, user and context [default: clusternet-<cluster-id>]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,

@@ -92,23 +92,23 @@ impl Settings {
                 "--token-file - and --parent-token-file - cannot both read stdin; use a file for one",
             ));
         }
-        let name = match args.name {
+        let name = match args.out.name {
             Some(name) => check_name(name)?,
             None => format!("clusternet-{cluster_id}"),
         };
-        let destination = match (args.output_file, args.merge_into) {
+        let destination = match (args.out.output_file, args.out.merge_into) {
             (Some(path), _) => Destination::File {
                 path,
-                force: args.force,
+                force: args.out.force,
             },
             (None, Some(path)) => Destination::Merge {
                 path,
-                set_current_context: args.set_current_context,
-                lock_timeout: Duration::from_secs(args.lock_timeout),
+                set_current_context: args.out.set_current_context,
+                lock_timeout: Duration::from_secs(args.out.lock_timeout),
             },
             (None, None) => Destination::Stdout,
         };
-        if matches!(destination, Destination::Merge { .. }) && args.output == OutputFormat::Json {
+        if matches!(destination, Destination::Merge { .. }) && args.out.output == OutputFormat::Json {
             return Err(usage("--merge-into writes YAML; drop -o json"));
         }
         Ok(Settings {
@@ -120,7 +120,7 @@ impl Settings {
             parent_auth: args.parent.parent_auth,
             parent_token,
             name,
-            format: args.output,
+            format: args.out.output,
             destination,
         })
     }

@@ -1,1 +1,231 @@
-//! TODO
+//! Small helpers shared by the CLI tests: a scratch directory with a parent
+//! kubeconfig and child credentials, running the binary with a clean
+//! environment, and reading a kubeconfig back through real kubectl.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+pub const CLUSTER_ID: &str = "dc91021d-2361-4f6d-a404-7c33b9e01118";
+pub const PROXY: &str = "apis/proxies.clusternet.io/v1alpha1/sockets";
+/// Planted secrets: no message may ever contain them.
+pub const CHILD_TOKEN: &str = "SECRET-child-token-7f3a";
+pub const PARENT_TOKEN: &str = "SECRET-parent-token-91bc";
+pub const PARENT_USER_TOKEN: &str = "SECRET-parent-user-token-55de";
+
+/// A scratch directory holding a parent kubeconfig, child credentials and a CA.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub parent_cert_pem: String,
+    pub parent_key_pem: String,
+}
+
+fn pair(cn: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![cn.into()]).unwrap().self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+impl Scratch {
+    /// A parent kubeconfig `parent.yaml` with contexts `main` (current: CA file
+    /// `pki/ca.crt` relative, user `admin` with relative client cert files),
+    /// `tokenuser` (user with a tokenFile) and `nsctx` (namespace `apps`, TLS
+    /// options and extensions on its cluster); child credentials `child.token`,
+    /// `child.crt`, `child.key`.
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_pem, key_pem) = pair("child-user");
+        let (parent_cert_pem, parent_key_pem) = pair("parent-admin");
+        let (ca_pem, _) = pair("parent-ca");
+        let s = Scratch { dir, cert_pem, key_pem, parent_cert_pem, parent_key_pem };
+        s.write("pki/ca.crt", &ca_pem);
+        s.write("pki/admin.crt", &s.parent_cert_pem);
+        s.write("pki/admin.key", &s.parent_key_pem);
+        s.write("parent-user.token", &format!("{PARENT_USER_TOKEN}\n"));
+        s.write("child.token", &format!("{CHILD_TOKEN}\n"));
+        s.write("child.crt", &s.cert_pem);
+        s.write("child.key", &s.key_pem);
+        s.write(
+            "parent.yaml",
+            "apiVersion: v1
+kind: Config
+current-context: main
+clusters:
+- name: parent
+  cluster:
+    certificate-authority: pki/ca.crt
+    server: https://10.0.0.10:6443
+- name: fancy
+  cluster:
+    certificate-authority-data: Q0EK
+    server: https://[fd00::10]:6443/prefix/
+    tls-server-name: kubernetes.default
+    proxy-url: http://proxy.example:3128
+    disable-compression: true
+    insecure-skip-tls-verify: false
+    extensions:
+    - name: example.com/meta
+      extension:
+        region: eu-1
+contexts:
+- name: main
+  context: {cluster: parent, user: admin}
+- name: tokenuser
+  context: {cluster: parent, user: tokenuser}
+- name: nsctx
+  context: {cluster: fancy, user: admin, namespace: apps}
+users:
+- name: admin
+  user:
+    client-certificate: pki/admin.crt
+    client-key: pki/admin.key
+- name: tokenuser
+  user:
+    tokenFile: parent-user.token
+",
+        );
+        s
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// `gen --kubeconfig parent.yaml --cluster-id ID` plus `args`, run in the scratch dir.
+    pub fn generate(&self, args: &[&str]) -> Command {
+        let mut cmd = self.bare(&["gen", "--kubeconfig", "parent.yaml", "--cluster-id", CLUSTER_ID]);
+        cmd.args(args);
+        cmd
+    }
+
+    /// The binary with `args`, a clean environment and the scratch dir as cwd and HOME.
+    pub fn bare(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Names of the files in the scratch dir (recursively), for "nothing was written" checks.
+    pub fn listing(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+            entries.sort();
+            for path in entries {
+                let meta = fs::symlink_metadata(&path).unwrap();
+                if meta.is_dir() {
+                    walk(&path, out);
+                } else if meta.is_file() && meta.permissions().mode() & 0o400 != 0 {
+                    let bytes = fs::read(&path).unwrap_or_default();
+                    out.push((path, bytes));
+                } else {
+                    out.push((path, Vec::new()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+}
+
+/// Runs a command with `stdin` as standard input.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Success, and the generated kubeconfig on stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "expected success, got {:?}: {}", out.status, stderr(&out));
+    stdout(&out)
+}
+
+/// A failure with `code`, one `error:` line containing `needle`, no panic,
+/// nothing on stdout, and no planted secret anywhere.
+pub fn fails(out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(out.stdout.is_empty(), "stdout not empty: {}", stdout(out));
+    let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(error_lines.len(), 1, "one error line expected: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    no_secrets(&err);
+}
+
+pub fn no_secrets(text: &str) {
+    for secret in [CHILD_TOKEN, PARENT_TOKEN, PARENT_USER_TOKEN, "PRIVATE KEY-----"] {
+        assert!(!text.contains(secret), "secret {secret:?} leaked: {text}");
+    }
+}
+
+/// `kubectl config view --raw -o json` of a kubeconfig file: what kubectl understood.
+pub fn kubectl_view(path: &Path) -> Value {
+    let out = Command::new("kubectl")
+        .args(["config", "view", "--raw", "-o", "json", "--kubeconfig"])
+        .arg(path)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl must be installed (see .ci/run)");
+    assert!(out.status.success(), "kubectl config view failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Writes generated text to a file and reads it back through kubectl.
+pub fn kubectl_view_text(scratch: &Scratch, text: &str) -> Value {
+    let path = scratch.write("generated.kubeconfig", text);
+    let view = kubectl_view(&path);
+    fs::remove_file(path).unwrap();
+    view
+}
+
+/// The single entry of `list` (clusters, users, contexts) in a kubectl view.
+pub fn only<'a>(view: &'a Value, list: &str) -> &'a Value {
+    let items = view[list].as_array().unwrap_or_else(|| panic!("{list} missing in {view}"));
+    assert_eq!(items.len(), 1, "{list}: {view}");
+    &items[0]
+}
+
+pub fn b64(text: &str) -> String {
+    STANDARD.encode(text)
+}
+
+pub fn proxy_server(parent: &str, route: &str) -> String {
+    format!("{parent}/{PROXY}/{CLUSTER_ID}/proxy/{route}")
+}
