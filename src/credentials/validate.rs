@@ -90,7 +90,7 @@ pub fn cert_and_key(
         .next()
         .and_then(|c| c.ok())
         .ok_or_else(|| {
-            anyhow!("{cert_origin} is not a PEM certificate (-----BEGIN CERTIFICATE-----)")
+            anyhow!("{cert_origin} is not a PEM certificate (no BEGIN CERTIFICATE block)")
         })?;
     let text = String::from_utf8_lossy(key_pem);
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
@@ -101,7 +101,7 @@ pub fn cert_and_key(
         );
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
-        anyhow!("{key_origin} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+        anyhow!("{key_origin} is not a PEM private key (no BEGIN PRIVATE KEY block)")
     })?;
     let signing_key = match default_provider().key_provider.load_private_key(key) {
         Ok(k) => k,

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's test command (see README): unit tests, CLI tests, the kubectl
+# wire matrix, then the lab end-to-end tests against a real kube-apiserver.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start=$(date +%s)
+cargo test --workspace --locked --lib --bins --test cli
+echo "offline tests: $(( $(date +%s) - start ))s"
+
+bash scripts/lab-test.sh
+echo "all tests: $(( $(date +%s) - start ))s"
