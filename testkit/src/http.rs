@@ -1,0 +1,297 @@
+//! HTTP/1.1 over rustls, by hand: request line, headers, Content-Length or
+//! chunked body; keep-alive until the client closes.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rustls::{ServerConnection, StreamOwned};
+
+use crate::{RecordedRequest, Shared, answer, der};
+
+/// Limits: a request head (line + headers) and a body.
+const MAX_HEAD: u64 = 1 << 20;
+const MAX_BODY: u64 = 16 << 20;
+
+/// A parsed request.
+pub(crate) struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub close: bool,
+}
+
+impl Request {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What to send back.
+pub(crate) struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+enum ReadError {
+    /// The client closed the connection between requests.
+    Closed,
+    /// Something to answer with this status, then close.
+    Bad(u16, String),
+}
+
+pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
+    let _ = stream.set_nodelay(true);
+    let Ok(conn) = ServerConnection::new(tls) else {
+        return;
+    };
+    let mut reader = BufReader::new(StreamOwned::new(conn, stream));
+    loop {
+        let request = match read_request(&mut reader) {
+            Ok(r) => r,
+            Err(ReadError::Closed) => return,
+            Err(ReadError::Bad(status, message)) => {
+                let response = answer::status_response(status, reason_phrase(status), &message);
+                let _ = write_response(reader.get_mut(), &response, false, true);
+                break;
+            }
+        };
+        let peer = reader
+            .get_ref()
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec());
+        let recorded = RecordedRequest {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            headers: request.headers.clone(),
+            client_cert_cn: peer.as_deref().and_then(der::subject_cn),
+            client_cert_der_b64: peer.as_deref().map(|d| STANDARD.encode(d)),
+        };
+        let response = answer::respond(&request, shared);
+        shared.record(recorded);
+        let head_only = request.method == "HEAD";
+        if write_response(reader.get_mut(), &response, head_only, request.close).is_err()
+            || request.close
+        {
+            break;
+        }
+    }
+    let stream = reader.get_mut();
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+}
+
+fn read_line<R: BufRead>(reader: &mut R, budget: &mut u64) -> Result<Vec<u8>, ReadError> {
+    let mut line = Vec::new();
+    let n = reader
+        .by_ref()
+        .take(*budget)
+        .read_until(b'\n', &mut line)
+        .map_err(|_| ReadError::Closed)?;
+    *budget -= n as u64;
+    if !line.ends_with(b"\n") {
+        if *budget == 0 {
+            return Err(ReadError::Bad(431, "request header too large".into()));
+        }
+        return Err(ReadError::Closed);
+    }
+    line.pop();
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    Ok(line)
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, ReadError> {
+    let mut budget = MAX_HEAD;
+    let mut line = read_line(reader, &mut budget)?;
+    // Tolerate empty lines before a request (RFC 9112 §2.2).
+    while line.is_empty() {
+        line = read_line(reader, &mut budget)?;
+    }
+    let line = text(line);
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ReadError::Bad(
+            400,
+            format!("malformed request line {line:?}"),
+        ));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(ReadError::Bad(
+            505,
+            format!("unsupported version {version}"),
+        ));
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(reader, &mut budget)?;
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(ReadError::Bad(400, "malformed header line".into()));
+        };
+        let name = text(line[..colon].to_vec()).to_ascii_lowercase();
+        if name.is_empty() || name.contains([' ', '\t']) {
+            return Err(ReadError::Bad(400, "malformed header name".into()));
+        }
+        let value = line[colon + 1..].trim_ascii().to_vec();
+        headers.push((name, text(value)));
+    }
+    let mut request = Request {
+        method: method.to_string(),
+        path,
+        query,
+        headers,
+        close: false,
+    };
+    let connection = request
+        .header("connection")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    request.close = connection.split(',').any(|t| t.trim() == "close")
+        || (version == "HTTP/1.0" && !connection.contains("keep-alive"));
+    let chunked = request
+        .header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        read_chunked(reader)?;
+    } else if let Some(len) = request.header("content-length") {
+        let len: u64 = len
+            .trim()
+            .parse()
+            .map_err(|_| ReadError::Bad(400, "bad Content-Length".into()))?;
+        if len > MAX_BODY {
+            return Err(ReadError::Bad(413, "request body too large".into()));
+        }
+        io::copy(&mut reader.by_ref().take(len), &mut io::sink()).map_err(|_| ReadError::Closed)?;
+    }
+    Ok(request)
+}
+
+/// Reads and discards a chunked body, trailers included.
+fn read_chunked<R: BufRead>(reader: &mut R) -> Result<(), ReadError> {
+    let mut budget = MAX_HEAD;
+    let mut total = 0u64;
+    loop {
+        let line = text(read_line(reader, &mut budget)?);
+        let size = line.split(';').next().unwrap_or("").trim();
+        let size = u64::from_str_radix(size, 16)
+            .map_err(|_| ReadError::Bad(400, "bad chunk size".into()))?;
+        total += size;
+        if total > MAX_BODY {
+            return Err(ReadError::Bad(413, "request body too large".into()));
+        }
+        if size == 0 {
+            // Trailers, up to the empty line.
+            while !read_line(reader, &mut budget)?.is_empty() {}
+            return Ok(());
+        }
+        io::copy(&mut reader.by_ref().take(size), &mut io::sink())
+            .map_err(|_| ReadError::Closed)?;
+        if !read_line(reader, &mut budget)?.is_empty() {
+            return Err(ReadError::Bad(400, "chunk not followed by CRLF".into()));
+        }
+    }
+}
+
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+fn write_response<W: Write>(
+    out: &mut W,
+    response: &Response,
+    head_only: bool,
+    close: bool,
+) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache, private\r\n",
+        response.status,
+        reason_phrase(response.status),
+        response.content_type,
+        response.body.len()
+    );
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(&response.body);
+    }
+    out.write_all(&bytes)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Request, u16> {
+        let mut reader = BufReader::new(raw.as_bytes());
+        read_request(&mut reader).map_err(|e| match e {
+            ReadError::Closed => 0,
+            ReadError::Bad(s, _) => s,
+        })
+    }
+
+    #[test]
+    fn parses_line_headers_and_bodies() {
+        let r = parse("GET /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nX-A:  v  w \r\nx-a: 2\r\n\r\n")
+            .ok()
+            .unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/a/b"));
+        assert_eq!(r.query.as_deref(), Some("x=1&y"));
+        assert_eq!(r.headers[1], ("x-a".to_string(), "v  w".to_string()));
+        assert!(!r.close);
+        let r = parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+            .ok()
+            .unwrap();
+        assert!(r.close);
+        let raw = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
+        let mut reader = BufReader::new(raw.as_bytes());
+        assert!(read_request(&mut reader).is_ok());
+        assert_eq!(read_request(&mut reader).ok().unwrap().path, "/next");
+        assert_eq!(parse("GARBAGE\r\n\r\n").err(), Some(400));
+        assert_eq!(parse("").err(), Some(0));
+        let r = parse("GET / HTTP/1.1\r\nX: gr\u{fc}\u{df}e\r\n\r\n")
+            .ok()
+            .unwrap();
+        assert_eq!(r.headers[0].1, "gr\u{fc}\u{df}e");
+    }
+}
