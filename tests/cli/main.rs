@@ -5,5 +5,6 @@ mod support;
 
 mod gen_bad_input;
 mod gen_modes;
+mod kubectl;
 mod kubectl_matrix;
 mod yaml_quoting;
