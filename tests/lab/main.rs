@@ -1,1 +1,17 @@
 //! Tests against the loopback Kubernetes lab (`lab/lab.sh up`).
+//!
+//! A real kube-apiserver (RBAC, anonymous auth on, aggregation layer) with the
+//! Clusternet socket-proxy RBAC, and the hub stand-in registered as the
+//! APIService `v1alpha1.proxies.clusternet.io`. The tests run the product
+//! binary, then real `kubectl` with its output, and read what reached the
+//! stand-in from its record file (JSON lines, one per request).
+//!
+//! The lab is described by `lab/state/lab.env` (or `$CLUSTERNET_LAB_ENV`):
+//! when it is missing the tests FAIL (they never skip). `scripts/lab-test.sh`
+//! brings the lab up, runs them and brings it down.
+
+mod support;
+
+mod auth;
+mod failures;
+mod negative;

@@ -1,0 +1,374 @@
+//! Lab access: the env file, the product binary, kubectl, the stand-in's record.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+pub const PROXY_PREFIX: &str = "/apis/proxies.clusternet.io/v1alpha1/sockets/";
+
+/// The running lab, as `lab/lab.sh up` wrote it to `lab.env`.
+pub struct Lab {
+    vars: HashMap<String, String>,
+}
+
+impl Lab {
+    pub fn var(&self, name: &str) -> &str {
+        self.vars.get(name).unwrap_or_else(|| {
+            panic!(
+                "{name} missing from the lab env file {}",
+                env_file().display()
+            )
+        })
+    }
+    pub fn kubeconfig(&self) -> &str {
+        self.var("LAB_KUBECONFIG")
+    }
+    pub fn server(&self) -> &str {
+        self.var("LAB_SERVER")
+    }
+}
+
+fn env_file() -> PathBuf {
+    match std::env::var_os("CLUSTERNET_LAB_ENV") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/state/lab.env"),
+    }
+}
+
+/// The lab, or a panic that says how to start it.
+pub fn lab() -> &'static Lab {
+    static LAB: OnceLock<Lab> = OnceLock::new();
+    LAB.get_or_init(|| {
+        let path = env_file();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "the lab is not up: cannot read {} ({e}).\n\
+                 Start it with `lab/lab.sh up` (or run scripts/lab-test.sh), \
+                 or point CLUSTERNET_LAB_ENV at a running lab's lab.env.",
+                path.display()
+            )
+        });
+        let vars: HashMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lab = Lab { vars };
+        // Fail early and clearly when the env file is stale.
+        let out = kubectl(lab.kubeconfig(), &["get", "--raw", "/readyz"]);
+        assert!(
+            out.status.success(),
+            "the lab described by {} does not answer (stale state? run `lab/lab.sh down && lab/lab.sh up`): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    })
+}
+
+/// A fresh value nobody else uses (tokens, file names), to find our requests
+/// in the shared record file.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "lab-{tag}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("clusternet-lab-test")
+        .tempdir()
+        .unwrap()
+}
+
+/// Runs `clusternet-kubeconfig gen <args>`, asserts success, writes the
+/// kubeconfig into `dir` and returns its path.
+pub fn generate(dir: &Path, args: &[&str]) -> PathBuf {
+    let out = dir.join(format!("{}.kubeconfig", unique("gen")));
+    let res = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
+        .arg("gen")
+        .args(args)
+        .arg("--output-file")
+        .arg(&out)
+        .env_remove("KUBECONFIG")
+        .env_remove("CLUSTERNET_CHILD_TOKEN")
+        .env_remove("CLUSTERNET_PARENT_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run clusternet-kubeconfig");
+    assert!(
+        res.status.success(),
+        "clusternet-kubeconfig gen {args:?} failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    out
+}
+
+/// Real kubectl with a private discovery cache (so discovery goes through the
+/// proxy every time) and no ambient KUBECONFIG.
+pub fn kubectl(kubeconfig: impl AsRef<Path>, args: &[&str]) -> Output {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cache = CACHE.get_or_init(tempdir);
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig.as_ref())
+        .arg("--cache-dir")
+        .arg(cache.path().join(unique("cache")))
+        .arg("--request-timeout=20s")
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kubectl (is it on PATH?)")
+}
+
+/// kubectl that must succeed; returns stdout.
+pub fn kubectl_ok(kubeconfig: impl AsRef<Path>, args: &[&str]) -> String {
+    let kc = kubeconfig.as_ref();
+    let out = kubectl(kc, args);
+    assert!(
+        out.status.success(),
+        "kubectl --kubeconfig {} {args:?} failed ({}):\n{}\nkubeconfig:\n{}",
+        kc.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        redacted(kc)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn redacted(kc: &Path) -> String {
+    std::fs::read_to_string(kc)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            if l.len() > 160 {
+                format!("{}...", &l[..120])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One request as the stand-in recorded it.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub client_cert_cn: Option<String>,
+}
+
+impl Rec {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn headers_with_prefix(&self, prefix: &str) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+fn parse_rec(v: &Value) -> Rec {
+    let headers = v["headers"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .filter_map(|h| match h {
+                    Value::Array(kv) if kv.len() == 2 => Some((
+                        kv[0].as_str()?.to_ascii_lowercase(),
+                        kv[1].as_str()?.to_string(),
+                    )),
+                    Value::Object(o) => Some((
+                        o.get("name")?.as_str()?.to_ascii_lowercase(),
+                        o.get("value")?.as_str()?.to_string(),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Rec {
+        method: v["method"].as_str().unwrap_or_default().to_string(),
+        path: v["path"].as_str().unwrap_or_default().to_string(),
+        headers,
+        client_cert_cn: v["client_cert_cn"].as_str().map(str::to_string),
+    }
+}
+
+/// All requests recorded so far.
+pub fn records() -> Vec<Rec> {
+    let path = lab().var("LAB_HUB_RECORD");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| parse_rec(&v))
+        .collect()
+}
+
+/// Recorded requests carrying `header: value`, waiting briefly for at least
+/// `min` of them (the stand-in may append after it answered).
+pub fn records_with(header: &str, value: &str, min: usize) -> Vec<Rec> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let found: Vec<Rec> = records()
+            .into_iter()
+            .filter(|r| r.header(header) == Some(value))
+            .collect();
+        if found.len() >= min || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// The parent's own /version gitVersion (to tell the child's answer from it).
+pub fn parent_git_version() -> String {
+    let v = json(&kubectl_ok(
+        lab().kubeconfig(),
+        &["get", "--raw", "/version"],
+    ));
+    v["gitVersion"].as_str().unwrap().to_string()
+}
+
+/// Asserts that `kubectl version` and `kubectl get ns` through `kc` are
+/// answered by the stand-in (as the child), and returns the requests it
+/// recorded for them, found by `header: value`.
+pub fn assert_reaches_child(kc: &Path, cluster_id: &str, header: &str, value: &str) -> Vec<Rec> {
+    let v = json(&kubectl_ok(kc, &["version", "-o", "json"]));
+    let child = v["serverVersion"]["gitVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        child,
+        testkit::CHILD_GIT_VERSION,
+        "serverVersion should be the child's: {v}"
+    );
+    assert_ne!(
+        child,
+        parent_git_version(),
+        "the parent answered, not the child"
+    );
+
+    let ns = json(&kubectl_ok(kc, &["get", "ns", "-o", "json"]));
+    let names: Vec<&str> = ns["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&testkit::CHILD_NAMESPACE),
+        "child namespaces expected, got {names:?}"
+    );
+    assert!(
+        !names.contains(&"clusternet-system"),
+        "the parent's namespaces leaked: {names:?}"
+    );
+
+    let recs = records_with(header, value, 2);
+    let want = format!("{PROXY_PREFIX}{cluster_id}/proxy/direct");
+    for path in ["/version", "/api/v1/namespaces"] {
+        assert!(
+            recs.iter()
+                .any(|r| r.method == "GET" && r.path == format!("{want}{path}")),
+            "no GET {want}{path} with {header}={value} recorded; got {:?}",
+            recs.iter()
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect::<Vec<_>>()
+        );
+    }
+    for r in &recs {
+        assert!(r.path.starts_with(&want), "unexpected path {}", r.path);
+        // It came through the aggregator: front-proxy client certificate, and
+        // the identity kube-apiserver authenticated and then impersonated.
+        assert_eq!(
+            r.client_cert_cn.as_deref(),
+            Some("front-proxy-client"),
+            "{r:?}"
+        );
+        assert_eq!(r.header("x-remote-user"), Some("clusternet"), "{r:?}");
+        assert_eq!(
+            r.header("x-remote-group"),
+            Some("system:authenticated"),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("impersonate-user"),
+            None,
+            "impersonation headers must not reach the hub"
+        );
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "parent credentials must not reach the hub"
+        );
+    }
+    recs
+}
+
+/// Child client certificate and key (PEM), from rcgen.
+pub fn child_cert_pair(cn: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+/// data.token of the clusternet-hub-proxy Secret, base64-decoded (contract §4).
+pub fn hub_proxy_token() -> String {
+    use base64::Engine as _;
+    let b64 = kubectl_ok(
+        lab().kubeconfig(),
+        &[
+            "-n",
+            "clusternet-system",
+            "get",
+            "secret",
+            "clusternet-hub-proxy",
+            "-o",
+            "jsonpath={.data.token}",
+        ],
+    );
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .expect("token is base64");
+    String::from_utf8(raw).unwrap()
+}
