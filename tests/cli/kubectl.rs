@@ -24,11 +24,7 @@ pub struct Kubectl {
 impl Kubectl {
     /// `v1.31.9 (kubectl.1.31)`, for tables and messages.
     pub fn label(&self) -> String {
-        let file = self
-            .path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let file = self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         format!("{} ({file})", self.git_version)
     }
 
@@ -51,8 +47,7 @@ impl Kubectl {
             .arg(&cache)
             .arg("--request-timeout=30s")
             .args(args);
-        cmd.output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.path.display()))
+        cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", self.path.display()))
     }
 }
 
@@ -67,12 +62,8 @@ pub fn find() -> Vec<Kubectl> {
             continue;
         }
         seen.push(real);
-        let git_version = client_version(&path).unwrap_or_else(|| {
-            panic!(
-                "{} does not answer `version --client -o json`",
-                path.display()
-            )
-        });
+        let git_version = client_version(&path)
+            .unwrap_or_else(|| panic!("{} does not answer `version --client -o json`", path.display()));
         found.push(Kubectl { path, git_version });
     }
     found.sort_by_key(|k| version_key(&k.git_version));
@@ -84,20 +75,14 @@ fn candidates() -> Vec<PathBuf> {
         return std::env::split_paths(&list)
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| {
-                assert!(
-                    p.is_file(),
-                    "{BINARIES_ENV} names {}: not a file",
-                    p.display()
-                );
+                assert!(p.is_file(), "{BINARIES_ENV} names {}: not a file", p.display());
                 p
             })
             .collect();
     }
-    let Some(on_path) = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("kubectl"))
-            .find(|p| p.is_file())
-    }) else {
+    let Some(on_path) = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("kubectl")).find(|p| p.is_file()))
+    else {
         return Vec::new();
     };
     let mut out = vec![on_path.clone()];
@@ -139,9 +124,7 @@ fn client_version(path: &Path) -> Option<String> {
         .output()
         .ok()?;
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    doc["clientVersion"]["gitVersion"]
-        .as_str()
-        .map(str::to_string)
+    doc["clientVersion"]["gitVersion"].as_str().map(str::to_string)
 }
 
 /// `v1.32.4-dispatcher` → (1, 32, 4, "-dispatcher").
@@ -152,34 +135,14 @@ fn version_key(git_version: &str) -> (u32, u32, u32, String) {
         None => (v, ""),
     };
     let mut n = numbers.split('.').map(|p| p.parse().unwrap_or(0));
-    (
-        n.next().unwrap_or(0),
-        n.next().unwrap_or(0),
-        n.next().unwrap_or(0),
-        suffix.to_string(),
-    )
+    (n.next().unwrap_or(0), n.next().unwrap_or(0), n.next().unwrap_or(0), suffix.to_string())
 }
 
 #[test]
 fn versions_sort_numerically() {
-    let mut v = [
-        "v1.33.1",
-        "v1.9.0",
-        "v1.32.4-dispatcher",
-        "v1.32.5",
-        "v1.27.16",
-    ];
+    let mut v = ["v1.33.1", "v1.9.0", "v1.32.4-dispatcher", "v1.32.5", "v1.27.16"];
     v.sort_by_key(|s| version_key(s));
-    assert_eq!(
-        v,
-        [
-            "v1.9.0",
-            "v1.27.16",
-            "v1.32.4-dispatcher",
-            "v1.32.5",
-            "v1.33.1"
-        ]
-    );
+    assert_eq!(v, ["v1.9.0", "v1.27.16", "v1.32.4-dispatcher", "v1.32.5", "v1.33.1"]);
 }
 
 /// A parent kubeconfig for `recorder`: one cluster `parent` (the recorder's
@@ -212,18 +175,11 @@ pub fn run_gen(args: &[String]) -> Output {
             cmd.env_remove(&name);
         }
     }
-    cmd.arg("gen")
-        .args(args)
-        .output()
-        .expect("run clusternet-kubeconfig")
+    cmd.arg("gen").args(args).output().expect("run clusternet-kubeconfig")
 }
 
 /// Runs `f` over `items` on `workers` threads; results in item order.
-pub fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    workers: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
+pub fn parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
@@ -240,36 +196,19 @@ pub fn parallel<T: Sync, R: Send>(
             });
         }
     });
-    results
-        .into_inner()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+    results.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
 /// Worker threads for kubectl runs: 2 to 4, after the machine's cores.
 pub fn workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 4)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 4)
 }
 
 /// stdout and stderr of a failed command, shortened, for a report.
 pub fn describe(out: &Output) -> String {
     let short = |b: &[u8]| {
         let s = String::from_utf8_lossy(b).trim().replace('\n', " | ");
-        if s.chars().count() > 400 {
-            format!("{}…", s.chars().take(400).collect::<String>())
-        } else {
-            s
-        }
+        if s.chars().count() > 400 { format!("{}…", s.chars().take(400).collect::<String>()) } else { s }
     };
-    format!(
-        "exit {:?}; stderr: {}; stdout: {}",
-        out.status.code(),
-        short(&out.stderr),
-        short(&out.stdout)
-    )
+    format!("exit {:?}; stderr: {}; stdout: {}", out.status.code(), short(&out.stderr), short(&out.stdout))
 }

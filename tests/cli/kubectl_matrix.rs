@@ -113,13 +113,7 @@ impl Cell<'_> {
         format!("child-token-r{}-c{}", self.row, self.col)
     }
     fn name(&self) -> String {
-        format!(
-            "{} × {} × {} × {}",
-            self.kubectl.label(),
-            self.route.label(),
-            self.cred.label(),
-            self.auth.label()
-        )
+        format!("{} × {} × {} × {}", self.kubectl.label(), self.route.label(), self.cred.label(), self.auth.label())
     }
 }
 
@@ -155,12 +149,7 @@ impl Fixture {
         );
         std::fs::write(dir.path().join("parent-token-user.yaml"), own).unwrap();
         std::fs::write(dir.path().join("parent-cert-user.yaml"), cert).unwrap();
-        Fixture {
-            dir,
-            child_cert,
-            child_key,
-            parent_client_cert_der_b64,
-        }
+        Fixture { dir, child_cert, child_key, parent_client_cert_der_b64 }
     }
 
     fn path(&self, name: &str) -> String {
@@ -204,10 +193,7 @@ fn run_cell(cell: &Cell, fx: &Fixture, recorder: &Recorder) -> Result<(), Vec<St
     }
     let generated = kubectl::run_gen(&args);
     if !generated.status.success() {
-        return Err(vec![format!(
-            "gen failed: {}",
-            kubectl::describe(&generated)
-        )]);
+        return Err(vec![format!("gen failed: {}", kubectl::describe(&generated))]);
     }
 
     let mut problems = Vec::new();
@@ -216,15 +202,9 @@ fn run_cell(cell: &Cell, fx: &Fixture, recorder: &Recorder) -> Result<(), Vec<St
 
     let prefix = format!("{PROXY_GROUP_PREFIX}{id}/proxy/{}", cell.route.segment());
     let marker = format!("{PROXY_GROUP_PREFIX}{id}/");
-    let requests: Vec<RecordedRequest> = recorder
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with(&marker))
-        .collect();
-    let rests: Vec<&str> = requests
-        .iter()
-        .filter_map(|r| r.path.strip_prefix(&prefix))
-        .collect();
+    let requests: Vec<RecordedRequest> =
+        recorder.requests().into_iter().filter(|r| r.path.starts_with(&marker)).collect();
+    let rests: Vec<&str> = requests.iter().filter_map(|r| r.path.strip_prefix(&prefix)).collect();
     for wanted in ["/version", "/api/v1/namespaces"] {
         if !rests.contains(&wanted) {
             problems.push(format!("no request for {prefix}{wanted}"));
@@ -233,11 +213,7 @@ fn run_cell(cell: &Cell, fx: &Fixture, recorder: &Recorder) -> Result<(), Vec<St
     for r in &requests {
         check_request(cell, fx, r, &prefix, &mut problems);
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
 fn check_version(k: &Kubectl, kubeconfig: &Path, problems: &mut Vec<String>) {
@@ -249,9 +225,7 @@ fn check_version(k: &Kubectl, kubeconfig: &Path, problems: &mut Vec<String>) {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let server = doc["serverVersion"]["gitVersion"].as_str().unwrap_or("");
     if server != CHILD_GIT_VERSION {
-        problems.push(format!(
-            "kubectl version: serverVersion.gitVersion {server:?}, expected {CHILD_GIT_VERSION:?}"
-        ));
+        problems.push(format!("kubectl version: serverVersion.gitVersion {server:?}, expected {CHILD_GIT_VERSION:?}"));
     }
 }
 
@@ -259,26 +233,15 @@ fn check_get_ns(k: &Kubectl, kubeconfig: &Path, problems: &mut Vec<String>) {
     let out = k.run(kubeconfig, &["get", "ns"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !stdout.contains(CHILD_NAMESPACE) {
-        problems.push(format!(
-            "kubectl get ns (expected {CHILD_NAMESPACE}): {}",
-            kubectl::describe(&out)
-        ));
+        problems.push(format!("kubectl get ns (expected {CHILD_NAMESPACE}): {}", kubectl::describe(&out)));
     }
 }
 
-fn check_request(
-    cell: &Cell,
-    fx: &Fixture,
-    r: &RecordedRequest,
-    prefix: &str,
-    problems: &mut Vec<String>,
-) {
+fn check_request(cell: &Cell, fx: &Fixture, r: &RecordedRequest, prefix: &str, problems: &mut Vec<String>) {
     let at = format!("{} {}", r.method, r.path);
     match r.path.strip_prefix(prefix) {
         Some(rest) if CHILD_PATHS.contains(&rest) => {}
-        _ => problems.push(format!(
-            "{at}: not the proxy prefix {prefix} + one of {CHILD_PATHS:?}"
-        )),
+        _ => problems.push(format!("{at}: not the proxy prefix {prefix} + one of {CHILD_PATHS:?}")),
     }
 
     // Impersonation: exactly the user and the credential extras, once each.
@@ -286,14 +249,8 @@ fn check_request(
     match cell.cred {
         Cred::Token => expected.push(("impersonate-extra-clusternet-token", cell.child_token())),
         Cred::CertKey => {
-            expected.push((
-                "impersonate-extra-clusternet-certificate",
-                fx.child_cert.clone(),
-            ));
-            expected.push((
-                "impersonate-extra-clusternet-privatekey",
-                fx.child_key.clone(),
-            ));
+            expected.push(("impersonate-extra-clusternet-certificate", fx.child_cert.clone()));
+            expected.push(("impersonate-extra-clusternet-privatekey", fx.child_key.clone()));
         }
     }
     let impersonate = r.headers_with_prefix("impersonate-");
@@ -305,23 +262,16 @@ fn check_request(
     for (name, want) in &expected {
         let values = r.headers_named(name);
         let [value] = values.as_slice() else {
-            problems.push(format!(
-                "{at}: {name} sent {} times, expected once",
-                values.len()
-            ));
+            problems.push(format!("{at}: {name} sent {} times, expected once", values.len()));
             continue;
         };
         let ok = if name.ends_with("-certificate") || name.ends_with("-privatekey") {
-            STANDARD
-                .decode(value)
-                .is_ok_and(|pem| pem == want.as_bytes())
+            STANDARD.decode(value).is_ok_and(|pem| pem == want.as_bytes())
         } else {
             value == want
         };
         if !ok {
-            problems.push(format!(
-                "{at}: {name}: {value:?} is not {want:?} (base64 for PEMs)"
-            ));
+            problems.push(format!("{at}: {name}: {value:?} is not {want:?} (base64 for PEMs)"));
         }
     }
 
@@ -335,10 +285,9 @@ fn check_request(
     match (&expected_auth, authorization.as_slice()) {
         (Some(want), [got]) if got == want => {}
         (None, []) => {}
-        (want, got) => problems.push(format!(
-            "{at}: Authorization {got:?}, expected {:?}",
-            want.iter().collect::<Vec<_>>()
-        )),
+        (want, got) => {
+            problems.push(format!("{at}: Authorization {got:?}, expected {:?}", want.iter().collect::<Vec<_>>()))
+        }
     }
     match cell.auth {
         Auth::Keep => {
@@ -353,10 +302,7 @@ fn check_request(
         }
         _ => {
             if r.client_cert_cn.is_some() {
-                problems.push(format!(
-                    "{at}: unexpected TLS client certificate {:?}",
-                    r.client_cert_cn
-                ));
+                problems.push(format!("{at}: unexpected TLS client certificate {:?}", r.client_cert_cn));
             }
         }
     }
@@ -367,12 +313,7 @@ fn check_request(
 
 fn render(kubectls: &[Kubectl], results: &[Result<(), Vec<String>>]) -> String {
     const CELL: usize = 5;
-    let label_width = kubectls
-        .iter()
-        .map(|k| k.label().chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(24);
+    let label_width = kubectls.iter().map(|k| k.label().chars().count()).max().unwrap_or(0).max(24);
     let cred_width = CELL * AUTHS.len();
     let route_width = cred_width * CREDS.len() + 2;
     let mut s = String::new();
@@ -436,14 +377,7 @@ fn kubectl_matrix() {
         for route in ROUTES {
             for cred in CREDS {
                 for auth in AUTHS {
-                    cells.push(Cell {
-                        kubectl: k,
-                        row,
-                        route,
-                        cred,
-                        auth,
-                        col,
-                    });
+                    cells.push(Cell { kubectl: k, row, route, cred, auth, col });
                     col += 1;
                 }
             }
@@ -490,11 +424,6 @@ fn kubectl_matrix() {
     }
     if !report.is_empty() {
         println!("\n{report}");
-        panic!(
-            "{} of {} cells wrong\n{}\n{report}",
-            cells.len() - passed,
-            cells.len(),
-            render(&kubectls, &results)
-        );
+        panic!("{} of {} cells wrong\n{}\n{report}", cells.len() - passed, cells.len(), render(&kubectls, &results));
     }
 }
