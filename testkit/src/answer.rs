@@ -19,11 +19,7 @@ const JSON: &str = "application/json";
 const CREATED: &str = "2024-01-01T00:00:00Z";
 
 fn json_response(status: u16, body: Value) -> Response {
-    Response {
-        status,
-        content_type: JSON,
-        body: serde_json::to_vec(&body).expect("JSON"),
-    }
+    Response { status, content_type: JSON, body: serde_json::to_vec(&body).expect("JSON") }
 }
 
 /// A metav1.Status failure, as kube-apiserver's `apierrors` writes it.
@@ -44,11 +40,7 @@ pub(crate) fn status_response(code: u16, reason: &str, message: &str) -> Respons
 }
 
 fn not_found() -> Response {
-    status_response(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
+    status_response(404, "NotFound", "the server could not find the requested resource")
 }
 
 /// Answers one request.
@@ -58,11 +50,9 @@ pub(crate) fn respond(request: &Request, shared: &Shared) -> Response {
         return sockets(request, rest, shared);
     }
     match path {
-        "/healthz" | "/readyz" | "/livez" => Response {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
-            body: b"ok".to_vec(),
-        },
+        "/healthz" | "/readyz" | "/livez" => {
+            Response { status: 200, content_type: "text/plain; charset=utf-8", body: b"ok".to_vec() }
+        }
         "/version" => json_response(200, version(HUB_GIT_VERSION, "0", "18")),
         "/apis" => json_response(
             200,
@@ -72,9 +62,7 @@ pub(crate) fn respond(request: &Request, shared: &Shared) -> Response {
                 "groups": [proxies_group()],
             }),
         ),
-        "/apis/proxies.clusternet.io" | "/apis/proxies.clusternet.io/" => {
-            json_response(200, proxies_group())
-        }
+        "/apis/proxies.clusternet.io" | "/apis/proxies.clusternet.io/" => json_response(200, proxies_group()),
         "/apis/proxies.clusternet.io/v1alpha1" | "/apis/proxies.clusternet.io/v1alpha1/" => {
             json_response(200, proxies_resources())
         }
@@ -120,10 +108,7 @@ fn proxies_resources() -> Value {
 /// `<id>/proxy/<route>/<rest>` after the sockets prefix.
 fn sockets(request: &Request, after_prefix: &str, shared: &Shared) -> Response {
     let (id, after_id) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
-    let Some(route_and_rest) = after_id
-        .strip_prefix("proxy/")
-        .or_else(|| (after_id == "proxy").then_some(""))
-    else {
+    let Some(route_and_rest) = after_id.strip_prefix("proxy/").or_else(|| (after_id == "proxy").then_some("")) else {
         return not_found();
     };
     if id.is_empty() {
@@ -133,9 +118,7 @@ fn sockets(request: &Request, after_prefix: &str, shared: &Shared) -> Response {
         let (code, reason, message) = kind.status(id);
         return status_response(code, reason, &message);
     }
-    let (route, rest) = route_and_rest
-        .split_once('/')
-        .unwrap_or((route_and_rest, ""));
+    let (route, rest) = route_and_rest.split_once('/').unwrap_or((route_and_rest, ""));
     let rest = match route {
         "direct" => rest,
         "https" | "http" => match rest.split_once('/') {
@@ -182,11 +165,9 @@ fn child(request: &Request, path: &str) -> Response {
     let path = path.trim_end_matches('/');
     match path {
         "/version" => json_response(200, version(CHILD_GIT_VERSION, "1", "32")),
-        "/healthz" | "/readyz" | "/livez" => Response {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
-            body: b"ok".to_vec(),
-        },
+        "/healthz" | "/readyz" | "/livez" => {
+            Response { status: 200, content_type: "text/plain; charset=utf-8", body: b"ok".to_vec() }
+        }
         "/api" => json_response(
             200,
             json!({
@@ -197,10 +178,7 @@ fn child(request: &Request, path: &str) -> Response {
                 ],
             }),
         ),
-        "/apis" => json_response(
-            200,
-            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-        ),
+        "/apis" => json_response(200, json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
         "/api/v1" => json_response(
             200,
             json!({
@@ -218,9 +196,7 @@ fn child(request: &Request, path: &str) -> Response {
             }),
         ),
         "/api/v1/namespaces" => {
-            let wants_table = request
-                .header("accept")
-                .is_some_and(|a| a.contains("as=Table"));
+            let wants_table = request.header("accept").is_some_and(|a| a.contains("as=Table"));
             if wants_table {
                 json_response(200, namespace_table())
             } else {
@@ -235,15 +211,10 @@ fn child(request: &Request, path: &str) -> Response {
                 )
             }
         }
-        p if p == format!("/api/v1/namespaces/{CHILD_NAMESPACE}") => {
-            json_response(200, namespace(CHILD_NAMESPACE))
-        }
-        p if p.starts_with("/api/v1/namespaces/")
-            && !p["/api/v1/namespaces/".len()..].contains('/') =>
-        {
+        p if p == format!("/api/v1/namespaces/{CHILD_NAMESPACE}") => json_response(200, namespace(CHILD_NAMESPACE)),
+        p if p.starts_with("/api/v1/namespaces/") && !p["/api/v1/namespaces/".len()..].contains('/') => {
             let name = &p["/api/v1/namespaces/".len()..];
-            let mut status =
-                status_response(404, "NotFound", &format!("namespaces \"{name}\" not found"));
+            let mut status = status_response(404, "NotFound", &format!("namespaces \"{name}\" not found"));
             let mut body: Value = serde_json::from_slice(&status.body).expect("JSON");
             body["details"] = json!({"name": name, "kind": "namespaces"});
             status.body = serde_json::to_vec(&body).expect("JSON");

@@ -27,10 +27,7 @@ pub(crate) struct Request {
 
 impl Request {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -65,12 +62,7 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
                 break;
             }
         };
-        let peer = reader
-            .get_ref()
-            .conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.as_ref().to_vec());
+        let peer = reader.get_ref().conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
         let recorded = RecordedRequest {
             method: request.method.clone(),
             path: request.path.clone(),
@@ -82,9 +74,7 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
         let response = answer::respond(&request, shared);
         shared.record(recorded);
         let head_only = request.method == "HEAD";
-        if write_response(reader.get_mut(), &response, head_only, request.close).is_err()
-            || request.close
-        {
+        if write_response(reader.get_mut(), &response, head_only, request.close).is_err() || request.close {
             break;
         }
     }
@@ -95,11 +85,7 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
 
 fn read_line<R: BufRead>(reader: &mut R, budget: &mut u64) -> Result<Vec<u8>, ReadError> {
     let mut line = Vec::new();
-    let n = reader
-        .by_ref()
-        .take(*budget)
-        .read_until(b'\n', &mut line)
-        .map_err(|_| ReadError::Closed)?;
+    let n = reader.by_ref().take(*budget).read_until(b'\n', &mut line).map_err(|_| ReadError::Closed)?;
     *budget -= n as u64;
     if !line.ends_with(b"\n") {
         if *budget == 0 {
@@ -127,19 +113,12 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, ReadError> {
     }
     let line = text(line);
     let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(ReadError::Bad(
-            400,
-            format!("malformed request line {line:?}"),
-        ));
+        return Err(ReadError::Bad(400, format!("malformed request line {line:?}")));
     };
     if !version.starts_with("HTTP/1.") {
-        return Err(ReadError::Bad(
-            505,
-            format!("unsupported version {version}"),
-        ));
+        return Err(ReadError::Bad(505, format!("unsupported version {version}")));
     }
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
@@ -161,29 +140,15 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, ReadError> {
         let value = line[colon + 1..].trim_ascii().to_vec();
         headers.push((name, text(value)));
     }
-    let mut request = Request {
-        method: method.to_string(),
-        path,
-        query,
-        headers,
-        close: false,
-    };
-    let connection = request
-        .header("connection")
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let mut request = Request { method: method.to_string(), path, query, headers, close: false };
+    let connection = request.header("connection").unwrap_or("").to_ascii_lowercase();
     request.close = connection.split(',').any(|t| t.trim() == "close")
         || (version == "HTTP/1.0" && !connection.contains("keep-alive"));
-    let chunked = request
-        .header("transfer-encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let chunked = request.header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
     if chunked {
         read_chunked(reader)?;
     } else if let Some(len) = request.header("content-length") {
-        let len: u64 = len
-            .trim()
-            .parse()
-            .map_err(|_| ReadError::Bad(400, "bad Content-Length".into()))?;
+        let len: u64 = len.trim().parse().map_err(|_| ReadError::Bad(400, "bad Content-Length".into()))?;
         if len > MAX_BODY {
             return Err(ReadError::Bad(413, "request body too large".into()));
         }
@@ -199,8 +164,7 @@ fn read_chunked<R: BufRead>(reader: &mut R) -> Result<(), ReadError> {
     loop {
         let line = text(read_line(reader, &mut budget)?);
         let size = line.split(';').next().unwrap_or("").trim();
-        let size = u64::from_str_radix(size, 16)
-            .map_err(|_| ReadError::Bad(400, "bad chunk size".into()))?;
+        let size = u64::from_str_radix(size, 16).map_err(|_| ReadError::Bad(400, "bad chunk size".into()))?;
         total += size;
         if total > MAX_BODY {
             return Err(ReadError::Bad(413, "request body too large".into()));
@@ -210,8 +174,7 @@ fn read_chunked<R: BufRead>(reader: &mut R) -> Result<(), ReadError> {
             while !read_line(reader, &mut budget)?.is_empty() {}
             return Ok(());
         }
-        io::copy(&mut reader.by_ref().take(size), &mut io::sink())
-            .map_err(|_| ReadError::Closed)?;
+        io::copy(&mut reader.by_ref().take(size), &mut io::sink()).map_err(|_| ReadError::Closed)?;
         if !read_line(reader, &mut budget)?.is_empty() {
             return Err(ReadError::Bad(400, "chunk not followed by CRLF".into()));
         }
@@ -233,12 +196,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn write_response<W: Write>(
-    out: &mut W,
-    response: &Response,
-    head_only: bool,
-    close: bool,
-) -> io::Result<()> {
+fn write_response<W: Write>(out: &mut W, response: &Response, head_only: bool, close: bool) -> io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache, private\r\n",
         response.status,
@@ -272,26 +230,21 @@ mod tests {
 
     #[test]
     fn parses_line_headers_and_bodies() {
-        let r = parse("GET /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nX-A:  v  w \r\nx-a: 2\r\n\r\n")
-            .ok()
-            .unwrap();
+        let r = parse("GET /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nX-A:  v  w \r\nx-a: 2\r\n\r\n").ok().unwrap();
         assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/a/b"));
         assert_eq!(r.query.as_deref(), Some("x=1&y"));
         assert_eq!(r.headers[1], ("x-a".to_string(), "v  w".to_string()));
         assert!(!r.close);
-        let r = parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
-            .ok()
-            .unwrap();
+        let r = parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc").ok().unwrap();
         assert!(r.close);
-        let raw = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
+        let raw =
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
         let mut reader = BufReader::new(raw.as_bytes());
         assert!(read_request(&mut reader).is_ok());
         assert_eq!(read_request(&mut reader).ok().unwrap().path, "/next");
         assert_eq!(parse("GARBAGE\r\n\r\n").err(), Some(400));
         assert_eq!(parse("").err(), Some(0));
-        let r = parse("GET / HTTP/1.1\r\nX: gr\u{fc}\u{df}e\r\n\r\n")
-            .ok()
-            .unwrap();
+        let r = parse("GET / HTTP/1.1\r\nX: gr\u{fc}\u{df}e\r\n\r\n").ok().unwrap();
         assert_eq!(r.headers[0].1, "gr\u{fc}\u{df}e");
     }
 }

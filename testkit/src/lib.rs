@@ -23,10 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -74,16 +71,12 @@ impl FailureKind {
     pub fn status(self, cluster_id: &str) -> (u16, &'static str, String) {
         match self {
             FailureKind::NoCluster => (400, "BadRequest", format!("no cluster id is {cluster_id}")),
-            FailureKind::Disconnected => (
-                400,
-                "BadRequest",
-                format!("cannot proxy through cluster {cluster_id}, whose agent is disconnected"),
-            ),
-            FailureKind::NoApiserverUrl => (
-                503,
-                "ServiceUnavailable",
-                format!("cannot retrieve valid apiserver url for cluster {cluster_id}"),
-            ),
+            FailureKind::Disconnected => {
+                (400, "BadRequest", format!("cannot proxy through cluster {cluster_id}, whose agent is disconnected"))
+            }
+            FailureKind::NoApiserverUrl => {
+                (503, "ServiceUnavailable", format!("cannot retrieve valid apiserver url for cluster {cluster_id}"))
+            }
             FailureKind::FeaturegateOff => (
                 503,
                 "ServiceUnavailable",
@@ -92,8 +85,7 @@ impl FailureKind {
             FailureKind::InvalidKeyPair => (
                 400,
                 "BadRequest",
-                "invalid key pair in header: tls: private key does not match public key"
-                    .to_string(),
+                "invalid key pair in header: tls: private key does not match public key".to_string(),
             ),
         }
     }
@@ -102,13 +94,10 @@ impl FailureKind {
 impl FromStr for FailureKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        FailureKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = FailureKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown failure kind {s:?} (one of {})", names.join(", "))
-            })
+        FailureKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = FailureKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown failure kind {s:?} (one of {})", names.join(", "))
+        })
     }
 }
 
@@ -174,21 +163,13 @@ impl RecordedRequest {
     /// Every value of a header (name case-insensitive), in order.
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Headers whose lower-cased name starts with `prefix` (lower-case it).
     pub fn headers_with_prefix(&self, prefix: &str) -> Vec<(&str, &str)> {
         let prefix = prefix.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.starts_with(&prefix))
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.starts_with(&prefix)).map(|(n, v)| (n.as_str(), v.as_str())).collect()
     }
 }
 
@@ -210,10 +191,7 @@ impl Shared {
                 eprintln!("hub-standin: cannot append to the record file: {e}");
             }
         }
-        self.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(req);
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(req);
     }
 }
 
@@ -229,32 +207,19 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key).expect("CA self-signed");
         Ca { cert, key }
     }
 
-    fn issue(
-        &self,
-        cn: &str,
-        sans: Vec<String>,
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (String, String) {
+    fn issue(&self, cn: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose) -> (String, String) {
         let key = KeyPair::generate().expect("key generation");
         let mut params = CertificateParams::new(sans).expect("leaf params");
         params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![usage];
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("leaf signed by CA");
+        let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf signed by CA");
         (cert.pem(), key.serialize_pem())
     }
 }
@@ -295,26 +260,17 @@ impl Recorder {
                     ExtendedKeyUsagePurpose::ServerAuth,
                 );
                 let client_ca = Ca::new("testkit client CA");
-                let material = TlsMaterial {
-                    cert_chain_pem: cert,
-                    key_pem: key,
-                    client_ca_pem: Some(client_ca.cert.pem()),
-                };
+                let material =
+                    TlsMaterial { cert_chain_pem: cert, key_pem: key, client_ca_pem: Some(client_ca.cert.pem()) };
                 (material, server_ca.cert.pem(), Some(client_ca))
             }
         };
         let tls = server_config(&material).map_err(invalid)?;
         let record_file = match &config.record_file {
-            Some(path) => Some(Mutex::new(
-                OpenOptions::new().create(true).append(true).open(path)?,
-            )),
+            Some(path) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(path)?)),
             None => None,
         };
-        let listener = TcpListener::bind(
-            config
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-        )?;
+        let listener = TcpListener::bind(config.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             failures: config.failures,
@@ -326,13 +282,7 @@ impl Recorder {
         let accept_thread = std::thread::Builder::new()
             .name("recorder-accept".into())
             .spawn(move || accept_loop(listener, tls, accept_shared))?;
-        Ok(Recorder {
-            addr,
-            ca_pem,
-            client_ca,
-            shared,
-            accept_thread: Some(accept_thread),
-        })
+        Ok(Recorder { addr, ca_pem, client_ca, shared, accept_thread: Some(accept_thread) })
     }
 
     /// `https://127.0.0.1:PORT`
@@ -353,28 +303,21 @@ impl Recorder {
     /// A client certificate and key (PEM) signed by the client CA, with
     /// `cn` as its Common Name. Panics with given [`TlsMaterial`] (no CA key).
     pub fn issue_client_cert(&self, cn: &str) -> (String, String) {
-        self.client_ca
-            .as_ref()
-            .expect("issue_client_cert needs the generated client CA")
-            .issue(cn, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
+        self.client_ca.as_ref().expect("issue_client_cert needs the generated client CA").issue(
+            cn,
+            Vec::new(),
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
     }
 
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Forgets the requests recorded so far (not those in the record file).
     pub fn clear(&self) {
-        self.shared
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.shared.requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Blocks until the accept loop ends (never, unless it fails).
@@ -398,15 +341,13 @@ impl Drop for Recorder {
 
 fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(m.cert_chain_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("serving certificate: {e}"))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(m.cert_chain_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("serving certificate: {e}"))?;
     if chain.is_empty() {
         return Err("serving certificate: no PEM certificate found".into());
     }
-    let key = PrivateKeyDer::from_pem_slice(m.key_pem.as_bytes())
-        .map_err(|e| format!("serving key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(m.key_pem.as_bytes()).map_err(|e| format!("serving key: {e}"))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -428,9 +369,7 @@ fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, String> {
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("serving certificate and key: {e}"))?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| format!("serving certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -74,9 +74,8 @@ fn candidates() -> Vec<PathBuf> {
     if let Some(list) = std::env::var_os(BINARIES_ENV).filter(|v| !v.is_empty()) {
         return std::env::split_paths(&list)
             .filter(|p| !p.as_os_str().is_empty())
-            .map(|p| {
+            .inspect(|p| {
                 assert!(p.is_file(), "{BINARIES_ENV} names {}: not a file", p.display());
-                p
             })
             .collect();
     }

@@ -40,19 +40,12 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         if name == "--help" || name == "-h" {
             return Err(USAGE.to_string());
         }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| argv.next())
-                .ok_or_else(|| format!("{name} needs a value; {USAGE}"))
-        };
+        let mut value =
+            || inline.clone().or_else(|| argv.next()).ok_or_else(|| format!("{name} needs a value; {USAGE}"));
         match name.as_str() {
             "--listen" => {
                 let v = value()?;
-                listen = Some(
-                    v.parse::<SocketAddr>()
-                        .map_err(|e| format!("--listen {v:?}: {e}"))?,
-                );
+                listen = Some(v.parse::<SocketAddr>().map_err(|e| format!("--listen {v:?}: {e}"))?);
             }
             "--cert" => cert = Some(PathBuf::from(value()?)),
             "--key" => key = Some(PathBuf::from(value()?)),
@@ -60,9 +53,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--record" => record = Some(PathBuf::from(value()?)),
             "--fail" => {
                 let v = value()?;
-                let (id, kind) = v
-                    .split_once('=')
-                    .ok_or_else(|| format!("--fail {v:?}: expected CLUSTER-ID=KIND"))?;
+                let (id, kind) = v.split_once('=').ok_or_else(|| format!("--fail {v:?}: expected CLUSTER-ID=KIND"))?;
                 if id.is_empty() {
                     return Err(format!("--fail {v:?}: empty cluster ID"));
                 }
@@ -92,11 +83,7 @@ fn run() -> Result<(), String> {
     let tls = TlsMaterial {
         cert_chain_pem: read(&args.cert, "--cert")?,
         key_pem: read(&args.key, "--key")?,
-        client_ca_pem: args
-            .client_ca
-            .as_ref()
-            .map(|p| read(p, "--client-ca"))
-            .transpose()?,
+        client_ca_pem: args.client_ca.as_ref().map(|p| read(p, "--client-ca")).transpose()?,
     };
     let recorder = Recorder::start(RecorderConfig {
         failures: args.failures,
