@@ -79,8 +79,10 @@ cmd_build() {
 
 build_go() { # <outdir> <module dir> <ldflags> <"expected binaries"> <packages...>
   local out=$1 mod=$2 ldflags=$3 want=$4; shift 4
-  local b missing=0
+  local b missing=0 stamp="go build -trimpath -ldflags=$ldflags $*"
   for b in $want; do [[ -x $out/$b ]] || missing=1; done
+  # Rebuild when the recorded build command differs (e.g. new ldflags).
+  [[ $(cat "$out/.build" 2>/dev/null) == "$stamp" ]] || missing=1
   if (( !missing )); then log "up to date: $out ($want)"; return; fi
   mkdir -p "$out"
   log "building $want into $out (first build: several minutes on 2 cores)"
@@ -89,6 +91,7 @@ build_go() { # <outdir> <module dir> <ldflags> <"expected binaries"> <packages..
   # go build names the etcd binary after the package's last element ("v3").
   if [[ -x $out/v3 && ! -e $out/etcd ]]; then mv "$out/v3" "$out/etcd"; fi
   for b in $want; do [[ -x $out/$b ]] || die "build did not produce $out/$b"; done
+  echo "$stamp" >"$out/.build"
   log "built $want in $((SECONDS - t0))s"
 }
 
@@ -99,6 +102,16 @@ port_free() { # listening anywhere on this port? (all addresses, v4 and v6)
   ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
 }
 
+port_claimed() { # claimed by a lab (state dir still there) that has not bound it yet?
+  local f
+  for f in "$CACHE/ports/$1".*; do
+    [[ -e $f ]] || continue
+    if [[ -d $(cat "$f") ]]; then return 0; fi
+    rm -f "$f" # stale claim: its state dir is gone
+  done
+  return 1
+}
+
 pick_port() { # a free port not handed out yet in this run
   local p i
   for ((i = 0; i < 200; i++)); do
@@ -106,7 +119,7 @@ pick_port() { # a free port not handed out yet in this run
     [[ " ${PICKED:-} " == *" $p "* ]] && continue
     port_free "$p" || continue
     # not claimed by another lab that has not bound it yet
-    if compgen -G "$CACHE/ports/$p.*" >/dev/null; then continue; fi
+    if port_claimed "$p"; then continue; fi
     PICKED="${PICKED:-} $p"
     echo "$p"; return
   done
@@ -124,7 +137,7 @@ fail_component() { # <name> <message>
   local name=$1
   printf '[lab] ERROR: %s\n[lab] last 30 lines of %s:\n' "$2" "$STATE/logs/$name.log" >&2
   tail -n 30 "$STATE/logs/$name.log" >&2 || true
-  printf '[lab] the lab is left running for inspection; run `%s down` to clean up\n' "$0" >&2
+  printf '[lab] the lab is left running for inspection; run `CLUSTERNET_LAB_STATE=%s %s down` to clean up\n' "$STATE" "$0" >&2
   exit 1
 }
 

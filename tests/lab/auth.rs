@@ -12,23 +12,10 @@ fn anonymous_parent_with_child_token() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_A_ID");
     let token = unique("child-token");
-    let kc = generate(
-        dir.path(),
-        &[
-            "--kubeconfig",
-            lab.kubeconfig(),
-            "--cluster-id",
-            id,
-            "--token",
-            &token,
-        ],
-    );
+    let kc = generate(dir.path(), &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token", &token]);
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(text.contains("username: system:anonymous"), "{text}");
-    assert!(
-        text.contains(&format!("{}{PROXY_PREFIX}{id}/proxy/direct", lab.server())),
-        "{text}"
-    );
+    assert!(text.contains(&format!("{}{PROXY_PREFIX}{id}/proxy/direct", lab.server())), "{text}");
 
     let recs = assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
     for r in &recs {
@@ -50,14 +37,7 @@ fn anonymous_parent_with_child_token_file_child_b() {
     let file = write(dir.path(), "child.token", &format!("{token}\n"));
     let kc = generate(
         dir.path(),
-        &[
-            "--kubeconfig",
-            lab.kubeconfig(),
-            "--cluster-id",
-            id,
-            "--token-file",
-            file.to_str().unwrap(),
-        ],
+        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token-file", file.to_str().unwrap()],
     );
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
@@ -71,14 +51,7 @@ fn upper_case_cluster_id_is_normalised() {
     let token = unique("upper");
     let kc = generate(
         dir.path(),
-        &[
-            "--kubeconfig",
-            lab.kubeconfig(),
-            "--cluster-id",
-            &id.to_uppercase(),
-            "--token",
-            &token,
-        ],
+        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", &id.to_uppercase(), "--token", &token],
     );
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
@@ -111,14 +84,8 @@ fn anonymous_parent_with_child_client_certificate() {
     let cert_b64 = b64.encode(&cert);
     let recs = assert_reaches_child(&kc, id, "x-remote-extra-clusternet-certificate", &cert_b64);
     for r in &recs {
-        let key_b64 = r
-            .header("x-remote-extra-clusternet-privatekey")
-            .expect("privatekey extra");
-        assert_eq!(
-            b64.decode(key_b64).expect("std base64"),
-            key.as_bytes(),
-            "key round-trips"
-        );
+        let key_b64 = r.header("x-remote-extra-clusternet-privatekey").expect("privatekey extra");
+        assert_eq!(b64.decode(key_b64).expect("std base64"), key.as_bytes(), "key round-trips");
         assert_eq!(r.header("x-remote-extra-clusternet-token"), None);
         assert_eq!(r.headers_with_prefix("x-remote-extra-").len(), 2, "{r:?}");
     }
@@ -151,10 +118,7 @@ fn parent_token_from_hub_proxy_secret() {
         ],
     );
     let text = std::fs::read_to_string(&kc).unwrap();
-    assert!(
-        text.contains(&parent),
-        "the parent token is in the user entry"
-    );
+    assert!(text.contains(&parent), "the parent token is in the user entry");
     assert!(!text.contains("system:anonymous"), "{text}");
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
@@ -199,23 +163,11 @@ fn keep_parent_admin_certificate() {
     let token = unique("keep-admin");
     let kc = generate(
         dir.path(),
-        &[
-            "--kubeconfig",
-            lab.kubeconfig(),
-            "--cluster-id",
-            id,
-            "--token",
-            &token,
-            "--parent-auth",
-            "keep",
-        ],
+        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token", &token, "--parent-auth", "keep"],
     );
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(!text.contains("system:anonymous"), "{text}");
-    assert!(
-        text.contains("client-certificate"),
-        "the admin's certificate is kept: {text}"
-    );
+    assert!(text.contains("client-certificate"), "the admin's certificate is kept: {text}");
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
 
@@ -223,16 +175,7 @@ fn keep_parent_admin_certificate() {
 #[test]
 fn seeded_managed_clusters() {
     let lab = lab();
-    let out = kubectl_ok(
-        lab.kubeconfig(),
-        &[
-            "get",
-            "managedclusters.clusters.clusternet.io",
-            "-A",
-            "-o",
-            "json",
-        ],
-    );
+    let out = kubectl_ok(lab.kubeconfig(), &["get", "managedclusters.clusters.clusternet.io", "-A", "-o", "json"]);
     let list = json(&out);
     let items = list["items"].as_array().unwrap();
     let find = |id: &str| {
@@ -245,34 +188,15 @@ fn seeded_managed_clusters() {
         let id = lab.var(&format!("LAB_{key}_ID"));
         let mc = find(id);
         assert_eq!(mc["metadata"]["name"], lab.var(&format!("LAB_{key}_NAME")));
-        assert_eq!(
-            mc["metadata"]["namespace"],
-            lab.var(&format!("LAB_{key}_NS"))
-        );
-        assert_eq!(
-            mc["metadata"]["labels"]["clusters.clusternet.io/cluster-id"],
-            id
-        );
+        assert_eq!(mc["metadata"]["namespace"], lab.var(&format!("LAB_{key}_NS")));
+        assert_eq!(mc["metadata"]["labels"]["clusters.clusternet.io/cluster-id"], id);
         assert_eq!(mc["status"]["useSocket"], true);
-        assert!(
-            mc["status"]["apiserverURL"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("https://"))
-        );
+        assert!(mc["status"]["apiserverURL"].as_str().is_some_and(|u| u.starts_with("https://")));
     }
     assert_eq!(lab.var("LAB_DUP_1_NAME"), lab.var("LAB_DUP_2_NAME"));
     assert_ne!(lab.var("LAB_DUP_1_NS"), lab.var("LAB_DUP_2_NS"));
     // The hub's lookup: a label selector on the ID, exact match.
-    let sel = format!(
-        "clusters.clusternet.io/cluster-id={}",
-        lab.var("LAB_CHILD_A_ID")
-    );
-    let names = kubectl_ok(
-        lab.kubeconfig(),
-        &["get", "mcls", "-A", "-l", &sel, "-o", "name"],
-    );
-    assert_eq!(
-        names.trim(),
-        "managedcluster.clusters.clusternet.io/child-a"
-    );
+    let sel = format!("clusters.clusternet.io/cluster-id={}", lab.var("LAB_CHILD_A_ID"));
+    let names = kubectl_ok(lab.kubeconfig(), &["get", "mcls", "-A", "-l", &sel, "-o", "name"]);
+    assert_eq!(names.trim(), "managedcluster.clusters.clusternet.io/child-a");
 }

@@ -81,10 +81,7 @@ fn impersonating_another_user_is_403() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("403 Forbidden"), "{err}");
-    assert!(
-        err.contains("cannot impersonate resource") && err.contains("users"),
-        "{err}"
-    );
+    assert!(err.contains("cannot impersonate resource") && err.contains("users"), "{err}");
     assert!(records_with("x-remote-extra-clusternet-token", &token, 0).is_empty());
 }
 
@@ -101,10 +98,7 @@ fn anonymous_without_impersonation() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("403 Forbidden"), "{err}");
-    assert!(
-        err.contains("system:anonymous") && err.contains("cannot list resource"),
-        "{err}"
-    );
+    assert!(err.contains("system:anonymous") && err.contains("cannot list resource"), "{err}");
 
     // No `as`: the proxy path reaches the hub as the anonymous user.
     let marker = unique("anon");
@@ -117,27 +111,17 @@ fn anonymous_without_impersonation() {
     let recs: Vec<Rec> = {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         loop {
-            let r: Vec<Rec> = records()
-                .into_iter()
-                .filter(|r| r.path.contains(&marker))
-                .collect();
+            let r: Vec<Rec> = records().into_iter().filter(|r| r.path.contains(&marker)).collect();
             if !r.is_empty() || std::time::Instant::now() > deadline {
                 break r;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };
-    assert!(
-        !recs.is_empty(),
-        "the anonymous request should reach the hub"
-    );
+    assert!(!recs.is_empty(), "the anonymous request should reach the hub");
     for r in &recs {
         assert_eq!(r.header("x-remote-user"), Some("system:anonymous"), "{r:?}");
-        assert_eq!(
-            r.header("x-remote-group"),
-            Some("system:unauthenticated"),
-            "{r:?}"
-        );
+        assert_eq!(r.header("x-remote-group"), Some("system:unauthenticated"), "{r:?}");
         assert!(r.headers_with_prefix("x-remote-extra-").is_empty(), "{r:?}");
     }
 }

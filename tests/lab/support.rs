@@ -18,12 +18,7 @@ pub struct Lab {
 
 impl Lab {
     pub fn var(&self, name: &str) -> &str {
-        self.vars.get(name).unwrap_or_else(|| {
-            panic!(
-                "{name} missing from the lab env file {}",
-                env_file().display()
-            )
-        })
+        self.vars.get(name).unwrap_or_else(|| panic!("{name} missing from the lab env file {}", env_file().display()))
     }
     pub fn kubeconfig(&self) -> &str {
         self.var("LAB_KUBECONFIG")
@@ -76,22 +71,12 @@ pub fn lab() -> &'static Lab {
 /// in the shared record file.
 pub fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "lab-{tag}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("lab-{tag}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("clusternet-lab-test")
-        .tempdir()
-        .unwrap()
+    tempfile::Builder::new().prefix("clusternet-lab-test").tempdir().unwrap()
 }
 
 /// Runs `clusternet-kubeconfig gen <args>`, asserts success, writes the
@@ -154,13 +139,7 @@ fn redacted(kc: &Path) -> String {
     std::fs::read_to_string(kc)
         .unwrap_or_default()
         .lines()
-        .map(|l| {
-            if l.len() > 160 {
-                format!("{}...", &l[..120])
-            } else {
-                l.to_string()
-            }
-        })
+        .map(|l| if l.len() > 160 { format!("{}...", &l[..120]) } else { l.to_string() })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -176,17 +155,10 @@ pub struct Rec {
 
 impl Rec {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
     pub fn headers_with_prefix(&self, prefix: &str) -> Vec<(&str, &str)> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
+        self.headers.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.as_str(), v.as_str())).collect()
     }
 }
 
@@ -196,14 +168,12 @@ fn parse_rec(v: &Value) -> Rec {
         .map(|hs| {
             hs.iter()
                 .filter_map(|h| match h {
-                    Value::Array(kv) if kv.len() == 2 => Some((
-                        kv[0].as_str()?.to_ascii_lowercase(),
-                        kv[1].as_str()?.to_string(),
-                    )),
-                    Value::Object(o) => Some((
-                        o.get("name")?.as_str()?.to_ascii_lowercase(),
-                        o.get("value")?.as_str()?.to_string(),
-                    )),
+                    Value::Array(kv) if kv.len() == 2 => {
+                        Some((kv[0].as_str()?.to_ascii_lowercase(), kv[1].as_str()?.to_string()))
+                    }
+                    Value::Object(o) => {
+                        Some((o.get("name")?.as_str()?.to_ascii_lowercase(), o.get("value")?.as_str()?.to_string()))
+                    }
                     _ => None,
                 })
                 .collect()
@@ -233,10 +203,7 @@ pub fn records() -> Vec<Rec> {
 pub fn records_with(header: &str, value: &str, min: usize) -> Vec<Rec> {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let found: Vec<Rec> = records()
-            .into_iter()
-            .filter(|r| r.header(header) == Some(value))
-            .collect();
+        let found: Vec<Rec> = records().into_iter().filter(|r| r.header(header) == Some(value)).collect();
         if found.len() >= min || Instant::now() > deadline {
             return found;
         }
@@ -250,10 +217,7 @@ pub fn json(s: &str) -> Value {
 
 /// The parent's own /version gitVersion (to tell the child's answer from it).
 pub fn parent_git_version() -> String {
-    let v = json(&kubectl_ok(
-        lab().kubeconfig(),
-        &["get", "--raw", "/version"],
-    ));
+    let v = json(&kubectl_ok(lab().kubeconfig(), &["get", "--raw", "/version"]));
     v["gitVersion"].as_str().unwrap().to_string()
 }
 
@@ -262,74 +226,34 @@ pub fn parent_git_version() -> String {
 /// recorded for them, found by `header: value`.
 pub fn assert_reaches_child(kc: &Path, cluster_id: &str, header: &str, value: &str) -> Vec<Rec> {
     let v = json(&kubectl_ok(kc, &["version", "-o", "json"]));
-    let child = v["serverVersion"]["gitVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(
-        child,
-        testkit::CHILD_GIT_VERSION,
-        "serverVersion should be the child's: {v}"
-    );
-    assert_ne!(
-        child,
-        parent_git_version(),
-        "the parent answered, not the child"
-    );
+    let child = v["serverVersion"]["gitVersion"].as_str().unwrap_or_default().to_string();
+    assert_eq!(child, testkit::CHILD_GIT_VERSION, "serverVersion should be the child's: {v}");
+    assert_ne!(child, parent_git_version(), "the parent answered, not the child");
 
     let ns = json(&kubectl_ok(kc, &["get", "ns", "-o", "json"]));
-    let names: Vec<&str> = ns["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|i| i["metadata"]["name"].as_str())
-        .collect();
-    assert!(
-        names.contains(&testkit::CHILD_NAMESPACE),
-        "child namespaces expected, got {names:?}"
-    );
-    assert!(
-        !names.contains(&"clusternet-system"),
-        "the parent's namespaces leaked: {names:?}"
-    );
+    let names: Vec<&str> =
+        ns["items"].as_array().expect("items").iter().filter_map(|i| i["metadata"]["name"].as_str()).collect();
+    assert!(names.contains(&testkit::CHILD_NAMESPACE), "child namespaces expected, got {names:?}");
+    assert!(!names.contains(&"clusternet-system"), "the parent's namespaces leaked: {names:?}");
 
     let recs = records_with(header, value, 2);
     let want = format!("{PROXY_PREFIX}{cluster_id}/proxy/direct");
     for path in ["/version", "/api/v1/namespaces"] {
         assert!(
-            recs.iter()
-                .any(|r| r.method == "GET" && r.path == format!("{want}{path}")),
+            recs.iter().any(|r| r.method == "GET" && r.path == format!("{want}{path}")),
             "no GET {want}{path} with {header}={value} recorded; got {:?}",
-            recs.iter()
-                .map(|r| format!("{} {}", r.method, r.path))
-                .collect::<Vec<_>>()
+            recs.iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>()
         );
     }
     for r in &recs {
         assert!(r.path.starts_with(&want), "unexpected path {}", r.path);
         // It came through the aggregator: front-proxy client certificate, and
         // the identity kube-apiserver authenticated and then impersonated.
-        assert_eq!(
-            r.client_cert_cn.as_deref(),
-            Some("front-proxy-client"),
-            "{r:?}"
-        );
+        assert_eq!(r.client_cert_cn.as_deref(), Some("front-proxy-client"), "{r:?}");
         assert_eq!(r.header("x-remote-user"), Some("clusternet"), "{r:?}");
-        assert_eq!(
-            r.header("x-remote-group"),
-            Some("system:authenticated"),
-            "{r:?}"
-        );
-        assert_eq!(
-            r.header("impersonate-user"),
-            None,
-            "impersonation headers must not reach the hub"
-        );
-        assert_eq!(
-            r.header("authorization"),
-            None,
-            "parent credentials must not reach the hub"
-        );
+        assert_eq!(r.header("x-remote-group"), Some("system:authenticated"), "{r:?}");
+        assert_eq!(r.header("impersonate-user"), None, "impersonation headers must not reach the hub");
+        assert_eq!(r.header("authorization"), None, "parent credentials must not reach the hub");
     }
     recs
 }
@@ -338,9 +262,7 @@ pub fn assert_reaches_child(kc: &Path, cluster_id: &str, header: &str, value: &s
 pub fn child_cert_pair(cn: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.self_signed(&key).unwrap();
     (cert.pem(), key.serialize_pem())
@@ -357,18 +279,8 @@ pub fn hub_proxy_token() -> String {
     use base64::Engine as _;
     let b64 = kubectl_ok(
         lab().kubeconfig(),
-        &[
-            "-n",
-            "clusternet-system",
-            "get",
-            "secret",
-            "clusternet-hub-proxy",
-            "-o",
-            "jsonpath={.data.token}",
-        ],
+        &["-n", "clusternet-system", "get", "secret", "clusternet-hub-proxy", "-o", "jsonpath={.data.token}"],
     );
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .expect("token is base64");
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).expect("token is base64");
     String::from_utf8(raw).unwrap()
 }
