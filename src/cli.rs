@@ -42,23 +42,69 @@ pub enum Command {
     /// Generate a dedicated kubeconfig for one child cluster (offline: no network)
     #[command(after_long_help = EXAMPLES)]
     Gen(Box<GenArgs>),
+    /// List the ManagedClusters of the parent (one paginated LIST)
+    List(ListArgs),
+    /// Check a generated kubeconfig: the child's /version and /api through the proxy
+    Verify(VerifyArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct GenArgs {
-    /// Parent kubeconfig [default: the KUBECONFIG list, then ~/.kube/config]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub parent_config: ParentConfigArgs,
+
+    /// All namespaces (the default)
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// Only this namespace
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Label selector, e.g. clusters.clusternet.io/cluster-id=<id>
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+
+    /// Seconds to wait for each request
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The generated kubeconfig [default: the KUBECONFIG list, then ~/.kube/config]
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Parent context to use [default: current-context]
+    /// Context to verify [default: current-context]
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
 
-    /// Child cluster ID (a UUID; normalised to lower-case hyphenated form)
-    #[arg(long, value_name = "UUID", required = true)]
-    pub cluster_id: Option<String>,
+    /// Seconds to wait for each request
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    #[command(flatten)]
+    pub parent_config: ParentConfigArgs,
+
+    #[command(flatten)]
+    pub targets: TargetArgs,
 
     /// Child apiserver as the agent dials it: http(s)://host[:port][/path]
     /// [default: route `direct`, the URL the agent reported]
@@ -73,6 +119,64 @@ pub struct GenArgs {
 
     #[command(flatten)]
     pub out: OutputArgs,
+
+    /// Before writing, request the child's /version and /api through the proxy;
+    /// on failure write nothing (unless --force)
+    #[arg(long, help_heading = "Verification")]
+    pub verify: bool,
+
+    /// Seconds to wait for each request to the parent
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, help_heading = "Verification")]
+    pub timeout: u64,
+}
+
+/// The parent kubeconfig, shared by every subcommand that reads one.
+#[derive(Debug, Args)]
+pub struct ParentConfigArgs {
+    /// Parent kubeconfig [default: the KUBECONFIG list, then ~/.kube/config]
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Parent context to use [default: current-context]
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// Which child clusters: by ID (offline), or looked up on the parent.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Child clusters")]
+pub struct TargetArgs {
+    /// Child cluster ID (a UUID; normalised to lower-case hyphenated form); repeatable with --credentials
+    #[arg(long, value_name = "UUID", required_unless_present_any = ["cluster", "all"])]
+    pub cluster_id: Vec<String>,
+
+    /// ManagedCluster name, looked up on the parent; repeatable with --credentials
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Vec<String>,
+
+    /// Namespace of --cluster
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Every ManagedCluster on the parent (one context each); needs --credentials
+    #[arg(long, conflicts_with_all = ["cluster_id", "cluster"], requires = "credentials")]
+    pub all: bool,
+
+    /// With --all: only ManagedClusters matching this label selector
+    #[arg(short = 'l', long, value_name = "SELECTOR", requires = "all")]
+    pub selector: Option<String>,
+
+    /// YAML file with child credentials per cluster name, namespace/name or ID
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// Fail when a cluster has no entry in --credentials (default: skip it with a warning)
+    #[arg(long, requires = "credentials")]
+    pub strict: bool,
+
+    /// With several clusters: leave current-context unset [default: the first cluster's]
+    #[arg(long)]
+    pub no_current_context: bool,
 }
 
 /// What is generated and where it goes.
@@ -91,8 +195,8 @@ pub struct OutputArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "merge_into")]
     pub output_file: Option<PathBuf>,
 
-    /// Replace an existing --output-file
-    #[arg(long, requires = "output_file")]
+    /// Replace an existing --output-file; with --verify, write even when verification fails
+    #[arg(long)]
     pub force: bool,
 
     /// Add or replace the generated entries in this kubeconfig (created if missing)
@@ -104,12 +208,7 @@ pub struct OutputArgs {
     pub set_current_context: bool,
 
     /// With --merge-into: how long to wait for `<file>.lock` held by kubectl or another writer
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 10,
-        requires = "merge_into"
-    )]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, requires = "merge_into")]
     pub lock_timeout: u64,
 }
 
@@ -165,6 +264,35 @@ pub struct ParentAuthArgs {
     /// File holding the parent token ('-' = stdin)
     #[arg(long, value_name = "PATH")]
     pub parent_token_file: Option<PathBuf>,
+
+    /// With --parent-auth token and no token given: ask the TokenRequest API for
+    /// a token of clusternet-hub-proxy instead of reading its Secret
+    #[arg(long)]
+    pub parent_token_request: bool,
+
+    /// Lifetime of a --parent-token-request token, e.g. 1h, 30m, 3600s
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "parent_token_request")]
+    pub parent_token_ttl: std::time::Duration,
+
+    /// Namespace of Clusternet's hub and its clusternet-hub-proxy service account
+    #[arg(long, value_name = "NAMESPACE", default_value = "clusternet-system")]
+    pub system_namespace: String,
+}
+
+/// `90`, `90s`, `30m`, `1h`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 1h, 30m or 600s"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?} is not a duration like 1h, 30m or 600s")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,17 +4,21 @@
 //! The data flows one way: load the parent kubeconfig ([`kubeconfig::load`]) →
 //! select the context ([`kubeconfig::select`]) → route the server ([`route`]) →
 //! attach credentials ([`credentials`]) → emit or write ([`kubeconfig::emit`],
-//! [`kubeconfig::write`]). Subcommands live in one module each ([`generate`] for `gen`,
-//! [`completions`]) and only wire those stages together.
+//! [`kubeconfig::write`]). Subcommands live in one module each ([`generate`] for
+//! `gen`, [`list`], [`verify`], [`completions`]) and only wire those stages
+//! together; [`cluster`] is the only module that talks to a cluster.
 
 pub mod cli;
+pub mod cluster;
 pub mod completions;
 pub mod credentials;
 pub mod error;
 pub mod generate;
 pub mod kubeconfig;
+pub mod list;
 pub mod route;
 pub mod secret;
+pub mod verify;
 
 use std::process::ExitCode;
 
@@ -28,6 +32,8 @@ pub fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = match cli.command {
         cli::Command::Gen(args) => generate::run(*args),
+        cli::Command::List(args) => list::run(args),
+        cli::Command::Verify(args) => verify::run(args),
         cli::Command::Completions(args) => completions::run(args),
     };
     match outcome {
@@ -36,11 +42,7 @@ pub fn run() -> ExitCode {
             // One line, whatever the causes contain: scripts grep stderr.
             let line = format!("{err:#}").replace(['\n', '\r'], " ");
             eprintln!("error: {line}");
-            if error::is_usage(&err) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            if error::is_usage(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }

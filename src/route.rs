@@ -51,27 +51,24 @@ pub enum Route {
     /// The apiserver URL the agent reported in `ManagedCluster.status.apiserverURL`.
     Direct,
     /// `https/<host[:port]>[/path]` or `http/...`: dialled from inside the child.
-    Dial {
-        scheme: &'static str,
-        target: String,
-    },
+    Dial { scheme: &'static str, target: String },
 }
 
 impl Route {
     /// Parses `--child-server`: `http(s)://host[:port][/path]`, nothing else.
     pub fn from_child_server(input: &str) -> Result<Route> {
         let flag = "--child-server";
-        let url = Url::parse(input.trim()).map_err(|e| {
-            anyhow!("{flag} {input:?} is not a URL ({e}); give http(s)://host[:port][/path]")
-        })?;
+        let url = Url::parse(input.trim())
+            .map_err(|e| anyhow!("{flag} {input:?} is not a URL ({e}); give http(s)://host[:port][/path]"))?;
         let scheme = match url.scheme() {
             "https" => "https",
             "http" => "http",
             other => bail!("{flag} has scheme {other:?}; the hub dials only https:// or http://"),
         };
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
-            anyhow!("{flag} {input:?} has no host; give http(s)://host[:port][/path]")
-        })?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| anyhow!("{flag} {input:?} has no host; give http(s)://host[:port][/path]"))?;
         reject_extras(&url, flag)?;
         let mut target = host.to_string();
         if let Some(port) = url.port() {
@@ -94,20 +91,11 @@ impl Route {
 /// then `apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/<route>`.
 /// A path prefix of the parent (Rancher-style) is kept; `field` names the
 /// parent's server field for messages.
-pub fn proxy_server(
-    parent_server: &str,
-    id: &ClusterId,
-    route: &Route,
-    field: &str,
-) -> Result<String> {
-    let url = Url::parse(parent_server.trim()).map_err(|e| {
-        anyhow!("{field} is not a URL ({e}); it must be https://host[:port][/path]")
-    })?;
+pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &str) -> Result<String> {
+    let url = Url::parse(parent_server.trim())
+        .map_err(|e| anyhow!("{field} is not a URL ({e}); it must be https://host[:port][/path]"))?;
     if !matches!(url.scheme(), "https" | "http") {
-        bail!(
-            "{field} has scheme {:?}; it must be https:// or http://",
-            url.scheme()
-        );
+        bail!("{field} has scheme {:?}; it must be https:// or http://", url.scheme());
     }
     if url.host_str().is_none_or(str::is_empty) {
         bail!("{field} has no host");
@@ -121,9 +109,7 @@ pub fn proxy_server(
 /// would also be a credential in the wrong place, so it is never echoed.
 fn reject_extras(url: &Url, field: &str) -> Result<()> {
     if !url.username().is_empty() || url.password().is_some() {
-        bail!(
-            "{field} contains user info (user:password@); remove it: credentials belong in the user entry"
-        );
+        bail!("{field} contains user info (user:password@); remove it: credentials belong in the user entry");
     }
     if url.query().is_some() {
         bail!("{field} has a query (?...); remove it");
@@ -159,12 +145,7 @@ mod tests {
         ] {
             assert_eq!(ClusterId::parse(form).unwrap(), (id(), true), "{form}");
         }
-        for bad in [
-            "",
-            "dc91021d",
-            "not-a-uuid",
-            "dc91021d-2361-4f6d-a404-7c33b9e0111z",
-        ] {
+        for bad in ["", "dc91021d", "not-a-uuid", "dc91021d-2361-4f6d-a404-7c33b9e0111z"] {
             assert!(format!("{:#}", ClusterId::parse(bad).unwrap_err()).contains("--cluster-id"));
         }
     }
@@ -180,10 +161,7 @@ mod tests {
     #[test]
     fn path_prefixes_and_ipv6_are_kept() {
         assert_eq!(
-            server(
-                "https://rancher.example/k8s/clusters/c-xyz/",
-                &Route::Direct
-            ),
+            server("https://rancher.example/k8s/clusters/c-xyz/", &Route::Direct),
             format!("https://rancher.example/k8s/clusters/c-xyz/{SOCKETS_PATH}/{ID}/proxy/direct")
         );
         assert_eq!(
@@ -225,10 +203,7 @@ mod tests {
             ("https://admin:secret@x", "user info"),
             ("", "not a URL"),
         ] {
-            let err = format!(
-                "{:#}",
-                proxy_server(bad, &id(), &Route::Direct, "server").unwrap_err()
-            );
+            let err = format!("{:#}", proxy_server(bad, &id(), &Route::Direct, "server").unwrap_err());
             assert!(err.contains(needle), "{bad}: {err}");
             assert!(!err.contains("secret"));
         }

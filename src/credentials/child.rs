@@ -32,18 +32,9 @@ pub enum ChildSource {
     Token(String),
     TokenFile(PathBuf),
     TokenEnv(String),
-    CertKeyFiles {
-        cert: PathBuf,
-        key: PathBuf,
-    },
-    CertKeyData {
-        cert: String,
-        key: String,
-    },
-    ChildKubeconfig {
-        path: PathBuf,
-        context: Option<String>,
-    },
+    CertKeyFiles { cert: PathBuf, key: PathBuf },
+    CertKeyData { cert: String, key: String },
+    ChildKubeconfig { path: PathBuf, context: Option<String> },
 }
 
 impl ChildSource {
@@ -61,34 +52,23 @@ impl ChildSource {
         if let (Some(cert), Some(key)) = (&args.client_certificate, &args.client_key) {
             found.push((
                 "--client-certificate/--client-key",
-                ChildSource::CertKeyFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                },
+                ChildSource::CertKeyFiles { cert: cert.clone(), key: key.clone() },
             ));
         }
         if let (Some(cert), Some(key)) = (&args.client_certificate_data, &args.client_key_data) {
             found.push((
                 "--client-certificate-data/--client-key-data",
-                ChildSource::CertKeyData {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                },
+                ChildSource::CertKeyData { cert: cert.clone(), key: key.clone() },
             ));
         }
         if let Some(p) = &args.child_kubeconfig {
             found.push((
                 "--child-kubeconfig",
-                ChildSource::ChildKubeconfig {
-                    path: p.clone(),
-                    context: args.child_context.clone(),
-                },
+                ChildSource::ChildKubeconfig { path: p.clone(), context: args.child_context.clone() },
             ));
         }
         match env_token {
-            Some(t) if !t.is_empty() || found.is_empty() => {
-                found.push((TOKEN_ENV, ChildSource::TokenEnv(t)))
-            }
+            Some(t) if !t.is_empty() || found.is_empty() => found.push((TOKEN_ENV, ChildSource::TokenEnv(t))),
             _ => {}
         }
         match found.len() {
@@ -98,10 +78,7 @@ impl ChildSource {
             ))),
             _ => {
                 let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
-                Err(usage(format!(
-                    "child credentials given twice ({}); keep exactly one source",
-                    names.join(" and ")
-                )))
+                Err(usage(format!("child credentials given twice ({}); keep exactly one source", names.join(" and "))))
             }
         }
     }
@@ -115,16 +92,12 @@ impl ChildSource {
 /// Reads and checks the credentials; notes (warnings) go to `notes`.
 pub fn load(source: &ChildSource, notes: &mut Vec<String>) -> Result<ChildCredentials> {
     match source {
-        ChildSource::Token(t) => validate::token(t, "--token")
-            .map(ChildCredentials::Token)
-            .map_err(usage_if_flag),
+        ChildSource::Token(t) => validate::token(t, "--token").map(ChildCredentials::Token).map_err(usage_if_flag),
         ChildSource::TokenEnv(t) => Ok(ChildCredentials::Token(validate::token(t, TOKEN_ENV)?)),
         ChildSource::TokenFile(path) => {
             let origin = file_origin("--token-file", path);
             let raw = read_file_or_stdin(path, &origin)?;
-            Ok(ChildCredentials::Token(validate::token_from_file(
-                &raw, &origin,
-            )?))
+            Ok(ChildCredentials::Token(validate::token_from_file(&raw, &origin)?))
         }
         ChildSource::CertKeyFiles { cert, key } => {
             let cert_origin = file_origin("--client-certificate", cert);
@@ -134,20 +107,11 @@ pub fn load(source: &ChildSource, notes: &mut Vec<String>) -> Result<ChildCreden
             cert_key(cert_pem, key_pem, &cert_origin, &key_origin, notes)
         }
         ChildSource::CertKeyData { cert, key } => {
-            let cert_pem =
-                validate::base64_data(cert, "--client-certificate-data").map_err(usage_if_flag)?;
+            let cert_pem = validate::base64_data(cert, "--client-certificate-data").map_err(usage_if_flag)?;
             let key_pem = validate::base64_data(key, "--client-key-data").map_err(usage_if_flag)?;
-            cert_key(
-                cert_pem,
-                key_pem,
-                "--client-certificate-data",
-                "--client-key-data",
-                notes,
-            )
+            cert_key(cert_pem, key_pem, "--client-certificate-data", "--client-key-data", notes)
         }
-        ChildSource::ChildKubeconfig { path, context } => {
-            from_kubeconfig(path, context.as_deref(), notes)
-        }
+        ChildSource::ChildKubeconfig { path, context } => from_kubeconfig(path, context.as_deref(), notes),
     }
 }
 
@@ -157,20 +121,14 @@ fn usage_if_flag(err: anyhow::Error) -> anyhow::Error {
 }
 
 fn file_origin(flag: &str, path: &Path) -> String {
-    if path.as_os_str() == "-" {
-        format!("{flag} - (stdin)")
-    } else {
-        format!("{flag} {}", path.display())
-    }
+    if path.as_os_str() == "-" { format!("{flag} - (stdin)") } else { format!("{flag} {}", path.display()) }
 }
 
 /// Reads a flag's file, or standard input for `-`.
 pub fn read_file_or_stdin(path: &Path, origin: &str) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .with_context(|| format!("{origin}: reading stdin"))?;
+        std::io::stdin().read_to_end(&mut buf).with_context(|| format!("{origin}: reading stdin"))?;
         return Ok(buf);
     }
     let flag = origin.split(' ').next().unwrap_or(origin);
@@ -184,60 +142,36 @@ fn cert_key(
     key_origin: &str,
     notes: &mut Vec<String>,
 ) -> Result<ChildCredentials> {
-    if let KeyCheck::Unchecked(why) =
-        validate::cert_and_key(&cert_pem, &key_pem, cert_origin, key_origin)?
-    {
-        notes.push(format!(
-            "warning: could not check that {key_origin} matches {cert_origin}: {why}"
-        ));
+    if let KeyCheck::Unchecked(why) = validate::cert_and_key(&cert_pem, &key_pem, cert_origin, key_origin)? {
+        notes.push(format!("warning: could not check that {key_origin} matches {cert_origin}: {why}"));
     }
-    let cert_pem =
-        String::from_utf8(cert_pem).map_err(|_| anyhow!("{cert_origin} is not PEM text"))?;
-    let key_pem =
-        String::from_utf8(key_pem).map_err(|_| anyhow!("{key_origin} is not PEM text"))?;
-    Ok(ChildCredentials::ClientCertificate {
-        cert_pem,
-        key_pem: Secret::new(key_pem),
-    })
+    let cert_pem = String::from_utf8(cert_pem).map_err(|_| anyhow!("{cert_origin} is not PEM text"))?;
+    let key_pem = String::from_utf8(key_pem).map_err(|_| anyhow!("{key_origin} is not PEM text"))?;
+    Ok(ChildCredentials::ClientCertificate { cert_pem, key_pem: Secret::new(key_pem) })
 }
 
 /// Takes the credentials of a child kubeconfig's user, as kubectl-clusternet
 /// does: its token (or tokenFile), else its client certificate and key (inline
 /// or files, resolved against that kubeconfig's directory).
-fn from_kubeconfig(
-    path: &Path,
-    context: Option<&str>,
-    notes: &mut Vec<String>,
-) -> Result<ChildCredentials> {
+fn from_kubeconfig(path: &Path, context: Option<&str>, notes: &mut Vec<String>) -> Result<ChildCredentials> {
     let config = load::read_file(path).context("--child-kubeconfig")?;
     let loaded = load::merge(vec![(load::absolute(path), config)]);
-    let selection =
-        select::select(&loaded, context, "--child-context").context("--child-kubeconfig")?;
+    let selection = select::select(&loaded, context, "--child-context").context("--child-kubeconfig")?;
     let user_name = selection.user_name;
-    let user = flatten::flatten_user(selection.user, selection.user_dir, user_name)
-        .context("--child-kubeconfig")?;
-    let origin = format!(
-        "user {user_name:?} of --child-kubeconfig {}",
-        path.display()
-    );
+    let user = flatten::flatten_user(selection.user, selection.user_dir, user_name).context("--child-kubeconfig")?;
+    let origin = format!("user {user_name:?} of --child-kubeconfig {}", path.display());
     let token = string_field(&user, "token", &origin)?;
     let cert = string_field(&user, "client-certificate-data", &origin)?;
     let key = string_field(&user, "client-key-data", &origin)?;
     if let Some(token) = token.filter(|t| !t.is_empty()) {
         if cert.is_some() {
-            notes.push(format!(
-                "note: {origin} has both a token and a client certificate; using the token"
-            ));
+            notes.push(format!("note: {origin} has both a token and a client certificate; using the token"));
         }
-        return Ok(ChildCredentials::Token(validate::token(
-            token,
-            &format!("token of {origin}"),
-        )?));
+        return Ok(ChildCredentials::Token(validate::token(token, &format!("token of {origin}"))?));
     }
     match (cert, key) {
         (Some(cert), Some(key)) => {
-            let cert_pem =
-                validate::base64_data(cert, &format!("client-certificate-data of {origin}"))?;
+            let cert_pem = validate::base64_data(cert, &format!("client-certificate-data of {origin}"))?;
             let key_pem = validate::base64_data(key, &format!("client-key-data of {origin}"))?;
             cert_key(
                 cert_pem,
@@ -285,26 +219,11 @@ mod tests {
 
     #[test]
     fn exactly_one_source() {
-        let a = ChildCredentialArgs {
-            token: Some("t".into()),
-            ..args()
-        };
-        assert_eq!(
-            ChildSource::resolve(&a, None).unwrap(),
-            ChildSource::Token("t".into())
-        );
-        assert_eq!(
-            ChildSource::resolve(&a, Some(String::new())).unwrap(),
-            ChildSource::Token("t".into())
-        );
-        assert_eq!(
-            ChildSource::resolve(&args(), Some("e".into())).unwrap(),
-            ChildSource::TokenEnv("e".into())
-        );
-        assert_eq!(
-            ChildSource::resolve(&args(), Some(String::new())).unwrap(),
-            ChildSource::TokenEnv(String::new())
-        );
+        let a = ChildCredentialArgs { token: Some("t".into()), ..args() };
+        assert_eq!(ChildSource::resolve(&a, None).unwrap(), ChildSource::Token("t".into()));
+        assert_eq!(ChildSource::resolve(&a, Some(String::new())).unwrap(), ChildSource::Token("t".into()));
+        assert_eq!(ChildSource::resolve(&args(), Some("e".into())).unwrap(), ChildSource::TokenEnv("e".into()));
+        assert_eq!(ChildSource::resolve(&args(), Some(String::new())).unwrap(), ChildSource::TokenEnv(String::new()));
         let none = ChildSource::resolve(&args(), None).unwrap_err();
         assert!(is_usage(&none) && format!("{none}").contains("no child credentials"));
         let two = ChildSource::resolve(&a, Some("e".into())).unwrap_err();
@@ -325,10 +244,8 @@ mod tests {
         )
         .unwrap();
         let mut notes = vec![];
-        let src = |ctx: Option<&str>| ChildSource::ChildKubeconfig {
-            path: cfg.clone(),
-            context: ctx.map(String::from),
-        };
+        let src =
+            |ctx: Option<&str>| ChildSource::ChildKubeconfig { path: cfg.clone(), context: ctx.map(String::from) };
         match load(&src(None), &mut notes).unwrap() {
             ChildCredentials::Token(t) => assert_eq!(t.expose(), "child-token"),
             other => panic!("{other:?}"),
@@ -340,9 +257,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            format!("{:#}", load(&src(Some("e")), &mut notes).unwrap_err())
-                .contains("exec or auth-provider")
-        );
+        assert!(format!("{:#}", load(&src(Some("e")), &mut notes).unwrap_err()).contains("exec or auth-provider"));
     }
 }

@@ -8,6 +8,7 @@
 //! request to the child.
 
 pub mod child;
+pub mod file;
 pub mod parent;
 pub mod validate;
 
@@ -42,10 +43,7 @@ pub fn extras(child: &ChildCredentials) -> Mapping {
         }
         ChildCredentials::ClientCertificate { cert_pem, key_pem } => {
             map.insert(EXTRA_CERTIFICATE.into(), one(STANDARD.encode(cert_pem)));
-            map.insert(
-                EXTRA_PRIVATE_KEY.into(),
-                one(STANDARD.encode(key_pem.expose())),
-            );
+            map.insert(EXTRA_PRIVATE_KEY.into(), one(STANDARD.encode(key_pem.expose())));
         }
     }
     map
@@ -53,11 +51,7 @@ pub fn extras(child: &ChildCredentials) -> Mapping {
 
 /// The generated user entry (the `user:` mapping), keys in sorted order like
 /// `kubectl config view`. Notes for stderr are pushed to `notes`.
-pub fn user_entry(
-    parent: &ParentAuth,
-    child: &ChildCredentials,
-    notes: &mut Vec<String>,
-) -> Mapping {
+pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials, notes: &mut Vec<String>) -> Mapping {
     let mut fields: Vec<(String, Value)> = match parent {
         ParentAuth::Anonymous => vec![("username".into(), "system:anonymous".into())],
         ParentAuth::Token(token) => vec![("token".into(), token.expose().into())],
@@ -66,9 +60,7 @@ pub fn user_entry(
             for (key, value) in user {
                 let key = match key {
                     Value::String(k) => k.clone(),
-                    other => crate::kubeconfig::yaml::to_yaml(other)
-                        .trim_end()
-                        .to_string(),
+                    other => crate::kubeconfig::yaml::to_yaml(other).trim_end().to_string(),
                 };
                 if IMPERSONATION_KEYS.contains(&key.as_str()) {
                     notes.push(format!("note: parent user {user_name:?} had {key}; replaced by the impersonation of {IMPERSONATED_USER}"));
@@ -82,10 +74,7 @@ pub fn user_entry(
     fields.push(("as".into(), IMPERSONATED_USER.into()));
     fields.push(("as-user-extra".into(), Value::Mapping(extras(child))));
     fields.sort_by(|a, b| a.0.cmp(&b.0));
-    fields
-        .into_iter()
-        .map(|(k, v)| (Value::String(k), v))
-        .collect()
+    fields.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
 }
 
 #[cfg(test)]
@@ -109,60 +98,29 @@ mod tests {
 
     #[test]
     fn token_user_entry_has_no_username() {
-        let u = user_entry(
-            &ParentAuth::Token(Secret::new("p".into())),
-            &token(),
-            &mut vec![],
-        );
+        let u = user_entry(&ParentAuth::Token(Secret::new("p".into())), &token(), &mut vec![]);
         assert_eq!(u.get("token").unwrap(), &Value::from("p"));
         assert!(u.get("username").is_none());
     }
 
     #[test]
     fn cert_extras_are_standard_base64() {
-        let c = ChildCredentials::ClientCertificate {
-            cert_pem: "CERT\n".into(),
-            key_pem: Secret::new("KEY\n".into()),
-        };
+        let c = ChildCredentials::ClientCertificate { cert_pem: "CERT\n".into(), key_pem: Secret::new("KEY\n".into()) };
         let e = extras(&c);
-        assert_eq!(
-            e.get(EXTRA_CERTIFICATE).unwrap()[0],
-            Value::from("Q0VSVAo=")
-        );
-        assert_eq!(
-            e.get(EXTRA_PRIVATE_KEY).unwrap()[0],
-            Value::from("S0VZCg==")
-        );
+        assert_eq!(e.get(EXTRA_CERTIFICATE).unwrap()[0], Value::from("Q0VSVAo="));
+        assert_eq!(e.get(EXTRA_PRIVATE_KEY).unwrap()[0], Value::from("S0VZCg=="));
         let keys: Vec<_> = e.keys().collect();
-        assert_eq!(
-            keys,
-            [
-                &Value::from(EXTRA_CERTIFICATE),
-                &Value::from(EXTRA_PRIVATE_KEY)
-            ]
-        );
+        assert_eq!(keys, [&Value::from(EXTRA_CERTIFICATE), &Value::from(EXTRA_PRIVATE_KEY)]);
     }
 
     #[test]
     fn keep_replaces_existing_impersonation() {
-        let user: Mapping = serde_yaml::from_str(
-            "client-certificate-data: QQ==\nas: someone\nas-groups: [g]\nzz: 1\n",
-        )
-        .unwrap();
+        let user: Mapping =
+            serde_yaml::from_str("client-certificate-data: QQ==\nas: someone\nas-groups: [g]\nzz: 1\n").unwrap();
         let mut notes = vec![];
-        let u = user_entry(
-            &ParentAuth::Keep {
-                user_name: "admin".into(),
-                user,
-            },
-            &token(),
-            &mut notes,
-        );
+        let u = user_entry(&ParentAuth::Keep { user_name: "admin".into(), user }, &token(), &mut notes);
         let keys: Vec<&str> = u.keys().map(|k| k.as_str().unwrap()).collect();
-        assert_eq!(
-            keys,
-            ["as", "as-user-extra", "client-certificate-data", "zz"]
-        );
+        assert_eq!(keys, ["as", "as-user-extra", "client-certificate-data", "zz"]);
         assert_eq!(u.get("as").unwrap(), &Value::from("clusternet"));
         assert_eq!(notes.len(), 2);
     }

@@ -38,11 +38,10 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
-    /// The one parent token source, if any; two are a usage error.
-    pub fn resolve(
-        args: &ParentAuthArgs,
-        env_token: Option<String>,
-    ) -> Result<Option<TokenSource>> {
+    /// The one parent token source, if any; two are a usage error. With
+    /// `--parent-auth token` and no source, the token is read from the parent
+    /// cluster (the clusternet-hub-proxy Secret, or a TokenRequest).
+    pub fn resolve(args: &ParentAuthArgs, env_token: Option<String>) -> Result<Option<TokenSource>> {
         let mut found = Vec::new();
         if let Some(t) = &args.parent_token {
             found.push(("--parent-token", TokenSource::Flag(t.clone())));
@@ -51,82 +50,59 @@ impl TokenSource {
             found.push(("--parent-token-file", TokenSource::File(p.clone())));
         }
         match env_token {
-            Some(t)
-                if !t.is_empty()
-                    || (found.is_empty() && args.parent_auth == ParentAuthMode::Token) =>
-            {
-                found.push((TOKEN_ENV, TokenSource::Env(t)))
-            }
+            Some(t) if !t.is_empty() => found.push((TOKEN_ENV, TokenSource::Env(t))),
             _ => {}
         }
         if found.len() > 1 {
             let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
-            return Err(usage(format!(
-                "parent token given twice ({}); keep one",
-                names.join(" and ")
-            )));
+            return Err(usage(format!("parent token given twice ({}); keep one", names.join(" and "))));
         }
         let source = found.pop();
-        match (args.parent_auth, &source) {
-            (ParentAuthMode::Token, None) => Err(usage(format!(
-                "--parent-auth token needs a parent token: --parent-token-file PATH (or -), or env {TOKEN_ENV}"
-            ))),
-            (ParentAuthMode::Anonymous | ParentAuthMode::Keep, Some((name, _)))
-                if *name != TOKEN_ENV =>
-            {
-                Err(usage(format!(
-                    "{name} is used only with --parent-auth token"
-                )))
+        if args.parent_token_request && (args.parent_auth != ParentAuthMode::Token || source.is_some()) {
+            return Err(usage("--parent-token-request is for --parent-auth token without a given parent token"));
+        }
+        match (args.parent_auth, source) {
+            (ParentAuthMode::Anonymous | ParentAuthMode::Keep, Some((name, _))) if name != TOKEN_ENV => {
+                Err(usage(format!("{name} is used only with --parent-auth token")))
             }
             // A parent token in the environment does not force token auth.
-            (ParentAuthMode::Anonymous | ParentAuthMode::Keep, Some(_)) => Ok(None),
-            _ => Ok(source.map(|(_, s)| s)),
+            (ParentAuthMode::Anonymous | ParentAuthMode::Keep, _) => Ok(None),
+            (ParentAuthMode::Token, source) => Ok(source.map(|(_, s)| s)),
         }
     }
 
     pub fn reads_stdin(&self) -> bool {
         matches!(self, TokenSource::File(p) if p.as_os_str() == "-")
     }
+
+    /// Reads and checks the token.
+    pub fn read(&self) -> Result<Secret> {
+        match self {
+            TokenSource::Flag(t) => validate::token(t, "--parent-token").map_err(|e| usage(format!("{e:#}"))),
+            TokenSource::Env(t) => validate::token(t, TOKEN_ENV),
+            TokenSource::File(path) => {
+                let origin = if path.as_os_str() == "-" {
+                    "--parent-token-file - (stdin)".to_string()
+                } else {
+                    format!("--parent-token-file {}", path.display())
+                };
+                validate::token_from_file(&read_file_or_stdin(path, &origin)?, &origin)
+            }
+        }
+    }
 }
 
-/// Builds the parent authentication. Only `keep` looks at the selected user.
-pub fn load(
-    mode: ParentAuthMode,
-    token: Option<&TokenSource>,
-    selection: &Selection,
-) -> Result<ParentAuth> {
-    match mode {
-        ParentAuthMode::Anonymous => Ok(ParentAuth::Anonymous),
-        ParentAuthMode::Token => {
-            let secret = match token {
-                Some(TokenSource::Flag(t)) => {
-                    validate::token(t, "--parent-token").map_err(|e| usage(format!("{e:#}")))?
-                }
-                Some(TokenSource::Env(t)) => validate::token(t, TOKEN_ENV)?,
-                Some(TokenSource::File(path)) => {
-                    let origin = if path.as_os_str() == "-" {
-                        "--parent-token-file - (stdin)".to_string()
-                    } else {
-                        format!("--parent-token-file {}", path.display())
-                    };
-                    validate::token_from_file(&read_file_or_stdin(path, &origin)?, &origin)?
-                }
-                None => {
-                    return Err(usage(format!(
-                        "--parent-auth token needs a parent token: --parent-token-file PATH (or -), or env {TOKEN_ENV}"
-                    )));
-                }
-            };
-            Ok(ParentAuth::Token(secret))
-        }
-        ParentAuthMode::Keep => {
-            let user =
-                flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)
-                    .context("--parent-auth keep")?;
-            Ok(ParentAuth::Keep {
-                user_name: selection.user_name.to_string(),
-                user,
-            })
+/// Builds the parent authentication from a token already read (for `token`)
+/// or the selected user (for `keep`).
+pub fn build(mode: ParentAuthMode, token: Option<Secret>, selection: &Selection) -> Result<ParentAuth> {
+    match (mode, token) {
+        (ParentAuthMode::Anonymous, _) => Ok(ParentAuth::Anonymous),
+        (ParentAuthMode::Token, Some(token)) => Ok(ParentAuth::Token(token)),
+        (ParentAuthMode::Token, None) => Err(usage("--parent-auth token needs a parent token")),
+        (ParentAuthMode::Keep, _) => {
+            let user = flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)
+                .context("--parent-auth keep")?;
+            Ok(ParentAuth::Keep { user_name: selection.user_name.to_string(), user })
         }
     }
 }

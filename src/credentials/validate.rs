@@ -16,10 +16,7 @@ use crate::secret::Secret;
 /// (`echo` and editors add it), then the token is checked like any other.
 pub fn token_from_file(raw: &[u8], origin: &str) -> Result<Secret> {
     let text = std::str::from_utf8(raw).map_err(|_| anyhow!("{origin} is not UTF-8 text"))?;
-    let text = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(text);
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text);
     token(text, origin)
 }
 
@@ -48,9 +45,7 @@ pub fn token(value: &str, origin: &str) -> Result<Secret> {
 
 /// A service-account token is a JWT (`eyJ...`); its base64 starts `ZXlK`.
 fn is_base64_of_jwt(value: &str) -> bool {
-    let decoded = STANDARD
-        .decode(value)
-        .or_else(|_| STANDARD_NO_PAD.decode(value));
+    let decoded = STANDARD.decode(value).or_else(|_| STANDARD_NO_PAD.decode(value));
     match decoded {
         Ok(bytes) => bytes.starts_with(b"eyJ") && bytes.iter().filter(|&&b| b == b'.').count() == 2,
         Err(_) => false,
@@ -63,9 +58,7 @@ pub fn base64_data(value: &str, origin: &str) -> Result<Vec<u8>> {
     STANDARD
         .decode(&compact)
         .or_else(|_| STANDARD_NO_PAD.decode(&compact))
-        .map_err(|_| {
-            anyhow!("{origin} is not base64; give the base64 of the PEM file, as in a kubeconfig")
-        })
+        .map_err(|_| anyhow!("{origin} is not base64; give the base64 of the PEM file, as in a kubeconfig"))
 }
 
 /// The outcome of checking that a key belongs to a certificate.
@@ -80,35 +73,23 @@ pub enum KeyCheck {
 /// Checks a client certificate and key pair: both PEM, the key unencrypted and
 /// belonging to the certificate. The hub answers 400 "invalid key pair in
 /// header" for a key that does not match; this finds it before writing.
-pub fn cert_and_key(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-    cert_origin: &str,
-    key_origin: &str,
-) -> Result<KeyCheck> {
+pub fn cert_and_key(cert_pem: &[u8], key_pem: &[u8], cert_origin: &str, key_origin: &str) -> Result<KeyCheck> {
     let cert = CertificateDer::pem_slice_iter(cert_pem)
         .next()
         .and_then(|c| c.ok())
-        .ok_or_else(|| {
-            anyhow!("{cert_origin} is not a PEM certificate (no BEGIN CERTIFICATE block)")
-        })?;
+        .ok_or_else(|| anyhow!("{cert_origin} is not a PEM certificate (no BEGIN CERTIFICATE block)"))?;
     let text = String::from_utf8_lossy(key_pem);
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
-        || text.contains("Proc-Type: 4,ENCRYPTED")
-    {
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED") {
         bail!(
             "{key_origin} is an encrypted private key; the hub needs it unencrypted: `openssl pkey -in KEY -out KEY.plain`"
         );
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
-        anyhow!("{key_origin} is not a PEM private key (no BEGIN PRIVATE KEY block)")
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|_| anyhow!("{key_origin} is not a PEM private key (no BEGIN PRIVATE KEY block)"))?;
     let signing_key = match default_provider().key_provider.load_private_key(key) {
         Ok(k) => k,
         Err(e) => {
-            return Ok(KeyCheck::Unchecked(format!(
-                "key type not supported for checking ({e})"
-            )));
+            return Ok(KeyCheck::Unchecked(format!("key type not supported for checking ({e})")));
         }
     };
     match CertifiedKey::new(vec![cert], signing_key).keys_match() {
@@ -118,9 +99,9 @@ pub fn cert_and_key(
                 "{key_origin} does not belong to {cert_origin}; the hub would answer 400 \"invalid key pair in header\": give the matching key"
             )
         }
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(
-            KeyCheck::Unchecked("the key's public half cannot be derived".to_string()),
-        ),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(KeyCheck::Unchecked("the key's public half cannot be derived".to_string()))
+        }
         Err(_) => bail!("{cert_origin} is not a valid X.509 certificate"),
     }
 }
@@ -132,10 +113,7 @@ pub(crate) mod tests {
     /// A self-signed certificate and its key, as PEM.
     pub fn pair() -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["child".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["child".into()]).unwrap().self_signed(&key).unwrap();
         (cert.pem(), key.serialize_pem())
     }
 
@@ -155,10 +133,7 @@ pub(crate) mod tests {
             ("ZXlKaGJHY2lPaS5leUp6ZFdJaS5jMmxu", "base64-encoded"),
         ] {
             let err = format!("{:#}", token(bad, "--token").unwrap_err());
-            assert!(
-                err.starts_with("--token") && err.contains(needle),
-                "{bad:?}: {err}"
-            );
+            assert!(err.starts_with("--token") && err.contains(needle), "{bad:?}: {err}");
         }
         assert!(token_from_file(b"a\n\n", "f").is_err());
     }
@@ -166,29 +141,19 @@ pub(crate) mod tests {
     #[test]
     fn matching_pair_is_accepted() {
         let (cert, key) = pair();
-        assert_eq!(
-            cert_and_key(cert.as_bytes(), key.as_bytes(), "c", "k").unwrap(),
-            KeyCheck::Matches
-        );
+        assert_eq!(cert_and_key(cert.as_bytes(), key.as_bytes(), "c", "k").unwrap(), KeyCheck::Matches);
     }
 
     #[test]
     fn mismatched_encrypted_and_garbage_keys_are_refused() {
         let (cert, _) = pair();
         let (_, other_key) = pair();
-        let err = |c: &str, k: &str| {
-            format!(
-                "{:#}",
-                cert_and_key(c.as_bytes(), k.as_bytes(), "CERT", "KEY").unwrap_err()
-            )
-        };
+        let err =
+            |c: &str, k: &str| format!("{:#}", cert_and_key(c.as_bytes(), k.as_bytes(), "CERT", "KEY").unwrap_err());
         assert!(err(&cert, &other_key).contains("does not belong"));
         assert!(
-            err(
-                &cert,
-                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
-            )
-            .contains("encrypted")
+            err(&cert, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n")
+                .contains("encrypted")
         );
         assert!(err(&cert, "hello").contains("KEY is not a PEM private key"));
         assert!(err("hello", &other_key).contains("CERT is not a PEM certificate"));

@@ -68,25 +68,20 @@ pub fn named(kind: &str, name: &str, body: &Mapping) -> Value {
     Value::Mapping(map)
 }
 
-/// A complete kubeconfig holding only `entries`, with its context current.
-pub fn document(entries: &Entries) -> Value {
+/// A complete kubeconfig holding only `entries` (one context per child), with
+/// `current` as its current context (kubectl writes `""` for none).
+pub fn document(entries: &[Entries], current: Option<&str>) -> Value {
+    let list = |kind: &str, body: fn(&Entries) -> &Mapping| {
+        Value::Sequence(entries.iter().map(|e| named(kind, &e.name, body(e))).collect())
+    };
     let mut map = Mapping::new();
     map.insert("apiVersion".into(), "v1".into());
-    map.insert(
-        "clusters".into(),
-        Value::Sequence(vec![named("cluster", &entries.name, &entries.cluster)]),
-    );
-    map.insert(
-        "contexts".into(),
-        Value::Sequence(vec![named("context", &entries.name, &entries.context)]),
-    );
-    map.insert("current-context".into(), entries.name.as_str().into());
+    map.insert("clusters".into(), list("cluster", |e| &e.cluster));
+    map.insert("contexts".into(), list("context", |e| &e.context));
+    map.insert("current-context".into(), current.unwrap_or_default().into());
     map.insert("kind".into(), "Config".into());
     map.insert("preferences".into(), Value::Mapping(Mapping::new()));
-    map.insert(
-        "users".into(),
-        Value::Sequence(vec![named("user", &entries.name, &entries.user)]),
-    );
+    map.insert("users".into(), list("user", |e| &e.user));
     Value::Mapping(map)
 }
 
@@ -125,7 +120,7 @@ mod tests {
 
     #[test]
     fn document_layout() {
-        let text = render(&document(&entries()), OutputFormat::Yaml).unwrap();
+        let text = render(&document(&[entries()], Some("clusternet-x")), OutputFormat::Yaml).unwrap();
         assert_eq!(
             text,
             "apiVersion: v1
@@ -157,7 +152,7 @@ users:
 
     #[test]
     fn json_is_the_same_document() {
-        let doc = document(&entries());
+        let doc = document(&[entries()], Some("clusternet-x"));
         let json = render(&doc, OutputFormat::Json).unwrap();
         let back: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back, doc);

@@ -19,11 +19,7 @@ use super::model::Cluster;
 /// `reference` resolved against `base` when it is relative.
 pub fn resolve(reference: &str, base: &Path) -> PathBuf {
     let path = Path::new(reference);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
 }
 
 /// Reads a referenced file. `what` says where the reference is, e.g.
@@ -59,23 +55,13 @@ pub fn read_path(path: &Path, what: &str) -> Result<Vec<u8>> {
 /// The cluster's CA bundle as inline base64 data, or `None` when it has none.
 /// Inline data wins over a file, as in client-go.
 pub fn ca_data(cluster: &Cluster, base: &Path, cluster_name: &str) -> Result<Option<String>> {
-    if let Some(data) = cluster
-        .certificate_authority_data
-        .as_deref()
-        .filter(|d| !d.is_empty())
-    {
+    if let Some(data) = cluster.certificate_authority_data.as_deref().filter(|d| !d.is_empty()) {
         return Ok(Some(data.to_string()));
     }
-    match cluster
-        .certificate_authority
-        .as_deref()
-        .filter(|p| !p.is_empty())
-    {
+    match cluster.certificate_authority.as_deref().filter(|p| !p.is_empty()) {
         Some(reference) => {
             let what = format!("certificate-authority of cluster {cluster_name:?}");
-            Ok(Some(
-                STANDARD.encode(read_reference(reference, base, &what)?),
-            ))
+            Ok(Some(STANDARD.encode(read_reference(reference, base, &what)?)))
         }
         None => Ok(None),
     }
@@ -87,30 +73,9 @@ pub fn ca_data(cluster: &Cluster, base: &Path, cluster_name: &str) -> Result<Opt
 /// as it is, unknown fields included.
 pub fn flatten_user(user: &Mapping, base: &Path, user_name: &str) -> Result<Mapping> {
     let mut out = user.clone();
-    embed(
-        &mut out,
-        base,
-        user_name,
-        "client-certificate",
-        "client-certificate-data",
-        Encoding::Base64,
-    )?;
-    embed(
-        &mut out,
-        base,
-        user_name,
-        "client-key",
-        "client-key-data",
-        Encoding::Base64,
-    )?;
-    embed(
-        &mut out,
-        base,
-        user_name,
-        "tokenFile",
-        "token",
-        Encoding::TrimmedText,
-    )?;
+    embed(&mut out, base, user_name, "client-certificate", "client-certificate-data", Encoding::Base64)?;
+    embed(&mut out, base, user_name, "client-key", "client-key-data", Encoding::Base64)?;
+    embed(&mut out, base, user_name, "tokenFile", "token", Encoding::TrimmedText)?;
     absolutise_exec_command(&mut out, base);
     Ok(out)
 }
@@ -136,9 +101,7 @@ fn embed(
     let Value::String(reference) = reference else {
         bail!("{what} must be a string (a file path)");
     };
-    let has_inline = user
-        .get(data_key)
-        .is_some_and(|v| !matches!(v, Value::Null));
+    let has_inline = user.get(data_key).is_some_and(|v| !matches!(v, Value::Null));
     if reference.is_empty() || has_inline {
         // Inline data wins over the file, as in client-go.
         return Ok(());
@@ -185,18 +148,10 @@ mod tests {
         fs::write(dir.path().join("pki/c.crt"), "CERT").unwrap();
         fs::write(dir.path().join("pki/c.key"), "KEY").unwrap();
         fs::write(dir.path().join("tok"), "  abc\n").unwrap();
-        let u = user(
-            "client-certificate: pki/c.crt\nclient-key: pki/c.key\ntokenFile: tok\nextra-field: 1\n",
-        );
+        let u = user("client-certificate: pki/c.crt\nclient-key: pki/c.key\ntokenFile: tok\nextra-field: 1\n");
         let out = flatten_user(&u, dir.path(), "u").unwrap();
-        assert_eq!(
-            out.get("client-certificate-data").unwrap(),
-            &Value::from(STANDARD.encode("CERT"))
-        );
-        assert_eq!(
-            out.get("client-key-data").unwrap(),
-            &Value::from(STANDARD.encode("KEY"))
-        );
+        assert_eq!(out.get("client-certificate-data").unwrap(), &Value::from(STANDARD.encode("CERT")));
+        assert_eq!(out.get("client-key-data").unwrap(), &Value::from(STANDARD.encode("KEY")));
         assert_eq!(out.get("token").unwrap(), &Value::from("abc"));
         assert!(out.get("client-certificate").is_none() && out.get("tokenFile").is_none());
         assert_eq!(out.get("extra-field").unwrap(), &Value::from(1));
@@ -204,53 +159,27 @@ mod tests {
 
     #[test]
     fn inline_data_wins_and_exec_paths_resolve() {
-        let u = user(
-            "client-certificate: missing.crt\nclient-certificate-data: QQ==\nexec: {command: ./bin/auth}\n",
-        );
+        let u = user("client-certificate: missing.crt\nclient-certificate-data: QQ==\nexec: {command: ./bin/auth}\n");
         let out = flatten_user(&u, Path::new("/cfg"), "u").unwrap();
-        assert_eq!(
-            out.get("client-certificate-data").unwrap(),
-            &Value::from("QQ==")
-        );
+        assert_eq!(out.get("client-certificate-data").unwrap(), &Value::from("QQ=="));
         assert_eq!(out["exec"]["command"], Value::from("/cfg/./bin/auth"));
-        let bare = flatten_user(
-            &user("exec: {command: gke-gcloud-auth-plugin}\n"),
-            Path::new("/cfg"),
-            "u",
-        )
-        .unwrap();
-        assert_eq!(
-            bare["exec"]["command"],
-            Value::from("gke-gcloud-auth-plugin")
-        );
+        let bare = flatten_user(&user("exec: {command: gke-gcloud-auth-plugin}\n"), Path::new("/cfg"), "u").unwrap();
+        assert_eq!(bare["exec"]["command"], Value::from("gke-gcloud-auth-plugin"));
     }
 
     #[test]
     fn missing_reference_names_field_and_file() {
-        let err =
-            flatten_user(&user("client-key: nope.key\n"), Path::new("/cfg"), "admin").unwrap_err();
-        assert_eq!(
-            format!("{err:#}"),
-            "users[\"admin\"].user.client-key: file /cfg/nope.key does not exist"
-        );
+        let err = flatten_user(&user("client-key: nope.key\n"), Path::new("/cfg"), "admin").unwrap_err();
+        assert_eq!(format!("{err:#}"), "users[\"admin\"].user.client-key: file /cfg/nope.key does not exist");
     }
 
     #[test]
     fn ca_file_is_embedded() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("ca.crt"), "CA").unwrap();
-        let c = Cluster {
-            certificate_authority: Some("ca.crt".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            ca_data(&c, dir.path(), "p").unwrap(),
-            Some(STANDARD.encode("CA"))
-        );
-        let missing = Cluster {
-            certificate_authority: Some("no.crt".into()),
-            ..Default::default()
-        };
+        let c = Cluster { certificate_authority: Some("ca.crt".into()), ..Default::default() };
+        assert_eq!(ca_data(&c, dir.path(), "p").unwrap(), Some(STANDARD.encode("CA")));
+        let missing = Cluster { certificate_authority: Some("no.crt".into()), ..Default::default() };
         assert!(
             format!("{:#}", ca_data(&missing, dir.path(), "p").unwrap_err())
                 .contains("certificate-authority of cluster \"p\"")

@@ -66,16 +66,13 @@ pub fn parent_source(
     }
     if let Some(list) = kubeconfig_env.filter(|v| !v.is_empty()) {
         // kubectl splits on the OS list separator and drops empty items.
-        let files: Vec<PathBuf> = std::env::split_paths(&list)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect();
+        let files: Vec<PathBuf> = std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect();
         if !files.is_empty() {
             return Ok(ParentSource::EnvList(files));
         }
     }
-    let home = home.ok_or_else(|| {
-        anyhow!("no parent kubeconfig: HOME is not set; pass --kubeconfig PATH or set KUBECONFIG")
-    })?;
+    let home =
+        home.ok_or_else(|| anyhow!("no parent kubeconfig: HOME is not set; pass --kubeconfig PATH or set KUBECONFIG"))?;
     Ok(ParentSource::Home(home.join(".kube").join("config")))
 }
 
@@ -108,9 +105,7 @@ pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
                 files.push((absolute(path), config));
             }
             if files.is_empty() {
-                bail!(
-                    "no parent kubeconfig: none of the files in KUBECONFIG exists; pass --kubeconfig PATH"
-                );
+                bail!("no parent kubeconfig: none of the files in KUBECONFIG exists; pass --kubeconfig PATH");
             }
             Ok(merge(files))
         }
@@ -145,23 +140,15 @@ pub fn read_file(path: &Path) -> Result<Kubeconfig> {
 
 /// Parses one kubeconfig document and checks the rules kubectl enforces on load.
 pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        anyhow!(
-            "is not UTF-8 text (invalid byte at offset {})",
-            e.valid_up_to()
-        )
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| anyhow!("is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()))?;
     // A UTF-8 byte-order mark is harmless; kubectl accepts it too.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         bail!("is empty; give a kubeconfig with at least one context");
     }
-    let config: Kubeconfig = serde_yaml::from_str(text).map_err(|e| {
-        anyhow!(
-            "is not a valid kubeconfig: {}",
-            e.to_string().replace('\n', " ")
-        )
-    })?;
+    let config: Kubeconfig = serde_yaml::from_str(text)
+        .map_err(|e| anyhow!("is not a valid kubeconfig: {}", e.to_string().replace('\n', " ")))?;
     if let Some(kind) = &config.kind
         && kind != "Config"
     {
@@ -187,9 +174,7 @@ fn no_duplicates<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result
     let mut seen = HashSet::new();
     for name in names {
         if !seen.insert(name) {
-            bail!(
-                "has two {kind} entries named {name:?}; kubectl refuses such a file too: rename or remove one"
-            );
+            bail!("has two {kind} entries named {name:?}; kubectl refuses such a file too: rename or remove one");
         }
     }
     Ok(())
@@ -242,12 +227,7 @@ mod tests {
 
     #[test]
     fn flag_beats_env_and_home() {
-        let s = parent_source(
-            Some(Path::new("/a")),
-            Some("/b".into()),
-            Some(PathBuf::from("/h")),
-        )
-        .unwrap();
+        let s = parent_source(Some(Path::new("/a")), Some("/b".into()), Some(PathBuf::from("/h"))).unwrap();
         assert_eq!(s, ParentSource::Flag("/a".into()));
     }
 
@@ -271,17 +251,10 @@ mod tests {
             "current-context: x\nclusters:\n- name: c\n  cluster: {server: https://b}\n- name: d\n  cluster: {server: https://d}\n",
         );
         let c = config("current-context: y\n");
-        let m = merge(vec![
-            ("/1/a".into(), a),
-            ("/2/b".into(), b),
-            ("/3/c".into(), c),
-        ]);
+        let m = merge(vec![("/1/a".into(), a), ("/2/b".into(), b), ("/3/c".into(), c)]);
         assert_eq!(m.current_context.as_deref(), Some("x"));
         assert_eq!(m.clusters.len(), 2);
-        assert_eq!(
-            m.clusters[0].item.cluster.server.as_deref(),
-            Some("https://a")
-        );
+        assert_eq!(m.clusters[0].item.cluster.server.as_deref(), Some("https://a"));
         assert_eq!(m.clusters[0].file, 0);
         assert_eq!(m.clusters[1].file, 1);
         assert_eq!(m.base_dir(1), Path::new("/2"));
@@ -302,14 +275,8 @@ mod tests {
             ("foo: bar\n", "not a kubeconfig"),
             ("- a\n- b\n", "not a valid kubeconfig"),
             ("clusters: [\n", "not a valid kubeconfig"),
-            (
-                "users:\n- name: u\n  user: {}\n- name: u\n  user: {}\n",
-                "two user entries named \"u\"",
-            ),
-            (
-                "clusters:\n- name: c\n  cluster: {server: [a]}\n",
-                "clusters[0].cluster.server",
-            ),
+            ("users:\n- name: u\n  user: {}\n- name: u\n  user: {}\n", "two user entries named \"u\""),
+            ("clusters:\n- name: c\n  cluster: {server: [a]}\n", "clusters[0].cluster.server"),
         ] {
             let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
             assert!(err.contains(needle), "{text:?}: {err}");
@@ -319,23 +286,8 @@ mod tests {
 
     #[test]
     fn accepts_bom_json_and_crlf() {
-        assert_eq!(
-            config("\u{feff}current-context: a\n")
-                .current_context
-                .as_deref(),
-            Some("a")
-        );
-        assert_eq!(
-            config("{\"current-context\": \"a\"}")
-                .current_context
-                .as_deref(),
-            Some("a")
-        );
-        assert_eq!(
-            config("current-context: a\r\nkind: Config\r\n")
-                .current_context
-                .as_deref(),
-            Some("a")
-        );
+        assert_eq!(config("\u{feff}current-context: a\n").current_context.as_deref(), Some("a"));
+        assert_eq!(config("{\"current-context\": \"a\"}").current_context.as_deref(), Some("a"));
+        assert_eq!(config("current-context: a\r\nkind: Config\r\n").current_context.as_deref(), Some("a"));
     }
 }

@@ -17,47 +17,41 @@ pub struct Change {
 
 /// Merges `entries` into `doc` (the parsed target; `None` for a new or empty
 /// file). An entry with a generated name is replaced where it stands, a new one
-/// is appended; `current-context` changes only with `set_current`, or when the
-/// file is new.
+/// is appended. `current-context` becomes `current` only with `set_current`, or
+/// when the file has none (a new file, say).
 pub fn merge(
     doc: Option<Value>,
-    entries: &Entries,
+    entries: &[Entries],
+    current: Option<&str>,
     set_current: bool,
 ) -> Result<(Value, Vec<Change>)> {
     let Some(doc) = doc.filter(|d| !d.is_null()) else {
-        let changes = ["cluster", "context", "user"]
-            .into_iter()
-            .map(|kind| Change {
-                kind,
-                name: entries.name.clone(),
-                added: true,
-            })
+        let changes = entries
+            .iter()
+            .flat_map(|e| ["cluster", "context", "user"].map(|kind| Change { kind, name: e.name.clone(), added: true }))
             .collect();
-        return Ok((document(entries), changes));
+        return Ok((document(entries, current), changes));
     };
     let Value::Mapping(mut root) = doc else {
-        bail!(
-            "is not a kubeconfig (its top level is not a mapping); give a kubeconfig file or a new path"
-        );
+        bail!("is not a kubeconfig (its top level is not a mapping); give a kubeconfig file or a new path");
     };
     check_is_kubeconfig(&root)?;
     let mut changes = Vec::new();
-    for (list, kind, body) in [
-        ("clusters", "cluster", &entries.cluster),
-        ("contexts", "context", &entries.context),
-        ("users", "user", &entries.user),
-    ] {
-        let added = upsert(&mut root, list, kind, &entries.name, body)?;
-        changes.push(Change {
-            kind,
-            name: entries.name.clone(),
-            added,
-        });
+    for entry in entries {
+        for (list, kind, body) in [
+            ("clusters", "cluster", &entry.cluster),
+            ("contexts", "context", &entry.context),
+            ("users", "user", &entry.user),
+        ] {
+            let added = upsert(&mut root, list, kind, &entry.name, body)?;
+            changes.push(Change { kind, name: entry.name.clone(), added });
+        }
     }
-    let has_current =
-        matches!(root.get("current-context"), Some(Value::String(s)) if !s.is_empty());
-    if set_current || !has_current {
-        root.insert("current-context".into(), entries.name.as_str().into());
+    let has_current = matches!(root.get("current-context"), Some(Value::String(s)) if !s.is_empty());
+    if let Some(current) = current
+        && (set_current || !has_current)
+    {
+        root.insert("current-context".into(), current.into());
     }
     Ok((Value::Mapping(root), changes))
 }
@@ -68,19 +62,9 @@ fn check_is_kubeconfig(root: &Mapping) -> Result<()> {
         Some(Value::String(k)) if k == "Config" => {}
         Some(_) => bail!("has a kind other than Config; it is not a kubeconfig"),
     }
-    let known = [
-        "apiVersion",
-        "kind",
-        "clusters",
-        "contexts",
-        "users",
-        "current-context",
-        "preferences",
-    ];
+    let known = ["apiVersion", "kind", "clusters", "contexts", "users", "current-context", "preferences"];
     if !known.iter().any(|k| root.contains_key(*k)) {
-        bail!(
-            "is not a kubeconfig (no clusters, contexts, users or kind); give a kubeconfig file or a new path"
-        );
+        bail!("is not a kubeconfig (no clusters, contexts, users or kind); give a kubeconfig file or a new path");
     }
     Ok(())
 }
@@ -107,9 +91,7 @@ fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping
         };
         if item_name == name {
             if found.is_some() {
-                bail!(
-                    "has two {kind} entries named {name:?}; kubectl refuses such a file too: fix it first"
-                );
+                bail!("has two {kind} entries named {name:?}; kubectl refuses such a file too: fix it first");
             }
             found = Some(index);
         }
@@ -168,35 +150,28 @@ some-unknown-top-level: 1
     #[test]
     fn replaces_in_place_appends_and_keeps_the_rest() {
         let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
-        let (out, changes) = merge(Some(doc.clone()), &entries("gen"), false).unwrap();
+        let (out, changes) = merge(Some(doc.clone()), &[entries("gen")], Some("gen"), false).unwrap();
         assert_eq!(
-            changes
-                .iter()
-                .map(|c| (c.kind, c.added))
-                .collect::<Vec<_>>(),
+            changes.iter().map(|c| (c.kind, c.added)).collect::<Vec<_>>(),
             [("cluster", false), ("context", true), ("user", true)]
         );
-        assert_eq!(
-            out["clusters"][1]["cluster"]["server"],
-            Value::from("https://new")
-        );
+        assert_eq!(out["clusters"][1]["cluster"]["server"], Value::from("https://new"));
         assert_eq!(out["clusters"][0], doc["clusters"][0]);
         assert_eq!(out["users"][0], doc["users"][0]);
         assert_eq!(out["current-context"], Value::from("admin"));
         assert_eq!(out["some-unknown-top-level"], Value::from(1));
         let text = to_yaml(&out);
         assert!(
-            text.contains("certificate-authority: \"./ca.crt\"")
-                && text.contains("client-certificate: rel/admin.crt")
+            text.contains("certificate-authority: \"./ca.crt\"") && text.contains("client-certificate: rel/admin.crt")
         );
     }
 
     #[test]
     fn current_context_only_when_asked_or_unset() {
         let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
-        let (out, _) = merge(Some(doc), &entries("gen"), true).unwrap();
+        let (out, _) = merge(Some(doc), &[entries("gen")], Some("gen"), true).unwrap();
         assert_eq!(out["current-context"], Value::from("gen"));
-        let (fresh, changes) = merge(None, &entries("gen"), false).unwrap();
+        let (fresh, changes) = merge(None, &[entries("gen")], Some("gen"), false).unwrap();
         assert_eq!(fresh["current-context"], Value::from("gen"));
         assert!(changes.iter().all(|c| c.added));
     }
@@ -208,20 +183,11 @@ some-unknown-top-level: 1
             ("foo: bar\n", "not a kubeconfig"),
             ("kind: Pod\n", "kind other than Config"),
             ("kind: Config\nclusters: 5\n", "clusters is not a list"),
-            (
-                "kind: Config\nusers:\n- {user: {}}\n",
-                "users[0] has no name",
-            ),
-            (
-                "kind: Config\nclusters:\n- {name: gen}\n- {name: gen}\n",
-                "two cluster entries",
-            ),
+            ("kind: Config\nusers:\n- {user: {}}\n", "users[0] has no name"),
+            ("kind: Config\nclusters:\n- {name: gen}\n- {name: gen}\n", "two cluster entries"),
         ] {
             let doc: Value = serde_yaml::from_str(text).unwrap();
-            let err = format!(
-                "{:#}",
-                merge(Some(doc), &entries("gen"), false).unwrap_err()
-            );
+            let err = format!("{:#}", merge(Some(doc), &[entries("gen")], Some("gen"), false).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

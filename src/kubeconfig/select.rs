@@ -36,52 +36,34 @@ pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Resu
             )
         })?,
     };
-    let context = loaded
-        .contexts
-        .iter()
-        .find(|c| c.item.name == name)
-        .ok_or_else(|| {
-            anyhow!(
-                "context {name:?} is not in {}; pass {flag} with one of: {}",
-                loaded.describe(),
-                list(loaded.contexts.iter().map(|c| c.item.name.as_str()))
-            )
-        })?;
+    let context = loaded.contexts.iter().find(|c| c.item.name == name).ok_or_else(|| {
+        anyhow!(
+            "context {name:?} is not in {}; pass {flag} with one of: {}",
+            loaded.describe(),
+            list(loaded.contexts.iter().map(|c| c.item.name.as_str()))
+        )
+    })?;
     let ctx = &context.item.context;
     if ctx.cluster.is_empty() {
-        bail!(
-            "context {name:?} in {} names no cluster; set its cluster field",
-            loaded.describe()
-        );
+        bail!("context {name:?} in {} names no cluster; set its cluster field", loaded.describe());
     }
     if ctx.user.is_empty() {
-        bail!(
-            "context {name:?} in {} names no user; set its user field",
-            loaded.describe()
-        );
+        bail!("context {name:?} in {} names no user; set its user field", loaded.describe());
     }
-    let cluster = loaded
-        .clusters
-        .iter()
-        .find(|c| c.item.name == ctx.cluster)
-        .ok_or_else(|| {
-            anyhow!(
-                "context {name:?} names cluster {:?}, which is not in {}; add the cluster or fix the context",
-                ctx.cluster,
-                loaded.describe()
-            )
-        })?;
-    let user = loaded
-        .users
-        .iter()
-        .find(|u| u.item.name == ctx.user)
-        .ok_or_else(|| {
-            anyhow!(
-                "context {name:?} names user {:?}, which is not in {}; add the user or fix the context",
-                ctx.user,
-                loaded.describe()
-            )
-        })?;
+    let cluster = loaded.clusters.iter().find(|c| c.item.name == ctx.cluster).ok_or_else(|| {
+        anyhow!(
+            "context {name:?} names cluster {:?}, which is not in {}; add the cluster or fix the context",
+            ctx.cluster,
+            loaded.describe()
+        )
+    })?;
+    let user = loaded.users.iter().find(|u| u.item.name == ctx.user).ok_or_else(|| {
+        anyhow!(
+            "context {name:?} names user {:?}, which is not in {}; add the user or fix the context",
+            ctx.user,
+            loaded.describe()
+        )
+    })?;
     Ok(Selection {
         context_name: &context.item.name,
         namespace: ctx.namespace.as_deref().filter(|n| !n.is_empty()),
@@ -101,12 +83,7 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     if names.is_empty() {
         return "none".to_string();
     }
-    let mut text = names
-        .iter()
-        .take(SHOWN)
-        .map(|n| format!("{n:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut text = names.iter().take(SHOWN).map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
     if names.len() > SHOWN {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
@@ -157,26 +134,17 @@ contexts:
     fn explicit_context_with_namespace() {
         let l = loaded(TWO);
         let s = select(&l, Some("a"), "--context").unwrap();
-        assert_eq!(
-            (s.cluster_name, s.user_name, s.namespace),
-            ("c1", "u1", Some("ns"))
-        );
+        assert_eq!((s.cluster_name, s.user_name, s.namespace), ("c1", "u1", Some("ns")));
     }
 
     #[test]
     fn errors_name_the_problem_and_the_fix() {
         let l = loaded(TWO);
         let err = |c: Option<&str>| format!("{:#}", select(&l, c, "--context").unwrap_err());
-        assert!(
-            err(Some("zz"))
-                .contains("context \"zz\" is not in /k/config; pass --context with one of: \"a\"")
-        );
+        assert!(err(Some("zz")).contains("context \"zz\" is not in /k/config; pass --context with one of: \"a\""));
         assert!(err(Some("broken")).contains("names cluster \"nope\""));
         assert!(err(Some("nouser")).contains("names user \"ghost\""));
         let none = loaded("apiVersion: v1\nkind: Config\n");
-        assert!(
-            format!("{:#}", select(&none, None, "--context").unwrap_err())
-                .contains("has no current-context")
-        );
+        assert!(format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no current-context"));
     }
 }

@@ -35,9 +35,7 @@ pub fn write_new(path: &Path, text: &str, force: bool) -> Result<()> {
         temp.persist(path).map(|_| ()).map_err(|e| e.error)
     } else {
         // No-clobber rename: a file that appeared meanwhile is not replaced.
-        temp.persist_noclobber(path)
-            .map(|_| ())
-            .map_err(|e| e.error)
+        temp.persist_noclobber(path).map(|_| ()).map_err(|e| e.error)
     };
     result.map_err(|e| match e.kind() {
         ErrorKind::AlreadyExists => {
@@ -61,10 +59,9 @@ pub struct MergeReport {
 /// Merges `entries` into the kubeconfig at `path` under kubectl's lock.
 pub fn merge_into(
     path: &Path,
-    entries: &Entries,
-    set_current: bool,
-    lock_timeout: Duration,
-) -> Result<MergeReport> {
+    entries: &[Entries],
+    current: Option<&str>,
+    set_current: bool, lock_timeout: Duration) -> Result<MergeReport> {
     let shown = path.display();
     if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         bail!("--merge-into {shown} is a directory; give a kubeconfig file path");
@@ -78,11 +75,9 @@ pub fn merge_into(
     let (existing, mode) = match fs::metadata(&target) {
         Ok(meta) if !meta.is_file() => bail!("--merge-into {shown} is not a regular file"),
         Ok(meta) => {
-            let bytes = fs::read(&target)
-                .map_err(|e| anyhow!("--merge-into {shown} cannot be read: {e}"))?;
-            let text = std::str::from_utf8(&bytes).map_err(|_| {
-                anyhow!("--merge-into {shown} is not UTF-8 text; it was left unchanged")
-            })?;
+            let bytes = fs::read(&target).map_err(|e| anyhow!("--merge-into {shown} cannot be read: {e}"))?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| anyhow!("--merge-into {shown} is not UTF-8 text; it was left unchanged"))?;
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
             let doc: Option<Value> = if text.trim().is_empty() {
                 None
@@ -100,18 +95,13 @@ pub fn merge_into(
         Err(e) => bail!("--merge-into {shown} cannot be read: {e}"),
     };
     let created = existing.is_none();
-    let had_current = existing
-        .as_ref()
-        .and_then(|d| d.as_ref())
-        .and_then(|d| d.get("current-context"))
-        .cloned();
-    let (doc, changes) = merge(existing.flatten(), entries, set_current)
+    let had_current = existing.as_ref().and_then(|d| d.as_ref()).and_then(|d| d.get("current-context")).cloned();
+    let (doc, changes) = merge(existing.flatten(), entries, current, set_current)
         .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?;
     let current_context_set = doc.get("current-context") != had_current.as_ref();
     let temp_dir = parent_dir(&target);
     let temp = temp_file(&temp_dir, &yaml::to_yaml(&doc), mode).context("--merge-into")?;
-    temp.persist(&target)
-        .map_err(|e| anyhow!("--merge-into {shown} cannot be written: {}", e.error))?;
+    temp.persist(&target).map_err(|e| anyhow!("--merge-into {shown} cannot be written: {}", e.error))?;
     Ok(MergeReport {
         path: path.to_path_buf(),
         created,
@@ -133,10 +123,7 @@ fn check_dir(dir: &Path, flag: &str) -> Result<()> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => bail!("{flag}: {} is not a directory", dir.display()),
-        Err(_) => bail!(
-            "{flag}: directory {} does not exist; create it first",
-            dir.display()
-        ),
+        Err(_) => bail!("{flag}: directory {} does not exist; create it first", dir.display()),
     }
 }
 
@@ -148,13 +135,9 @@ fn temp_file(dir: &Path, text: &str, mode: u32) -> Result<tempfile::NamedTempFil
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     // The umask may have narrowed the mode given at creation; set it exactly.
-    fs::set_permissions(temp.path(), Permissions::from_mode(mode))
-        .context("setting the file mode")?;
-    temp.write_all(text.as_bytes())
-        .context("writing the temporary file")?;
-    temp.as_file()
-        .sync_all()
-        .context("syncing the temporary file")?;
+    fs::set_permissions(temp.path(), Permissions::from_mode(mode)).context("setting the file mode")?;
+    temp.write_all(text.as_bytes()).context("writing the temporary file")?;
+    temp.as_file().sync_all().context("syncing the temporary file")?;
     Ok(temp)
 }
 
@@ -207,10 +190,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         write_new(&path, "a: 1\n", false).unwrap();
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let err = write_new(&path, "b: 2\n", false).unwrap_err();
         assert!(format!("{err:#}").contains("already exists; pass --force"));
         assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
@@ -218,14 +198,9 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "b: 2\n");
         let missing = dir.path().join("nope/out");
         assert!(
-            format!("{:#}", write_new(&missing, "", false).unwrap_err())
-                .contains("does not exist; create it first")
+            format!("{:#}", write_new(&missing, "", false).unwrap_err()).contains("does not exist; create it first")
         );
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temporary file left behind"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
     }
 
     #[test]
@@ -233,9 +208,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("config");
         let held = Lock::acquire(&target, Duration::ZERO).unwrap();
-        let err = Lock::acquire(&target, Duration::from_millis(50))
-            .err()
-            .unwrap();
+        let err = Lock::acquire(&target, Duration::from_millis(50)).err().unwrap();
         assert!(format!("{err:#}").contains("config.lock is held"));
         drop(held);
         assert!(Lock::acquire(&target, Duration::ZERO).is_ok());

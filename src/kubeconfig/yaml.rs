@@ -85,10 +85,7 @@ fn inline(value: &Value) -> String {
             format!("[{}]", parts.join(", "))
         }
         Value::Mapping(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", inline(k), inline(v)))
-                .collect();
+            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", inline(k), inline(v))).collect();
             format!("{{{}}}", parts.join(", "))
         }
         Value::Tagged(tagged) => format!("{} {}", tagged.tag, inline(&tagged.value)),
@@ -97,11 +94,7 @@ fn inline(value: &Value) -> String {
 
 /// A string scalar: plain when that is unambiguous, double-quoted otherwise.
 pub fn string(s: &str) -> String {
-    if is_plain_safe(s) {
-        s.to_string()
-    } else {
-        quoted(s)
-    }
+    if is_plain_safe(s) { s.to_string() } else { quoted(s) }
 }
 
 /// Words that YAML 1.1 (go-yaml v2, and so kubectl) reads as booleans or null.
@@ -114,8 +107,7 @@ fn is_plain_safe(s: &str) -> bool {
     // A letter or `/` first rules out numbers, dates, indicators (`-`, `?`, `:`,
     // `&`, `*`, `!`, `|`, `>`, `%`, `@`, `#`, quotes) and `.inf`/`.nan`.
     (first.is_ascii_alphabetic() || first == '/')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+=".contains(c))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@+=".contains(c))
         && !s.ends_with(':')
         && !RESERVED.iter().any(|w| w.eq_ignore_ascii_case(s))
 }

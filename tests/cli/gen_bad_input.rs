@@ -46,7 +46,10 @@ fn parent_file_problems() {
     s.write("binary.yaml", "\u{0}\u{1}");
     std::fs::write(s.path("binary.yaml"), b"\xff\xfe\x00kind").unwrap();
     refused(&s, &mut gen_with("binary.yaml"), 1, "binary.yaml: is not UTF-8");
-    s.write("dup.yaml", "clusters:\n- name: a\n  cluster: {server: https://a}\n- name: a\n  cluster: {server: https://b}\n");
+    s.write(
+        "dup.yaml",
+        "clusters:\n- name: a\n  cluster: {server: https://a}\n- name: a\n  cluster: {server: https://b}\n",
+    );
     refused(&s, &mut gen_with("dup.yaml"), 1, "two cluster entries named \"a\"");
     let fifo = s.path("fifo");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
@@ -98,7 +101,8 @@ fn context_cluster_and_server_problems() {
 #[test]
 fn cluster_id_and_child_server_flags() {
     let s = Scratch::new();
-    let mut cmd = s.bare(&["gen", "--kubeconfig", "parent.yaml", "--token-file", "child.token", "--cluster-id", "dc91021d-nope"]);
+    let mut cmd =
+        s.bare(&["gen", "--kubeconfig", "parent.yaml", "--token-file", "child.token", "--cluster-id", "dc91021d-nope"]);
     refused(&s, &mut cmd, 2, "--cluster-id \"dc91021d-nope\" is not a UUID");
     let mut cmd = s.bare(&["gen", "--kubeconfig", "parent.yaml", "--token-file", "child.token"]);
     refused(&s, &mut cmd, 2, "--cluster-id");
@@ -117,8 +121,18 @@ fn cluster_id_and_child_server_flags() {
 fn credential_sources() {
     let s = Scratch::new();
     refused(&s, &mut s.generate(&[]), 2, "no child credentials");
-    refused(&s, &mut s.generate(&["--token", CHILD_TOKEN, "--token-file", "child.token"]), 2, "given twice (--token and --token-file)");
-    refused(&s, s.generate(&TOKEN).env("CLUSTERNET_CHILD_TOKEN", CHILD_TOKEN), 2, "--token-file and CLUSTERNET_CHILD_TOKEN");
+    refused(
+        &s,
+        &mut s.generate(&["--token", CHILD_TOKEN, "--token-file", "child.token"]),
+        2,
+        "given twice (--token and --token-file)",
+    );
+    refused(
+        &s,
+        s.generate(&TOKEN).env("CLUSTERNET_CHILD_TOKEN", CHILD_TOKEN),
+        2,
+        "--token-file and CLUSTERNET_CHILD_TOKEN",
+    );
     refused(&s, &mut s.generate(&["--client-certificate", "child.crt"]), 2, "--client-key");
     refused(&s, &mut s.generate(&["--child-context", "x", "--token", "t"]), 2, "--child-kubeconfig");
     refused(&s, &mut s.generate(&["--token", ""]), 2, "--token is empty");
@@ -129,10 +143,20 @@ fn credential_sources() {
     refused(&s, &mut s.generate(&["--token-file", "empty.token"]), 1, "--token-file empty.token is empty");
     s.write("two-lines.token", &format!("{CHILD_TOKEN}\nsecond\n"));
     refused(&s, &mut s.generate(&["--token-file", "two-lines.token"]), 1, "has a line break inside the token");
-    refused(&s, &mut s.generate(&["--token-file", "missing.token"]), 1, "--token-file: file missing.token does not exist");
+    refused(
+        &s,
+        &mut s.generate(&["--token-file", "missing.token"]),
+        1,
+        "--token-file: file missing.token does not exist",
+    );
     let jwt_b64 = b64("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln");
     s.write("b64.token", &jwt_b64);
-    refused(&s, &mut s.generate(&["--token-file", "b64.token"]), 1, "is base64-encoded (as in a Secret's .data.token); decode it first");
+    refused(
+        &s,
+        &mut s.generate(&["--token-file", "b64.token"]),
+        1,
+        "is base64-encoded (as in a Secret's .data.token); decode it first",
+    );
     assert!(!stderr(&s.generate(&["--token-file", "b64.token"]).output().unwrap()).contains(&jwt_b64));
 }
 
@@ -150,10 +174,25 @@ fn certificate_and_key_problems() {
     refused(&s, &mut pair("not.pem", "child.key"), 1, "--client-certificate not.pem is not a PEM certificate");
     refused(&s, &mut pair("child.crt", "not.pem"), 1, "--client-key not.pem is not a PEM private key");
     refused(&s, &mut pair("child.crt", "enc.key"), 1, "--client-key enc.key is an encrypted private key");
-    refused(&s, &mut pair("child.crt", "other.key"), 1, "--client-key other.key does not belong to --client-certificate child.crt");
+    refused(
+        &s,
+        &mut pair("child.crt", "other.key"),
+        1,
+        "--client-key other.key does not belong to --client-certificate child.crt",
+    );
     refused(&s, &mut pair("child.crt", "missing.key"), 1, "--client-key: file missing.key does not exist");
-    refused(&s, &mut s.generate(&["--client-certificate-data", "%%%", "--client-key-data", "QQ=="]), 2, "--client-certificate-data is not base64");
-    refused(&s, &mut s.generate(&["--client-certificate-data", &b64(&s.cert_pem), "--client-key-data", &b64(&other.key_pem)]), 1, "does not belong");
+    refused(
+        &s,
+        &mut s.generate(&["--client-certificate-data", "%%%", "--client-key-data", "QQ=="]),
+        2,
+        "--client-certificate-data is not base64",
+    );
+    refused(
+        &s,
+        &mut s.generate(&["--client-certificate-data", &b64(&s.cert_pem), "--client-key-data", &b64(&other.key_pem)]),
+        1,
+        "does not belong",
+    );
 }
 
 #[test]
@@ -169,37 +208,112 @@ fn child_kubeconfig_problems() {
     refused(&s, &mut child("f"), 1, "users[\"f\"].user.tokenFile: file");
     refused(&s, &mut child("k"), 1, "has a client certificate but no client key");
     refused(&s, &mut child("zz"), 1, "context \"zz\" is not in");
-    refused(&s, &mut s.generate(&["--child-kubeconfig", "none.yaml"]), 1, "--child-kubeconfig: kubeconfig none.yaml does not exist");
+    refused(
+        &s,
+        &mut s.generate(&["--child-kubeconfig", "none.yaml"]),
+        1,
+        "--child-kubeconfig: kubeconfig none.yaml does not exist",
+    );
 }
 
 #[test]
 fn parent_auth_problems() {
     let s = Scratch::new();
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-auth", "token"]), 2, "--parent-auth token needs a parent token");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-token", PARENT_TOKEN]), 2, "--parent-token is used only with --parent-auth token");
-    refused(&s, &mut s.generate(&["--token-file", "-", "--parent-auth", "token", "--parent-token-file", "-"]), 2, "cannot both read stdin");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-auth", "token", "--parent-token-file", "nope"]), 1, "--parent-token-file: file nope does not exist");
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-token-request"]),
+        2,
+        "--parent-token-request is for --parent-auth token",
+    );
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-token", PARENT_TOKEN]),
+        2,
+        "--parent-token is used only with --parent-auth token",
+    );
+    refused(
+        &s,
+        &mut s.generate(&["--token-file", "-", "--parent-auth", "token", "--parent-token-file", "-"]),
+        2,
+        "cannot both read stdin",
+    );
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-auth", "token", "--parent-token-file", "nope"]),
+        1,
+        "--parent-token-file: file nope does not exist",
+    );
     refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-auth", "bogus"]), 2, "invalid value 'bogus'");
+    // Without a given token, it is read from the parent: a parent that cannot be
+    // reached (a closed loopback port) is a clear error, and nothing is written.
+    let closed = Scratch::new();
+    parent_with(&closed, "server: https://10.0.0.10:6443", "server: https://127.0.0.1:1");
+    refused(
+        &closed,
+        &mut closed.generate(&[TOKEN[0], TOKEN[1], "--parent-auth", "token", "--output-file", "out.yaml"]),
+        1,
+        "listing Secrets in namespace \"clusternet-system\" in context \"main\" failed",
+    );
     parent_with(&s, "client-key: pki/admin.key", "client-key: pki/gone.key");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-auth", "keep"]), 1, "users[\"admin\"].user.client-key: file");
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--parent-auth", "keep"]),
+        1,
+        "users[\"admin\"].user.client-key: file",
+    );
 }
 
 #[test]
 fn output_and_merge_problems() {
     let s = Scratch::new();
     s.write("exists.yaml", "keep me\n");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--output-file", "exists.yaml"]), 1, "already exists; pass --force");
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--output-file", "exists.yaml"]),
+        1,
+        "already exists; pass --force",
+    );
     refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--output-file", "pki"]), 1, "--output-file pki");
     refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--output-file", "a/b/c"]), 1, "directory a/b does not exist");
     refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--force"]), 2, "--output-file");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--output-file", "x", "--merge-into", "y"]), 2, "cannot be used with");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "y", "-o", "json"]), 2, "--merge-into writes YAML");
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--output-file", "x", "--merge-into", "y"]),
+        2,
+        "cannot be used with",
+    );
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "y", "-o", "json"]),
+        2,
+        "--merge-into writes YAML",
+    );
     refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--name", ""]), 2, "--name is empty");
     s.write("notkube.yaml", "name: x\nreplicas: 3\n");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "notkube.yaml"]), 1, "--merge-into notkube.yaml is not a kubeconfig");
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "notkube.yaml"]),
+        1,
+        "--merge-into notkube.yaml is not a kubeconfig",
+    );
     s.write("broken.yaml", "clusters: [\n");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "broken.yaml"]), 1, "--merge-into broken.yaml is not valid YAML");
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "broken.yaml"]),
+        1,
+        "--merge-into broken.yaml is not valid YAML",
+    );
     s.write("list.yaml", "- a\n- b\n");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "list.yaml"]), 1, "its top level is not a mapping");
-    refused(&s, &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "no/dir/config"]), 1, "directory no/dir does not exist");
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "list.yaml"]),
+        1,
+        "its top level is not a mapping",
+    );
+    refused(
+        &s,
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "no/dir/config"]),
+        1,
+        "directory no/dir does not exist",
+    );
 }

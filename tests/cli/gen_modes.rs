@@ -32,7 +32,10 @@ fn anonymous_token_to_stdout_is_what_kubectl_sees() {
     );
     let user = only(&view, "users");
     assert_eq!(user["name"], NAME);
-    assert_eq!(user["user"], json!({"username": "system:anonymous", "as": "clusternet", "as-user-extra": token_extras()}));
+    assert_eq!(
+        user["user"],
+        json!({"username": "system:anonymous", "as": "clusternet", "as-user-extra": token_extras()})
+    );
     let context = only(&view, "contexts");
     assert_eq!(context, &json!({"name": NAME, "context": {"cluster": NAME, "user": NAME}}));
 }
@@ -54,13 +57,12 @@ fn client_certificate_files_and_data_become_base64_extras() {
     let files = ok(&mut s.generate(&["--client-certificate", "child.crt", "--client-key", "child.key"]));
     let view = kubectl_view_text(&s, &files);
     let extras = &only(&view, "users")["user"]["as-user-extra"];
-    assert_eq!(extras, &json!({"clusternet-certificate": [b64(&s.cert_pem)], "clusternet-privatekey": [b64(&s.key_pem)]}));
-    let data = ok(&mut s.generate(&[
-        "--client-certificate-data",
-        &b64(&s.cert_pem),
-        "--client-key-data",
-        &b64(&s.key_pem),
-    ]));
+    assert_eq!(
+        extras,
+        &json!({"clusternet-certificate": [b64(&s.cert_pem)], "clusternet-privatekey": [b64(&s.key_pem)]})
+    );
+    let data =
+        ok(&mut s.generate(&["--client-certificate-data", &b64(&s.cert_pem), "--client-key-data", &b64(&s.key_pem)]));
     assert_eq!(data, files);
 }
 
@@ -73,7 +75,10 @@ fn child_kubeconfig_token_or_relative_cert_files() {
             "current-context: tok\nclusters:\n- name: c\n  cluster: {{server: https://child:6443}}\ncontexts:\n- name: tok\n  context: {{cluster: c, user: tok}}\n- name: crt\n  context: {{cluster: c, user: crt}}\nusers:\n- name: tok\n  user: {{token: {CHILD_TOKEN}}}\n- name: crt\n  user: {{client-certificate: ../child.crt, client-key: ../child.key}}\n"
         ),
     );
-    assert_eq!(ok(&mut s.generate(&["--child-kubeconfig", "child/config"])), ok(&mut s.generate(&["--token", CHILD_TOKEN])));
+    assert_eq!(
+        ok(&mut s.generate(&["--child-kubeconfig", "child/config"])),
+        ok(&mut s.generate(&["--token", CHILD_TOKEN]))
+    );
     assert_eq!(
         ok(&mut s.generate(&["--child-kubeconfig", "child/config", "--child-context", "crt"])),
         ok(&mut s.generate(&["--client-certificate", "child.crt", "--client-key", "child.key"]))
@@ -84,7 +89,14 @@ fn child_kubeconfig_token_or_relative_cert_files() {
 fn parent_token_from_flag_file_and_env() {
     let s = Scratch::new();
     s.write("parent.token", &format!("{PARENT_TOKEN}\n"));
-    let by_file = ok(&mut s.generate(&["--token-file", "child.token", "--parent-auth", "token", "--parent-token-file", "parent.token"]));
+    let by_file = ok(&mut s.generate(&[
+        "--token-file",
+        "child.token",
+        "--parent-auth",
+        "token",
+        "--parent-token-file",
+        "parent.token",
+    ]));
     let view = kubectl_view_text(&s, &by_file);
     assert_eq!(
         only(&view, "users")["user"],
@@ -94,7 +106,8 @@ fn parent_token_from_flag_file_and_env() {
         .generate(&["--token-file", "child.token", "--parent-auth", "token"])
         .env("CLUSTERNET_PARENT_TOKEN", PARENT_TOKEN));
     assert_eq!(by_env, by_file);
-    let by_flag = ok(&mut s.generate(&["--token-file", "child.token", "--parent-auth", "token", "--parent-token", PARENT_TOKEN]));
+    let by_flag =
+        ok(&mut s.generate(&["--token-file", "child.token", "--parent-auth", "token", "--parent-token", PARENT_TOKEN]));
     assert_eq!(by_flag, by_file);
 }
 
@@ -126,9 +139,18 @@ fn routes_prefixes_and_kept_cluster_settings() {
         let view = kubectl_view_text(&s, &ok(&mut s.generate(&all)));
         only(&view, "clusters")["cluster"]["server"].as_str().unwrap().to_string()
     };
-    assert_eq!(server(&["--child-server", "https://demo1.cluster.net"]), proxy_server("https://10.0.0.10:6443", "https/demo1.cluster.net"));
-    assert_eq!(server(&["--child-server", "http://10.212.0.7:8001/"]), proxy_server("https://10.0.0.10:6443", "http/10.212.0.7:8001"));
-    assert_eq!(server(&["--child-server", "https://[::1]:6443"]), proxy_server("https://10.0.0.10:6443", "https/[::1]:6443"));
+    assert_eq!(
+        server(&["--child-server", "https://demo1.cluster.net"]),
+        proxy_server("https://10.0.0.10:6443", "https/demo1.cluster.net")
+    );
+    assert_eq!(
+        server(&["--child-server", "http://10.212.0.7:8001/"]),
+        proxy_server("https://10.0.0.10:6443", "http/10.212.0.7:8001")
+    );
+    assert_eq!(
+        server(&["--child-server", "https://[::1]:6443"]),
+        proxy_server("https://10.0.0.10:6443", "https/[::1]:6443")
+    );
     let text = ok(&mut s.generate(&["--token-file", "child.token", "--context", "nsctx"]));
     let view = kubectl_view_text(&s, &text);
     assert_eq!(
@@ -151,7 +173,10 @@ fn name_flag_and_json_output() {
     let yaml = ok(&mut s.generate(&["--token-file", "child.token", "--name", "child-one"]));
     let view = kubectl_view_text(&s, &yaml);
     assert_eq!(view["current-context"], "child-one");
-    assert_eq!(only(&view, "contexts"), &json!({"name": "child-one", "context": {"cluster": "child-one", "user": "child-one"}}));
+    assert_eq!(
+        only(&view, "contexts"),
+        &json!({"name": "child-one", "context": {"cluster": "child-one", "user": "child-one"}})
+    );
     let json_text = ok(&mut s.generate(&["--token-file", "child.token", "--name", "child-one", "-o", "json"]));
     let from_json: Value = serde_json::from_str(&json_text).unwrap();
     let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
@@ -162,7 +187,16 @@ fn name_flag_and_json_output() {
 #[test]
 fn identical_inputs_give_identical_bytes() {
     let s = Scratch::new();
-    let args = ["--client-certificate", "child.crt", "--client-key", "child.key", "--parent-auth", "keep", "--context", "nsctx"];
+    let args = [
+        "--client-certificate",
+        "child.crt",
+        "--client-key",
+        "child.key",
+        "--parent-auth",
+        "keep",
+        "--context",
+        "nsctx",
+    ];
     let first = ok(&mut s.generate(&args));
     for _ in 0..5 {
         assert_eq!(ok(&mut s.generate(&args)), first);
@@ -175,7 +209,12 @@ fn kubeconfig_list_first_file_wins_and_relative_paths_follow_their_file() {
     // b/config defines cluster "parent" too, and the current context; a.yaml's
     // "parent" (with its CA file relative to its own directory) must win.
     s.write("b/config", "current-context: main\nclusters:\n- name: parent\n  cluster: {server: https://loser:1}\n");
-    let list = format!("{}:{}:{}", s.path("missing.yaml").display(), s.path("parent.yaml").display(), s.path("b/config").display());
+    let list = format!(
+        "{}:{}:{}",
+        s.path("missing.yaml").display(),
+        s.path("parent.yaml").display(),
+        s.path("b/config").display()
+    );
     let out = ok(s.bare(&["gen", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"]).env("KUBECONFIG", list));
     assert_eq!(out, ok(&mut s.generate(&["--token-file", "child.token"])));
     // ~/.kube/config when nothing else is given.
@@ -214,7 +253,12 @@ fn merge_into_keeps_everything_else() {
     let out = s.generate(&["--token-file", "child.token", "--merge-into", "target.yaml"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&format!("cluster \"{NAME}\" added, context \"{NAME}\" added, user \"{NAME}\" added in file target.yaml")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cluster \"{NAME}\" added, context \"{NAME}\" added, user \"{NAME}\" added in file target.yaml"
+        )),
+        "{err}"
+    );
     assert!(err.contains("readable by others (mode 0640)"), "{err}");
     assert_eq!(fs::metadata(s.path("target.yaml")).unwrap().permissions().mode() & 0o777, 0o640);
     let after = kubectl_view(&s.path("target.yaml"));
@@ -225,9 +269,13 @@ fn merge_into_keeps_everything_else() {
         assert_eq!(kept, was, "{list} kept exactly");
     }
     let text = s.read("target.yaml");
-    assert!(text.contains("certificate-authority: pki/ca.crt") && text.contains("client-key: pki/admin.key"), "relative paths kept: {text}");
+    assert!(
+        text.contains("certificate-authority: pki/ca.crt") && text.contains("client-key: pki/admin.key"),
+        "relative paths kept: {text}"
+    );
     // Again, with another token and --set-current-context: updated in place, no duplicates.
-    let out = s.generate(&["--token", "second", "--merge-into", "target.yaml", "--set-current-context"]).output().unwrap();
+    let out =
+        s.generate(&["--token", "second", "--merge-into", "target.yaml", "--set-current-context"]).output().unwrap();
     assert!(stderr(&out).contains("updated") && stderr(&out).contains("current-context is now"), "{}", stderr(&out));
     let again = kubectl_view(&s.path("target.yaml"));
     assert_eq!(again["current-context"], NAME);
@@ -253,7 +301,10 @@ fn merge_waits_for_kubectls_lock_then_gives_up_naming_it() {
     let s = Scratch::new();
     s.write("target.yaml", &s.read("parent.yaml"));
     s.write("target.yaml.lock", "");
-    let out = s.generate(&["--token-file", "child.token", "--merge-into", "target.yaml", "--lock-timeout", "1"]).output().unwrap();
+    let out = s
+        .generate(&["--token-file", "child.token", "--merge-into", "target.yaml", "--lock-timeout", "1"])
+        .output()
+        .unwrap();
     fails(&out, 1, "lock file target.yaml.lock is held (waited 1s)");
     assert_eq!(s.read("target.yaml"), s.read("parent.yaml"));
     // A lock released while we wait is taken.
@@ -285,7 +336,10 @@ fn merged_file_is_still_usable_by_kubectl_config_commands() {
 #[test]
 fn help_version_and_completions() {
     let s = Scratch::new();
-    let help = ok(s.bare(&["gen", "--help"]).env("CLUSTERNET_CHILD_TOKEN", CHILD_TOKEN).env("CLUSTERNET_PARENT_TOKEN", PARENT_TOKEN));
+    let help = ok(s
+        .bare(&["gen", "--help"])
+        .env("CLUSTERNET_CHILD_TOKEN", CHILD_TOKEN)
+        .env("CLUSTERNET_PARENT_TOKEN", PARENT_TOKEN));
     assert!(help.contains("Examples:") && help.contains("--token-file") && help.contains("kubectl get --raw"));
     no_secrets(&help);
     let top = ok(&mut s.bare(&["--help"]));

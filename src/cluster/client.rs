@@ -1,0 +1,91 @@
+//! Connecting to a cluster: a kube client from a kubeconfig, and the small
+//! runtime that drives it. Only the commands that talk to a cluster get here,
+//! so the offline `gen` never starts a runtime.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::kubeconfig::load::ParentSource;
+
+/// Runs `future` to completion on a single-threaded runtime.
+pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
+/// A connected cluster, named for messages by its context.
+pub struct Connection {
+    pub client: kube::Client,
+    pub context: String,
+    /// The cluster URL, as kube resolved it.
+    pub server: String,
+    pub config: kube::Config,
+}
+
+/// Reads the kubeconfig named by `source` with kube's own loader (which
+/// resolves relative paths; nothing loaded here is ever written back).
+pub fn read_kubeconfig(source: &ParentSource) -> Result<Kubeconfig> {
+    let read =
+        |path: &std::path::Path| Kubeconfig::read_from(path).map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()));
+    match source {
+        ParentSource::Flag(path) | ParentSource::Home(path) => read(path),
+        ParentSource::EnvList(paths) => {
+            let mut merged: Option<Kubeconfig> = None;
+            for path in paths.iter().filter(|p| p.exists()) {
+                let next = read(path)?;
+                merged = Some(match merged {
+                    None => next,
+                    Some(m) => m.merge(next).map_err(|e| anyhow!("KUBECONFIG: {e}"))?,
+                });
+            }
+            merged.ok_or_else(|| anyhow!("none of the files in KUBECONFIG exists"))
+        }
+    }
+}
+
+/// A client for `context` of the kubeconfig named by `source`.
+pub async fn connect_source(source: &ParentSource, context: Option<&str>, timeout: Duration) -> Result<Connection> {
+    connect(read_kubeconfig(source)?, context, timeout).await
+}
+
+/// A client for `context` (or the current context) of `kubeconfig`.
+pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Duration) -> Result<Connection> {
+    let context_name = context
+        .map(str::to_string)
+        .or_else(|| kubeconfig.current_context.clone())
+        .ok_or_else(|| anyhow!("the kubeconfig has no current-context; pass --context NAME"))?;
+    let options = KubeConfigOptions { context: Some(context_name.clone()), cluster: None, user: None };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    let server = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config.clone()).map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
+    Ok(Connection { client, context: context_name, server, config })
+}
+
+/// Describes a kube API error in one line for `context`, with the usual fixes.
+pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
+    match err {
+        kube::Error::Api(status) => {
+            let code = status.code;
+            let fix = match code {
+                401 => "the parent rejected the credentials of this context: refresh them (or pick another --context)",
+                403 => "this identity lacks the permission: ask a cluster admin, or use another --context",
+                404 => "not found: is Clusternet installed on this parent (its CRDs), and is this the right --context?",
+                _ => "see the message from the server",
+            };
+            anyhow!("{what} in context {context:?} failed: {code} {}: {fix}", status.message.replace('\n', " "))
+        }
+        other => {
+            let chain = format!("{:#}", anyhow::Error::from(other));
+            anyhow!("{what} in context {context:?} failed: {chain}")
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The parent token of the `clusternet-hub-proxy` service account (contract §4):
+//! from its token Secret, or from the TokenRequest API.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, ListParams, PostParams};
+
+use super::client::{Connection, api_error};
+use crate::credentials::validate;
+use crate::secret::Secret as SecretValue;
+
+/// The service account whose token the hub's docs hand to users.
+pub const SERVICE_ACCOUNT: &str = "clusternet-hub-proxy";
+const SA_ANNOTATION: &str = "kubernetes.io/service-account.name";
+
+/// The token from the Secret in `namespace` annotated with the service account
+/// `clusternet-hub-proxy`, or `None` when there is no such Secret.
+pub async fn from_secret(conn: &Connection, namespace: &str) -> Result<Option<SecretValue>> {
+    let api: Api<Secret> = Api::namespaced(conn.client.clone(), namespace);
+    // The field selector narrows to token Secrets on the server; the
+    // annotation is checked here, as the docs' jsonpath does.
+    let params = ListParams::default().fields("type=kubernetes.io/service-account-token");
+    let list = api
+        .list(&params)
+        .await
+        .map_err(|e| api_error(e, &conn.context, &format!("listing Secrets in namespace {namespace:?}")))?;
+    let secret = list.items.into_iter().find(|s| {
+        s.metadata.annotations.as_ref().and_then(|a| a.get(SA_ANNOTATION)).is_some_and(|n| n == SERVICE_ACCOUNT)
+    });
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let origin = format!("token of Secret {namespace}/{name}");
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("token"))
+        .map(|b| b.0.clone())
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "{origin} is empty: the token controller has not filled it yet; retry, or use --parent-token-request"
+            )
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{origin} is not UTF-8"))?;
+    Ok(Some(validate::token(&text, &origin)?))
+}
+
+/// A fresh token for the service account from the TokenRequest API.
+pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Result<SecretValue> {
+    let api: Api<ServiceAccount> = Api::namespaced(conn.client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec { expiration_seconds: Some(ttl.as_secs() as i64), ..Default::default() },
+        ..Default::default()
+    };
+    let answer = api
+        .create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .await
+        .map_err(|e| api_error(e, &conn.context, &format!("TokenRequest for {namespace}/{SERVICE_ACCOUNT}")))?;
+    let token = answer.status.map(|s| s.token).unwrap_or_default();
+    if token.is_empty() {
+        bail!("TokenRequest for {namespace}/{SERVICE_ACCOUNT} returned no token");
+    }
+    validate::token(&token, "the requested token")
+}

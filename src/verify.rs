@@ -1,0 +1,48 @@
+//! `verify`: does a generated kubeconfig reach its child? The child's
+//! `/version` and `/api` through the proxy, with the kubeconfig's own
+//! credentials, and a diagnosis with a fix when not.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use serde_yaml::Value;
+
+use crate::cli::VerifyArgs;
+use crate::cluster::{client, probe};
+use crate::kubeconfig::{load, select};
+
+pub fn run(args: VerifyArgs) -> Result<()> {
+    let source =
+        load::parent_source(args.kubeconfig.as_deref(), std::env::var_os("KUBECONFIG"), std::env::var_os("HOME").map(Into::into))?;
+    let loaded = load::load_parent(&source)?;
+    let selection = select::select(&loaded, args.context.as_deref(), "--context")?;
+    let context = selection.context_name.to_string();
+    let mut secrets = Vec::new();
+    collect_strings(&Value::Mapping(selection.user.clone()), &mut secrets);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let kubeconfig = client::read_kubeconfig(&source)?;
+    let outcome = client::block_on(probe::probe(kubeconfig, &context, timeout, &secrets))??;
+    match outcome {
+        Ok(reached) => {
+            println!(
+                "context {context:?}: child cluster reachable, Kubernetes {} (/version {} ms, /api {} ms)",
+                reached.git_version,
+                reached.version_latency.as_millis(),
+                reached.api_latency.as_millis()
+            );
+            Ok(())
+        }
+        Err(failed) => Err(anyhow!("{}", failed.describe(&context))),
+    }
+}
+
+/// Every string of a user entry: any of them may be a secret to redact.
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Mapping(map) => map.values().for_each(|v| collect_strings(v, out)),
+        Value::Tagged(t) => collect_strings(&t.value, out),
+        _ => {}
+    }
+}
