@@ -15,3 +15,4 @@ mod support;
 mod auth;
 mod failures;
 mod negative;
+mod routes;

@@ -225,6 +225,11 @@ pub fn parent_git_version() -> String {
 /// answered by the stand-in (as the child), and returns the requests it
 /// recorded for them, found by `header: value`.
 pub fn assert_reaches_child(kc: &Path, cluster_id: &str, header: &str, value: &str) -> Vec<Rec> {
+    assert_reaches_child_via(kc, cluster_id, "direct", header, value)
+}
+
+/// [`assert_reaches_child`] for another route after `proxy/` (`https/<host>`, ...).
+pub fn assert_reaches_child_via(kc: &Path, cluster_id: &str, route: &str, header: &str, value: &str) -> Vec<Rec> {
     let v = json(&kubectl_ok(kc, &["version", "-o", "json"]));
     let child = v["serverVersion"]["gitVersion"].as_str().unwrap_or_default().to_string();
     assert_eq!(child, testkit::CHILD_GIT_VERSION, "serverVersion should be the child's: {v}");
@@ -237,7 +242,7 @@ pub fn assert_reaches_child(kc: &Path, cluster_id: &str, header: &str, value: &s
     assert!(!names.contains(&"clusternet-system"), "the parent's namespaces leaked: {names:?}");
 
     let recs = records_with(header, value, 2);
-    let want = format!("{PROXY_PREFIX}{cluster_id}/proxy/direct");
+    let want = format!("{PROXY_PREFIX}{cluster_id}/proxy/{route}");
     for path in ["/version", "/api/v1/namespaces"] {
         assert!(
             recs.iter().any(|r| r.method == "GET" && r.path == format!("{want}{path}")),

@@ -1,0 +1,111 @@
+//! `--child-server`, `--child-kubeconfig` and `--merge-into` through the real
+//! aggregator.
+
+use crate::support::*;
+
+/// `https://host:port` becomes the `https/<host:port>` route.
+#[test]
+fn child_server_https_route() {
+    let lab = lab();
+    let dir = tempdir();
+    let id = lab.var("LAB_CHILD_B_ID");
+    let token = unique("route-https");
+    let kc = generate(
+        dir.path(),
+        &[
+            "--kubeconfig",
+            lab.kubeconfig(),
+            "--cluster-id",
+            id,
+            "--token",
+            &token,
+            "--child-server",
+            "https://10.0.0.5:6443",
+        ],
+    );
+    assert_reaches_child_via(&kc, id, "https/10.0.0.5:6443", "x-remote-extra-clusternet-token", &token);
+}
+
+/// `http://host:port/base` (a `kubectl proxy` in the child) keeps its path.
+#[test]
+fn child_server_http_route_with_path() {
+    let lab = lab();
+    let dir = tempdir();
+    let id = lab.var("LAB_CHILD_A_ID");
+    let token = unique("route-http");
+    let kc = generate(
+        dir.path(),
+        &[
+            "--kubeconfig",
+            lab.kubeconfig(),
+            "--cluster-id",
+            id,
+            "--token",
+            &token,
+            "--child-server",
+            "http://127.0.0.1:8001/base",
+        ],
+    );
+    let _ = kubectl(&kc, &["get", "ns"]); // the stand-in knows no `/base/...` paths
+    let recs = records_with("x-remote-extra-clusternet-token", &token, 1);
+    let want = format!("{PROXY_PREFIX}{id}/proxy/http/127.0.0.1:8001/base/api");
+    assert!(recs.iter().any(|r| r.path.starts_with(&want)), "no request under {want}: {recs:?}");
+    assert!(recs.iter().all(|r| r.header("x-remote-user") == Some("clusternet")));
+}
+
+/// The child token taken from a child kubeconfig.
+#[test]
+fn child_kubeconfig_token() {
+    let lab = lab();
+    let dir = tempdir();
+    let id = lab.var("LAB_DUP_1_ID");
+    let token = unique("child-kc");
+    let child = write(
+        dir.path(),
+        "child.kubeconfig",
+        &format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: child
+  cluster: {{server: https://10.1.2.3:6443, insecure-skip-tls-verify: true}}
+users:
+- name: admin
+  user: {{token: {token}}}
+contexts:
+- name: child
+  context: {{cluster: child, user: admin}}
+current-context: child
+"
+        ),
+    );
+    let kc = generate(
+        dir.path(),
+        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--child-kubeconfig", child.to_str().unwrap()],
+    );
+    assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
+}
+
+/// `--merge-into` a copy of the admin kubeconfig: the admin context keeps
+/// working, and the generated one (made current) reaches the child.
+#[test]
+fn merge_into_admin_kubeconfig() {
+    let lab = lab();
+    let dir = tempdir();
+    let id = lab.var("LAB_CHILD_A_ID");
+    let token = unique("merge");
+    let merged = dir.path().join("merged.kubeconfig");
+    std::fs::copy(lab.kubeconfig(), &merged).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
+        .args(["gen", "--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token", &token])
+        .arg("--merge-into")
+        .arg(&merged)
+        .arg("--set-current-context")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_reaches_child(&merged, id, "x-remote-extra-clusternet-token", &token);
+    let ns = kubectl_ok(&merged, &["--context", "lab", "get", "ns", "clusternet-system", "-o", "name"]);
+    assert_eq!(ns.trim(), "namespace/clusternet-system");
+}
