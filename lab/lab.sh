@@ -87,9 +87,9 @@ build_go() { # <outdir> <module dir> <ldflags> <"expected binaries"> <packages..
   mkdir -p "$out"
   log "building $want into $out (first build: several minutes on 2 cores)"
   local t0=$SECONDS
-  (cd "$mod" && GOFLAGS=-p=2 go build -trimpath -ldflags="$ldflags" -o "$out/" "$@")
-  # go build names the etcd binary after the package's last element ("v3").
-  if [[ -x $out/v3 && ! -e $out/etcd ]]; then mv "$out/v3" "$out/etcd"; fi
+  # One package: name the binary (go would call go.etcd.io/etcd/server/v3 "server").
+  local dest="$out/"; [[ $# == 1 ]] && dest="$out/$want"
+  (cd "$mod" && GOFLAGS=-p=2 go build -trimpath -ldflags="$ldflags" -o "$dest" "$@")
   for b in $want; do [[ -x $out/$b ]] || die "build did not produce $out/$b"; done
   echo "$stamp" >"$out/.build"
   log "built $want in $((SECONDS - t0))s"
