@@ -35,6 +35,10 @@ parent, not the child; `kubectl version` and `kubectl get ...` keep the proxy pr
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Trace each step on stderr (secret values are redacted)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ pub mod kubeconfig;
 pub mod list;
 pub mod route;
 pub mod secret;
+pub mod trace;
 pub mod verify;
 
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ use clap::Parser;
 /// other failure exits with 1.
 pub fn run() -> ExitCode {
     let cli = cli::Cli::parse();
+    trace::enable(cli.verbose);
     let outcome = match cli.command {
         cli::Command::Gen(args) => generate::run(*args),
         cli::Command::List(args) => list::run(args),

@@ -20,7 +20,8 @@ pub fn run(args: ListArgs) -> Result<()> {
     // Our own loader first: its errors name the file and the fix.
     let loaded = load::load_parent(&source)?;
     crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref(), "--context")?;
-    let query = Query { namespace: args.namespace.clone(), label_selector: args.selector.clone(), field_selector: None };
+    let query =
+        Query { namespace: args.namespace.clone(), label_selector: args.selector.clone(), field_selector: None };
     let timeout = Duration::from_secs(args.timeout.max(1));
     let listing = client::block_on(async {
         let conn = client::connect_source(&source, args.parent_config.context.as_deref(), timeout).await?;

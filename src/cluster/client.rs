@@ -66,6 +66,7 @@ pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Dur
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     let server = config.cluster_url.to_string();
+    crate::trace::line(|| format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs()));
     let client = kube::Client::try_from(config.clone()).map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
     Ok(Connection { client, context: context_name, server, config })
 }

@@ -93,6 +93,7 @@ pub async fn list(conn: &Connection, query: &Query) -> Result<Listing> {
     loop {
         requests += 1;
         let page = api.list(&params).await.map_err(|e| api_error(e, &conn.context, "listing ManagedClusters"))?;
+        crate::trace::line(|| format!("LIST managedclusters page {requests}: {} items", page.items.len()));
         clusters.extend(page.items.iter().map(ManagedCluster::from_object));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params.continue_token = Some(token),

@@ -29,6 +29,7 @@ use crate::kubeconfig::select::Selection;
 use crate::kubeconfig::{flatten, select, write};
 use crate::route::{self, ClusterId, Route};
 use crate::secret::Secret;
+use crate::trace;
 
 /// Where the generated kubeconfig goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +44,14 @@ pub enum Destination {
 pub enum ParentToken {
     Given(TokenSource),
     /// From the clusternet-hub-proxy Secret in the namespace.
-    FromSecret { namespace: String },
+    FromSecret {
+        namespace: String,
+    },
     /// From the TokenRequest API.
-    Request { namespace: String, ttl: Duration },
+    Request {
+        namespace: String,
+        ttl: Duration,
+    },
 }
 
 /// `gen`'s flags, resolved and checked.
@@ -115,6 +121,7 @@ impl Settings {
         if t.namespace.is_some() && t.cluster.is_empty() && !t.all {
             return Err(usage("-n/--namespace is for --cluster NAME or --all"));
         }
+        warn_secrets_on_argv(&args, notes);
         let several = wanted.count().is_none_or(|n| n > 1);
         let child = match &t.credentials {
             Some(path) => {
@@ -190,6 +197,27 @@ impl Settings {
         matches!(self.wanted, Wanted::Lookup { .. })
             || matches!(self.parent_token, Some(ParentToken::FromSecret { .. } | ParentToken::Request { .. }))
             || self.verify
+    }
+}
+
+/// The command line of a process is visible to other users (`ps`); a person
+/// typing a secret there (stdin is a terminal) is told the safer ways.
+fn warn_secrets_on_argv(args: &GenArgs, notes: &mut Vec<String>) {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return;
+    }
+    let flags = [
+        ("--token", args.child.token.is_some(), "--token-file - or env CLUSTERNET_CHILD_TOKEN"),
+        ("--client-key-data", args.child.client_key_data.is_some(), "--client-key FILE"),
+        ("--parent-token", args.parent.parent_token.is_some(), "--parent-token-file - or env CLUSTERNET_PARENT_TOKEN"),
+    ];
+    for (flag, given, instead) in flags {
+        if given {
+            notes.push(format!(
+                "warning: {flag} puts a secret on the command line, where other users can see it (ps); prefer {instead}"
+            ));
+        }
     }
 }
 
@@ -309,14 +337,17 @@ fn build(
     notes: &mut Vec<String>,
 ) -> Result<Vec<Entries>> {
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
-    let parent_server = selection
-        .cluster
-        .server
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| anyhow!("cluster {:?} in {files} has no server; set its server field", selection.cluster_name))?;
+    let parent_server = selection.cluster.server.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+        anyhow!("cluster {:?} in {files} has no server; set its server field", selection.cluster_name)
+    })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
     let parent = credentials::parent::build(settings.parent_auth, parent_token, selection)?;
+    trace::line(|| {
+        format!(
+            "parent {files}: context {:?}, cluster {:?} ({parent_server}), user {:?}; parent auth {:?}",
+            selection.context_name, selection.cluster_name, selection.user_name, settings.parent_auth
+        )
+    });
     let mut entries = Vec::new();
     for target in targets {
         let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
@@ -330,10 +361,14 @@ fn build(
                 target.default_name(shared)
             }
         };
+        let user = credentials::user_entry(&parent, &child, notes);
+        trace::line(|| {
+            format!("{}: name {name:?}, server {server}, user {}", target.describe(), trace::redacted(&user))
+        });
         entries.push(Entries {
             cluster: emit::cluster_entry(selection.cluster, server, ca_data.clone()),
             context: emit::context_entry(&name, selection.namespace),
-            user: credentials::user_entry(&parent, &child, notes),
+            user,
             name,
         });
     }
@@ -402,6 +437,7 @@ fn secrets_of(entry: &Entries) -> Vec<String> {
 /// Emits to stdout, writes the file, or merges into the target.
 fn deliver(settings: &Settings, entries: &[Entries]) -> Result<()> {
     let current = current_context(settings, entries);
+    trace::line(|| format!("writing {} context(s) to {:?}", entries.len(), settings.destination));
     match &settings.destination {
         Destination::Stdout => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;

@@ -93,12 +93,16 @@ pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>
     };
     let mut all_clusters = managed::list(conn, &query).await?.clusters;
     if by_name_only && all_clusters.is_empty() {
-        all_clusters = managed::list(conn, &Query { namespace: namespace.clone(), ..Default::default() }).await?.clusters;
+        all_clusters =
+            managed::list(conn, &Query { namespace: namespace.clone(), ..Default::default() }).await?.clusters;
     }
     let mut found = Vec::new();
     for id in ids {
         let cluster = all_clusters.iter().find(|c| c.cluster_id == id.as_str()).ok_or_else(|| {
-            anyhow!("no ManagedCluster has cluster ID {id} on context {:?}; `clusternet-kubeconfig list` shows them", conn.context)
+            anyhow!(
+                "no ManagedCluster has cluster ID {id} on context {:?}; `clusternet-kubeconfig list` shows them",
+                conn.context
+            )
         })?;
         found.push(cluster.clone());
     }
@@ -125,7 +129,8 @@ pub fn pair(
         let source = match credentials {
             ChildCredentialSource::Flags(source) => source.clone(),
             ChildCredentialSource::File(file) => {
-                let (ns, name) = (cluster.as_ref().map(|c| c.namespace.as_str()), cluster.as_ref().map(|c| c.name.as_str()));
+                let (ns, name) =
+                    (cluster.as_ref().map(|c| c.namespace.as_str()), cluster.as_ref().map(|c| c.name.as_str()));
                 match file.lookup(id.as_str(), ns, name) {
                     Some(source) => source.clone(),
                     None => {

@@ -61,7 +61,9 @@ pub fn merge_into(
     path: &Path,
     entries: &[Entries],
     current: Option<&str>,
-    set_current: bool, lock_timeout: Duration) -> Result<MergeReport> {
+    set_current: bool,
+    lock_timeout: Duration,
+) -> Result<MergeReport> {
     let shown = path.display();
     if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         bail!("--merge-into {shown} is a directory; give a kubeconfig file path");

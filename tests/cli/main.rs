@@ -7,4 +7,5 @@ mod gen_bad_input;
 mod gen_modes;
 mod kubectl;
 mod kubectl_matrix;
+mod secrets;
 mod yaml_quoting;
