@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 start=$(date +%s)
 cargo test --workspace --locked --lib --bins --test cli
+cargo test --locked -p testkit --test recorder
 echo "offline tests: $(( $(date +%s) - start ))s"
 
 bash scripts/lab-test.sh
