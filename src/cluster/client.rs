@@ -71,6 +71,18 @@ pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Dur
     Ok(Connection { client, context: context_name, server, config })
 }
 
+impl Connection {
+    /// The same connection without kube's default retries of 429/503/504: a
+    /// probe must report the hub's first answer (its 503s are not transient:
+    /// feature gate off, no apiserver URL), not retry it until the timeout.
+    pub fn without_retry(mut self) -> Result<Connection> {
+        self.config.default_retry = false;
+        self.client =
+            kube::Client::try_from(self.config.clone()).map_err(|e| anyhow!("context {:?}: {e}", self.context))?;
+        Ok(self)
+    }
+}
+
 /// Describes a kube API error in one line for `context`, with the usual fixes.
 pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
     match err {
@@ -88,5 +100,22 @@ pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
             let chain = format!("{:#}", anyhow::Error::from(other));
             anyhow!("{what} in context {context:?} failed: {chain}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_do_not_retry_503() {
+        let kubeconfig = Kubeconfig::from_yaml(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+             users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n",
+        )
+        .unwrap();
+        let conn = block_on(connect(kubeconfig, None, Duration::from_secs(1))).unwrap().unwrap();
+        assert!(conn.config.default_retry, "kube retries 429/503/504 by default");
+        assert!(!conn.without_retry().unwrap().config.default_retry);
     }
 }

@@ -55,7 +55,7 @@ pub async fn probe(
     secrets: &[String],
 ) -> Result<Result<Reached, Failed>> {
     let auth = parent_auth_kind(&kubeconfig, context);
-    let conn = connect(kubeconfig, Some(context), timeout).await?;
+    let conn = connect(kubeconfig, Some(context), timeout).await?.without_retry()?;
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let (version, version_latency) = match get(&conn.client, "/version", timeout).await {
         Answer::Ok(body, latency) => (body, latency),
