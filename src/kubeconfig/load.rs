@@ -2,13 +2,16 @@
 //!
 //! File I/O stays in [`read_file`]; [`parse`] and [`merge`] are pure.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::OsString;
+use std::fmt;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use serde::de::{self, DeserializeSeed, Deserializer as _, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
 use super::model::{Kubeconfig, NamedCluster, NamedContext, NamedUser};
 
@@ -129,13 +132,35 @@ pub fn read_file(path: &Path) -> Result<Kubeconfig> {
         // A FIFO or a device would block or never end.
         bail!("kubeconfig {shown} is not a regular file");
     }
-    let bytes = fs::read(path).map_err(|e| match e.kind() {
+    if meta.len() > MAX_FILE_BYTES {
+        bail!("{}", too_big(&shown, meta.len()));
+    }
+    let read_error = |e: std::io::Error| match e.kind() {
         ErrorKind::PermissionDenied => {
             anyhow!("kubeconfig {shown} cannot be read (permission denied)")
         }
         _ => anyhow!("kubeconfig {shown} cannot be read: {e}"),
-    })?;
+    };
+    let file = fs::File::open(path).map_err(read_error)?;
+    // The size is checked again while reading: the file may grow meanwhile.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bail!("{}", too_big(&shown, bytes.len() as u64));
+    }
     parse(&bytes).with_context(|| format!("kubeconfig {shown}"))
+}
+
+/// The largest kubeconfig read: eight times the biggest real ones seen (a
+/// few MB for hundreds of clusters), and a bound on the memory used.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+fn too_big(shown: &impl fmt::Display, len: u64) -> String {
+    format!(
+        "kubeconfig {shown} is larger than {} MiB ({} bytes); pass --kubeconfig with a smaller file, e.g. `kubectl config view --minify --raw > parent.kubeconfig`",
+        MAX_FILE_BYTES >> 20,
+        len
+    )
 }
 
 /// Parses one kubeconfig document and checks the rules kubectl enforces on load.
@@ -147,8 +172,16 @@ pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
     if text.trim().is_empty() {
         bail!("is empty; give a kubeconfig with at least one context");
     }
-    let config: Kubeconfig = serde_yaml::from_str(text)
-        .map_err(|e| anyhow!("is not a valid kubeconfig: {}", e.to_string().replace('\n', " ")))?;
+    check_budget(text)?;
+    let invalid = |e: serde_yaml::Error| anyhow!("is not a valid kubeconfig: {}", redact_values(&e.to_string()));
+    let mut config: Kubeconfig = serde_yaml::from_str(text).map_err(invalid)?;
+    if text.contains("<<") {
+        // Merge keys (`<<: *base`), which kubectl applies: read again through
+        // a value with the merges applied. Only then, as it costs a second parse.
+        let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(invalid)?;
+        value.apply_merge().map_err(invalid)?;
+        config = serde_yaml::from_value(value).map_err(invalid)?;
+    }
     if let Some(kind) = &config.kind
         && kind != "Config"
     {
@@ -167,6 +200,199 @@ pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
     no_duplicates("user", config.users.iter().map(|u| u.name.as_str()))?;
     no_duplicates("context", config.contexts.iter().map(|c| c.name.as_str()))?;
     Ok(config)
+}
+
+/// Nodes a document may always expand to through YAML aliases; beyond that, as
+/// many as half its length in bytes (no node takes less than two bytes of text).
+const ALIAS_FLOOR: usize = 200_000;
+
+/// Refuses a document whose aliases expand it far beyond its size (an "alias
+/// bomb": a few lines that expand to billions of nodes). kubectl refuses
+/// those too ("document contains excessive aliasing"). The check walks the
+/// document as serde_yaml would expand it, counting nodes and stopping at the
+/// budget, so it takes time and memory bounded by the text's size; it runs
+/// only when the text contains an alias (`*name`) at all.
+pub fn check_budget(text: &str) -> Result<()> {
+    if !may_have_alias(text) {
+        return Ok(());
+    }
+    let budget = ALIAS_FLOOR + text.len() / 2;
+    let counter = Counter { left: Cell::new(budget), path: RefCell::new(Vec::new()), over: RefCell::new(None) };
+    // Any other error is the real parse's to report, with its position.
+    let _ = (&counter).deserialize(serde_yaml::Deserializer::from_str(text));
+    match counter.over.into_inner() {
+        Some(at) => bail!(
+            "uses YAML aliases that expand to more than {budget} nodes (at {at}); kubectl refuses such excessive aliasing too: write the values out instead of aliasing them"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// An alias is `*` at the start of a node: after whitespace, a flow indicator,
+/// or at the very start. Without one, nothing can expand.
+fn may_have_alias(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| b == b'*' && (i == 0 || b" \t\r\n[{,".contains(&bytes[i - 1])))
+}
+
+/// Counts the nodes of a document as deserialized (aliases expanded) and
+/// fails once the budget is spent, remembering where.
+struct Counter {
+    left: Cell<usize>,
+    path: RefCell<Vec<String>>,
+    over: RefCell<Option<String>>,
+}
+
+const OVER_BUDGET: &str = "alias budget exceeded";
+
+impl Counter {
+    fn spend<E: de::Error>(&self) -> Result<(), E> {
+        match self.left.get() {
+            0 => {
+                if self.over.borrow().is_none() {
+                    *self.over.borrow_mut() = Some(self.where_());
+                }
+                Err(E::custom(OVER_BUDGET))
+            }
+            n => {
+                self.left.set(n - 1);
+                Ok(())
+            }
+        }
+    }
+
+    fn where_(&self) -> String {
+        let path = self.path.borrow();
+        if path.is_empty() {
+            return "the top level".to_string();
+        }
+        let mut out = String::new();
+        for part in path.iter() {
+            if !part.starts_with('[') && !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+        out
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &Counter {
+    /// A scalar's text, for naming map keys in the path.
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Option<String>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &Counter {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<String>, E> {
+        self.spend().map(|()| Some(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
+        self.spend().map(|()| Some(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
+        self.spend().map(|()| Some(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<String>, E> {
+        self.spend().map(|()| None)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+        // Only short keys are worth naming; values are never kept.
+        self.spend().map(|()| (v.len() <= 64).then(|| v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+        self.spend().map(|()| None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
+        self.spend().map(|()| None)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+        self.spend()?;
+        let mut index = 0usize;
+        loop {
+            self.path.borrow_mut().push(format!("[{index}]"));
+            let more = seq.next_element_seed(self);
+            self.path.borrow_mut().pop();
+            if more?.is_none() {
+                return Ok(None);
+            }
+            index += 1;
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        self.spend()?;
+        while let Some(key) = map.next_key_seed(self)? {
+            self.path.borrow_mut().push(key.unwrap_or_else(|| "?".to_string()));
+            let value = map.next_value_seed(self);
+            self.path.borrow_mut().pop();
+            value?;
+        }
+        Ok(None)
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Option<String>, A::Error> {
+        // A tagged node (`!tag value`).
+        let (_, variant) = data.variant_seed(self)?;
+        variant.newtype_variant_seed(self).map(|_| None)
+    }
+}
+
+/// serde's messages quote the offending value (`invalid type: string "..."`);
+/// a value may be a secret put in the wrong field, so it is cut out, keeping
+/// the field path, the expected type and the position.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(['"', '`']) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let quote = from.as_bytes()[0] as char;
+        // Find the closing quote; a `"`-quoted value is Debug-escaped.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in from.char_indices().skip(1) {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else {
+            out.push_str("<value>");
+            rest = "";
+            break;
+        };
+        let inner = &from[1..end];
+        // Field names (`server`, duplicate field `kind`, duplicate entry with
+        // key "token") stay; values go.
+        let is_name = (quote == '`' || out.ends_with("with key "))
+            && !inner.is_empty()
+            && inner.len() <= 64
+            && inner.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            && inner.chars().any(|c| c.is_ascii_alphabetic());
+        if is_name {
+            out.push_str(&from[..=end]);
+        } else {
+            out.push_str("<value>");
+        }
+        rest = &from[end + 1..];
+    }
+    out.push_str(rest);
+    out.replace('\n', " ")
 }
 
 /// kubectl refuses a file with two entries of one name in a list; so do we.
@@ -282,6 +508,66 @@ mod tests {
             assert!(err.contains(needle), "{text:?}: {err}");
         }
         assert!(format!("{:#}", parse(b"\xff\xfe").unwrap_err()).contains("not UTF-8"));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_quickly() {
+        // 1000 x 1000 x 1000 scalars: serde_yaml's own repetition limit lets
+        // hundreds of millions through before it stops.
+        let mut text = String::from("kind: Config\nusers:\n- name: u\n  user:\n    x0: &a0\n");
+        text.push_str(&"    - lol\n".repeat(1000));
+        for i in 1..4 {
+            text.push_str(&format!("    x{i}: &a{i}\n"));
+            text.push_str(&format!("    - *a{}\n", i - 1).repeat(1000));
+        }
+        let start = std::time::Instant::now();
+        let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+        assert!(err.contains("uses YAML aliases that expand to more than"), "{err}");
+        assert!(err.contains("(at users[0].user.x"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn modest_aliases_and_merge_keys_work_as_in_kubectl() {
+        let c = config(
+            "current-context: x\nclusters:\n- name: base\n  cluster: &base {server: https://a, certificate-authority-data: Q0EK}\n- name: c\n  cluster:\n    <<: *base\n    server: https://c\ncontexts:\n- name: x\n  context: &ctx {cluster: c, user: u}\n- name: y\n  context: *ctx\n",
+        );
+        assert_eq!(c.clusters[1].cluster.server.as_deref(), Some("https://c"));
+        assert_eq!(c.clusters[1].cluster.certificate_authority_data.as_deref(), Some("Q0EK"));
+        assert_eq!(c.contexts[1].context.cluster, "c");
+        assert!(!may_have_alias("server: https://*.example\ntoken: a*b\n"));
+        assert!(may_have_alias("a: *x") && may_have_alias("*x") && may_have_alias("a: [1,*x]"));
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_but_not_the_value() {
+        for (text, needle) in [
+            (
+                "clusters:\n- name: c\n  cluster: {insecure-skip-tls-verify: SECRET-value-1}\n",
+                "clusters[0].cluster.insecure-skip-tls-verify: invalid type: string <value>, expected a boolean",
+            ),
+            ("clusters: \"SECRET-value-1\"\n", "clusters: invalid type: string <value>, expected a sequence"),
+            ("current-context: [SECRET-value-1]\n", "current-context: invalid type: sequence"),
+            (
+                "clusters:\n- name: c\n  cluster: {insecure-skip-tls-verify: 1234567}\n",
+                "verify: invalid type: integer <value>",
+            ),
+            ("users:\n- name: u\n  user: {token: a, token: SECRET-value-1}\n", "duplicate entry with key \"token\""),
+            ("kind: Config\nkind: Config\n", "duplicate field `kind`"),
+        ] {
+            let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(!err.contains("SECRET") && !err.contains("1234567"), "{err}");
+        }
+    }
+
+    #[test]
+    fn files_over_the_limit_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge");
+        fs::File::create(&path).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+        let err = format!("{:#}", read_file(&path).unwrap_err());
+        assert!(err.contains("huge is larger than 64 MiB"), "{err}");
     }
 
     #[test]
