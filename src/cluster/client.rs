@@ -114,8 +114,11 @@ mod tests {
              users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n",
         )
         .unwrap();
-        let conn = block_on(connect(kubeconfig, None, Duration::from_secs(1))).unwrap().unwrap();
-        assert!(conn.config.default_retry, "kube retries 429/503/504 by default");
-        assert!(!conn.without_retry().unwrap().config.default_retry);
+        let retry = block_on(async {
+            let conn = connect(kubeconfig, None, Duration::from_secs(1)).await.unwrap();
+            (conn.config.default_retry, conn.without_retry().unwrap().config.default_retry)
+        })
+        .unwrap();
+        assert_eq!(retry, (true, false), "kube retries 429/503/504 by default; a probe must not");
     }
 }
