@@ -58,6 +58,7 @@ impl Route {
     /// Parses `--child-server`: `http(s)://host[:port][/path]`, nothing else.
     pub fn from_child_server(input: &str) -> Result<Route> {
         let flag = "--child-server";
+        check_text(input, flag)?;
         let url = Url::parse(input.trim())
             .map_err(|e| anyhow!("{flag} {input:?} is not a URL ({e}); give http(s)://host[:port][/path]"))?;
         let scheme = match url.scheme() {
@@ -70,6 +71,7 @@ impl Route {
             .filter(|h| !h.is_empty())
             .ok_or_else(|| anyhow!("{flag} {input:?} has no host; give http(s)://host[:port][/path]"))?;
         reject_extras(&url, flag)?;
+        check_host_and_port(input, &url, flag)?;
         let mut target = host.to_string();
         if let Some(port) = url.port() {
             target.push_str(&format!(":{port}"));
@@ -92,6 +94,7 @@ impl Route {
 /// A path prefix of the parent (Rancher-style) is kept; `field` names the
 /// parent's server field for messages.
 pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &str) -> Result<String> {
+    check_text(parent_server, field)?;
     let url = Url::parse(parent_server.trim())
         .map_err(|e| anyhow!("{field} is not a URL ({e}); it must be https://host[:port][/path]"))?;
     if !matches!(url.scheme(), "https" | "http") {
@@ -101,8 +104,44 @@ pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &
         bail!("{field} has no host");
     }
     reject_extras(&url, field)?;
+    check_host_and_port(parent_server, &url, field)?;
     let base = url.as_str().trim_end_matches('/');
     Ok(format!("{base}/{SOCKETS_PATH}/{id}/proxy/{}", route.path()))
+}
+
+/// The URL parser silently drops tabs and line breaks inside a URL and reads
+/// `\\` as `/`; kubectl (Go's net/url) refuses the first and reads the second
+/// differently. Refuse both rather than generate a server kubectl would not.
+fn check_text(input: &str, field: &str) -> Result<()> {
+    if input.trim().chars().any(char::is_control) {
+        bail!("{field} contains control characters (a line break or tab inside the URL); remove them");
+    }
+    if input.contains('\\') {
+        bail!("{field} contains a backslash; URLs use `/`");
+    }
+    Ok(())
+}
+
+/// The URL parser rewrites some hosts that kubectl would take as they are:
+/// percent-escapes (`%31%30.0.0.1`, which Go refuses) and IPv4 shorthands
+/// (`0x7f.1`, a host name to Go, 127.0.0.1 here). Such a host, and port 0,
+/// are refused; case and IDN (punycode) conversions are fine.
+fn check_host_and_port(input: &str, url: &Url, field: &str) -> Result<()> {
+    if url.port() == Some(0) {
+        bail!("{field} has port 0; give the apiserver's port, or none for the scheme's default");
+    }
+    let after_scheme = input.trim().split_once("://").map_or("", |(_, rest)| rest);
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('%') && !authority.starts_with('[') {
+        bail!("{field} has a percent-escaped host; write the host name as it is");
+    }
+    if let Some(url::Host::Ipv4(ip)) = url.host() {
+        let written = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+        if written != ip.to_string() {
+            bail!("{field} has host {written:?}, which kubectl would not read as the IPv4 address {ip}; write {ip}");
+        }
+    }
+    Ok(())
 }
 
 /// Query, fragment and user info have no place in a server URL; user info
@@ -191,6 +230,32 @@ mod tests {
             assert!(err.contains(needle), "{bad}: {err}");
             assert!(!err.contains(":p@"), "{err}");
         }
+    }
+
+    #[test]
+    fn hosts_and_ports_kubectl_would_read_differently() {
+        for (bad, needle) in [
+            ("https://h:0", "port 0"),
+            ("https://10.0.0.10\n:6443", "control characters"),
+            ("https://h/a\tb", "control characters"),
+            ("https:\\\\h", "backslash"),
+            ("https://%31%30.0.0.1", "percent-escaped host"),
+            ("https://0x7f.1:6443", "host \"0x7f.1\", which kubectl would not read as the IPv4 address 127.0.0.1"),
+            ("https://127.1", "IPv4 address 127.0.0.1"),
+        ] {
+            let err = format!("{:#}", proxy_server(bad, &id(), &Route::Direct, "server").unwrap_err());
+            assert!(err.contains(needle), "{bad:?}: {err}");
+            let err = format!("{:#}", Route::from_child_server(bad).unwrap_err());
+            assert!(err.contains(needle), "{bad:?}: {err}");
+        }
+        for good in
+            ["https://H.Example:6443", "https://bücher.example", "https://10.0.0.1:443", "https://[fd00::1%25]:1"]
+        {
+            let _ = proxy_server(good, &id(), &Route::Direct, "server");
+        }
+        assert!(server("https://bücher.example", &Route::Direct).starts_with("https://xn--bcher-kva.example/"));
+        assert!(server("https://10.0.0.1:6443", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
+        assert!(server(" https://10.0.0.1:6443\n", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
     }
 
     #[test]
