@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The benchmark: builds the release binary and, in one run on this machine,
+# measures median wall time (hyperfine) and peak memory (GNU time, median of 5)
+# of gen and list beside what users do today with kubectl, then prints one table.
+# Usage: bench/run.sh [--no-lab]   (--no-lab skips rows 4 and 5, which need the lab)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+with_lab=1
+[[ "${1:-}" == "--no-lab" ]] && with_lab=0
+
+for tool in hyperfine python3 kubectl; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install hyperfine)" >&2; exit 1; }
+done
+[[ -x /usr/bin/time ]] || { echo "bench: GNU time (/usr/bin/time) is required (apt-get install time)" >&2; exit 1; }
+
+cargo build --release --locked -q
+bin=$root/target/release/clusternet-kubeconfig
+work=$root/target/bench
+rm -rf "$work" && mkdir -p "$work"
+id=dc91021d-2361-4f6d-a404-7c33b9e01118
+typical=$root/examples/parent.kubeconfig
+token=$root/examples/child.token
+python3 bench/make-big-kubeconfig.py "$work/big.kubeconfig" 5000
+results=$work/results.tsv
+: > "$results"
+
+# median wall time in ms (hyperfine) of a command given as separate arguments
+wall() {
+  local name=$1; shift
+  local runs=$1; shift
+  hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/$name.json" "$(printf '%q ' "$@")" > /dev/null 2>&1 \
+    || { echo "bench: $name failed: $*" >&2; "$@" > /dev/null; exit 1; }
+  python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["results"][0]["median"]*1000, 2))' "$work/$name.json"
+}
+# median peak RSS in MiB of 5 runs
+peak() {
+  local samples=()
+  for _ in 1 2 3 4 5; do
+    /usr/bin/time -f '%M' -o "$work/rss" "$@" > /dev/null 2>&1
+    samples+=("$(tail -1 "$work/rss")")
+  done
+  printf '%s\n' "${samples[@]}" | sort -n | sed -n 3p | awk '{printf "%.1f", $1/1024}'
+}
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$results"; }
+
+echo "bench: 1/5 typical gen"
+gen_typ=(env -u KUBECONFIG "$bin" gen --kubeconfig "$typical" --cluster-id "$id" --token-file "$token")
+kc_typ=(env -u KUBECONFIG kubectl config view --minify --raw --kubeconfig "$typical")
+seed=(bash "$root/bench/seed-procedure.sh" "$typical" "$id" "$token" "$work/seed.kubeconfig")
+row "1 gen, typical kubeconfig (3 contexts)" "$(wall gen_typ 100 "${gen_typ[@]}")" "$(wall kc_typ 30 "${kc_typ[@]}")" ms "kubectl config view --minify --raw" ""
+row "1 memory" "$(peak "${gen_typ[@]}")" "$(peak "${kc_typ[@]}")" MiB "kubectl config view --minify --raw" ""
+row "1 gen vs the seed procedure" "$(wall gen_typ2 100 "${gen_typ[@]}")" "$(wall seed 10 "${seed[@]}")" ms "bench/seed-procedure.sh (how-to, scripted)" ""
+
+echo "bench: 2/5 5,000-context gen ($(du -m "$work/big.kubeconfig" | cut -f1) MB)"
+gen_big=(env -u KUBECONFIG "$bin" gen --kubeconfig "$work/big.kubeconfig" --context ctx-04999 --cluster-id "$id" --token-file "$token")
+kc_big=(env -u KUBECONFIG kubectl config view --minify --raw --kubeconfig "$work/big.kubeconfig" --context ctx-04999)
+row "2 gen, 5,000-context kubeconfig" "$(wall gen_big 10 "${gen_big[@]}")" "$(wall kc_big 5 "${kc_big[@]}")" ms "kubectl config view --minify --raw --context" ""
+row "2 memory" "$(peak "${gen_big[@]}")" "$(peak "${kc_big[@]}")" MiB "kubectl config view --minify --raw --context" ""
+
+echo "bench: 3/5 --merge-into a 5,000-context kubeconfig"
+cp "$work/big.kubeconfig" "$work/merge.kubeconfig"
+merge=(env -u KUBECONFIG "$bin" gen --kubeconfig "$typical" --cluster-id "$id" --token-file "$token" --merge-into "$work/merge.kubeconfig")
+kc_set=(env -u KUBECONFIG kubectl config set-context bench-ctx --cluster=cluster-00001 --user=user-00001 --kubeconfig "$work/merge.kubeconfig")
+row "3 gen --merge-into 5,000-context kubeconfig" "$(wall merge 10 "${merge[@]}")" "$(wall kc_set 5 "${kc_set[@]}")" ms "kubectl config set-context (same file)" ""
+row "3 memory" "$(peak "${merge[@]}")" "$(peak "${kc_set[@]}")" MiB "kubectl config set-context (same file)" ""
+
+if ((with_lab)); then
+  export CLUSTERNET_LAB_STATE=$root/target/bench-lab-state
+  trap 'bash lab/lab.sh down > /dev/null 2>&1 || true' EXIT
+  bash lab/lab.sh build > /dev/null
+  bash lab/lab.sh up > /dev/null
+  bash lab/lab.sh seed-many 1000 > /dev/null
+  # shellcheck disable=SC1091
+  source "$CLUSTERNET_LAB_STATE/lab.env"
+  n=$(kubectl --kubeconfig "$LAB_KUBECONFIG" get managedclusters -A --no-headers | wc -l)
+  kubectl --kubeconfig "$LAB_KUBECONFIG" get managedclusters -A -o jsonpath='{range .items[*]}{.spec.clusterId}{"\n"}{end}' \
+    | python3 -c 'import sys; t=sys.argv[1]; print("clusters:"); [print(f"  {l.strip()}: {{tokenFile: {t}}}") for l in sys.stdin if l.strip()]' "$token" \
+    > "$work/credentials.yaml"
+  lists() {
+    kubectl --kubeconfig "$LAB_KUBECONFIG" get --raw /metrics \
+      | awk '/^apiserver_request_total\{/ && /resource="managedclusters"/ && /verb="LIST"/ {s+=$NF} END {print s+0}'
+  }
+  echo "bench: 4/5 gen --all for $n ManagedClusters on the lab"
+  gen_all=(env -u KUBECONFIG "$bin" gen --kubeconfig "$LAB_KUBECONFIG" --all --credentials "$work/credentials.yaml")
+  kc_get=(env -u KUBECONFIG kubectl --kubeconfig "$LAB_KUBECONFIG" get managedclusters -A -o json)
+  before=$(lists); "${gen_all[@]}" > /dev/null 2>&1; after=$(lists)
+  row "4 gen --all, $n ManagedClusters" "$(wall gen_all 10 "${gen_all[@]}")" "$(wall kc_get 10 "${kc_get[@]}")" ms "kubectl get managedclusters -A -o json" "$((after - before)) LIST requests"
+  row "4 memory" "$(peak "${gen_all[@]}")" "$(peak "${kc_get[@]}")" MiB "kubectl get managedclusters -A -o json" ""
+  echo "bench: 5/5 list for $n ManagedClusters"
+  list=(env -u KUBECONFIG "$bin" list --kubeconfig "$LAB_KUBECONFIG")
+  kc_list=(env -u KUBECONFIG kubectl --kubeconfig "$LAB_KUBECONFIG" get managedclusters -A)
+  before=$(lists); "${list[@]}" > /dev/null 2>&1; after=$(lists)
+  row "5 list, $n ManagedClusters" "$(wall list 10 "${list[@]}")" "$(wall kc_list 10 "${kc_list[@]}")" ms "kubectl get managedclusters -A" "$((after - before)) LIST requests"
+  row "5 memory" "$(peak "${list[@]}")" "$(peak "${kc_list[@]}")" MiB "kubectl get managedclusters -A" ""
+fi
+
+python3 - "$results" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+print()
+print(f"| figure | ours | theirs | ratio (theirs/ours) | theirs is | note |")
+print(f"|---|---:|---:|---:|---|---|")
+for figure, ours, theirs, unit, what, note in rows:
+    o, t = float(ours), float(theirs)
+    ratio = f"{t / o:.1f}x" if o > 0 else "-"
+    print(f"| {figure} | {o:g} {unit} | {t:g} {unit} | {ratio} | {what} | {note} |")
+PY
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); kubectl: $(kubectl version --client -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"
