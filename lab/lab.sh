@@ -9,6 +9,7 @@
 #   lab/lab.sh build          build the binaries when missing (cached)
 #   lab/lab.sh up             start the lab (exits 0 when it is already up)
 #   lab/lab.sh seed-many N    add N extra ManagedClusters (one `kubectl apply`)
+#   lab/lab.sh up-noanon      a second kube-apiserver, --anonymous-auth=false, same etcd
 #   lab/lab.sh env            print `export NAME=value` lines for the running lab
 #   lab/lab.sh status         what is running, ports, APIService availability
 #   lab/lab.sh down           stop the recorded PIDs, remove the state dir
@@ -129,7 +130,8 @@ pick_port() { # a free port not handed out yet in this run
 start_bg() { # <name> <cmd...>: start in its own process group, record the PID
   local name=$1; shift
   log "starting $name"
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 < /dev/null &
+  # fds 8/9 may hold a lab lock (flock): the long-running child must not inherit it
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 8>&- 9>&- &
   echo $! >"$STATE/pids/$name"
 }
 
@@ -197,14 +199,14 @@ gen_pki() {
   ossl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
 }
 
-write_kubeconfig() { # <file> <user> <cert> <key>
+write_kubeconfig() { # <file> <user> <cert> <key> [port, default APISERVER_PORT]
   cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: lab
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://127.0.0.1:${5:-$APISERVER_PORT}
     certificate-authority: $PKI/ca.crt
 users:
 - name: $2
@@ -217,6 +219,27 @@ contexts:
 current-context: lab
 EOF
   chmod 600 "$1"
+}
+
+start_apiserver() { # <name> <port> <anonymous-auth true|false>: a kube-apiserver on the lab's etcd
+  start_bg "$1" "$K8S_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --secure-port "$2" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+    --endpoint-reconciler-type none \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/client-ca.crt" \
+    --authorization-mode RBAC --anonymous-auth="$3" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User \
+    --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --aggregator-reject-forwarding-redirect=false --enable-aggregator-routing=false \
+    --v 1
 }
 
 # ------------------------------------------------------------------------- up
@@ -266,24 +289,7 @@ cmd_up() {
     --quota-backend-bytes 1073741824 --unsafe-no-fsync
   wait_for etcd "/health" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
-  start_bg kube-apiserver "$K8S_BIN/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --secure-port "$APISERVER_PORT" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
-    --endpoint-reconciler-type none \
-    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
-    --client-ca-file "$PKI/client-ca.crt" \
-    --authorization-mode RBAC --anonymous-auth=true \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
-    --requestheader-allowed-names front-proxy-client \
-    --requestheader-username-headers X-Remote-User \
-    --requestheader-group-headers X-Remote-Group \
-    --requestheader-extra-headers-prefix X-Remote-Extra- \
-    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
-    --aggregator-reject-forwarding-redirect=false --enable-aggregator-routing=false \
-    --v 1
+  start_apiserver kube-apiserver "$APISERVER_PORT" true
   # The hub stand-in does not depend on the apiserver: start it now so that its
   # port is bound before the port lock's claims matter.
   start_bg hub-standin "$HUB_BIN" --listen "127.0.0.1:$HUB_PORT" \
@@ -478,17 +484,62 @@ cmd_seed_many() {
   log "seeded $n extra ManagedClusters (many-00001.. in clusternet-m00001..) in $((SECONDS - t0))s"
 }
 
+# ---------------------------------------------------------------- up-noanon
+# A second kube-apiserver on the same etcd (so the same CRDs, RBAC, APIService
+# and ManagedClusters) with --anonymous-auth=false: the parent of the
+# "anonymous auth disabled" failure. Started on demand (tests call it); stopped
+# by `down`. Prints and appends LAB_NOANON_SERVER / LAB_NOANON_KUBECONFIG.
+cmd_up_noanon() {
+  [[ -f $STATE/lab.env ]] || die "no lab at $STATE (run \`$0 up\`)"
+  STATE=$(cd "$STATE" && pwd)
+  exec 8>"$STATE/noanon.lock"
+  flock 8
+  # shellcheck disable=SC1091
+  source "$STATE/lab.env"
+  local name=kube-apiserver-noanon pid port id
+  pid=$(cat "$STATE/pids/$name" 2>/dev/null || true)
+  if [[ -n ${LAB_NOANON_SERVER:-} ]] && pid_alive "$pid"; then
+    log "$name already up: $LAB_NOANON_SERVER"
+  else
+    PKI=$STATE/pki; ETCD_PORT=$LAB_ETCD_PORT
+    mkdir -p "$CACHE/ports"
+    exec 9>"$CACHE/ports.lock"
+    flock 9
+    PICKED=""; port=$(pick_port)
+    id=$(echo "$STATE" | md5sum | cut -c1-8)
+    echo "$STATE" >"$CACHE/ports/$port.$id"
+    echo " $port" >>"$STATE/ports"
+    flock -u 9
+    start_apiserver "$name" "$port" false
+    write_kubeconfig "$STATE/noanon.kubeconfig" lab-admin "$PKI/admin.crt" "$PKI/admin.key" "$port"
+    wait_for "$name" "/readyz" curl -fsS --cacert "$PKI/ca.crt" \
+      --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://127.0.0.1:$port/readyz"
+    rm -f "$CACHE/ports/$port.$id"
+    # The aggregator of this apiserver must see the APIService Available too.
+    wait_for "$name" "APIService v1alpha1.proxies.clusternet.io through it" bash -c \
+      "curl -fsS --cacert '$PKI/ca.crt' --cert '$PKI/admin.crt' --key '$PKI/admin.key' https://127.0.0.1:$port/apis/proxies.clusternet.io/v1alpha1 | grep -q sockets"
+    grep -v '^export LAB_NOANON_' "$STATE/lab.env" >"$STATE/lab.env.tmp"
+    {
+      echo "export LAB_NOANON_SERVER=https://127.0.0.1:$port"
+      echo "export LAB_NOANON_KUBECONFIG=$STATE/noanon.kubeconfig"
+    } >>"$STATE/lab.env.tmp"
+    mv "$STATE/lab.env.tmp" "$STATE/lab.env"
+    log "$name up (--anonymous-auth=false): https://127.0.0.1:$port"
+  fi
+  grep '^export LAB_NOANON_' "$STATE/lab.env"
+}
+
 # ---------------------------------------------------------------------- down
 cmd_down() {
   local f pid name deadline id
   if [[ -d $STATE/pids ]]; then
-    # reverse start order: hub, kcm, apiserver, etcd
-    for name in hub-standin kube-controller-manager kube-apiserver etcd; do
+    # reverse start order: hub, second apiserver, kcm, apiserver, etcd
+    for name in hub-standin kube-apiserver-noanon kube-controller-manager kube-apiserver etcd; do
       f=$STATE/pids/$name; [[ -f $f ]] || continue
       pid=$(cat "$f")
       if pid_alive "$pid"; then log "stopping $name ($pid)"; kill -TERM "$pid" 2>/dev/null || true; fi
     done
-    for name in hub-standin kube-controller-manager kube-apiserver etcd; do
+    for name in hub-standin kube-apiserver-noanon kube-controller-manager kube-apiserver etcd; do
       f=$STATE/pids/$name; [[ -f $f ]] || continue
       pid=$(cat "$f"); deadline=$((SECONDS + 15))
       while pid_alive "$pid" && (( SECONDS < deadline )); do sleep 0.2; done
@@ -511,7 +562,7 @@ cmd_status() {
   local name pid state
   [[ -f $STATE/lab.env ]] && source "$STATE/lab.env"
   printf '%-24s %-8s %s\n' COMPONENT PID STATE
-  for name in etcd kube-apiserver kube-controller-manager hub-standin; do
+  for name in etcd kube-apiserver kube-controller-manager hub-standin kube-apiserver-noanon; do
     pid=$(cat "$STATE/pids/$name" 2>/dev/null || echo -)
     if pid_alive "$pid"; then state=running; else state=stopped; fi
     printf '%-24s %-8s %s\n' "$name" "$pid" "$state"
@@ -522,6 +573,7 @@ cmd_status() {
   echo "kcm:        https://127.0.0.1:${LAB_KCM_PORT:-?}"
   echo "hub:        https://127.0.0.1:${LAB_HUB_PORT:-?}"
   echo "manifests:  ${LAB_MANIFESTS:-?}"
+  [[ -n ${LAB_NOANON_SERVER:-} ]] && echo "noanon:     $LAB_NOANON_SERVER (--anonymous-auth=false)"
   printf 'APIService: v1alpha1.proxies.clusternet.io Available=%s\n' \
     "$(kc get apiservice v1alpha1.proxies.clusternet.io -o 'jsonpath={.status.conditions[?(@.type=="Available")].status}' 2>/dev/null || echo unknown)"
 }
@@ -533,5 +585,6 @@ case ${1:-} in
   env) cmd_env ;;
   status) cmd_status ;;
   seed-many) shift; cmd_seed_many "$@" ;;
+  up-noanon) cmd_up_noanon ;;
   *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
