@@ -50,6 +50,13 @@ pub async fn from_secret(conn: &Connection, namespace: &str) -> Result<Option<Se
     Ok(Some(validate::token(&text, &origin)?))
 }
 
+/// The fix when the service account is not where we looked.
+fn no_account_hint(namespace: &str) -> String {
+    format!(
+        "no service account {SERVICE_ACCOUNT} in namespace {namespace:?}: pass --system-namespace with the namespace of clusternet-hub, or --parent-token-file"
+    )
+}
+
 /// A fresh token for the service account from the TokenRequest API.
 pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Result<SecretValue> {
     let api: Api<ServiceAccount> = Api::namespaced(conn.client.clone(), namespace);
@@ -57,13 +64,30 @@ pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Resul
         spec: TokenRequestSpec { expiration_seconds: Some(ttl.as_secs() as i64), ..Default::default() },
         ..Default::default()
     };
-    let answer = api
-        .create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request)
-        .await
-        .map_err(|e| api_error(e, &conn.context, &format!("TokenRequest for {namespace}/{SERVICE_ACCOUNT}")))?;
+    let answer = api.create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request).await.map_err(|e| {
+        match e {
+            // Not "is Clusternet installed (its CRDs)": the namespace or the account is missing.
+            kube::Error::Api(status) if status.code == 404 => anyhow!(
+                "TokenRequest for {namespace}/{SERVICE_ACCOUNT} in context {:?} failed: 404 {}: {}",
+                conn.context,
+                status.message.replace('\n', " "),
+                no_account_hint(namespace)
+            ),
+            e => api_error(e, &conn.context, &format!("TokenRequest for {namespace}/{SERVICE_ACCOUNT}")),
+        }
+    })?;
     let token = answer.status.map(|s| s.token).unwrap_or_default();
     if token.is_empty() {
         bail!("TokenRequest for {namespace}/{SERVICE_ACCOUNT} returned no token");
     }
     validate::token(&token, "the requested token")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn missing_account_hint_names_the_flags() {
+        let hint = super::no_account_hint("clusternet-sys");
+        assert!(hint.contains("\"clusternet-sys\"") && hint.contains("--system-namespace"), "{hint}");
+    }
 }
