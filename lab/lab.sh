@@ -221,14 +221,15 @@ EOF
   chmod 600 "$1"
 }
 
-start_apiserver() { # <name> <port> <anonymous-auth true|false>: a kube-apiserver on the lab's etcd
-  start_bg "$1" "$K8S_BIN/kube-apiserver" \
+start_apiserver() { # <name> <port> <anonymous-auth true|false> [more flags]: a kube-apiserver on the lab's etcd
+  local name=$1 port=$2 anonymous=$3; shift 3
+  start_bg "$name" "$K8S_BIN/kube-apiserver" "$@" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --secure-port "$2" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+    --secure-port "$port" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
     --endpoint-reconciler-type none \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/client-ca.crt" \
-    --authorization-mode RBAC --anonymous-auth="$3" \
+    --authorization-mode RBAC --anonymous-auth="$anonymous" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
@@ -488,7 +489,8 @@ cmd_seed_many() {
 # A second kube-apiserver on the same etcd (so the same CRDs, RBAC, APIService
 # and ManagedClusters) with --anonymous-auth=false: the parent of the
 # "anonymous auth disabled" failure. Started on demand (tests call it); stopped
-# by `down`. Prints and appends LAB_NOANON_SERVER / LAB_NOANON_KUBECONFIG.
+# by `down`. Prints and appends LAB_NOANON_SERVER / _KUBECONFIG / _AUDIT (its
+# audit log, level Metadata).
 cmd_up_noanon() {
   [[ -f $STATE/lab.env ]] || die "no lab at $STATE (run \`$0 up\`)"
   STATE=$(cd "$STATE" && pwd)
@@ -510,7 +512,12 @@ cmd_up_noanon() {
     echo "$STATE" >"$CACHE/ports/$port.$id"
     echo " $port" >>"$STATE/ports"
     flock -u 9
-    start_apiserver "$name" "$port" false
+    # Its audit log (metadata of every request) lets tests count exactly the
+    # requests a command made: nothing but the tests talks to this apiserver.
+    printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' \
+      >"$STATE/audit-policy.yaml"
+    start_apiserver "$name" "$port" false --audit-policy-file "$STATE/audit-policy.yaml" \
+      --audit-log-path "$STATE/logs/noanon-audit.log" --audit-log-mode blocking
     write_kubeconfig "$STATE/noanon.kubeconfig" lab-admin "$PKI/admin.crt" "$PKI/admin.key" "$port"
     wait_for "$name" "/readyz" curl -fsS --cacert "$PKI/ca.crt" \
       --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://127.0.0.1:$port/readyz"
@@ -522,6 +529,7 @@ cmd_up_noanon() {
     {
       echo "export LAB_NOANON_SERVER=https://127.0.0.1:$port"
       echo "export LAB_NOANON_KUBECONFIG=$STATE/noanon.kubeconfig"
+      echo "export LAB_NOANON_AUDIT=$STATE/logs/noanon-audit.log"
     } >>"$STATE/lab.env.tmp"
     mv "$STATE/lab.env.tmp" "$STATE/lab.env"
     log "$name up (--anonymous-auth=false): https://127.0.0.1:$port"

@@ -86,8 +86,9 @@ pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>
     }
     // One name: the server filters by name; a miss lists all for suggestions.
     let by_name_only = ids.is_empty() && names.len() == 1;
+    // -n is the namespace of --cluster NAME; an ID is found in any namespace.
     let query = Query {
-        namespace: namespace.clone(),
+        namespace: if ids.is_empty() { namespace.clone() } else { None },
         label_selector: None,
         field_selector: by_name_only.then(|| format!("metadata.name={}", names[0])),
     };

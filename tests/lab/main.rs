@@ -16,3 +16,11 @@ mod auth;
 mod failures;
 mod negative;
 mod routes;
+
+// Issue 5: the cluster-aware features.
+mod all;
+mod by_name;
+mod list;
+mod many;
+mod parent_token;
+mod verify;

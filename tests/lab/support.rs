@@ -1,10 +1,11 @@
 //! Lab access: the env file, the product binary, kubectl, the stand-in's record.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -56,7 +57,7 @@ pub fn lab() -> &'static Lab {
             .collect();
         let lab = Lab { vars };
         // Fail early and clearly when the env file is stale.
-        let out = kubectl(lab.kubeconfig(), &["get", "--raw", "/readyz"]);
+        let out = kubectl_unlocked(lab.kubeconfig(), &["get", "--raw", "/readyz"]);
         assert!(
             out.status.success(),
             "the lab described by {} does not answer (stale state? run `lab/lab.sh down && lab/lab.sh up`): {}",
@@ -83,6 +84,7 @@ pub fn tempdir() -> tempfile::TempDir {
 /// kubeconfig into `dir` and returns its path.
 pub fn generate(dir: &Path, args: &[&str]) -> PathBuf {
     let out = dir.join(format!("{}.kubeconfig", unique("gen")));
+    let _shared = shared();
     let res = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
         .arg("gen")
         .args(args)
@@ -105,6 +107,11 @@ pub fn generate(dir: &Path, args: &[&str]) -> PathBuf {
 /// Real kubectl with a private discovery cache (so discovery goes through the
 /// proxy every time) and no ambient KUBECONFIG.
 pub fn kubectl(kubeconfig: impl AsRef<Path>, args: &[&str]) -> Output {
+    let _shared = shared();
+    kubectl_unlocked(kubeconfig, args)
+}
+
+fn kubectl_unlocked(kubeconfig: impl AsRef<Path>, args: &[&str]) -> Output {
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cache = CACHE.get_or_init(tempdir);
     Command::new("kubectl")
@@ -288,4 +295,160 @@ pub fn hub_proxy_token() -> String {
     );
     let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).expect("token is base64");
     String::from_utf8(raw).unwrap()
+}
+
+// ------------------------------------------------------------ shared lab state
+//
+// Some tests change what every other test relies on (they delete the
+// socket-proxy ClusterRoleBinding or the APIService, or count the
+// apiserver's requests). They hold the lab exclusively; every kubectl and
+// product run of the other tests holds it shared for the duration of that one
+// command, so a command runs either wholly before or wholly after a mutation.
+
+static LAB_LOCK: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    static EXCLUSIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Held while a command runs against the lab; nothing on the thread holding
+/// [`Exclusive`] (it already excludes everyone else).
+pub fn shared() -> Option<RwLockReadGuard<'static, ()>> {
+    if EXCLUSIVE.with(Cell::get) {
+        return None;
+    }
+    Some(LAB_LOCK.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The lab to this test alone (in this test process) until dropped.
+pub struct Exclusive {
+    _guard: RwLockWriteGuard<'static, ()>,
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        EXCLUSIVE.with(|e| e.set(false));
+    }
+}
+
+pub fn exclusive() -> Exclusive {
+    lab(); // initialised outside the lock
+    let guard = LAB_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    EXCLUSIVE.with(|e| e.set(true));
+    Exclusive { _guard: guard }
+}
+
+// --------------------------------------------------------------- the product
+
+/// `clusternet-kubeconfig <args>` with no ambient KUBECONFIG or tokens.
+pub fn tool(args: &[&str]) -> Output {
+    let _shared = shared();
+    Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("CLUSTERNET_CHILD_TOKEN")
+        .env_remove("CLUSTERNET_PARENT_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run clusternet-kubeconfig")
+}
+
+/// [`tool`] that must succeed: (stdout, stderr).
+pub fn tool_ok(args: &[&str]) -> (String, String) {
+    let out = tool(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "clusternet-kubeconfig {args:?} failed ({}):\n{stderr}", out.status);
+    (stdout, stderr)
+}
+
+/// [`tool`] that must fail with exit code 1: stderr.
+pub fn tool_err(args: &[&str]) -> String {
+    let out = tool(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "clusternet-kubeconfig {args:?} should fail with 1:\n{stderr}");
+    assert!(stderr.starts_with("error: ") || stderr.contains("\nerror: "), "one error line expected: {stderr}");
+    stderr
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The lab admin kubeconfig as a `&str` argument.
+pub fn admin() -> &'static str {
+    lab().kubeconfig()
+}
+
+// ------------------------------------------------------------------- lab.sh
+
+/// `lab/lab.sh <args>` on this lab's state dir; stdout.
+pub fn lab_sh(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .env("CLUSTERNET_LAB_STATE", lab().var("LAB_STATE"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lab/lab.sh");
+    assert!(out.status.success(), "lab/lab.sh {args:?} failed:\n{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The second parent apiserver, with --anonymous-auth=false (`lab.sh up-noanon`):
+/// its `LAB_NOANON_*` variables (SERVER, KUBECONFIG with the lab admin, AUDIT log).
+pub fn noanon(name: &str) -> &'static str {
+    static VARS: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let vars = VARS.get_or_init(|| {
+        let out = lab_sh(&["up-noanon"]);
+        out.lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+    vars.get(name).unwrap_or_else(|| panic!("{name} not printed by lab.sh up-noanon: {vars:?}"))
+}
+
+pub fn noanon_kubeconfig() -> &'static str {
+    noanon("LAB_NOANON_KUBECONFIG")
+}
+
+/// The audit events (JSON) appended to the second apiserver's log while `f` ran.
+pub fn audited<T>(f: impl FnOnce() -> T) -> (T, Vec<Value>) {
+    let path = noanon("LAB_NOANON_AUDIT");
+    let start = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as usize;
+    let result = f();
+    let text = std::fs::read(path).unwrap();
+    let events =
+        String::from_utf8_lossy(&text[start..]).lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+    (result, events)
+}
+
+pub const MANY: usize = 1000;
+
+/// `lab.sh seed-many 1000`, once per test process (server-side apply: a lab
+/// that already has them is unchanged).
+pub fn seed_many() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        lab_sh(&["seed-many", &MANY.to_string()]);
+    });
+}
+
+/// The kube-apiserver's own count (`apiserver_request_total` in /metrics) of
+/// requests matching every `label="value"` in `labels`, summed over the rest.
+pub fn apiserver_requests(labels: &[&str]) -> u64 {
+    let metrics = kubectl_ok(admin(), &["get", "--raw", "/metrics"]);
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
+/// LIST requests for ManagedClusters the apiserver has served so far.
+pub fn managedcluster_lists() -> u64 {
+    apiserver_requests(&[r#"resource="managedclusters""#, r#"verb="LIST""#])
 }

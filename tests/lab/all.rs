@@ -1,0 +1,274 @@
+//! `gen --all` and repeated `--cluster`/`--cluster-id` with `--credentials`:
+//! one context per cluster, each reaching its child with its own token.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn doc(path: &Path) -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn context_names(doc: &Value) -> Vec<String> {
+    doc["contexts"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn server_of(doc: &Value, name: &str) -> String {
+    let c = doc["clusters"].as_array().unwrap().iter().find(|c| c["name"] == name).expect("cluster entry");
+    c["cluster"]["server"].as_str().unwrap().to_string()
+}
+
+/// kubectl --context `context` reaches the child `id` with `token`.
+fn reaches(kc: &Path, context: &str, id: &str, token: &str) {
+    let v = json(&kubectl_ok(kc, &["--context", context, "version", "-o", "json"]));
+    assert_eq!(v["serverVersion"]["gitVersion"], testkit::CHILD_GIT_VERSION, "{context}: {v}");
+    let recs = records_with("x-remote-extra-clusternet-token", token, 1);
+    let want = format!("{PROXY_PREFIX}{id}/proxy/direct/version");
+    assert!(recs.iter().any(|r| r.path == want), "{context}: no {want} with its token: {recs:?}");
+    assert!(recs.iter().all(|r| r.header("x-remote-user") == Some("clusternet")));
+}
+
+struct Tokens {
+    a: String,
+    b: String,
+    dup1: String,
+}
+
+/// Entries by name (child-a), by ID (child-b), by namespace/name (dup #1).
+fn credentials(dir: &Path) -> (std::path::PathBuf, Tokens) {
+    let lab = lab();
+    let t = Tokens { a: unique("all-a"), b: unique("all-b"), dup1: unique("all-dup1") };
+    write(dir, "b.token", &format!("{}\n", t.b));
+    let text = format!(
+        "clusters:\n  child-a: {{token: {}}}\n  {}: {{tokenFile: b.token}}\n  {}/dup: {{token: {}}}\n",
+        t.a,
+        lab.var("LAB_CHILD_B_ID"),
+        lab.var("LAB_DUP_1_NS"),
+        t.dup1
+    );
+    (write(dir, "creds.yaml", &text), t)
+}
+
+#[test]
+fn all_writes_one_context_per_cluster_with_credentials_and_skips_the_rest() {
+    let lab = lab();
+    let dir = tempdir();
+    let (creds, t) = credentials(dir.path());
+    let out = dir.path().join("all.kubeconfig");
+    let (_, err) = tool_ok(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--all",
+        "--credentials",
+        creds.to_str().unwrap(),
+        "--output-file",
+        out.to_str().unwrap(),
+    ]);
+    let d = doc(&out);
+    assert_eq!(context_names(&d), ["clusternet-child-a", "clusternet-child-b", "clusternet-dup"]);
+    assert_eq!(d["current-context"], "clusternet-child-a", "the first cluster's");
+    for (key, name) in
+        [("CHILD_A", "clusternet-child-a"), ("CHILD_B", "clusternet-child-b"), ("DUP_1", "clusternet-dup")]
+    {
+        let id = lab.var(&format!("LAB_{key}_ID"));
+        assert_eq!(server_of(&d, name), format!("{}{PROXY_PREFIX}{id}/proxy/direct", lab.server()));
+    }
+    // Skipped, each with a warning naming it and the file.
+    for key in ["DUP_2", "CHILD_OFFLINE", "CHILD_NOURL"] {
+        let id = lab.var(&format!("LAB_{key}_ID"));
+        let line = err.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no warning for {key}: {err}"));
+        assert!(line.starts_with("warning: no credentials for") && line.ends_with("; skipped"), "{line}");
+        assert!(line.contains(creds.to_str().unwrap()), "{line}");
+    }
+    assert!(err.contains("wrote context \"clusternet-child-a\", \"clusternet-child-b\", \"clusternet-dup\""), "{err}");
+    // Each context reaches its child with its own token.
+    reaches(&out, "clusternet-child-a", lab.var("LAB_CHILD_A_ID"), &t.a);
+    reaches(&out, "clusternet-child-b", lab.var("LAB_CHILD_B_ID"), &t.b);
+    reaches(&out, "clusternet-dup", lab.var("LAB_DUP_1_ID"), &t.dup1);
+}
+
+#[test]
+fn strict_fails_and_writes_nothing() {
+    let lab = lab();
+    let dir = tempdir();
+    let (creds, _) = credentials(dir.path());
+    let out = dir.path().join("strict.kubeconfig");
+    let err = tool_err(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--all",
+        "--strict",
+        "--credentials",
+        creds.to_str().unwrap(),
+        "--output-file",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--strict") && err.contains("no credentials for"), "{err}");
+    // The first cluster without an entry, in namespace/name order, is dup #2.
+    assert!(err.contains(lab.var("LAB_DUP_2_ID")), "{err}");
+    assert!(!out.exists(), "nothing written with --strict");
+}
+
+#[test]
+fn selector_picks_the_matching_clusters_only() {
+    let lab = lab();
+    let dir = tempdir();
+    let (creds, t) = credentials(dir.path());
+    let out = dir.path().join("sel.kubeconfig");
+    let sel = format!("clusters.clusternet.io/cluster-id={}", lab.var("LAB_CHILD_B_ID"));
+    let (_, err) = tool_ok(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--all",
+        "-l",
+        &sel,
+        "--credentials",
+        creds.to_str().unwrap(),
+        "--output-file",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("listed 1 ManagedClusters in 1 request(s)"), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let d = doc(&out);
+    assert_eq!(context_names(&d), ["clusternet-child-b"]);
+    reaches(&out, "clusternet-child-b", lab.var("LAB_CHILD_B_ID"), &t.b);
+
+    // A selector nothing matches is an error, not an empty kubeconfig.
+    let err = tool_err(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--all",
+        "-l",
+        "nothing=here",
+        "--credentials",
+        creds.to_str().unwrap(),
+    ]);
+    assert!(err.contains("no ManagedCluster matches") && err.contains("nothing=here"), "{err}");
+}
+
+#[test]
+fn repeated_cluster_and_cluster_id_with_credentials() {
+    let lab = lab();
+    let dir = tempdir();
+    let (creds, t) = credentials(dir.path());
+    let out = dir.path().join("rep.kubeconfig");
+    let (_, err) = tool_ok(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--cluster",
+        "child-a",
+        "--cluster-id",
+        lab.var("LAB_CHILD_B_ID"),
+        "--cluster-id",
+        lab.var("LAB_DUP_1_ID"),
+        "--credentials",
+        creds.to_str().unwrap(),
+        "--no-current-context",
+        "--output-file",
+        out.to_str().unwrap(),
+    ]);
+    let d = doc(&out);
+    let mut names = context_names(&d);
+    names.sort();
+    assert_eq!(names, ["clusternet-child-a", "clusternet-child-b", "clusternet-dup"], "{err}");
+    // --no-current-context: none set, so kubectl needs --context.
+    assert!(d["current-context"].as_str().unwrap_or_default().is_empty(), "{d}");
+    let cur = kubectl(&out, &["config", "current-context"]);
+    assert!(!cur.status.success(), "{}", text(&cur.stdout));
+    reaches(&out, "clusternet-child-a", lab.var("LAB_CHILD_A_ID"), &t.a);
+    reaches(&out, "clusternet-child-b", lab.var("LAB_CHILD_B_ID"), &t.b);
+    reaches(&out, "clusternet-dup", lab.var("LAB_DUP_1_ID"), &t.dup1);
+
+    // -n is the namespace of --cluster; an ID is found in any namespace.
+    let (out2, err) = tool_ok(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--cluster",
+        "dup",
+        "-n",
+        lab.var("LAB_DUP_1_NS"),
+        "--cluster-id",
+        lab.var("LAB_CHILD_B_ID"),
+        "--credentials",
+        creds.to_str().unwrap(),
+    ]);
+    let d2: Value = serde_yaml::from_str(&out2).unwrap();
+    let mut names = context_names(&d2);
+    names.sort();
+    assert_eq!(names, ["clusternet-child-b", "clusternet-dup"], "{err}");
+    assert_eq!(
+        server_of(&d2, "clusternet-dup"),
+        format!("{}{PROXY_PREFIX}{}/proxy/direct", lab.server(), lab.var("LAB_DUP_1_ID"))
+    );
+
+    // A name without an entry is skipped with a warning; --strict refuses.
+    let (_, err) = tool_ok(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--cluster",
+        "child-a",
+        "--cluster",
+        "child-offline",
+        "--credentials",
+        creds.to_str().unwrap(),
+    ]);
+    assert!(err.contains("no credentials for") && err.contains(lab.var("LAB_CHILD_OFFLINE_ID")), "{err}");
+    let err = tool_err(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--cluster",
+        "child-a",
+        "--cluster",
+        "child-offline",
+        "--strict",
+        "--credentials",
+        creds.to_str().unwrap(),
+    ]);
+    assert!(err.contains("(--strict)") && err.contains("child-offline"), "{err}");
+}
+
+/// Both `dup`s with credentials: the context names carry the namespace.
+#[test]
+fn same_name_in_two_namespaces_gets_qualified_names() {
+    let lab = lab();
+    let dir = tempdir();
+    let (t1, t2) = (unique("dup-q1"), unique("dup-q2"));
+    let creds = write(
+        dir.path(),
+        "creds.yaml",
+        &format!(
+            "clusters:\n  {}/dup: {{token: {t1}}}\n  {}/dup: {{token: {t2}}}\n",
+            lab.var("LAB_DUP_1_NS"),
+            lab.var("LAB_DUP_2_NS")
+        ),
+    );
+    let out = dir.path().join("dups.kubeconfig");
+    let sel = format!("clusters.clusternet.io/cluster-id in ({},{})", lab.var("LAB_DUP_1_ID"), lab.var("LAB_DUP_2_ID"));
+    tool_ok(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--all",
+        "-l",
+        &sel,
+        "--credentials",
+        creds.to_str().unwrap(),
+        "--output-file",
+        out.to_str().unwrap(),
+    ]);
+    let n1 = format!("clusternet-{}-dup", lab.var("LAB_DUP_1_NS"));
+    let n2 = format!("clusternet-{}-dup", lab.var("LAB_DUP_2_NS"));
+    assert_eq!(context_names(&doc(&out)), [n1.clone(), n2.clone()]);
+    reaches(&out, &n1, lab.var("LAB_DUP_1_ID"), &t1);
+    reaches(&out, &n2, lab.var("LAB_DUP_2_ID"), &t2);
+}

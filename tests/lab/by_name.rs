@@ -1,0 +1,69 @@
+//! `gen --cluster NAME [-n NS]`: the name is resolved to its ID on the real
+//! parent, and kubectl through the result reaches the stand-in as that child.
+
+use crate::support::*;
+
+#[test]
+fn cluster_name_resolves_to_its_id() {
+    let lab = lab();
+    let dir = tempdir();
+    let id = lab.var("LAB_CHILD_A_ID");
+    let token = unique("by-name");
+    let kc = generate(dir.path(), &["--kubeconfig", admin(), "--cluster", "child-a", "--token", &token]);
+    let doc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
+    assert_eq!(doc["current-context"], "clusternet-child-a");
+    assert_eq!(doc["contexts"][0]["name"], "clusternet-child-a");
+    assert_eq!(doc["clusters"][0]["name"], "clusternet-child-a");
+    assert_eq!(doc["users"][0]["name"], "clusternet-child-a");
+    assert_eq!(doc["clusters"][0]["cluster"]["server"], format!("{}{PROXY_PREFIX}{id}/proxy/direct", lab.server()));
+    assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
+}
+
+#[test]
+fn duplicate_name_is_an_error_listing_both() {
+    let lab = lab();
+    let err = tool_err(&["gen", "--kubeconfig", admin(), "--cluster", "dup", "--token", "t-dup"]);
+    for key in ["DUP_1", "DUP_2"] {
+        let candidate = format!("{}/dup ({})", lab.var(&format!("LAB_{key}_NS")), lab.var(&format!("LAB_{key}_ID")));
+        assert!(err.contains(&candidate), "{candidate} missing: {err}");
+    }
+    assert!(err.contains("ambiguous") && err.contains("-n NAMESPACE"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn duplicate_name_with_namespace_works() {
+    let lab = lab();
+    let dir = tempdir();
+    let id = lab.var("LAB_DUP_2_ID");
+    let token = unique("dup-ns");
+    let kc = generate(
+        dir.path(),
+        &["--kubeconfig", admin(), "--cluster", "dup", "-n", lab.var("LAB_DUP_2_NS"), "--token", &token],
+    );
+    let text = std::fs::read_to_string(&kc).unwrap();
+    assert!(text.contains("current-context: clusternet-dup"), "{text}");
+    assert!(!text.contains(lab.var("LAB_DUP_1_ID")), "{text}");
+    assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
+}
+
+#[test]
+fn typo_suggests_the_closest_name() {
+    let lab = lab();
+    let err = tool_err(&["gen", "--kubeconfig", admin(), "--cluster", "chld-a", "--token", "t-typo"]);
+    assert!(err.contains("no ManagedCluster named \"chld-a\""), "{err}");
+    assert!(err.contains(&format!("closest: {}/child-a", lab.var("LAB_CHILD_A_NS"))), "{err}");
+    // In a namespace where it does not exist.
+    let err = tool_err(&[
+        "gen",
+        "--kubeconfig",
+        admin(),
+        "--cluster",
+        "child-a",
+        "-n",
+        lab.var("LAB_CHILD_B_NS"),
+        "--token",
+        "t-typo",
+    ]);
+    assert!(err.contains(&format!("in namespace {:?}", lab.var("LAB_CHILD_B_NS"))), "{err}");
+}

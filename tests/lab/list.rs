@@ -1,0 +1,128 @@
+//! `clusternet-kubeconfig list` against the real apiserver: the seeded
+//! ManagedClusters in every format, `-n`, `-l`.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// What lab.sh seeded, as `list` must show it (key, type, sync, ready, URL).
+fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
+    vec![
+        ("CHILD_A", "Pull", "True", "https://child-a.lab.invalid:6443".into()),
+        ("CHILD_B", "Push", "True", "https://child-b.lab.invalid:6443".into()),
+        ("DUP_1", "Dual", "True", "https://dup.lab.invalid:6443".into()),
+        ("DUP_2", "Pull", "True", "https://dup.lab.invalid:6443".into()),
+        ("CHILD_OFFLINE", "Pull", "False", "https://10.0.0.41:6443".into()),
+        ("CHILD_NOURL", "Pull", "True", String::new()),
+    ]
+}
+
+fn items_of(out: &str) -> Vec<Value> {
+    json(out)["items"].as_array().expect("items").clone()
+}
+
+fn find<'a>(items: &'a [Value], id: &str) -> &'a Value {
+    items.iter().find(|i| i["clusterId"] == id).unwrap_or_else(|| panic!("{id} not listed: {items:?}"))
+}
+
+#[test]
+fn json_shows_every_seeded_cluster_with_its_fields() {
+    let lab = lab();
+    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json"]);
+    let items = items_of(&out);
+    for (key, sync, ready, url) in expected() {
+        let item = find(&items, lab.var(&format!("LAB_{key}_ID")));
+        let want = serde_json::json!({
+            "namespace": lab.var(&format!("LAB_{key}_NS")),
+            "name": lab.var(&format!("LAB_{key}_NAME")),
+            "clusterId": lab.var(&format!("LAB_{key}_ID")),
+            "clusterType": "EdgeCluster",
+            "syncMode": sync,
+            "kubernetesVersion": "v1.32.13",
+            "ready": ready,
+            "apiserverURL": url,
+        });
+        assert_eq!(item, &want, "{key}");
+    }
+    // Sorted by namespace/name (the seeded namespaces sort a1b2c < d3e4f < ...).
+    let keys: Vec<(String, String)> =
+        items.iter().map(|i| (i["namespace"].as_str().unwrap().into(), i["name"].as_str().unwrap().into())).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+}
+
+#[test]
+fn yaml_is_the_same_data_as_json() {
+    let (j, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", lab().var("LAB_CHILD_B_NS")]);
+    let (y, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "yaml", "-n", lab().var("LAB_CHILD_B_NS")]);
+    let from_yaml: Value = serde_yaml::from_str(&y).unwrap_or_else(|e| panic!("not YAML ({e}): {y}"));
+    assert_eq!(from_yaml, json(&j));
+    assert_eq!(from_yaml["items"][0]["clusterId"], lab().var("LAB_CHILD_B_ID"));
+    assert!(y.ends_with('\n'));
+}
+
+#[test]
+fn table_has_one_aligned_row_per_cluster() {
+    let lab = lab();
+    let (out, _) = tool_ok(&["list", "--kubeconfig", admin()]);
+    let lines: Vec<&str> = out.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAMESPACE", "NAME", "CLUSTER-ID", "TYPE", "SYNC-MODE", "K8S-VERSION", "READY", "APISERVER-URL"]
+    );
+    for (key, sync, ready, url) in expected() {
+        let id = lab.var(&format!("LAB_{key}_ID"));
+        let row = lines.iter().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no row for {key}: {out}"));
+        let mut want = vec![
+            lab.var(&format!("LAB_{key}_NS")),
+            lab.var(&format!("LAB_{key}_NAME")),
+            id,
+            "EdgeCluster",
+            sync,
+            "v1.32.13",
+            ready,
+        ];
+        if !url.is_empty() {
+            want.push(&url);
+        }
+        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), want, "{key}");
+        // Columns line up with the header.
+        assert_eq!(row.find(id), lines[0].find("CLUSTER-ID"), "{row}");
+    }
+}
+
+#[test]
+fn namespace_and_label_selector() {
+    let lab = lab();
+    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", lab.var("LAB_DUP_2_NS")]);
+    let items = items_of(&out);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["clusterId"], lab.var("LAB_DUP_2_ID"));
+    assert_eq!(items[0]["name"], "dup");
+
+    let sel = format!("clusters.clusternet.io/cluster-id={}", lab.var("LAB_CHILD_OFFLINE_ID"));
+    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-l", &sel]);
+    let items = items_of(&out);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["name"], "child-offline");
+    assert_eq!(items[0]["ready"], "False");
+
+    // Nothing matches: empty list on stdout, a note on stderr.
+    let (out, err) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-l", "no-such-label=x"]);
+    assert_eq!(json(&out)["items"], serde_json::json!([]));
+    assert!(err.contains("No ManagedClusters found"), "{err}");
+
+    // -v traces the pages it asked for.
+    let (_, err) = tool_ok(&["list", "--kubeconfig", admin(), "-v", "-l", &sel]);
+    assert!(err.contains("LIST managedclusters page 1: 1 items"), "{err}");
+}
+
+#[test]
+fn a_missing_namespace_is_an_empty_list_and_bad_context_is_named() {
+    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", "no-such-namespace"]);
+    assert_eq!(json(&out)["items"], serde_json::json!([]));
+    let err = tool_err(&["list", "--kubeconfig", admin(), "--context", "nope"]);
+    assert!(err.contains("nope"), "{err}");
+}
