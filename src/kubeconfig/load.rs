@@ -213,6 +213,7 @@ const ALIAS_FLOOR: usize = 200_000;
 /// budget, so it takes time and memory bounded by the text's size; it runs
 /// only when the text contains an alias (`*name`) at all.
 pub fn check_budget(text: &str) -> Result<()> {
+    check_nesting(text)?;
     if !may_have_alias(text) {
         return Ok(());
     }
@@ -226,6 +227,75 @@ pub fn check_budget(text: &str) -> Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// Flow collections (`[`, `{`) nested deeper than this are refused before
+/// parsing: libyaml's scanner takes time quadratic in the nesting depth (a
+/// 2 MB line of `[` would keep it busy for hours), and serde_yaml refuses more
+/// than 128 levels anyway, after that scan.
+const MAX_FLOW_DEPTH: usize = 256;
+
+/// One pass over the text counting the depth of flow brackets outside quoted
+/// scalars and comments. It may count a bracket inside a plain scalar (`a[b`),
+/// hence the margin over serde_yaml's 128 levels; it never misses one.
+fn check_nesting(text: &str) -> Result<()> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut line, mut i) = (0usize, 1usize, 0usize);
+    // The last significant byte before `i` on this line, to tell a quote that
+    // opens a scalar from an apostrophe inside a plain one (`don't`).
+    let mut prev: u8 = b'\n';
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\n' => {
+                line += 1;
+                prev = b'\n';
+            }
+            b'#' if matches!(prev, b'\n' | b' ' | b'\t') || i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' if matches!(prev, b'\n' | b':' | b'[' | b'{' | b',' | b'-' | b'?' | b'!' | b'&') => {
+                // A quoted scalar: skip to its end (`\"` escapes in "...", `''` in '...').
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' if b == b'"' => i += 1,
+                        b'\n' => line += 1,
+                        q if q == b => {
+                            if b == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
+                                i += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                prev = b;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    bail!(
+                        "nests lists or mappings deeper than {MAX_FLOW_DEPTH} levels (line {line}); no kubeconfig is that deep: is the file truncated or corrupted?"
+                    );
+                }
+                prev = b;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                prev = b;
+            }
+            b' ' | b'\t' | b'\r' => {}
+            _ => prev = b,
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// An alias is `*` at the start of a node: after whitespace, a flow indicator,
@@ -525,6 +595,25 @@ mod tests {
         assert!(err.contains("uses YAML aliases that expand to more than"), "{err}");
         assert!(err.contains("(at users[0].user.x"), "{err}");
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_libyaml_sees_it() {
+        let start = std::time::Instant::now();
+        let deep = format!("kind: Config\nclusters: {}\n", "[".repeat(1_000_000));
+        let err = format!("{:#}", parse(deep.as_bytes()).unwrap_err());
+        assert!(err.contains("deeper than 256 levels (line 2)"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // Brackets in quotes, comments and plain scalars are not nesting.
+        let text = format!(
+            "kind: Config # {}\ncurrent-context: \"{}\"\nusers:\n- name: don't\n  user: {{token: '{}''{}'}}\n",
+            "[".repeat(300),
+            "{".repeat(300),
+            "[".repeat(300),
+            "\"[".repeat(300)
+        );
+        assert_eq!(config(&text).users[0].name, "don't");
+        assert!(check_nesting(&format!("a: {}1{}", "[".repeat(120), "]".repeat(120))).is_ok());
     }
 
     #[test]
