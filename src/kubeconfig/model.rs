@@ -55,7 +55,7 @@ pub struct Cluster {
     pub proxy_url: Option<String>,
     #[serde(default)]
     pub disable_compression: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "extension_list")]
     pub extensions: Option<Value>,
 }
 
@@ -84,6 +84,20 @@ pub struct Context {
     pub namespace: Option<String>,
 }
 
+/// `extensions` is kept as it is, but must be a list (of named extensions), as
+/// kubectl requires: anything else would be copied into a generated kubeconfig
+/// that kubectl then refuses to read.
+fn extension_list<'de, D>(deserializer: D) -> Result<Option<Value>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(list @ Value::Sequence(_)) => Ok(Some(list)),
+        Some(_) => Err(serde::de::Error::custom("must be a list of named extensions (- name: ..., extension: ...)")),
+    }
+}
+
 /// kubectl treats `clusters: null` like a missing list; so do we.
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -91,4 +105,19 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_must_be_a_list() {
+        let c: Cluster = serde_yaml::from_str("extensions: [{name: a, extension: {x: 1}}]").unwrap();
+        assert!(matches!(c.extensions, Some(Value::Sequence(_))));
+        let c: Cluster = serde_yaml::from_str("extensions: null").unwrap();
+        assert!(c.extensions.is_none());
+        let err = serde_yaml::from_str::<Cluster>("extensions: 5").unwrap_err().to_string();
+        assert!(err.contains("must be a list of named extensions"), "{err}");
+    }
 }
