@@ -19,7 +19,7 @@ const JSON: &str = "application/json";
 const CREATED: &str = "2024-01-01T00:00:00Z";
 
 fn json_response(status: u16, body: Value) -> Response {
-    Response { status, content_type: JSON, body: serde_json::to_vec(&body).expect("JSON") }
+    Response { status, content_type: JSON.to_string(), body: serde_json::to_vec(&body).expect("JSON") }
 }
 
 /// A metav1.Status failure, as kube-apiserver's `apierrors` writes it.
@@ -43,15 +43,20 @@ fn not_found() -> Response {
     status_response(404, "NotFound", "the server could not find the requested resource")
 }
 
-/// Answers one request.
-pub(crate) fn respond(request: &Request, shared: &Shared) -> Response {
+/// Answers one request; for a forwarded cluster, also the child URL it went to.
+pub(crate) fn respond(request: &Request, shared: &Shared) -> (Response, Option<String>) {
     let path = request.path.as_str();
     if let Some(rest) = path.strip_prefix(PROXY_GROUP_PREFIX) {
         return sockets(request, rest, shared);
     }
+    (own(path), None)
+}
+
+/// The stand-in's own API (outside the proxy).
+fn own(path: &str) -> Response {
     match path {
         "/healthz" | "/readyz" | "/livez" => {
-            Response { status: 200, content_type: "text/plain; charset=utf-8", body: b"ok".to_vec() }
+            Response { status: 200, content_type: "text/plain; charset=utf-8".to_string(), body: b"ok".to_vec() }
         }
         "/version" => json_response(200, version(HUB_GIT_VERSION, "0", "18")),
         "/apis" => json_response(
@@ -106,18 +111,26 @@ fn proxies_resources() -> Value {
 }
 
 /// `<id>/proxy/<route>/<rest>` after the sockets prefix.
-fn sockets(request: &Request, after_prefix: &str, shared: &Shared) -> Response {
+fn sockets(request: &Request, after_prefix: &str, shared: &Shared) -> (Response, Option<String>) {
     let (id, after_id) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
     let Some(route_and_rest) = after_id.strip_prefix("proxy/").or_else(|| (after_id == "proxy").then_some("")) else {
-        return not_found();
+        return (not_found(), None);
     };
     if id.is_empty() {
-        return not_found();
+        return (not_found(), None);
     }
     if let Some(kind) = shared.failures.get(id) {
         let (code, reason, message) = kind.status(id);
-        return status_response(code, reason, &message);
+        return (status_response(code, reason, &message), None);
     }
+    if shared.forwarder.forwards(id) {
+        return shared.forwarder.forward(request, id, route_and_rest);
+    }
+    (canned(request, route_and_rest), None)
+}
+
+/// The tiny built-in child, for clusters that are not forwarded.
+fn canned(request: &Request, route_and_rest: &str) -> Response {
     let (route, rest) = route_and_rest.split_once('/').unwrap_or((route_and_rest, ""));
     let rest = match route {
         "direct" => rest,
@@ -166,7 +179,7 @@ fn child(request: &Request, path: &str) -> Response {
     match path {
         "/version" => json_response(200, version(CHILD_GIT_VERSION, "1", "32")),
         "/healthz" | "/readyz" | "/livez" => {
-            Response { status: 200, content_type: "text/plain; charset=utf-8", body: b"ok".to_vec() }
+            Response { status: 200, content_type: "text/plain; charset=utf-8".to_string(), body: b"ok".to_vec() }
         }
         "/api" => json_response(
             200,

@@ -22,6 +22,8 @@ pub(crate) struct Request {
     pub path: String,
     pub query: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The body (Content-Length or de-chunked), kept for forwarding.
+    pub body: Vec<u8>,
     pub close: bool,
 }
 
@@ -34,7 +36,7 @@ impl Request {
 /// What to send back.
 pub(crate) struct Response {
     pub status: u16,
-    pub content_type: &'static str,
+    pub content_type: String,
     pub body: Vec<u8>,
 }
 
@@ -63,6 +65,7 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
             }
         };
         let peer = reader.get_ref().conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+        let (response, forwarded_to) = answer::respond(&request, shared);
         let recorded = RecordedRequest {
             method: request.method.clone(),
             path: request.path.clone(),
@@ -70,8 +73,9 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
             headers: request.headers.clone(),
             client_cert_cn: peer.as_deref().and_then(der::subject_cn),
             client_cert_der_b64: peer.as_deref().map(|d| STANDARD.encode(d)),
+            forwarded_to,
+            status: Some(response.status),
         };
-        let response = answer::respond(&request, shared);
         shared.record(recorded);
         let head_only = request.method == "HEAD";
         if write_response(reader.get_mut(), &response, head_only, request.close).is_err() || request.close {
@@ -140,27 +144,33 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, ReadError> {
         let value = line[colon + 1..].trim_ascii().to_vec();
         headers.push((name, text(value)));
     }
-    let mut request = Request { method: method.to_string(), path, query, headers, close: false };
+    let mut request = Request { method: method.to_string(), path, query, headers, body: Vec::new(), close: false };
     let connection = request.header("connection").unwrap_or("").to_ascii_lowercase();
     request.close = connection.split(',').any(|t| t.trim() == "close")
         || (version == "HTTP/1.0" && !connection.contains("keep-alive"));
     let chunked = request.header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
     if chunked {
-        read_chunked(reader)?;
+        request.body = read_chunked(reader)?;
     } else if let Some(len) = request.header("content-length") {
         let len: u64 = len.trim().parse().map_err(|_| ReadError::Bad(400, "bad Content-Length".into()))?;
         if len > MAX_BODY {
             return Err(ReadError::Bad(413, "request body too large".into()));
         }
-        io::copy(&mut reader.by_ref().take(len), &mut io::sink()).map_err(|_| ReadError::Closed)?;
+        let mut body = Vec::with_capacity(len as usize);
+        reader.by_ref().take(len).read_to_end(&mut body).map_err(|_| ReadError::Closed)?;
+        if body.len() as u64 != len {
+            return Err(ReadError::Closed);
+        }
+        request.body = body;
     }
     Ok(request)
 }
 
-/// Reads and discards a chunked body, trailers included.
-fn read_chunked<R: BufRead>(reader: &mut R) -> Result<(), ReadError> {
+/// Reads a chunked body (trailers read and dropped).
+fn read_chunked<R: BufRead>(reader: &mut R) -> Result<Vec<u8>, ReadError> {
     let mut budget = MAX_HEAD;
     let mut total = 0u64;
+    let mut body = Vec::new();
     loop {
         let line = text(read_line(reader, &mut budget)?);
         let size = line.split(';').next().unwrap_or("").trim();
@@ -172,9 +182,13 @@ fn read_chunked<R: BufRead>(reader: &mut R) -> Result<(), ReadError> {
         if size == 0 {
             // Trailers, up to the empty line.
             while !read_line(reader, &mut budget)?.is_empty() {}
-            return Ok(());
+            return Ok(body);
         }
-        io::copy(&mut reader.by_ref().take(size), &mut io::sink()).map_err(|_| ReadError::Closed)?;
+        let before = body.len();
+        reader.by_ref().take(size).read_to_end(&mut body).map_err(|_| ReadError::Closed)?;
+        if (body.len() - before) as u64 != size {
+            return Err(ReadError::Closed);
+        }
         if !read_line(reader, &mut budget)?.is_empty() {
             return Err(ReadError::Bad(400, "chunk not followed by CRLF".into()));
         }
@@ -184,13 +198,28 @@ fn read_chunked<R: BufRead>(reader: &mut R) -> Result<(), ReadError> {
 pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        409 => "Conflict",
+        410 => "Gone",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
         411 => "Length Required",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
@@ -240,8 +269,10 @@ mod tests {
         let raw =
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
         let mut reader = BufReader::new(raw.as_bytes());
-        assert!(read_request(&mut reader).is_ok());
+        assert_eq!(read_request(&mut reader).ok().unwrap().body, b"abc");
         assert_eq!(read_request(&mut reader).ok().unwrap().path, "/next");
+        let r = parse("PUT / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").ok().unwrap();
+        assert_eq!(r.body, b"{}");
         assert_eq!(parse("GARBAGE\r\n\r\n").err(), Some(400));
         assert_eq!(parse("").err(), Some(0));
         let r = parse("GET / HTTP/1.1\r\nX: gr\u{fc}\u{df}e\r\n\r\n").ok().unwrap();

@@ -11,6 +11,7 @@
 
 mod answer;
 mod der;
+mod forward;
 mod http;
 
 use std::collections::BTreeMap;
@@ -129,6 +130,12 @@ pub struct RecorderConfig {
     pub tls: Option<TlsMaterial>,
     /// Append each request as one JSON line (a [`RecordedRequest`]) to this file.
     pub record_file: Option<PathBuf>,
+    /// Cluster ID → the apiserver URL of a real child: requests for these IDs
+    /// are forwarded with the child credentials from the user extras, as the
+    /// hub does (`direct` → this URL, `https/<host>` → that host).
+    pub forwards: BTreeMap<String, String>,
+    /// CA (PEM) that signed the forwarded children's serving certificates.
+    pub child_ca_pem: Option<String>,
 }
 
 impl RecorderConfig {
@@ -152,6 +159,12 @@ pub struct RecordedRequest {
     pub client_cert_cn: Option<String>,
     /// The TLS client certificate (DER, standard base64), if one was presented.
     pub client_cert_der_b64: Option<String>,
+    /// For a forwarded cluster: the child URL the request was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+    /// The status code of the answer (the child's, when forwarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 impl RecordedRequest {
@@ -176,6 +189,7 @@ impl RecordedRequest {
 /// State shared by the connection threads.
 pub(crate) struct Shared {
     pub(crate) failures: BTreeMap<String, FailureKind>,
+    pub(crate) forwarder: forward::Forwarder,
     requests: Mutex<Vec<RecordedRequest>>,
     record_file: Option<Mutex<File>>,
     stop: AtomicBool,
@@ -270,10 +284,12 @@ impl Recorder {
             Some(path) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(path)?)),
             None => None,
         };
+        let forwarder = forward::Forwarder::new(config.forwards, config.child_ca_pem.as_deref()).map_err(invalid)?;
         let listener = TcpListener::bind(config.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             failures: config.failures,
+            forwarder,
             requests: Mutex::new(Vec::new()),
             record_file,
             stop: AtomicBool::new(false),

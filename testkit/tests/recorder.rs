@@ -145,3 +145,82 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `forwards`: a second recorder plays the child apiserver. The token extra
+/// becomes `Authorization: Bearer`, the certificate pair the TLS client
+/// certificate; a mismatched pair is the hub's 400; others stay canned.
+#[test]
+fn forwards_to_a_real_child_with_the_extras() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let child = Recorder::start(RecorderConfig::default()).unwrap();
+    let id = "0f0f0f0f-0000-4000-8000-000000000001";
+    let mut config = RecorderConfig { child_ca_pem: Some(child.ca_pem()), ..RecorderConfig::default() };
+    config.forwards.insert(id.to_string(), format!("{}/base", child.url()));
+    let hub = Recorder::start(config).unwrap();
+    let mut s = connect(&hub, None);
+    let p = format!("/apis/proxies.clusternet.io/v1alpha1/sockets/{id}/proxy");
+
+    // The child's own /version (its hub answer, so not the canned child's).
+    let (code, _, body) = get(
+        &mut s,
+        &format!("{p}/direct/version?x=1"),
+        "X-Remote-Extra-Clusternet-Token: tok-1\r\nAccept: application/json\r\n",
+    );
+    assert_eq!(code, 404, "{body}"); // /base/version is not a path the child serves
+    let (code, ctype, body) = get(
+        &mut s,
+        &format!("{p}/https/127.0.0.1:{}/version", child.addr().port()),
+        "X-Remote-Extra-Clusternet-Token: tok-2\r\n",
+    );
+    assert_eq!((code, ctype.as_str()), (200, "application/json"), "{body}");
+    assert!(body.contains(testkit::HUB_GIT_VERSION), "{body}");
+    let seen = child.requests();
+    assert_eq!(seen[0].path, "/base/version");
+    assert_eq!(seen[0].query.as_deref(), Some("x=1"));
+    assert_eq!(seen[0].header("authorization"), Some("Bearer tok-1"));
+    assert_eq!(seen[0].header("accept"), Some("application/json"));
+    assert_eq!(seen[1].path, "/version");
+    assert_eq!(seen[1].header("authorization"), Some("Bearer tok-2"));
+    assert!(seen.iter().all(|r| r.header("x-remote-extra-clusternet-token").is_none()));
+    let recorded = hub.requests();
+    assert_eq!(recorded[1].forwarded_to, Some(format!("{}/version", child.url())));
+    assert_eq!(recorded[1].status, Some(200));
+
+    // Certificate and key: the TLS client certificate towards the child.
+    let (cert, key) = child.issue_client_cert("child-user");
+    let (code, _, body) = get(
+        &mut s,
+        &format!("{p}/direct/"),
+        &format!(
+            "X-Remote-Extra-Clusternet-Certificate: {}\r\nX-Remote-Extra-Clusternet-Privatekey: {}\r\n",
+            b64(&cert),
+            b64(&key)
+        ),
+    );
+    assert_eq!(code, 404, "{body}");
+    let last = child.requests().pop().unwrap();
+    assert_eq!(last.client_cert_cn.as_deref(), Some("child-user"));
+    assert_eq!(last.header("authorization"), None);
+
+    // A key that is not the certificate's: 400, nothing reaches the child.
+    let before = child.requests().len();
+    let (_, other_key) = child.issue_client_cert("other");
+    let (code, _, body) = get(
+        &mut s,
+        &format!("{p}/direct/version"),
+        &format!(
+            "X-Remote-Extra-Clusternet-Certificate: {}\r\nX-Remote-Extra-Clusternet-Privatekey: {}\r\n",
+            b64(&cert),
+            b64(&other_key)
+        ),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("invalid key pair in header"), "{body}");
+    assert_eq!(child.requests().len(), before);
+
+    // Another cluster: the canned child.
+    let (code, _, body) = get(&mut s, "/apis/proxies.clusternet.io/v1alpha1/sockets/other/proxy/direct/version", "");
+    assert_eq!(code, 200);
+    assert!(body.contains(testkit::CHILD_GIT_VERSION), "{body}");
+}

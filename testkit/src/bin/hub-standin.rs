@@ -4,8 +4,17 @@
 //!
 //! ```text
 //! hub-standin --listen 127.0.0.1:PORT --cert SERVING.crt --key SERVING.key \
-//!     --client-ca FRONT_PROXY_CA.crt --record RECORD.jsonl [--fail <cluster-id>=<kind> ...]
+//!     --client-ca FRONT_PROXY_CA.crt --record RECORD.jsonl [--fail <cluster-id>=<kind> ...] \
+//!     [--forward <cluster-id>=<apiserver URL> ... --child-ca CHILD_CA.crt]
 //! ```
+//!
+//! `--forward` makes the stand-in do for that cluster what clusternet-hub's
+//! exchanger does: forward to the real child apiserver (`direct` → the URL,
+//! `https/<host[:port]>/...` → that host), with the child credentials of the
+//! user extras (`clusternet-token` → `Authorization: Bearer`, the
+//! `clusternet-certificate`/`clusternet-privatekey` pair → the TLS client
+//! certificate; a pair that does not match → 400 invalid key pair in header).
+//! Other clusters get the built-in answers.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,7 +23,7 @@ use std::process::ExitCode;
 
 use testkit::{FailureKind, Recorder, RecorderConfig, TlsMaterial};
 
-const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE [--fail CLUSTER-ID=KIND ...]";
+const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE [--fail CLUSTER-ID=KIND ...] [--forward CLUSTER-ID=URL ... [--child-ca FILE]]";
 
 struct Args {
     listen: SocketAddr,
@@ -23,6 +32,8 @@ struct Args {
     client_ca: Option<PathBuf>,
     record: PathBuf,
     failures: BTreeMap<String, FailureKind>,
+    forwards: BTreeMap<String, String>,
+    child_ca: Option<PathBuf>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -32,6 +43,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut client_ca = None;
     let mut record = None;
     let mut failures = BTreeMap::new();
+    let mut forwards = BTreeMap::new();
+    let mut child_ca = None;
     while let Some(flag) = argv.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
@@ -60,6 +73,15 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 let kind: FailureKind = kind.parse().map_err(|e| format!("--fail {v:?}: {e}"))?;
                 failures.insert(id.to_string(), kind);
             }
+            "--forward" => {
+                let v = value()?;
+                let (id, url) = v.split_once('=').ok_or_else(|| format!("--forward {v:?}: expected CLUSTER-ID=URL"))?;
+                if id.is_empty() || !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(format!("--forward {v:?}: expected CLUSTER-ID=http(s)://HOST[:PORT][/PATH]"));
+                }
+                forwards.insert(id.to_string(), url.to_string());
+            }
+            "--child-ca" => child_ca = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown argument {flag:?}; {USAGE}")),
         }
     }
@@ -71,6 +93,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         client_ca,
         record: record.ok_or_else(|| missing("--record"))?,
         failures,
+        forwards,
+        child_ca,
     })
 }
 
@@ -90,6 +114,8 @@ fn run() -> Result<(), String> {
         listen: Some(args.listen),
         tls: Some(tls),
         record_file: Some(args.record.clone()),
+        forwards: args.forwards,
+        child_ca_pem: args.child_ca.as_ref().map(|p| read(p, "--child-ca")).transpose()?,
     })
     .map_err(|e| format!("cannot start: {e}"))?;
     println!("hub-standin listening on {}", recorder.url());
