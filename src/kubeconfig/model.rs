@@ -18,7 +18,8 @@ use serde_yaml::{Mapping, Value};
 pub struct Kubeconfig {
     #[serde(default)]
     pub kind: Option<String>,
-    #[serde(default)]
+    // Not kebab-case: the field is `apiVersion`.
+    #[serde(default, rename = "apiVersion")]
     pub api_version: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub current_context: Option<String>,
@@ -94,7 +95,9 @@ where
     match Option::<Value>::deserialize(deserializer)? {
         None | Some(Value::Null) => Ok(None),
         Some(list @ Value::Sequence(_)) => Ok(Some(list)),
-        Some(_) => Err(serde::de::Error::custom("must be a list of named extensions (- name: ..., extension: ...)")),
+        Some(_) => {
+            Err(serde::de::Error::custom("extensions must be a list of named extensions (- name: ..., extension: ...)"))
+        }
     }
 }
 
@@ -110,6 +113,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_version_is_read() {
+        let k: Kubeconfig = serde_yaml::from_str("apiVersion: v1").unwrap();
+        assert_eq!(k.api_version.as_deref(), Some("v1"));
+        assert!(serde_yaml::from_str::<Kubeconfig>("apiVersion: {v: 1}").is_err());
+    }
 
     #[test]
     fn extensions_must_be_a_list() {

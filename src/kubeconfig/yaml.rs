@@ -88,8 +88,23 @@ fn inline(value: &Value) -> String {
             let parts: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", inline(k), inline(v))).collect();
             format!("{{{}}}", parts.join(", "))
         }
-        Value::Tagged(tagged) => format!("{} {}", tagged.tag, inline(&tagged.value)),
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            if is_simple_tag(&tag) {
+                format!("{tag} {}", inline(&tagged.value))
+            } else {
+                // The non-specific tag `!` (which serde_yaml displays as `!!`,
+                // not YAML) or a tag that needs escaping: the value alone.
+                inline(&tagged.value)
+            }
+        }
     }
+}
+
+/// A tag that can be written as it is: `!name` or `!!name`, word characters only.
+fn is_simple_tag(tag: &str) -> bool {
+    let name = tag.strip_prefix("!!").or_else(|| tag.strip_prefix('!')).unwrap_or("");
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
 }
 
 /// A string scalar: plain when that is unambiguous, double-quoted otherwise.
@@ -224,6 +239,20 @@ mod tests {
             to_yaml(&doc),
             "apiVersion: v1\nclusters:\n- cluster:\n    server: https://a\n  name: c\npreferences: {}\nusers:\n- name: u\n  user:\n    as-user-extra:\n      clusternet-token:\n      - t\n"
         );
+    }
+
+    #[test]
+    fn non_specific_and_odd_tags_do_not_break_the_output() {
+        // Found by fuzzing (kubeconfig_load): `! user: ...` is read with the
+        // non-specific tag `!`, which serde_yaml displays as `!!`, not YAML.
+        for text in ["a: ! x\n", "! a: x\n", "- name: u\n  ! user: {token: t}\n", "a: !x y\n", "a: !x {b: 1}\n"] {
+            let doc: Value = serde_yaml::from_str(text).unwrap();
+            let out = to_yaml(&doc);
+            let back: Value = serde_yaml::from_str(&out).unwrap_or_else(|e| panic!("{text:?} -> {out:?}: {e}"));
+            assert_eq!(to_yaml(&back), out, "{text:?}");
+        }
+        assert_eq!(to_yaml(&serde_yaml::from_str("a: ! x\n").unwrap()), "a: x\n");
+        assert_eq!(to_yaml(&serde_yaml::from_str("a: !x y\n").unwrap()), "a: !x \"y\"\n");
     }
 
     #[test]
