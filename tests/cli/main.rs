@@ -5,6 +5,7 @@ mod support;
 
 mod gen_bad_input;
 mod gen_modes;
+mod hostile;
 mod kubectl;
 mod kubectl_matrix;
 mod secrets;
