@@ -7,7 +7,8 @@
 # v1alpha1.proxies.clusternet.io. No containers, no root-only features.
 #
 #   lab/lab.sh build          build the binaries when missing (cached)
-#   lab/lab.sh up             start the lab (exits 0 when it is already up)
+#   lab/lab.sh up             start the lab (exits 0 when it is already up), with a
+#                             real child kube-apiserver behind the stand-in (child-real)
 #   lab/lab.sh seed-many N    add N extra ManagedClusters (one `kubectl apply`)
 #   lab/lab.sh up-noanon      a second kube-apiserver, --anonymous-auth=false, same etcd
 #   lab/lab.sh env            print `export NAME=value` lines for the running lab
@@ -39,6 +40,7 @@ SEEDS=(
   "dup       clusternet-j7k8l   4e5a0a3d-7f4b-4b9e-8d84-0000000000d2   Pull"
   "child-offline clusternet-m9n0p e0000000-0000-4000-8000-000000000401 Pull"
   "child-nourl   clusternet-q1r2s e0000000-0000-4000-8000-000000000402 Pull"
+  "child-real    clusternet-r3a1l 7c41d2e3-8f9a-4b0c-9d1e-0000000000c1 Pull"
 )
 # Failure cases answered by the hub stand-in (`--fail <id>=<kind>`):
 FAIL_NO_CLUSTER=e0000000-0000-4000-8000-000000000400       # no ManagedCluster at all
@@ -46,6 +48,13 @@ FAIL_DISCONNECTED=e0000000-0000-4000-8000-000000000401     # seeded as child-off
 FAIL_NO_APISERVER_URL=e0000000-0000-4000-8000-000000000402 # seeded as child-nourl
 FAIL_FEATUREGATE_OFF=e0000000-0000-4000-8000-000000000503  # hub without SocketConnection
 FAIL_INVALID_KEY_PAIR=e0000000-0000-4000-8000-000000000410 # 400 invalid key pair in header
+# The real child: a second kube-apiserver (own PKI, etcd prefix /child-registry),
+# reached through the stand-in's --forward (as clusternet-hub would). Its
+# ManagedCluster is child-real (SEEDS).
+CHILD_REAL_ID=7c41d2e3-8f9a-4b0c-9d1e-0000000000c1
+CHILD_ONLY_NS=child-only        # exists only in the child
+CHILD_SA=lab-reader             # service account (in $CHILD_ONLY_NS) that may list namespaces
+CHILD_CERT_USER=child-reader    # CN of the child client certificate, may list namespaces
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -197,9 +206,17 @@ gen_pki() {
     "DNS:localhost,IP:127.0.0.1,DNS:clusternet-hub.clusternet-system.svc,DNS:clusternet-hub.clusternet-system.svc.cluster.local"
   ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa.key"
   ossl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+  # The child cluster: nothing shared with the parent.
+  new_ca child-ca lab-child-ca
+  new_leaf child-apiserver child-ca /CN=child-kube-apiserver serverAuth "IP:127.0.0.1,DNS:localhost"
+  new_ca child-client-ca lab-child-client-ca
+  new_leaf child-admin child-client-ca "/O=system:masters/CN=child-admin" clientAuth
+  new_leaf child-user child-client-ca "/CN=$CHILD_CERT_USER" clientAuth
+  ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/child-sa.key"
+  ossl pkey -in "$PKI/child-sa.key" -pubout -out "$PKI/child-sa.pub"
 }
 
-write_kubeconfig() { # <file> <user> <cert> <key> [port, default APISERVER_PORT]
+write_kubeconfig() { # <file> <user> <cert> <key> [port, default APISERVER_PORT] [CA, default the lab's]
   cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
@@ -207,7 +224,7 @@ clusters:
 - name: lab
   cluster:
     server: https://127.0.0.1:${5:-$APISERVER_PORT}
-    certificate-authority: $PKI/ca.crt
+    certificate-authority: ${6:-$PKI/ca.crt}
 users:
 - name: $2
   user:
@@ -241,6 +258,54 @@ start_apiserver() { # <name> <port> <anonymous-auth true|false> [more flags]: a 
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --aggregator-reject-forwarding-redirect=false --enable-aggregator-routing=false \
     --v 1
+}
+
+# The child cluster's kube-apiserver: the same etcd under another prefix, its
+# own serving CA, client CA and service-account key; no anonymous requests.
+start_child_apiserver() {
+  start_bg kube-apiserver-child "$K8S_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" --etcd-prefix /child-registry \
+    --secure-port "$CHILD_PORT" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+    --endpoint-reconciler-type none \
+    --tls-cert-file "$PKI/child-apiserver.crt" --tls-private-key-file "$PKI/child-apiserver.key" \
+    --client-ca-file "$PKI/child-client-ca.crt" \
+    --authorization-mode RBAC --anonymous-auth=false \
+    --service-account-issuer https://kubernetes.default.svc.child.lab \
+    --service-account-key-file "$PKI/child-sa.pub" --service-account-signing-key-file "$PKI/child-sa.key" \
+    --service-cluster-ip-range 10.97.0.0/16 \
+    --v 1
+}
+
+ck() { kubectl --kubeconfig "$STATE/child.kubeconfig" "$@"; }
+
+# What the child serves to the tests: a namespace the parent does not have, a
+# service account and a client-certificate user that may list namespaces, and
+# a token for the service account (TokenRequest, no controller-manager needed).
+configure_child() {
+  ck apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: $CHILD_ONLY_NS}}
+- {apiVersion: v1, kind: ServiceAccount, metadata: {name: $CHILD_SA, namespace: $CHILD_ONLY_NS}}
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: lab-namespace-reader}
+  rules:
+  - {apiGroups: [""], resources: [namespaces], verbs: [get, list, watch]}
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {name: lab-namespace-reader}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: lab-namespace-reader}
+  subjects:
+  - {kind: ServiceAccount, name: $CHILD_SA, namespace: $CHILD_ONLY_NS}
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: $CHILD_CERT_USER}
+EOF
+  mkdir -p "$STATE/child"
+  ck -n "$CHILD_ONLY_NS" create token "$CHILD_SA" --duration 48h >"$STATE/child/$CHILD_SA.token"
+  chmod 600 "$STATE/child/$CHILD_SA.token"
+  [[ -s $STATE/child/$CHILD_SA.token ]] || fail_component kube-apiserver-child "no token for $CHILD_SA"
+  log "child cluster: https://127.0.0.1:$CHILD_PORT (namespace $CHILD_ONLY_NS, service account $CHILD_ONLY_NS/$CHILD_SA, user $CHILD_CERT_USER)"
 }
 
 # ------------------------------------------------------------------------- up
@@ -278,6 +343,7 @@ cmd_up() {
   APISERVER_PORT=$(pick_port); PICKED+=" $APISERVER_PORT"
   KCM_PORT=$(pick_port); PICKED+=" $KCM_PORT"
   HUB_PORT=$(pick_port); PICKED+=" $HUB_PORT"
+  CHILD_PORT=$(pick_port); PICKED+=" $CHILD_PORT"
   local p id; id=$(echo "$STATE" | md5sum | cut -c1-8)
   for p in $PICKED; do echo "$STATE" >"$CACHE/ports/$p.$id"; done
   echo "$PICKED" >"$STATE/ports"
@@ -291,6 +357,7 @@ cmd_up() {
   wait_for etcd "/health" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
   start_apiserver kube-apiserver "$APISERVER_PORT" true
+  start_child_apiserver
   # The hub stand-in does not depend on the apiserver: start it now so that its
   # port is bound before the port lock's claims matter.
   start_bg hub-standin "$HUB_BIN" --listen "127.0.0.1:$HUB_PORT" \
@@ -298,7 +365,8 @@ cmd_up() {
     --record "$STATE/hub-requests.jsonl" \
     --fail "$FAIL_NO_CLUSTER=no-cluster" --fail "$FAIL_DISCONNECTED=disconnected" \
     --fail "$FAIL_NO_APISERVER_URL=no-apiserver-url" --fail "$FAIL_FEATUREGATE_OFF=featuregate-off" \
-    --fail "$FAIL_INVALID_KEY_PAIR=invalid-key-pair"
+    --fail "$FAIL_INVALID_KEY_PAIR=invalid-key-pair" \
+    --forward "$CHILD_REAL_ID=https://127.0.0.1:$CHILD_PORT" --child-ca "$PKI/child-ca.crt"
 
   write_kubeconfig "$STATE/admin.kubeconfig" lab-admin "$PKI/admin.crt" "$PKI/admin.key"
   write_kubeconfig "$STATE/kcm.kubeconfig" system:kube-controller-manager "$PKI/kcm.crt" "$PKI/kcm.key"
@@ -314,11 +382,16 @@ cmd_up() {
     --controllers serviceaccount-token-controller,serviceaccount-controller,namespace-controller,root-ca-certificate-publisher-controller \
     --v 1
   wait_for hub-standin "its listening line" grep -q "hub-standin listening on" "$STATE/logs/hub-standin.log"
+  write_kubeconfig "$STATE/child.kubeconfig" child-admin "$PKI/child-admin.crt" "$PKI/child-admin.key" \
+    "$CHILD_PORT" "$PKI/child-ca.crt"
+  wait_for kube-apiserver-child "/readyz" curl -fsS --cacert "$PKI/child-ca.crt" \
+    --cert "$PKI/child-admin.crt" --key "$PKI/child-admin.key" "https://127.0.0.1:$CHILD_PORT/readyz"
   rm -f "$CACHE"/ports/*."$id"
   wait_for kube-controller-manager "/healthz" curl -fsk "https://127.0.0.1:$KCM_PORT/healthz"
 
   apply_clusternet
   seed_clusters
+  configure_child
   register_apiservice
   write_env
   log "lab up in $((SECONDS - t0))s: $(grep LAB_SERVER= "$STATE/lab.env" | cut -d= -f2); \`source $STATE/lab.env\`"
@@ -386,6 +459,7 @@ seed_clusters() {
     read -r name ns id sync <<<"$line"
     case $name in
       child-offline) status='{"status":{"apiserverURL":"https://10.0.0.41:6443","useSocket":true,"k8sVersion":"v1.32.13","readyz":false,"healthz":false,"livez":false,"conditions":[{"type":"Ready","status":"False","reason":"ClusterNotReady","message":"agent disconnected","lastTransitionTime":"'$now'"}]}}' ;;
+      child-real) status='{"status":{"apiserverURL":"https://127.0.0.1:'$CHILD_PORT'","useSocket":true,"k8sVersion":"'$K8S_VERSION'","readyz":true,"healthz":true,"livez":true,"conditions":[{"type":"Ready","status":"True","reason":"ManagedClusterReady","message":"managed cluster is ready","lastTransitionTime":"'$now'"}]}}' ;;
       child-nourl) status='{"status":{"useSocket":true,"k8sVersion":"v1.32.13","readyz":true,"healthz":true,"livez":true,"conditions":[{"type":"Ready","status":"True","reason":"ManagedClusterReady","message":"managed cluster is ready","lastTransitionTime":"'$now'"}]}}' ;;
       *) status='{"status":{"apiserverURL":"https://'$name'.lab.invalid:6443","useSocket":true,"k8sVersion":"v1.32.13","readyz":true,"healthz":true,"livez":true,"conditions":[{"type":"Ready","status":"True","reason":"ManagedClusterReady","message":"managed cluster is ready","lastTransitionTime":"'$now'"}]}}' ;;
     esac
@@ -455,6 +529,17 @@ write_env() {
     echo "export LAB_FAIL_NO_APISERVER_URL=$FAIL_NO_APISERVER_URL"
     echo "export LAB_FAIL_FEATUREGATE_OFF=$FAIL_FEATUREGATE_OFF"
     echo "export LAB_FAIL_INVALID_KEY_PAIR=$FAIL_INVALID_KEY_PAIR"
+    # The real child behind child-real (LAB_CHILD_REAL_NAME/_NS/_ID above).
+    echo "export LAB_CHILD_SERVER=https://127.0.0.1:$CHILD_PORT"
+    echo "export LAB_CHILD_PORT=$CHILD_PORT"
+    echo "export LAB_CHILD_CA=$PKI/child-ca.crt"
+    echo "export LAB_CHILD_KUBECONFIG=$STATE/child.kubeconfig"
+    echo "export LAB_CHILD_ONLY_NAMESPACE=$CHILD_ONLY_NS"
+    echo "export LAB_CHILD_SA=$CHILD_ONLY_NS/$CHILD_SA"
+    echo "export LAB_CHILD_TOKEN_FILE=$STATE/child/$CHILD_SA.token"
+    echo "export LAB_CHILD_CERT_USER=$CHILD_CERT_USER"
+    echo "export LAB_CHILD_CERT=$PKI/child-user.crt"
+    echo "export LAB_CHILD_KEY=$PKI/child-user.key"
   } >"$f.tmp"
   mv "$f.tmp" "$f"
 }
@@ -541,13 +626,13 @@ cmd_up_noanon() {
 cmd_down() {
   local f pid name deadline id
   if [[ -d $STATE/pids ]]; then
-    # reverse start order: hub, second apiserver, kcm, apiserver, etcd
-    for name in hub-standin kube-apiserver-noanon kube-controller-manager kube-apiserver etcd; do
+    # reverse start order: hub, second apiserver, child apiserver, kcm, apiserver, etcd
+    for name in hub-standin kube-apiserver-noanon kube-apiserver-child kube-controller-manager kube-apiserver etcd; do
       f=$STATE/pids/$name; [[ -f $f ]] || continue
       pid=$(cat "$f")
       if pid_alive "$pid"; then log "stopping $name ($pid)"; kill -TERM "$pid" 2>/dev/null || true; fi
     done
-    for name in hub-standin kube-apiserver-noanon kube-controller-manager kube-apiserver etcd; do
+    for name in hub-standin kube-apiserver-noanon kube-apiserver-child kube-controller-manager kube-apiserver etcd; do
       f=$STATE/pids/$name; [[ -f $f ]] || continue
       pid=$(cat "$f"); deadline=$((SECONDS + 15))
       while pid_alive "$pid" && (( SECONDS < deadline )); do sleep 0.2; done
@@ -570,7 +655,7 @@ cmd_status() {
   local name pid state
   [[ -f $STATE/lab.env ]] && source "$STATE/lab.env"
   printf '%-24s %-8s %s\n' COMPONENT PID STATE
-  for name in etcd kube-apiserver kube-controller-manager hub-standin kube-apiserver-noanon; do
+  for name in etcd kube-apiserver kube-controller-manager hub-standin kube-apiserver-child kube-apiserver-noanon; do
     pid=$(cat "$STATE/pids/$name" 2>/dev/null || echo -)
     if pid_alive "$pid"; then state=running; else state=stopped; fi
     printf '%-24s %-8s %s\n' "$name" "$pid" "$state"
@@ -580,6 +665,7 @@ cmd_status() {
   echo "etcd:       http://127.0.0.1:${LAB_ETCD_PORT:-?}"
   echo "kcm:        https://127.0.0.1:${LAB_KCM_PORT:-?}"
   echo "hub:        https://127.0.0.1:${LAB_HUB_PORT:-?}"
+  echo "child:      ${LAB_CHILD_SERVER:-?} (child-real, ID ${LAB_CHILD_REAL_ID:-?}, forwarded by the hub stand-in)"
   echo "manifests:  ${LAB_MANIFESTS:-?}"
   [[ -n ${LAB_NOANON_SERVER:-} ]] && echo "noanon:     $LAB_NOANON_SERVER (--anonymous-auth=false)"
   printf 'APIService: v1alpha1.proxies.clusternet.io Available=%s\n' \
