@@ -24,3 +24,6 @@ mod list;
 mod many;
 mod parent_token;
 mod verify;
+
+// Issue 8: a real child kube-apiserver behind the stand-in's --forward.
+mod child;

@@ -158,6 +158,10 @@ pub struct Rec {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub client_cert_cn: Option<String>,
+    /// The child URL the stand-in forwarded the request to (`--forward` clusters).
+    pub forwarded_to: Option<String>,
+    /// The status code of its answer (the child's, when forwarded).
+    pub status: Option<u16>,
 }
 
 impl Rec {
@@ -191,6 +195,8 @@ fn parse_rec(v: &Value) -> Rec {
         path: v["path"].as_str().unwrap_or_default().to_string(),
         headers,
         client_cert_cn: v["client_cert_cn"].as_str().map(str::to_string),
+        forwarded_to: v["forwarded_to"].as_str().map(str::to_string),
+        status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
     }
 }
 
