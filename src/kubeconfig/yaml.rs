@@ -16,7 +16,7 @@ use serde_yaml::{Mapping, Value};
 /// The whole document, ending in a newline.
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
-    match value {
+    match untagged(value) {
         Value::Mapping(map) if !map.is_empty() => mapping(&mut out, map, 0, false),
         Value::Sequence(seq) if !seq.is_empty() => sequence(&mut out, seq, 0),
         other => {
@@ -36,7 +36,7 @@ fn mapping(out: &mut String, map: &Mapping, indent: usize, after_dash: bool) {
         }
         out.push_str(&inline(key));
         out.push(':');
-        match value {
+        match untagged(value) {
             Value::Mapping(inner) if !inner.is_empty() => {
                 out.push('\n');
                 mapping(out, inner, indent + 2, false);
@@ -58,7 +58,7 @@ fn sequence(out: &mut String, items: &[Value], indent: usize) {
     for item in items {
         pad(out, indent);
         out.push_str("- ");
-        match item {
+        match untagged(item) {
             Value::Mapping(inner) if !inner.is_empty() => mapping(out, inner, indent + 2, true),
             other => {
                 out.push_str(&inline(other));
@@ -98,6 +98,15 @@ fn inline(value: &Value) -> String {
                 inline(&tagged.value)
             }
         }
+    }
+}
+
+/// The value without the tags that are not written (see [`is_simple_tag`]), so
+/// that it gets the layout its untagged self would get when read back.
+fn untagged(value: &Value) -> &Value {
+    match value {
+        Value::Tagged(tagged) if !is_simple_tag(&tagged.tag.to_string()) => untagged(&tagged.value),
+        other => other,
     }
 }
 
@@ -252,6 +261,13 @@ mod tests {
             assert_eq!(to_yaml(&back), out, "{text:?}");
         }
         assert_eq!(to_yaml(&serde_yaml::from_str("a: ! x\n").unwrap()), "a: x\n");
+        // Found by fuzzing too: a dropped tag on a collection, at the top level
+        // or as a value, must not change its layout between two emissions.
+        for text in ["!a=b\n- er: {token: t}\n", "k: !a=b\n  - x\n", "- !a=b {x: 1}\n"] {
+            let doc: Value = serde_yaml::from_str(text).unwrap();
+            let out = to_yaml(&doc);
+            assert_eq!(to_yaml(&serde_yaml::from_str(&out).unwrap()), out, "{text:?}");
+        }
         assert_eq!(to_yaml(&serde_yaml::from_str("a: !x y\n").unwrap()), "a: !x \"y\"\n");
     }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod concurrency;
 mod gen_bad_input;
 mod gen_modes;
 mod hostile;
