@@ -81,11 +81,24 @@ fn child_username(kc: &Path) -> String {
     review["status"]["userInfo"]["username"].as_str().unwrap_or_default().to_string()
 }
 
+/// Recorded requests carrying `header: value`, once one of them satisfies
+/// `want` (the stand-in appends after it answered; others may share the value).
+fn records_until(header: &str, value: &str, want: impl Fn(&Rec) -> bool) -> Vec<Rec> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let recs = records_with(header, value, 1);
+        if recs.iter().any(&want) || std::time::Instant::now() > deadline {
+            return recs;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The recorded requests for `header: value` went to the child at `route`,
 /// through the aggregator as `clusternet`, and were forwarded to `url_prefix`.
 fn assert_forwarded(header: &str, value: &str, route: &str, url_prefix: &str) -> Vec<Rec> {
-    let recs = records_with(header, value, 2);
     let want = format!("{PROXY_PREFIX}{}/proxy/{route}", id());
+    let recs = records_until(header, value, |r| r.method == "GET" && r.path == format!("{want}/api/v1/namespaces"));
     assert!(
         recs.iter().any(|r| r.method == "GET" && r.path == format!("{want}/api/v1/namespaces")),
         "no GET {want}/api/v1/namespaces recorded: {:?}",
@@ -183,13 +196,14 @@ fn client_certificate_direct_and_child_server() {
     let kc = gen_child(dir.path(), &["--cluster-id", id(), "--client-certificate", cert, "--client-key", key]);
     assert_child_namespaces(&kc);
     assert_eq!(child_username(&kc), user);
-    let recs = records_with("x-remote-extra-clusternet-certificate", &cert_b64, 2);
+    let namespaces = format!("{}/api/v1/namespaces?limit=500", child_server());
+    // kubectl adds `&timeout=20s` (--request-timeout).
+    let forwarded =
+        |r: &Rec| r.forwarded_to.as_deref().is_some_and(|u| u.starts_with(&namespaces)) && r.status == Some(200);
+    let recs = records_until("x-remote-extra-clusternet-certificate", &cert_b64, forwarded);
     assert!(!recs.is_empty(), "the certificate extra is the standard base64 of the PEM file");
     assert!(recs.iter().all(|r| r.headers_with_prefix("x-remote-extra-").len() == 2), "{recs:?}");
-    assert!(
-        recs.iter()
-            .any(|r| r.forwarded_to.as_deref() == Some(&format!("{}/api/v1/namespaces?limit=500", child_server())))
-    );
+    assert!(recs.iter().any(forwarded), "{namespaces} not forwarded with 200: {recs:?}");
 
     let kc = gen_child(
         dir.path(),
@@ -301,11 +315,15 @@ fn verify_reports_the_childs_own_version() {
         assert!(!stdout.contains(testkit::CHILD_GIT_VERSION), "the canned child answered: {stdout}");
     }
     // Its /version and /api probes were answered by the child itself.
-    let recs = records_with("x-remote-extra-clusternet-token", &token, 4);
+    let api = format!("{}/api", child_server());
+    let to = |r: &Rec| r.forwarded_to.as_deref().map(|u| u.split('?').next().unwrap().to_string());
+    let recs = records_until("x-remote-extra-clusternet-token", &token, |r| {
+        to(r).as_deref() == Some(api.as_str()) && r.status == Some(200)
+    });
     for path in ["/version", "/api"] {
         let want = format!("{}{path}", child_server());
         assert!(
-            recs.iter().any(|r| r.forwarded_to.as_deref() == Some(want.as_str()) && r.status == Some(200)),
+            recs.iter().any(|r| to(r).as_deref() == Some(want.as_str()) && r.status == Some(200)),
             "{want} not forwarded with 200: {recs:?}"
         );
     }
@@ -334,7 +352,7 @@ fn wrong_child_token_is_diagnosed() {
         // kubectl's words for a 401 (the child's, passed back unchanged).
         assert!(text(&out.stderr).contains("You must be logged in to the server"), "{}", text(&out.stderr));
     }
-    let recs = records_with("x-remote-extra-clusternet-token", &bad, 2);
+    let recs = records_until("x-remote-extra-clusternet-token", &bad, |r| r.status == Some(401));
     assert!(recs.iter().any(|r| r.status == Some(401) && r.forwarded_to.is_some()), "the child answered 401: {recs:?}");
 }
 
@@ -372,7 +390,7 @@ fn mismatched_key_pair_is_diagnosed() {
     assert!(!stderr.contains(&other_b64), "the key leaked: {stderr}");
     let out = kubectl(&kc, &["get", "ns"]);
     assert!(!out.status.success());
-    let recs = records_with("x-remote-extra-clusternet-privatekey", &other_b64, 1);
+    let recs = records_until("x-remote-extra-clusternet-privatekey", &other_b64, |r| r.status == Some(400));
     assert!(!recs.is_empty(), "the hub got the pair");
     assert!(recs.iter().all(|r| r.status == Some(400) && r.forwarded_to.is_none()), "{recs:?}");
 }
