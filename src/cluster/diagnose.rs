@@ -9,6 +9,7 @@ pub enum Cause {
     AnonymousDisabled,
     ParentCredentialsRejected,
     ChildCredentialsRejected,
+    ChildForbidden,
     RbacMissing,
     ExtraRefused,
     FeatureGateOff,
@@ -37,6 +38,9 @@ impl Cause {
             }
             Cause::ChildCredentialsRejected => {
                 "the child cluster rejected the child credentials (401 from the child): give a valid child token or certificate"
+            }
+            Cause::ChildForbidden => {
+                "the child cluster authenticated the child identity but forbids the request (403 from the child): grant it RBAC in the child"
             }
             Cause::RbacMissing => {
                 "the parent does not allow this identity to use sockets/proxy or impersonate clusternet: apply Clusternet's RBAC (ClusterRole clusternet:system:socketsproxy and its binding)"
@@ -84,6 +88,7 @@ impl fmt::Display for Cause {
             Cause::AnonymousDisabled => "anonymous auth disabled",
             Cause::ParentCredentialsRejected => "parent credentials rejected",
             Cause::ChildCredentialsRejected => "child credentials rejected",
+            Cause::ChildForbidden => "child forbids the request",
             Cause::RbacMissing => "Clusternet RBAC missing",
             Cause::ExtraRefused => "user extra refused",
             Cause::FeatureGateOff => "SocketConnection feature gate off",
@@ -124,7 +129,12 @@ pub fn from_response(status: u16, message: &str, auth: ParentAuthKind, parent_ac
             (_, ParentAuthKind::Credentials) => Cause::ParentCredentialsRejected,
         },
         403 if m.contains("userextras") => Cause::ExtraRefused,
-        403 if m.contains("impersonate") || m.contains("sockets") || m.contains("forbidden") => Cause::RbacMissing,
+        // The parent's refusals name impersonation or the sockets/proxy resource;
+        // any other 403 came back from the child through the hub.
+        403 if m.contains("impersonate") || m.contains("sockets") || m.contains("proxies.clusternet.io") => {
+            Cause::RbacMissing
+        }
+        403 => Cause::ChildForbidden,
         400 if m.contains("no cluster id is") => Cause::UnknownClusterId,
         400 if m.contains("agent is disconnected") => Cause::AgentDisconnected,
         400 if m.contains("invalid key pair") => Cause::InvalidKeyPair,
@@ -208,6 +218,16 @@ mod tests {
             (404, "the server could not find the requested resource".into(), Cause::ApiServiceMissing),
             (503, "service unavailable".into(), Cause::ApiServiceUnavailable),
             (502, "the backend attempted to redirect this request, which is not permitted".into(), Cause::RedirectBlocked),
+            (
+                403,
+                "sockets.proxies.clusternet.io \"x\" is forbidden: User \"system:anonymous\" cannot get resource \"sockets/proxy\" in API group \"proxies.clusternet.io\"".into(),
+                Cause::RbacMissing,
+            ),
+            (
+                403,
+                "forbidden: User \"system:serviceaccount:child-only:lab-reader\" cannot get path \"/version\"".into(),
+                Cause::ChildForbidden,
+            ),
             (418, "teapot".into(), Cause::Unexpected),
         ];
         for (status, message, cause) in cases {

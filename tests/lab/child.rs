@@ -394,3 +394,56 @@ fn mismatched_key_pair_is_diagnosed() {
     assert!(!recs.is_empty(), "the hub got the pair");
     assert!(recs.iter().all(|r| r.status == Some(400) && r.forwarded_to.is_none()), "{recs:?}");
 }
+
+/// The child authenticates the child identity but forbids the request (its
+/// discovery bindings removed): a 403 from the child, which `verify` must not
+/// blame on the parent's Clusternet RBAC. Holds the lab exclusively and puts
+/// the bindings back, also when it fails.
+#[test]
+fn child_forbidding_the_request_is_diagnosed() {
+    let dir = tempdir();
+    let token = fresh_token();
+    let kc = gen_child(dir.path(), &["--cluster-id", id(), "--token", &token]);
+    let child_admin = lab().var("LAB_CHILD_KUBECONFIG");
+    let _lab = exclusive();
+    let bindings = ["system:public-info-viewer", "system:discovery", "system:basic-user"];
+    let saved: Vec<String> = bindings
+        .iter()
+        .map(|b| {
+            let mut obj = json(&kubectl_ok(child_admin, &["get", "clusterrolebinding", b, "-o", "json"]));
+            let meta = obj["metadata"].as_object_mut().unwrap();
+            for k in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+                meta.remove(k);
+            }
+            write(dir.path(), &format!("{}.json", b.replace(':', "-")), &obj.to_string()).display().to_string()
+        })
+        .collect();
+    struct PutBack<'a>(&'a str, &'a [String]);
+    impl Drop for PutBack<'_> {
+        fn drop(&mut self) {
+            for file in self.1 {
+                let out = kubectl(self.0, &["apply", "-f", file]);
+                assert!(out.status.success(), "restoring {file}: {}", text(&out.stderr));
+            }
+        }
+    }
+    let _put_back = PutBack(child_admin, &saved);
+    for b in bindings {
+        kubectl_ok(child_admin, &["delete", "clusterrolebinding", b]);
+    }
+    // RBAC changes reach the authorizer's cache within a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stderr = loop {
+        let (ok, _, stderr) = verify(&kc);
+        if !ok && stderr.contains("HTTP 403") {
+            break stderr;
+        }
+        assert!(std::time::Instant::now() < deadline, "no 403 from the child: {stderr}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(stderr.contains("child forbids the request"), "{stderr}");
+    assert!(stderr.contains("grant it RBAC in the child"), "{stderr}");
+    assert!(!stderr.contains("Clusternet RBAC missing"), "{stderr}");
+    assert!(stderr.contains(&sa_username()), "the child's own words: {stderr}");
+    assert!(!stderr.contains(&token), "{stderr}");
+}
