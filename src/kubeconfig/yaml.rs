@@ -34,7 +34,16 @@ fn mapping(out: &mut String, map: &Mapping, indent: usize, after_dash: bool) {
         if !(i == 0 && after_dash) {
             pad(out, indent);
         }
-        out.push_str(&inline(key));
+        let key = inline(key);
+        if key.len() > MAX_IMPLICIT_KEY {
+            // `? key` on its own line, then `: value` at the same column.
+            out.push_str("? ");
+            out.push_str(&key);
+            out.push('\n');
+            pad(out, indent);
+        } else {
+            out.push_str(&key);
+        }
         out.push(':');
         match untagged(value) {
             Value::Mapping(inner) if !inner.is_empty() => {
@@ -68,6 +77,10 @@ fn sequence(out: &mut String, items: &[Value], indent: usize) {
     }
 }
 
+/// libyaml and go-yaml (kubectl) read an implicit key (`key: value`) only up
+/// to 1024 characters; a longer key is written as an explicit one (`? key`).
+const MAX_IMPLICIT_KEY: usize = 1000;
+
 fn pad(out: &mut String, indent: usize) {
     out.extend(std::iter::repeat_n(' ', indent));
 }
@@ -85,7 +98,14 @@ fn inline(value: &Value) -> String {
             format!("[{}]", parts.join(", "))
         }
         Value::Mapping(map) => {
-            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", inline(k), inline(v))).collect();
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    let key = inline(k);
+                    let explicit = if key.len() > MAX_IMPLICIT_KEY { "? " } else { "" };
+                    format!("{explicit}{key}: {}", inline(v))
+                })
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
         Value::Tagged(tagged) => {
@@ -269,6 +289,27 @@ mod tests {
             assert_eq!(to_yaml(&serde_yaml::from_str(&out).unwrap()), out, "{text:?}");
         }
         assert_eq!(to_yaml(&serde_yaml::from_str("a: !x y\n").unwrap()), "a: !x \"y\"\n");
+    }
+
+    #[test]
+    fn long_keys_are_explicit() {
+        // Found by fuzzing (kubeconfig_load): a 1100-character key written as
+        // `key: value` is not YAML any more.
+        let long = "k".repeat(1100);
+        let key = |suffix: &str| Value::from(format!("{long}{suffix}"));
+        let map = |pairs: Vec<(Value, Value)>| Value::Mapping(Mapping::from_iter(pairs));
+        let doc = map(vec![
+            (key(""), Value::from(1)),
+            (key("x"), map(vec![("a".into(), 1.into())])),
+            (key("y"), Value::Sequence(vec![1.into()])),
+            ("l".into(), Value::Sequence(vec![map(vec![(key(""), 2.into()), ("b".into(), 3.into())])])),
+            ("f".into(), Value::Sequence(vec![Value::Sequence(vec![map(vec![(key(""), 1.into())])])])),
+            ("m".into(), map(vec![(map(vec![(key("z"), 1.into())]), 1.into())])),
+        ]);
+        let out = to_yaml(&doc);
+        let back: Value = serde_yaml::from_str(&out).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+        assert_eq!(back, doc);
+        assert!(out.starts_with(&format!("? {long}\n: 1\n")), "{out}");
     }
 
     #[test]
