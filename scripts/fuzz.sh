@@ -10,7 +10,7 @@
 # base64, PEM pairs, child kubeconfigs). Needs nightly Rust and cargo-fuzz
 # (`cargo install cargo-fuzz`). Corpora grow in fuzz/corpus/<target> (seeded
 # from fuzz/seeds/<target>), crashes land in fuzz/artifacts/<target>, logs in
-# fuzz/logs/<target>.log; none of these are committed. A crash found becomes a
+# fuzz/artifacts/logs/<target>.log; none of these are committed. A crash found becomes a
 # regression test next to the code it broke.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -23,7 +23,7 @@ parallel=${FUZZ_PARALLEL:-1}
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 cargo +nightly fuzz build -O
-mkdir -p logs
+mkdir -p artifacts/logs
 
 run_one() {
     local t=$1
@@ -31,7 +31,7 @@ run_one() {
     # -rss_limit_mb: an input that makes the code use more memory is a finding too.
     cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
-        >"logs/$t.log" 2>&1
+        >"artifacts/logs/$t.log" 2>&1
 }
 
 pids=()
@@ -46,8 +46,8 @@ done
 failed=0
 for i in "${!pids[@]}"; do
     t=${names[$i]}
-    if wait "${pids[$i]}"; then status=ok; else status="CRASH (see fuzz/artifacts/$t, fuzz/logs/$t.log)"; failed=1; fi
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' || echo "?")
+    if wait "${pids[$i]}"; then status=ok; else status="CRASH (see fuzz/artifacts/$t, fuzz/artifacts/logs/$t.log)"; failed=1; fi
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "artifacts/logs/$t.log" | grep -o '[0-9]*$' || echo "?")
     corpus=$(find "corpus/$t" -type f | wc -l)
     printf '%-16s %8ss  executions %12s  corpus %6s  %s\n' "$t" "$seconds" "$execs" "$corpus" "$status"
 done

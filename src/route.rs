@@ -217,6 +217,8 @@ mod tests {
         assert_eq!(r("http://10.212.0.7:8001"), "http/10.212.0.7:8001");
         assert_eq!(r("https://[::1]:6443/prefix/"), "https/[::1]:6443/prefix");
         assert_eq!(r("https://Host.Example"), "https/host.example");
+        // From fuzzing (server_url): `@` and `:` in the path are path, not user info or port.
+        assert_eq!(r("https://10ttps61/10.0.061:..0.0@61:.0443"), "https/10ttps61/10.0.061:..0.0@61:.0443");
         for (bad, needle) in [
             ("ftp://x", "scheme \"ftp\""),
             ("https://", "not a URL"),
