@@ -56,7 +56,8 @@ fuzz_target!(|data: &[u8]| {
 /// (comparing text, not values, so that NaN compares equal to itself).
 fn round_trip(value: &Value) -> String {
     let text = yaml::to_yaml(value);
-    let back: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("emitted YAML does not parse ({e}):\n{text}"));
+    let back: Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("emitted YAML does not parse ({e}):\n{text}"));
     assert_eq!(yaml::to_yaml(&back), text, "emitted YAML reads back differently");
     text
 }
