@@ -6,6 +6,8 @@ Usage: make-big-kubeconfig.py OUT [N]. Deterministic: same N, same bytes."""
 import base64
 import sys
 
+if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+    sys.exit(__doc__)
 out, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 5000
 
 def blob(label, size, seed):
