@@ -108,32 +108,34 @@ fn inline(value: &Value) -> String {
                 .collect();
             format!("{{{}}}", parts.join(", "))
         }
-        Value::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            if is_simple_tag(&tag) {
-                format!("{tag} {}", inline(&tagged.value))
-            } else {
-                // The non-specific tag `!` (which serde_yaml displays as `!!`,
-                // not YAML) or a tag that needs escaping: the value alone.
-                inline(&tagged.value)
-            }
-        }
+        Value::Tagged(tagged) => match written_tag(&tagged.tag.to_string()) {
+            Some(tag) => format!("{tag} {}", inline(&tagged.value)),
+            // A tag that would need escaping: the value alone.
+            None => inline(&tagged.value),
+        },
     }
 }
 
-/// The value without the tags that are not written (see [`is_simple_tag`]), so
+/// The value without the tags that are not written (see [`written_tag`]), so
 /// that it gets the layout its untagged self would get when read back.
 fn untagged(value: &Value) -> &Value {
     match value {
-        Value::Tagged(tagged) if !is_simple_tag(&tagged.tag.to_string()) => untagged(&tagged.value),
+        Value::Tagged(tagged) if written_tag(&tagged.tag.to_string()).is_none() => untagged(&tagged.value),
         other => other,
     }
 }
 
-/// A tag that can be written as it is: `!name` or `!!name`, word characters only.
-fn is_simple_tag(tag: &str) -> bool {
+/// How a tag (as serde_yaml displays it) is written: `!name` and `!!name` with
+/// word characters only as they are, and the non-specific tag `!`, which
+/// serde_yaml displays as `!!` (not YAML), as `!`. Kept rather than dropped:
+/// `! e` and `e` are different keys to serde_yaml, and dropping the tag could
+/// make them two equal keys. Other tags are not written.
+fn written_tag(tag: &str) -> Option<&str> {
+    if tag == "!!" {
+        return Some("!");
+    }
     let name = tag.strip_prefix("!!").or_else(|| tag.strip_prefix('!')).unwrap_or("");
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))).then_some(tag)
 }
 
 /// A string scalar: plain when that is unambiguous, double-quoted otherwise.
@@ -280,7 +282,11 @@ mod tests {
             let back: Value = serde_yaml::from_str(&out).unwrap_or_else(|e| panic!("{text:?} -> {out:?}: {e}"));
             assert_eq!(to_yaml(&back), out, "{text:?}");
         }
-        assert_eq!(to_yaml(&serde_yaml::from_str("a: ! x\n").unwrap()), "a: x\n");
+        assert_eq!(to_yaml(&serde_yaml::from_str("a: ! x\n").unwrap()), "a: ! x\n");
+        // Found by fuzzing too: `e` and `! e` are two keys to serde_yaml.
+        let doc: Value = serde_yaml::from_str("e: !base\n- name: base\n! e: !base\n- name: b\n").unwrap();
+        let out = to_yaml(&doc);
+        assert_eq!(serde_yaml::from_str::<Value>(&out).unwrap(), doc, "{out}");
         // Found by fuzzing too: a dropped tag on a collection, at the top level
         // or as a value, must not change its layout between two emissions.
         for text in ["!a=b\n- er: {token: t}\n", "k: !a=b\n  - x\n", "- !a=b {x: 1}\n"] {
