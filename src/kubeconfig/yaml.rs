@@ -16,7 +16,7 @@ use serde_yaml::{Mapping, Value};
 /// The whole document, ending in a newline.
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
-    match untagged(value) {
+    match value {
         Value::Mapping(map) if !map.is_empty() => mapping(&mut out, map, 0, false),
         Value::Sequence(seq) if !seq.is_empty() => sequence(&mut out, seq, 0),
         other => {
@@ -45,7 +45,7 @@ fn mapping(out: &mut String, map: &Mapping, indent: usize, after_dash: bool) {
             out.push_str(&key);
         }
         out.push(':');
-        match untagged(value) {
+        match value {
             Value::Mapping(inner) if !inner.is_empty() => {
                 out.push('\n');
                 mapping(out, inner, indent + 2, false);
@@ -67,7 +67,7 @@ fn sequence(out: &mut String, items: &[Value], indent: usize) {
     for item in items {
         pad(out, indent);
         out.push_str("- ");
-        match untagged(item) {
+        match item {
             Value::Mapping(inner) if !inner.is_empty() => mapping(out, inner, indent + 2, true),
             other => {
                 out.push_str(&inline(other));
@@ -108,34 +108,30 @@ fn inline(value: &Value) -> String {
                 .collect();
             format!("{{{}}}", parts.join(", "))
         }
-        Value::Tagged(tagged) => match written_tag(&tagged.tag.to_string()) {
-            Some(tag) => format!("{tag} {}", inline(&tagged.value)),
-            // A tag that would need escaping: the value alone.
-            None => inline(&tagged.value),
-        },
+        Value::Tagged(tagged) => format!("{} {}", written_tag(&tagged.tag.to_string()), inline(&tagged.value)),
     }
 }
 
-/// The value without the tags that are not written (see [`written_tag`]), so
-/// that it gets the layout its untagged self would get when read back.
-fn untagged(value: &Value) -> &Value {
-    match value {
-        Value::Tagged(tagged) if written_tag(&tagged.tag.to_string()).is_none() => untagged(&tagged.value),
-        other => other,
-    }
-}
-
-/// How a tag (as serde_yaml displays it) is written: `!name` and `!!name` with
-/// word characters only as they are, and the non-specific tag `!`, which
-/// serde_yaml displays as `!!` (not YAML), as `!`. Kept rather than dropped:
-/// `! e` and `e` are different keys to serde_yaml, and dropping the tag could
-/// make them two equal keys. Other tags are not written.
-fn written_tag(tag: &str) -> Option<&str> {
+/// How a tag (as serde_yaml displays it) is written. Tags are never dropped:
+/// `e`, `! e` and `!x e` are three different keys to serde_yaml, and dropping
+/// a tag could make two keys equal. The non-specific tag `!`, which
+/// serde_yaml displays as `!!` (not YAML), is written `!`; in other tags,
+/// every character but letters, digits and `-_./:` is percent-escaped, which
+/// the parser decodes back.
+fn written_tag(tag: &str) -> String {
     if tag == "!!" {
-        return Some("!");
+        return "!".to_string();
     }
-    let name = tag.strip_prefix("!!").or_else(|| tag.strip_prefix('!')).unwrap_or("");
-    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))).then_some(tag)
+    let name = tag.strip_prefix('!').unwrap_or(tag);
+    let mut out = String::from("!");
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_./:".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
 }
 
 /// A string scalar: plain when that is unambiguous, double-quoted otherwise.
@@ -283,7 +279,14 @@ mod tests {
             assert_eq!(to_yaml(&back), out, "{text:?}");
         }
         assert_eq!(to_yaml(&serde_yaml::from_str("a: ! x\n").unwrap()), "a: ! x\n");
-        // Found by fuzzing too: `e` and `! e` are two keys to serde_yaml.
+        // Found by fuzzing too: `e`, `! e` and `!)-- e` are three keys to
+        // serde_yaml, and `? !)--` and `?` two (null and tagged null).
+        for text in ["e: 1\n!)-- e: 2\n", "?  !)--\n?\n", "!a=b\n- x\n", "k: !%C3%A9t%20 x\n"] {
+            let doc: Value = serde_yaml::from_str(text).unwrap();
+            let out = to_yaml(&doc);
+            assert_eq!(serde_yaml::from_str::<Value>(&out).unwrap(), doc, "{text:?}: {out}");
+            assert_eq!(to_yaml(&serde_yaml::from_str(&out).unwrap()), out, "{text:?}");
+        }
         let doc: Value = serde_yaml::from_str("e: !base\n- name: base\n! e: !base\n- name: b\n").unwrap();
         let out = to_yaml(&doc);
         assert_eq!(serde_yaml::from_str::<Value>(&out).unwrap(), doc, "{out}");
