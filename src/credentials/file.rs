@@ -55,6 +55,7 @@ impl Credentials {
         let what = format!("--credentials {}", path.display());
         let bytes = flatten::read_path(path, "--credentials")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{what} is not UTF-8 text"))?;
+        crate::kubeconfig::load::check_budget(text).map_err(|e| anyhow!("{what} {e:#}"))?;
         let file: File = serde_yaml::from_str(text)
             .map_err(|e| anyhow!("{what} is not a valid credentials file: {}", e.to_string().replace('\n', " ")))?;
         let base = load::absolute(path).parent().map(Path::to_path_buf).unwrap_or_default();

@@ -84,15 +84,18 @@ fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping
         Some(_) => bail!("field {list} is not a list; fix the file first"),
     };
     let mut found = None;
+    let mut seen = std::collections::HashSet::new();
     for (index, item) in items.iter().enumerate() {
         let item_name = match item.get("name") {
             Some(Value::String(n)) => n.as_str(),
             _ => bail!("{list}[{index}] has no name; fix the file first"),
         };
+        // kubectl refuses a file with two entries of one name; so do we,
+        // rather than write such a file back.
+        if !seen.insert(item_name) {
+            bail!("has two {kind} entries named {item_name:?}; kubectl refuses such a file too: fix it first");
+        }
         if item_name == name {
-            if found.is_some() {
-                bail!("has two {kind} entries named {name:?}; kubectl refuses such a file too: fix it first");
-            }
             found = Some(index);
         }
     }
@@ -185,6 +188,7 @@ some-unknown-top-level: 1
             ("kind: Config\nclusters: 5\n", "clusters is not a list"),
             ("kind: Config\nusers:\n- {user: {}}\n", "users[0] has no name"),
             ("kind: Config\nclusters:\n- {name: gen}\n- {name: gen}\n", "two cluster entries"),
+            ("kind: Config\nusers:\n- {name: other}\n- {name: other}\n", "two user entries named \"other\""),
         ] {
             let doc: Value = serde_yaml::from_str(text).unwrap();
             let err = format!("{:#}", merge(Some(doc), &[entries("gen")], Some("gen"), false).unwrap_err());

@@ -84,6 +84,10 @@ pub fn merge_into(
             let doc: Option<Value> = if text.trim().is_empty() {
                 None
             } else {
+                // The same alias and nesting budget as for a parent: a hostile
+                // target must fail fast, not expand in memory.
+                super::load::check_budget(text)
+                    .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?;
                 Some(serde_yaml::from_str(text).map_err(|e| {
                     anyhow!(
                         "--merge-into {shown} is not valid YAML ({}); it was left unchanged",
