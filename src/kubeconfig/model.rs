@@ -48,13 +48,13 @@ pub struct Cluster {
     pub certificate_authority: Option<String>,
     #[serde(default)]
     pub certificate_authority_data: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_bool")]
     pub insecure_skip_tls_verify: Option<bool>,
     #[serde(default)]
     pub tls_server_name: Option<String>,
     #[serde(default)]
     pub proxy_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_bool")]
     pub disable_compression: Option<bool>,
     #[serde(default, deserialize_with = "extension_list")]
     pub extensions: Option<Value>,
@@ -99,6 +99,31 @@ where
             Err(serde::de::Error::custom("extensions must be a list of named extensions (- name: ..., extension: ...)"))
         }
     }
+}
+
+/// A boolean written as one (`true`, not `"true"`): kubectl refuses a quoted
+/// string there, and every YAML parser here must agree on that.
+fn plain_bool<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Plain;
+    impl<'de> serde::de::Visitor<'de> for Plain {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean (true or false)")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(Plain)
 }
 
 /// kubectl treats `clusters: null` like a missing list; so do we.
