@@ -208,15 +208,35 @@ fn fast_parse(text: &str) -> Option<Kubeconfig> {
     if text.contains("<<") {
         return None;
     }
+    serde_saphyr::from_str_with_options(text, fast_options(text)).ok()
+}
+
+/// serde-saphyr's budget scaled to the document, and no source snippets in
+/// errors (they would quote values, secrets included).
+fn fast_options(text: &str) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = ALIAS_FLOOR + text.len() / 2;
     budget.max_events = 2 * budget.max_nodes;
     budget.max_depth = MAX_FLOW_DEPTH;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
-    // Never render source snippets: they would quote values, secrets included.
     options.with_snippet = false;
-    serde_saphyr::from_str_with_options(text, options).ok()
+    options
+}
+
+/// Parses a whole document as a raw value (a merge target), with the same
+/// budget and the same two paths as [`parse`]. A document with tags (`!`) or
+/// merge keys takes the careful path, which keeps them as they are written.
+pub fn parse_value(text: &str) -> Result<serde_yaml::Value> {
+    if !text.contains("<<") && !text.contains('!') {
+        let options = fast_options(text);
+        if let Ok(value) = serde_saphyr::from_str_with_options(text, options) {
+            return Ok(value);
+        }
+    }
+    check_budget(text)?;
+    serde_yaml::from_str(text)
+        .map_err(|e| anyhow!("is not valid YAML ({})", redact_values(&e.to_string()).replace('\n', " ")))
 }
 
 /// The careful path: the alias and nesting budget checked first, serde_yaml's
@@ -549,6 +569,18 @@ pub fn absolute(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A merge target read on the fast path is written back with every scalar
+    /// meaning to kubectl what it meant before.
+    #[test]
+    fn merge_targets_keep_their_scalars() {
+        let text = "kind: Config\npreferences:\n  a: 0123\n  b: yes\n  c: ~\n  d: 1e3\n  e: 0x1F\n  f: \"0123\"\n  g: 1.50\n  h: 12:30\n  i: 2001-12-14\n  j: .inf\n  k: -0\n  l: +1\n";
+        let fast = parse_value(text).unwrap();
+        let careful: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        assert_eq!(fast, careful);
+        assert_eq!(fast["preferences"]["a"], serde_yaml::Value::from("0123"));
+        assert_eq!(fast["preferences"]["b"], serde_yaml::Value::from("yes"));
+    }
 
     /// The fast path never accepts what the careful path refuses, and reads
     /// what both accept the same way.

@@ -85,15 +85,11 @@ pub fn merge_into(
                 None
             } else {
                 // The same alias and nesting budget as for a parent: a hostile
-                // target must fail fast, not expand in memory.
-                super::load::check_budget(text)
-                    .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?;
-                Some(serde_yaml::from_str(text).map_err(|e| {
-                    anyhow!(
-                        "--merge-into {shown} is not valid YAML ({}); it was left unchanged",
-                        e.to_string().replace('\n', " ")
-                    )
-                })?)
+                // target fails fast instead of expanding in memory.
+                Some(
+                    super::load::parse_value(text)
+                        .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?,
+                )
             };
             (Some(doc), meta.permissions().mode() & 0o7777)
         }
