@@ -9,8 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use assert_cmd::assert::OutputAssertExt as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use predicates::prelude::*;
 use serde_json::Value;
 
 pub const CLUSTER_ID: &str = "dc91021d-2361-4f6d-a404-7c33b9e01118";
@@ -171,18 +173,18 @@ pub fn stderr(out: &Output) -> String {
 
 /// Success, and the generated kubeconfig on stdout.
 pub fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "expected success, got {:?}: {}", out.status, stderr(&out));
-    stdout(&out)
+    stdout(cmd.assert().success().get_output())
 }
 
 /// A failure with `code`, one `error:` line containing `needle`, no panic,
 /// nothing on stdout, and no planted secret anywhere.
 pub fn fails(out: &Output, code: i32, needle: &str) {
     let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(out.stdout.is_empty(), "stdout not empty: {}", stdout(out));
+    out.clone()
+        .assert()
+        .code(code)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(needle).and(predicate::str::contains("panicked").not()));
     let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
     assert_eq!(error_lines.len(), 1, "one error line expected: {err}");
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
