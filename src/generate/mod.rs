@@ -277,7 +277,8 @@ fn run_offline(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
         Some(ParentToken::Given(source)) => Some(source.read()?),
         _ => None,
     };
-    let entries = build(settings, &loaded.describe(), &selection, &targets, token, notes)?;
+    let parent = Parent { files: loaded.describe(), selection, token };
+    let entries = build(settings, &parent, &targets, notes)?;
     flush(notes);
     deliver(settings, &entries)
 }
@@ -319,7 +320,8 @@ async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<(
         Some(ParentToken::Request { namespace, ttl }) => Some(hub_token::request(&conn, namespace, *ttl).await?),
         None => None,
     };
-    let entries = build(settings, &loaded.describe(), &selection, &targets, token, notes)?;
+    let parent = Parent { files: loaded.describe(), selection, token };
+    let entries = build(settings, &parent, &targets, notes)?;
     flush(notes);
     if settings.verify {
         verify_all(settings, &entries).await?;
@@ -328,20 +330,22 @@ async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<(
 }
 
 /// route → credentials: the entries for every target, nothing written.
-fn build(
-    settings: &Settings,
-    files: &str,
-    selection: &Selection,
-    targets: &[Target],
-    parent_token: Option<Secret>,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Entries>> {
+/// The parent side of a generation: the selected context of the loaded files,
+/// and the parent token when `--parent-auth token`.
+struct Parent<'a> {
+    files: String,
+    selection: Selection<'a>,
+    token: Option<Secret>,
+}
+
+fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut Vec<String>) -> Result<Vec<Entries>> {
+    let Parent { files, selection, token } = parent;
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
     let parent_server = selection.cluster.server.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
         anyhow!("cluster {:?} in {files} has no server; set its server field", selection.cluster_name)
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
-    let parent = credentials::parent::build(settings.parent_auth, parent_token, selection)?;
+    let parent = credentials::parent::build(settings.parent_auth, token.clone(), selection)?;
     trace::line(|| {
         format!(
             "parent {files}: context {:?}, cluster {:?} ({parent_server}), user {:?}; parent auth {:?}",
