@@ -7,7 +7,7 @@
 #![no_main]
 
 use clusternet_kubeconfig::kubeconfig::emit::Entries;
-use clusternet_kubeconfig::kubeconfig::{load, merge, select, yaml};
+use clusternet_kubeconfig::kubeconfig::{load, merge, parse, select, yaml};
 use clusternet_kubeconfig::route::{self, ClusterId, Route};
 use libfuzzer_sys::fuzz_target;
 use serde_yaml::{Mapping, Value};
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // The raw-value path used by --merge-into, and the emitter.
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if load::check_budget(text).is_err() {
+    if parse::check_budget(text).is_err() {
         return;
     }
     let Ok(doc) = serde_yaml::from_str::<Value>(text) else { return };

@@ -22,7 +22,7 @@ use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;
 
 use super::child::ChildSource;
-use crate::kubeconfig::{flatten, load};
+use crate::kubeconfig::{flatten, load, parse};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,9 +55,8 @@ impl Credentials {
         let what = format!("--credentials {}", path.display());
         let bytes = flatten::read_path(path, "--credentials")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{what} is not UTF-8 text"))?;
-        crate::kubeconfig::load::check_budget(text).map_err(|e| anyhow!("{what} {e:#}"))?;
-        let file: File = serde_yaml::from_str(text)
-            .map_err(|e| anyhow!("{what} is not a valid credentials file: {}", e.to_string().replace('\n', " ")))?;
+        // Inline tokens may sit here: the parser's messages never quote values.
+        let file: File = parse::typed(text, "credentials file").map_err(|e| anyhow!("{what} {e:#}"))?;
         let base = load::absolute(path).parent().map(Path::to_path_buf).unwrap_or_default();
         let mut entries = BTreeMap::new();
         for (key, entry) in file.clusters {

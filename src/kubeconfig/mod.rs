@@ -6,6 +6,7 @@ pub mod flatten;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod parse;
 pub mod select;
 pub mod write;
 pub mod yaml;

@@ -87,7 +87,7 @@ pub fn merge_into(
                 // The same alias and nesting budget as for a parent: a hostile
                 // target fails fast instead of expanding in memory.
                 Some(
-                    super::load::parse_value(text)
+                    super::parse::value(text)
                         .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?,
                 )
             };
