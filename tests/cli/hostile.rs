@@ -575,8 +575,17 @@ fn huge_files() {
 fn as_nobody(s: &Scratch, args: &[&str]) -> Command {
     let uid = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
     let mut cmd = if uid.trim() == "0" {
+        // A copy inside the scratch dir: the build tree may sit where uid
+        // 65534 cannot reach (a clone under /root, say).
+        let copy = s.path("nobody-bin/clusternet-kubeconfig");
+        if !copy.exists() {
+            fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            fs::copy(env!("CARGO_BIN_EXE_clusternet-kubeconfig"), &copy).unwrap();
+            fs::set_permissions(copy.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_clusternet-kubeconfig")]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&copy);
         c
     } else {
         Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
