@@ -52,8 +52,29 @@ pub async fn connect_source(source: &ParentSource, context: Option<&str>, timeou
     connect(read_kubeconfig(source)?, context, timeout).await
 }
 
-/// A client for `context` (or the current context) of `kubeconfig`.
+/// A client for `context` (or the current context) of `kubeconfig`, with
+/// kube's default retries.
 pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Duration) -> Result<Connection> {
+    connect_with(kubeconfig, context, timeout, Retries::KubeDefault).await
+}
+
+/// Whether kube retries 429/503/504 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    KubeDefault,
+    /// A probe must report the hub's first answer (its 503s are not
+    /// transient: feature gate off, no apiserver URL), not retry it until the
+    /// timeout.
+    None,
+}
+
+/// [`connect`], choosing the retries.
+pub async fn connect_with(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+    timeout: Duration,
+    retries: Retries,
+) -> Result<Connection> {
     let context_name = context
         .map(str::to_string)
         .or_else(|| kubeconfig.current_context.clone())
@@ -65,22 +86,11 @@ pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Dur
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
+    config.default_retry = retries == Retries::KubeDefault;
     let server = config.cluster_url.to_string();
     crate::trace::line(|| format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs()));
     let client = kube::Client::try_from(config.clone()).map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
     Ok(Connection { client, context: context_name, server, config })
-}
-
-impl Connection {
-    /// The same connection without kube's default retries of 429/503/504: a
-    /// probe must report the hub's first answer (its 503s are not transient:
-    /// feature gate off, no apiserver URL), not retry it until the timeout.
-    pub fn without_retry(mut self) -> Result<Connection> {
-        self.config.default_retry = false;
-        self.client =
-            kube::Client::try_from(self.config.clone()).map_err(|e| anyhow!("context {:?}: {e}", self.context))?;
-        Ok(self)
-    }
 }
 
 /// Describes a kube API error in one line for `context`, with the usual fixes.
@@ -115,8 +125,9 @@ mod tests {
         )
         .unwrap();
         let retry = block_on(async {
-            let conn = connect(kubeconfig, None, Duration::from_secs(1)).await.unwrap();
-            (conn.config.default_retry, conn.without_retry().unwrap().config.default_retry)
+            let default = connect(kubeconfig.clone(), None, Duration::from_secs(1)).await.unwrap();
+            let probe = connect_with(kubeconfig, None, Duration::from_secs(1), Retries::None).await.unwrap();
+            (default.config.default_retry, probe.config.default_retry)
         })
         .unwrap();
         assert_eq!(retry, (true, false), "kube retries 429/503/504 by default; a probe must not");

@@ -9,7 +9,7 @@ use http_body_util::BodyExt as _;
 use kube::client::Body;
 use kube::config::Kubeconfig;
 
-use super::client::connect;
+use super::client::{Retries, connect_with};
 use super::diagnose::{self, Cause, ParentAuthKind};
 use crate::route::SOCKETS_PATH;
 
@@ -55,7 +55,7 @@ pub async fn probe(
     secrets: &[String],
 ) -> Result<Result<Reached, Failed>> {
     let auth = parent_auth_kind(&kubeconfig, context);
-    let conn = connect(kubeconfig, Some(context), timeout).await?.without_retry()?;
+    let conn = connect_with(kubeconfig, Some(context), timeout, Retries::None).await?;
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let (version, version_latency) = match get(&conn.client, "/version", timeout).await {
         Answer::Ok(body, latency) => (body, latency),
