@@ -108,9 +108,15 @@ build_go() { # <outdir> <module dir> <ldflags> <"expected binaries"> <packages..
 # ------------------------------------------------------------------ utilities
 pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 
-port_free() { # listening anywhere on this port? (all addresses, v4 and v6)
-  ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+port_free() { # no socket at all on this port, listening or connected (all addresses, v4 and v6)
+  ! ss -Hatn "sport = :$1" 2>/dev/null | grep -q .
 }
+
+# Ports are picked below the kernel's ephemeral range, so that no outgoing
+# connection (kubectl, the tests, the apiservers) can take one between the pick
+# and the bind.
+read -r EPHEMERAL_LOW _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
+if ((EPHEMERAL_LOW > 12000)); then PORT_LOW=10000 PORT_SPAN=$((EPHEMERAL_LOW - 10000)); else PORT_LOW=20000 PORT_SPAN=30000; fi
 
 port_claimed() { # claimed by a lab (state dir still there) that has not bound it yet?
   local f
@@ -125,7 +131,7 @@ port_claimed() { # claimed by a lab (state dir still there) that has not bound i
 pick_port() { # a free port not handed out yet in this run
   local p i
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((PORT_LOW + RANDOM % PORT_SPAN))
     [[ " ${PICKED:-} " == *" $p "* ]] && continue
     port_free "$p" || continue
     # not claimed by another lab that has not bound it yet
