@@ -77,6 +77,45 @@ pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials, notes: &mut Vec
     fields.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
 }
 
+/// Fields of a user entry that are never secret, and that the parent quotes in
+/// its refusals (`users "clusternet" is forbidden: User "system:anonymous"
+/// ...`): redacting them would hide who was refused.
+const NOT_SECRET: &[&str] = &[
+    "as",
+    "as-groups",
+    "as-uid",
+    "username",
+    "client-certificate",
+    "client-certificate-data",
+    "client-key",
+    "tokenFile",
+];
+
+/// Every string of a user entry that may be a secret, to redact from what a
+/// server says (`verify`, `gen --verify`).
+pub fn secrets_in(user: &Mapping) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_fields(user, &mut out);
+    out
+}
+
+fn collect_fields(map: &Mapping, out: &mut Vec<String>) {
+    map.iter()
+        .filter(|(k, _)| k.as_str().is_none_or(|k| !NOT_SECRET.contains(&k)))
+        .for_each(|(_, v)| collect_strings(v, out));
+}
+
+/// Every string under `value` except the values of [`NOT_SECRET`] fields.
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Mapping(map) => collect_fields(map, out),
+        Value::Tagged(t) => collect_strings(&t.value, out),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +162,19 @@ mod tests {
         assert_eq!(keys, ["as", "as-user-extra", "client-certificate-data", "zz"]);
         assert_eq!(u.get("as").unwrap(), &Value::from("clusternet"));
         assert_eq!(notes.len(), 2);
+    }
+
+    #[test]
+    fn secrets_are_collected_names_are_not() {
+        let user: Value = serde_yaml::from_str(
+            "{as: clusternet, username: system:anonymous, token: PARENT, client-key-data: KEY, \
+             as-user-extra: {clusternet-token: [CHILD]}, exec: {env: [{name: X, value: ENVSECRET}]}}",
+        )
+        .unwrap();
+        let out = secrets_in(user.as_mapping().unwrap());
+        for secret in ["PARENT", "KEY", "CHILD", "ENVSECRET"] {
+            assert!(out.iter().any(|s| s == secret), "{secret} missing from {out:?}");
+        }
+        assert!(!out.iter().any(|s| s == "clusternet" || s == "system:anonymous"), "{out:?}");
     }
 }

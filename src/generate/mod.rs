@@ -395,7 +395,7 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
         let doc = emit::document(std::slice::from_ref(entry), Some(&entry.name));
         let text = emit::render(&doc, OutputFormat::Yaml)?;
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| anyhow!("internal: {e}"))?;
-        let secrets = secrets_of(entry);
+        let secrets = credentials::secrets_in(&entry.user);
         match probe::probe(kubeconfig, &entry.name, settings.timeout, &secrets).await? {
             Ok(reached) => eprintln!(
                 "verified {:?}: child Kubernetes {} (/version {} ms, /api {} ms)",
@@ -420,22 +420,6 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
             bail!("{first}; and {} more context(s) failed; nothing written (--force writes anyway)", rest.len())
         }
     }
-}
-
-/// The secret values of a generated user entry, to redact from server messages.
-fn secrets_of(entry: &Entries) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(serde_yaml::Value::String(t)) = entry.user.get("token") {
-        out.push(t.clone());
-    }
-    if let Some(serde_yaml::Value::Mapping(extras)) = entry.user.get("as-user-extra") {
-        for values in extras.values() {
-            if let serde_yaml::Value::Sequence(values) = values {
-                out.extend(values.iter().filter_map(|v| v.as_str().map(str::to_string)));
-            }
-        }
-    }
-    out
 }
 
 /// Emits to stdout, writes the file, or merges into the target.
