@@ -12,11 +12,7 @@ use crate::cluster::managed::{self, ManagedCluster, Query};
 use crate::kubeconfig::{load, yaml};
 
 pub fn run(args: ListArgs) -> Result<()> {
-    let source = load::parent_source(
-        args.parent_config.kubeconfig.as_deref(),
-        std::env::var_os("KUBECONFIG"),
-        std::env::var_os("HOME").map(Into::into),
-    )?;
+    let source = load::parent_source_from_env(args.parent_config.kubeconfig.as_deref())?;
     // Our own loader first: its errors name the file and the fix.
     let loaded = load::load_parent(&source)?;
     crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref(), "--context")?;

@@ -12,11 +12,7 @@ use crate::credentials;
 use crate::kubeconfig::{load, select};
 
 pub fn run(args: VerifyArgs) -> Result<()> {
-    let source = load::parent_source(
-        args.kubeconfig.as_deref(),
-        std::env::var_os("KUBECONFIG"),
-        std::env::var_os("HOME").map(Into::into),
-    )?;
+    let source = load::parent_source_from_env(args.kubeconfig.as_deref())?;
     let loaded = load::load_parent(&source)?;
     let selection = select::select(&loaded, args.context.as_deref(), "--context")?;
     let context = selection.context_name.to_string();

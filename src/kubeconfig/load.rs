@@ -77,6 +77,11 @@ pub fn parent_source(
     Ok(ParentSource::Home(home.join(".kube").join("config")))
 }
 
+/// [`parent_source`] with this process's KUBECONFIG and HOME.
+pub fn parent_source_from_env(flag: Option<&Path>) -> Result<ParentSource> {
+    parent_source(flag, std::env::var_os("KUBECONFIG"), std::env::var_os("HOME").map(PathBuf::from))
+}
+
 /// Reads and merges the parent kubeconfig from `source`.
 pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
     match source {
