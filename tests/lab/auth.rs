@@ -12,7 +12,7 @@ fn anonymous_parent_with_child_token() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_A_ID");
     let token = unique("child-token");
-    let kc = generate(dir.path(), &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token", &token]);
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token]);
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(text.contains("username: system:anonymous"), "{text}");
     assert!(text.contains(&format!("{}{PROXY_PREFIX}{id}/proxy/direct", lab.server())), "{text}");
@@ -35,10 +35,7 @@ fn anonymous_parent_with_child_token_file_child_b() {
     let id = lab.var("LAB_CHILD_B_ID");
     let token = unique("child-b-token");
     let file = write(dir.path(), "child.token", &format!("{token}\n"));
-    let kc = generate(
-        dir.path(),
-        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token-file", file.to_str().unwrap()],
-    );
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token-file", file.to_str().unwrap()]);
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
 
@@ -49,10 +46,7 @@ fn upper_case_cluster_id_is_normalised() {
     let dir = tempdir();
     let id = lab.var("LAB_DUP_1_ID");
     let token = unique("upper");
-    let kc = generate(
-        dir.path(),
-        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", &id.to_uppercase(), "--token", &token],
-    );
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", &id.to_uppercase(), "--token", &token]);
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
 
@@ -66,11 +60,9 @@ fn anonymous_parent_with_child_client_certificate() {
     let (cert, key) = child_cert_pair(&unique("child-user"));
     let cert_file = write(dir.path(), "child.crt", &cert);
     let key_file = write(dir.path(), "child.key", &key);
-    let kc = generate(
+    let kc = generate_on_lab(
         dir.path(),
         &[
-            "--kubeconfig",
-            lab.kubeconfig(),
             "--cluster-id",
             id,
             "--client-certificate",
@@ -102,11 +94,9 @@ fn parent_token_from_hub_proxy_secret() {
     assert_eq!(parent.split('.').count(), 3, "a service-account JWT");
     let parent_file = write(dir.path(), "parent.token", &parent);
     let token = unique("via-parent-token");
-    let kc = generate(
+    let kc = generate_on_lab(
         dir.path(),
         &[
-            "--kubeconfig",
-            lab.kubeconfig(),
             "--cluster-id",
             id,
             "--token",
@@ -131,20 +121,9 @@ fn wrong_parent_token_is_401() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_B_ID");
     let token = unique("bad-parent");
-    let kc = generate(
+    let kc = generate_on_lab(
         dir.path(),
-        &[
-            "--kubeconfig",
-            lab.kubeconfig(),
-            "--cluster-id",
-            id,
-            "--token",
-            &token,
-            "--parent-auth",
-            "token",
-            "--parent-token",
-            "not-a-real-token",
-        ],
+        &["--cluster-id", id, "--token", &token, "--parent-auth", "token", "--parent-token", "not-a-real-token"],
     );
     let out = kubectl(&kc, &["get", "ns", "-v=6"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -161,10 +140,7 @@ fn keep_parent_admin_certificate() {
     let dir = tempdir();
     let id = lab.var("LAB_DUP_2_ID");
     let token = unique("keep-admin");
-    let kc = generate(
-        dir.path(),
-        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token", &token, "--parent-auth", "keep"],
-    );
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--parent-auth", "keep"]);
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(!text.contains("system:anonymous"), "{text}");
     assert!(text.contains("client-certificate"), "the admin's certificate is kept: {text}");

@@ -9,7 +9,7 @@ fn cluster_name_resolves_to_its_id() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_A_ID");
     let token = unique("by-name");
-    let kc = generate(dir.path(), &["--kubeconfig", admin(), "--cluster", "child-a", "--token", &token]);
+    let kc = generate_on_lab(dir.path(), &["--cluster", "child-a", "--token", &token]);
     let doc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
     assert_eq!(doc["current-context"], "clusternet-child-a");
     assert_eq!(doc["contexts"][0]["name"], "clusternet-child-a");
@@ -37,10 +37,7 @@ fn duplicate_name_with_namespace_works() {
     let dir = tempdir();
     let id = lab.var("LAB_DUP_2_ID");
     let token = unique("dup-ns");
-    let kc = generate(
-        dir.path(),
-        &["--kubeconfig", admin(), "--cluster", "dup", "-n", lab.var("LAB_DUP_2_NS"), "--token", &token],
-    );
+    let kc = generate_on_lab(dir.path(), &["--cluster", "dup", "-n", lab.var("LAB_DUP_2_NS"), "--token", &token]);
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(text.contains("current-context: clusternet-dup"), "{text}");
     assert!(!text.contains(lab.var("LAB_DUP_1_ID")), "{text}");

@@ -10,7 +10,7 @@
 //! What is still a stand-in: clusternet-hub and clusternet-agent (their Go
 //! module is not served by the module proxy, so they cannot be built here).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -117,12 +117,6 @@ fn assert_forwarded(header: &str, value: &str, route: &str, url_prefix: &str) ->
     recs
 }
 
-fn gen_child(dir: &Path, args: &[&str]) -> PathBuf {
-    let mut all = vec!["--kubeconfig", admin()];
-    all.extend_from_slice(args);
-    generate(dir, &all)
-}
-
 #[test]
 fn the_child_is_real_and_separate() {
     let lab = lab();
@@ -141,7 +135,7 @@ fn token_by_id_direct_anonymous_parent() {
     let dir = tempdir();
     let token = fresh_token();
     let file = write(dir.path(), "child.token", &format!("{token}\n"));
-    let kc = gen_child(dir.path(), &["--cluster-id", id(), "--token-file", file.to_str().unwrap()]);
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id(), "--token-file", file.to_str().unwrap()]);
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(text.contains("username: system:anonymous"), "{text}");
     assert_child_namespaces(&kc);
@@ -157,7 +151,7 @@ fn token_by_id_direct_anonymous_parent() {
 fn token_file_by_name() {
     let lab = lab();
     let dir = tempdir();
-    let kc = gen_child(dir.path(), &["--cluster", "child-real", "--token-file", lab.var("LAB_CHILD_TOKEN_FILE")]);
+    let kc = generate_on_lab(dir.path(), &["--cluster", "child-real", "--token-file", lab.var("LAB_CHILD_TOKEN_FILE")]);
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(text.contains(&format!("{PROXY_PREFIX}{}/proxy/direct", id())), "{text}");
     assert!(text.contains("name: clusternet-child-real"), "{text}");
@@ -171,7 +165,7 @@ fn token_file_by_name() {
 fn token_child_server_route_and_parent_token() {
     let dir = tempdir();
     let token = fresh_token();
-    let kc = gen_child(
+    let kc = generate_on_lab(
         dir.path(),
         &["--cluster", "child-real", "--token", &token, "--child-server", child_server(), "--parent-auth", "token"],
     );
@@ -193,7 +187,7 @@ fn client_certificate_direct_and_child_server() {
     let user = lab.var("LAB_CHILD_CERT_USER");
     let cert_b64 = B64.encode(std::fs::read(cert).unwrap());
 
-    let kc = gen_child(dir.path(), &["--cluster-id", id(), "--client-certificate", cert, "--client-key", key]);
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id(), "--client-certificate", cert, "--client-key", key]);
     assert_child_namespaces(&kc);
     assert_eq!(child_username(&kc), user);
     let namespaces = format!("{}/api/v1/namespaces?limit=500", child_server());
@@ -205,7 +199,7 @@ fn client_certificate_direct_and_child_server() {
     assert!(recs.iter().all(|r| r.headers_with_prefix("x-remote-extra-").len() == 2), "{recs:?}");
     assert!(recs.iter().any(forwarded), "{namespaces} not forwarded with 200: {recs:?}");
 
-    let kc = gen_child(
+    let kc = generate_on_lab(
         dir.path(),
         &[
             "--cluster",
@@ -231,7 +225,8 @@ fn client_certificate_direct_and_child_server() {
 fn child_kubeconfig() {
     let lab = lab();
     let dir = tempdir();
-    let kc = gen_child(dir.path(), &["--cluster-id", id(), "--child-kubeconfig", lab.var("LAB_CHILD_KUBECONFIG")]);
+    let kc =
+        generate_on_lab(dir.path(), &["--cluster-id", id(), "--child-kubeconfig", lab.var("LAB_CHILD_KUBECONFIG")]);
     assert_child_namespaces(&kc);
     assert_eq!(child_username(&kc), "child-admin");
 
@@ -250,7 +245,7 @@ fn child_kubeconfig() {
     // The same kubeconfig works directly against the child ...
     kubectl_ok(&child, &["get", "ns", child_only()]);
     // ... and through the parent.
-    let kc = gen_child(dir.path(), &["--cluster", "child-real", "--child-kubeconfig", child.to_str().unwrap()]);
+    let kc = generate_on_lab(dir.path(), &["--cluster", "child-real", "--child-kubeconfig", child.to_str().unwrap()]);
     assert_child_namespaces(&kc);
     assert_eq!(child_username(&kc), sa_username());
     assert_forwarded("x-remote-extra-clusternet-token", &token, "direct", child_server());
@@ -302,7 +297,7 @@ fn verify_reports_the_childs_own_version() {
     for extra in [&[][..], &["--parent-auth", "token"][..]] {
         let mut args = vec!["--cluster-id", id(), "--token", &token];
         args.extend_from_slice(extra);
-        let kc = gen_child(dir.path(), &args);
+        let kc = generate_on_lab(dir.path(), &args);
         let (ok, stdout, stderr) = verify(&kc);
         assert!(ok, "{stderr}");
         assert!(
@@ -340,7 +335,7 @@ fn wrong_child_token_is_diagnosed() {
     for extra in [&[][..], &["--parent-auth", "token"][..]] {
         let mut args = vec!["--cluster-id", id(), "--token", &bad];
         args.extend_from_slice(extra);
-        let kc = gen_child(dir.path(), &args);
+        let kc = generate_on_lab(dir.path(), &args);
         let (ok, stdout, stderr) = verify(&kc);
         assert!(!ok, "verify should fail: {stdout}");
         assert!(stderr.contains("GET /version through the proxy failed: HTTP 401"), "{stderr}");
@@ -363,7 +358,7 @@ fn wrong_child_token_is_diagnosed() {
 fn mismatched_key_pair_is_diagnosed() {
     let lab = lab();
     let dir = tempdir();
-    let kc = gen_child(
+    let kc = generate_on_lab(
         dir.path(),
         &[
             "--cluster-id",
@@ -403,7 +398,7 @@ fn mismatched_key_pair_is_diagnosed() {
 fn child_forbidding_the_request_is_diagnosed() {
     let dir = tempdir();
     let token = fresh_token();
-    let kc = gen_child(dir.path(), &["--cluster-id", id(), "--token", &token]);
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id(), "--token", &token]);
     let child_admin = lab().var("LAB_CHILD_KUBECONFIG");
     let _lab = exclusive();
     let bindings = ["system:public-info-viewer", "system:discovery", "system:basic-user"];

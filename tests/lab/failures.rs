@@ -8,7 +8,7 @@ fn fails_with(id_var: &str, code: &str, message: &str) {
     let dir = tempdir();
     let id = lab.var(id_var);
     let token = unique("fail");
-    let kc = generate(dir.path(), &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--token", &token]);
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token]);
     // -v=8: kubectl logs the status line and the hub's Status body.
     let out = kubectl(&kc, &["get", "ns", "-v=8"]);
     let err = String::from_utf8_lossy(&out.stderr);

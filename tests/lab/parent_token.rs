@@ -25,10 +25,7 @@ fn token_read_from_the_hub_proxy_secret() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_A_ID");
     let token = unique("secret-parent");
-    let kc = generate(
-        dir.path(),
-        &["--kubeconfig", admin(), "--cluster-id", id, "--token", &token, "--parent-auth", "token"],
-    );
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--parent-auth", "token"]);
     let parent = user_token(&kc);
     assert_eq!(parent, hub_proxy_token(), "the Secret's decoded data.token");
     assert_eq!(claims(&parent)["sub"], HUB_PROXY_USER);
@@ -61,11 +58,9 @@ fn token_request_gives_a_fresh_working_token() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_B_ID");
     let token = unique("tokenrequest");
-    let kc = generate(
+    let kc = generate_on_lab(
         dir.path(),
         &[
-            "--kubeconfig",
-            admin(),
             "--cluster",
             "child-b",
             "--token",

@@ -10,18 +10,9 @@ fn child_server_https_route() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_B_ID");
     let token = unique("route-https");
-    let kc = generate(
+    let kc = generate_on_lab(
         dir.path(),
-        &[
-            "--kubeconfig",
-            lab.kubeconfig(),
-            "--cluster-id",
-            id,
-            "--token",
-            &token,
-            "--child-server",
-            "https://10.0.0.5:6443",
-        ],
+        &["--cluster-id", id, "--token", &token, "--child-server", "https://10.0.0.5:6443"],
     );
     assert_reaches_child_via(&kc, id, "https/10.0.0.5:6443", "x-remote-extra-clusternet-token", &token);
 }
@@ -33,18 +24,9 @@ fn child_server_http_route_with_path() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_A_ID");
     let token = unique("route-http");
-    let kc = generate(
+    let kc = generate_on_lab(
         dir.path(),
-        &[
-            "--kubeconfig",
-            lab.kubeconfig(),
-            "--cluster-id",
-            id,
-            "--token",
-            &token,
-            "--child-server",
-            "http://127.0.0.1:8001/base",
-        ],
+        &["--cluster-id", id, "--token", &token, "--child-server", "http://127.0.0.1:8001/base"],
     );
     let _ = kubectl(&kc, &["get", "ns"]); // the stand-in knows no `/base/...` paths
     let recs = records_with("x-remote-extra-clusternet-token", &token, 1);
@@ -79,10 +61,7 @@ current-context: child
 "
         ),
     );
-    let kc = generate(
-        dir.path(),
-        &["--kubeconfig", lab.kubeconfig(), "--cluster-id", id, "--child-kubeconfig", child.to_str().unwrap()],
-    );
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--child-kubeconfig", child.to_str().unwrap()]);
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
 

@@ -104,6 +104,13 @@ pub fn generate(dir: &Path, args: &[&str]) -> PathBuf {
     out
 }
 
+/// [`generate`] against the lab's parent (`--kubeconfig <lab admin>` first).
+pub fn generate_on_lab(dir: &Path, args: &[&str]) -> PathBuf {
+    let mut all = vec!["--kubeconfig", lab().kubeconfig()];
+    all.extend_from_slice(args);
+    generate(dir, &all)
+}
+
 /// Real kubectl with a private discovery cache (so discovery goes through the
 /// proxy every time) and no ambient KUBECONFIG.
 pub fn kubectl(kubeconfig: impl AsRef<Path>, args: &[&str]) -> Output {

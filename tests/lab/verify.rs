@@ -213,11 +213,9 @@ fn wrong_parent_token_is_diagnosed_and_not_echoed() {
     let dir = tempdir();
     let parent = "wrong-parent-token-0123456789";
     let token = unique("wrong-parent");
-    let kc = generate(
+    let kc = generate_on_lab(
         dir.path(),
         &[
-            "--kubeconfig",
-            admin(),
             "--cluster-id",
             lab.var("LAB_CHILD_A_ID"),
             "--token",
