@@ -18,6 +18,7 @@ pub mod kubeconfig;
 pub mod list;
 pub mod route;
 pub mod secret;
+pub mod terminal;
 pub mod trace;
 pub mod verify;
 
