@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use super::{tls, transport};
 use crate::kubeconfig::load::ParentSource;
 
 /// Runs `future` to completion on a single-threaded runtime.
@@ -89,7 +90,9 @@ pub async fn connect_with(
     config.default_retry = retries == Retries::KubeDefault;
     let server = config.cluster_url.to_string();
     crate::trace::line(|| format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs()));
-    let client = kube::Client::try_from(config.clone()).map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
+    tls::install_provider();
+    let client = kube::Client::try_from(config.clone())
+        .map_err(|e| anyhow!("context {context_name:?}: {}", tls::client_setup_error(&e)))?;
     Ok(Connection { client, context: context_name, server, config })
 }
 
@@ -99,6 +102,9 @@ pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
         kube::Error::Api(status) => {
             let code = status.code;
             let fix = match code {
+                400 if status.message.contains("HTTPS server") => {
+                    "server is http:// but this port speaks HTTPS: change server to https:// in the kubeconfig"
+                }
                 401 => "the parent rejected the credentials of this context: refresh them (or pick another --context)",
                 403 => "this identity lacks the permission: ask a cluster admin, or use another --context",
                 404 => "not found: is Clusternet installed on this parent (its CRDs), and is this the right --context?",
@@ -106,10 +112,7 @@ pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
             };
             anyhow!("{what} in context {context:?} failed: {code} {}: {fix}", status.message.replace('\n', " "))
         }
-        other => {
-            let chain = format!("{:#}", anyhow::Error::from(other));
-            anyhow!("{what} in context {context:?} failed: {chain}")
-        }
+        other => anyhow!("{what} in context {context:?} failed: {}", transport::describe(&other)),
     }
 }
 

@@ -7,3 +7,5 @@ pub mod diagnose;
 pub mod hub_token;
 pub mod managed;
 pub mod probe;
+pub mod tls;
+pub mod transport;
