@@ -5,10 +5,14 @@
 //! `gen::Settings`), so that the rules about how flags combine live in one place.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
-const EXAMPLES: &str = "\
+// The help texts are macros so that `concat!` can join them into one literal.
+macro_rules! examples {
+    () => {
+        "\
 Examples:
   # Child token from a file, anonymous parent auth, kubeconfig to stdout
   clusternet-kubeconfig gen --cluster-id dc91021d-2361-4f6d-a404-7c33b9e01118 \\
@@ -26,12 +30,67 @@ Examples:
   clusternet-kubeconfig gen --cluster-id dc91021d-... --client-certificate child.crt \\
       --client-key child.key --parent-auth keep --merge-into ~/.kube/config --set-current-context
 
+Where the inputs come from:
+  cluster ID   `clusternet-kubeconfig list` (column CLUSTER-ID), or the label
+               clusters.clusternet.io/cluster-id of the ManagedCluster
+  child token  a service account of the CHILD cluster, e.g.
+               `kubectl --context child -n kube-system create token admin`
+  parent       your parent kubeconfig: not a generated one, not the child's own
+
 Note: `kubectl get --raw /version` replaces the whole server path and so reaches the
-parent, not the child; `kubectl version` and `kubectl get ...` keep the proxy prefix.";
+parent, not the child; `kubectl version` and `kubectl get ...` keep the proxy prefix.
+"
+    };
+}
+
+macro_rules! exit_codes {
+    () => {
+        "\
+Exit codes:
+  0  success
+  1  failure: a file, a credential value (from a flag, a file or the environment),
+     the cluster's answer, a write; one `error:` line on stderr
+  2  usage: unknown or malformed flags, flags that do not combine
+
+Environment:
+  KUBECONFIG               parent kubeconfig list, as kubectl reads it (--kubeconfig wins)
+  CLUSTERNET_CHILD_TOKEN   child token when no child credential flag is given (a flag wins)
+  CLUSTERNET_PARENT_TOKEN  parent token for --parent-auth token (--parent-token[-file] wins)
+"
+    };
+}
+
+/// `list -o json` and `-o yaml`, documented where they are asked for.
+const LIST_HELP: &str = concat!(
+    "\
+Output of -o json (the same fields with -o yaml), sorted by namespace, then name:
+  {\"items\": [{\"namespace\": \"clusternet-x7k2p\", \"name\": \"child-a\",
+              \"clusterID\": \"dc91021d-2361-4f6d-a404-7c33b9e01118\", \"clusterType\": \"EdgeCluster\",
+              \"syncMode\": \"Pull\", \"kubernetesVersion\": \"v1.32.1\",
+              \"ready\": \"True\", \"apiserverURL\": \"https://10.0.0.5:6443\"}]}
+  Every value is a string, as in the ManagedCluster: ready is the status of its Ready
+  condition (\"True\", \"False\", \"Unknown\", or \"\" when absent); a missing field is \"\".
+  No apiVersion/kind: this is a report, not a Kubernetes object.
+
+",
+    exit_codes!()
+);
+
+const MAIN_HELP: &str = concat!(examples!(), "\n", exit_codes!());
+
+const VERIFY_HELP: &str = concat!(
+    "\
+verify accepts only a context whose server is a socket-proxy route
+(.../apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/...), as `gen` writes it:
+pass --kubeconfig with the generated file. On success it prints one line on stdout.
+
+",
+    exit_codes!()
+);
 
 /// Generate kubeconfigs that reach Clusternet child clusters through the parent.
 #[derive(Debug, Parser)]
-#[command(name = "clusternet-kubeconfig", version, about, after_long_help = EXAMPLES)]
+#[command(name = "clusternet-kubeconfig", version, about, after_long_help = MAIN_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -43,14 +102,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate a dedicated kubeconfig for one child cluster (offline: no network)
-    #[command(after_long_help = EXAMPLES)]
+    /// Generate a dedicated kubeconfig for child clusters (no network unless --cluster, --all,
+    /// --verify, or --parent-auth token without a given token)
+    #[command(after_long_help = MAIN_HELP)]
     Gen(Box<GenArgs>),
     /// List the ManagedClusters of the parent (one paginated LIST)
+    #[command(after_long_help = LIST_HELP)]
     List(ListArgs),
     /// Check a generated kubeconfig: the child's /version and /api through the proxy
+    #[command(after_long_help = VERIFY_HELP)]
     Verify(VerifyArgs),
-    /// Print a shell completion script
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
 }
 
@@ -64,20 +126,20 @@ pub struct ListArgs {
     pub all_namespaces: bool,
 
     /// Only this namespace
-    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_hint = ValueHint::Other)]
     pub namespace: Option<String>,
 
     /// Label selector, e.g. clusters.clusternet.io/cluster-id=<id>
-    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    #[arg(short = 'l', long, value_name = "SELECTOR", value_hint = ValueHint::Other)]
     pub selector: Option<String>,
 
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
     pub output: ListFormat,
 
-    /// Seconds to wait for each request
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub timeout: u64,
+    /// How long to wait for each request, e.g. 30s, 1m (plain numbers are seconds)
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,16 +152,16 @@ pub enum ListFormat {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The generated kubeconfig [default: the KUBECONFIG list, then ~/.kube/config]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub kubeconfig: Option<PathBuf>,
 
     /// Context to verify [default: current-context]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
     pub context: Option<String>,
 
-    /// Seconds to wait for each request
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub timeout: u64,
+    /// How long to wait for each request, e.g. 10s, 1m (plain numbers are seconds)
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +174,7 @@ pub struct GenArgs {
 
     /// Child apiserver as the agent dials it: http(s)://host[:port][/path]
     /// [default: route `direct`, the URL the agent reported]
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub child_server: Option<String>,
 
     #[command(flatten)]
@@ -129,20 +191,20 @@ pub struct GenArgs {
     #[arg(long, help_heading = "Verification")]
     pub verify: bool,
 
-    /// Seconds to wait for each request to the parent
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, help_heading = "Verification")]
-    pub timeout: u64,
+    /// How long to wait for each request to the parent, e.g. 10s, 1m (plain numbers are seconds)
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout, help_heading = "Verification")]
+    pub timeout: Duration,
 }
 
 /// The parent kubeconfig, shared by every subcommand that reads one.
 #[derive(Debug, Args)]
 pub struct ParentConfigArgs {
     /// Parent kubeconfig [default: the KUBECONFIG list, then ~/.kube/config]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub kubeconfig: Option<PathBuf>,
 
     /// Parent context to use [default: current-context]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
     pub context: Option<String>,
 }
 
@@ -151,15 +213,15 @@ pub struct ParentConfigArgs {
 #[command(next_help_heading = "Child clusters")]
 pub struct TargetArgs {
     /// Child cluster ID (a UUID; normalised to lower-case hyphenated form); repeatable with --credentials
-    #[arg(long, value_name = "UUID", required_unless_present_any = ["cluster", "all"])]
+    #[arg(long, value_name = "UUID", value_hint = ValueHint::Other, required_unless_present_any = ["cluster", "all"])]
     pub cluster_id: Vec<String>,
 
     /// ManagedCluster name, looked up on the parent; repeatable with --credentials
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
     pub cluster: Vec<String>,
 
     /// Namespace of --cluster
-    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_hint = ValueHint::Other)]
     pub namespace: Option<String>,
 
     /// Every ManagedCluster on the parent (one context each); needs --credentials
@@ -167,11 +229,11 @@ pub struct TargetArgs {
     pub all: bool,
 
     /// With --all: only ManagedClusters matching this label selector
-    #[arg(short = 'l', long, value_name = "SELECTOR", requires = "all")]
+    #[arg(short = 'l', long, value_name = "SELECTOR", value_hint = ValueHint::Other, requires = "all")]
     pub selector: Option<String>,
 
     /// YAML file with child credentials per cluster name, namespace/name or ID
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub credentials: Option<PathBuf>,
 
     /// Fail when a cluster has no entry in --credentials (default: skip it with a warning)
@@ -188,7 +250,7 @@ pub struct TargetArgs {
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// One name for the generated cluster, user and context [default: clusternet-<cluster-id>]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
     pub name: Option<String>,
 
     /// Output format
@@ -196,7 +258,7 @@ pub struct OutputArgs {
     pub output: OutputFormat,
 
     /// Write the kubeconfig to this file (mode 0600, atomically) instead of stdout
-    #[arg(long, value_name = "PATH", conflicts_with = "merge_into")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with = "merge_into")]
     pub output_file: Option<PathBuf>,
 
     /// Replace an existing --output-file; with --verify, write even when verification fails
@@ -204,16 +266,16 @@ pub struct OutputArgs {
     pub force: bool,
 
     /// Add or replace the generated entries in this kubeconfig (created if missing)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub merge_into: Option<PathBuf>,
 
     /// With --merge-into: make the generated context the current one
     #[arg(long, requires = "merge_into")]
     pub set_current_context: bool,
 
-    /// With --merge-into: how long to wait for `<file>.lock` held by kubectl or another writer
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, requires = "merge_into")]
-    pub lock_timeout: u64,
+    /// With --merge-into: how long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration, requires = "merge_into")]
+    pub lock_timeout: Duration,
 }
 
 /// Child credentials: exactly one source.
@@ -221,35 +283,35 @@ pub struct OutputArgs {
 #[command(next_help_heading = "Child credentials (exactly one source)")]
 pub struct ChildCredentialArgs {
     /// Child bearer token, as is (prefer --token-file - or env CLUSTERNET_CHILD_TOKEN: argv is visible in `ps`)
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", value_hint = ValueHint::Other)]
     pub token: Option<String>,
 
     /// File holding the child token ('-' = stdin); one trailing newline is trimmed
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub token_file: Option<PathBuf>,
 
     /// Child client certificate (PEM file)
-    #[arg(long, value_name = "PATH", requires = "client_key")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, requires = "client_key")]
     pub client_certificate: Option<PathBuf>,
 
     /// Child client private key (PEM file, unencrypted)
-    #[arg(long, value_name = "PATH", requires = "client_certificate")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, requires = "client_certificate")]
     pub client_key: Option<PathBuf>,
 
     /// Child client certificate, base64 of the PEM (as in a kubeconfig)
-    #[arg(long, value_name = "B64", requires = "client_key_data")]
+    #[arg(long, value_name = "B64", value_hint = ValueHint::Other, requires = "client_key_data")]
     pub client_certificate_data: Option<String>,
 
     /// Child client private key, base64 of the PEM (as in a kubeconfig)
-    #[arg(long, value_name = "B64", requires = "client_certificate_data")]
+    #[arg(long, value_name = "B64", value_hint = ValueHint::Other, requires = "client_certificate_data")]
     pub client_key_data: Option<String>,
 
     /// Take the child user's token or client certificate from this kubeconfig
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub child_kubeconfig: Option<PathBuf>,
 
     /// Context of --child-kubeconfig [default: its current-context]
-    #[arg(long, value_name = "NAME", requires = "child_kubeconfig")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other, requires = "child_kubeconfig")]
     pub child_context: Option<String>,
 }
 
@@ -262,11 +324,11 @@ pub struct ParentAuthArgs {
     pub parent_auth: ParentAuthMode,
 
     /// Parent token for --parent-auth token (or env CLUSTERNET_PARENT_TOKEN)
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", value_hint = ValueHint::Other)]
     pub parent_token: Option<String>,
 
     /// File holding the parent token ('-' = stdin)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub parent_token_file: Option<PathBuf>,
 
     /// With --parent-auth token and no token given: ask the TokenRequest API for
@@ -275,28 +337,51 @@ pub struct ParentAuthArgs {
     pub parent_token_request: bool,
 
     /// Lifetime of a --parent-token-request token, e.g. 1h, 30m, 3600s
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "parent_token_request")]
-    pub parent_token_ttl: std::time::Duration,
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "1h", value_parser = parse_duration, requires = "parent_token_request")]
+    pub parent_token_ttl: Duration,
 
     /// Namespace of Clusternet's hub and its clusternet-hub-proxy service account
-    #[arg(long, value_name = "NAMESPACE", default_value = "clusternet-system")]
+    #[arg(long, value_name = "NAMESPACE", value_hint = ValueHint::Other, default_value = "clusternet-system")]
     pub system_namespace: String,
 }
 
-/// `90`, `90s`, `30m`, `1h`.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 1h, 30m or 600s"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?} is not a duration like 1h, 30m or 600s")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
+/// A duration as kubectl takes them (Go's `time.ParseDuration`): `90s`, `1m30s`,
+/// `500ms`, `1h`; a plain number is seconds, as this tool took before.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration; give e.g. 10s, 1m30s, 500ms or 1h (a plain number is seconds)");
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map(Duration::from_secs).map_err(|_| bad());
+    }
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        total += Duration::try_from_secs_f64(value * scale).map_err(|_| bad())?;
+        rest = next;
+    }
+    if text.is_empty() { Err(bad()) } else { Ok(total) }
+}
+
+/// A request timeout: a duration of at least one millisecond.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_millis(1) {
+        return Err(format!("{text:?} is no time to wait; give e.g. 10s"));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,6 @@
 //! `list`: the ManagedClusters of the parent, from one paginated LIST.
 
 use std::io::Write;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde_yaml::Value;
@@ -18,7 +17,7 @@ pub fn run(args: ListArgs) -> Result<()> {
     crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref(), "--context")?;
     let query =
         Query { namespace: args.namespace.clone(), label_selector: args.selector.clone(), field_selector: None };
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let timeout = args.timeout;
     let listing = client::block_on(async {
         let conn = client::connect_source(&source, args.parent_config.context.as_deref(), timeout).await?;
         managed::list(&conn, &query).await

@@ -2,7 +2,6 @@
 //! `/version` and `/api` through the proxy, with the kubeconfig's own
 //! credentials, and a diagnosis with a fix when not.
 
-use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
@@ -17,7 +16,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     let selection = select::select(&loaded, args.context.as_deref(), "--context")?;
     let context = selection.context_name.to_string();
     let secrets = credentials::secrets_in(selection.user);
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let timeout = args.timeout;
     let kubeconfig = client::read_kubeconfig(&source)?;
     let outcome = client::block_on(probe::probe(kubeconfig, &context, timeout, &secrets))??;
     match outcome {

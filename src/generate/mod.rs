@@ -163,7 +163,7 @@ impl Settings {
             (None, Some(path)) => Destination::Merge {
                 path,
                 set_current_context: args.out.set_current_context,
-                lock_timeout: Duration::from_secs(args.out.lock_timeout),
+                lock_timeout: args.out.lock_timeout,
             },
             (None, None) => Destination::Stdout,
         };
@@ -188,7 +188,7 @@ impl Settings {
             destination,
             verify: args.verify,
             force: args.out.force,
-            timeout: Duration::from_secs(args.timeout.max(1)),
+            timeout: args.timeout,
         })
     }
 

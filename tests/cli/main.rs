@@ -3,6 +3,7 @@
 
 mod support;
 
+mod completions;
 mod concurrency;
 mod gen_bad_input;
 mod gen_modes;
@@ -10,4 +11,5 @@ mod hostile;
 mod kubectl;
 mod kubectl_matrix;
 mod secrets;
+mod transport;
 mod yaml_quoting;
