@@ -31,7 +31,8 @@ use clap::Parser;
 /// Usage errors (bad flags or flag values) exit with 2, like clap's own; every
 /// other failure exits with 1.
 pub fn run() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let args = kubectl_verbosity(std::env::args_os().collect(), &mut |note| eprintln!("{note}"));
+    let cli = cli::Cli::parse_from(args);
     trace::enable(cli.verbose);
     let outcome = match cli.command {
         cli::Command::Gen(args) => generate::run(*args),
@@ -46,6 +47,77 @@ pub fn run() -> ExitCode {
             let line = format!("{err:#}").replace(['\n', '\r'], " ");
             eprintln!("error: {line}");
             if error::is_usage(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}
+
+/// kubectl's habit `-v=6` (also `--v=6`, `-v6`, `-v 6`): this tool has one
+/// trace level, `-v`. Instead of clap's puzzling "unexpected argument '-='",
+/// a level above 0 is read as `-v` and 0 as no tracing, with a note. Only
+/// arguments before `--` are looked at.
+pub fn kubectl_verbosity(args: Vec<std::ffi::OsString>, note: &mut dyn FnMut(String)) -> Vec<std::ffi::OsString> {
+    let level = |text: &str| -> Option<u32> {
+        let digits = text
+            .strip_prefix("--v=")
+            .or_else(|| text.strip_prefix("-v="))
+            .or_else(|| text.strip_prefix("-v").filter(|d| !d.is_empty()))?;
+        digits.parse().ok()
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter().peekable();
+    let mut rest = false;
+    while let Some(arg) = iter.next() {
+        let text = arg.to_str().unwrap_or("");
+        if rest || text == "--" {
+            rest = true;
+            out.push(arg);
+            continue;
+        }
+        let (written, n) = match level(text) {
+            Some(n) => (text.to_string(), n),
+            None if matches!(text, "-v" | "--v")
+                && iter.peek().and_then(|next| next.to_str()).is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                let next = iter.next().unwrap_or_default();
+                let digits = next.to_string_lossy().into_owned();
+                (format!("{text} {digits}"), digits.parse().unwrap_or(1))
+            }
+            None => {
+                out.push(arg);
+                continue;
+            }
+        };
+        if n > 0 {
+            note(format!("note: {written} (kubectl's log level) read as -v: this tool has one trace level, -v/--verbose"));
+            out.push("--verbose".into());
+        } else {
+            note(format!("note: {written} (kubectl's log level 0) read as no tracing"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> (Vec<String>, Vec<String>) {
+        let mut notes = Vec::new();
+        let out = kubectl_verbosity(args.iter().map(Into::into).collect(), &mut |n| notes.push(n));
+        (out.into_iter().map(|a| a.into_string().unwrap()).collect(), notes)
+    }
+
+    #[test]
+    fn kubectl_log_levels_become_verbose() {
+        for form in [&["-v=6"][..], &["--v=6"], &["-v6"], &["-v", "6"], &["--v", "6"]] {
+            let args: Vec<&str> = ["x", "list"].iter().chain(form).copied().collect();
+            let (out, notes) = run(&args);
+            assert_eq!(out, ["x", "list", "--verbose"], "{form:?}");
+            assert!(notes[0].contains("read as -v"), "{notes:?}");
+        }
+        assert_eq!(run(&["x", "list", "-v=0"]).0, ["x", "list"]);
+        for kept in [&["x", "-v", "list"][..], &["x", "list", "-n", "-v=6x"], &["x", "--", "-v=6"]] {
+            assert_eq!(run(kept), (kept.iter().map(|s| s.to_string()).collect(), vec![]), "{kept:?}");
         }
     }
 }

@@ -11,9 +11,10 @@ use crate::cluster::managed::{self, ManagedCluster, Query};
 use crate::kubeconfig::{load, yaml};
 
 pub fn run(args: ListArgs) -> Result<()> {
+    crate::error::refuse_dash("--kubeconfig", args.parent_config.kubeconfig.as_deref())?;
     let source = load::parent_source_from_env(args.parent_config.kubeconfig.as_deref())?;
     // Our own loader first: its errors name the file and the fix.
-    let loaded = load::load_parent(&source)?;
+    let loaded = crate::generate::load_parent(&source)?;
     crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref(), "--context")?;
     let query =
         Query { namespace: args.namespace.clone(), label_selector: args.selector.clone(), field_selector: None };

@@ -26,7 +26,7 @@ impl ClusterId {
     pub fn parse(input: &str) -> Result<(ClusterId, bool)> {
         let id = uuid::Uuid::try_parse(input.trim()).map_err(|_| {
             anyhow!(
-                "--cluster-id {input:?} is not a UUID; use the label clusters.clusternet.io/cluster-id of the ManagedCluster (e.g. dc91021d-2361-4f6d-a404-7c33b9e01118)"
+                "--cluster-id {input:?} is not a UUID; for a ManagedCluster name pass --cluster {input:?}, or take the CLUSTER-ID column of `clusternet-kubeconfig list` (e.g. dc91021d-2361-4f6d-a404-7c33b9e01118)"
             )
         })?;
         let text = id.hyphenated().to_string();
@@ -107,6 +107,26 @@ pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &
     check_host_and_port(parent_server, &url, field)?;
     let base = url.as_str().trim_end_matches('/');
     Ok(format!("{base}/{SOCKETS_PATH}/{id}/proxy/{}", route.path()))
+}
+
+/// A server that already goes through a socket proxy, as `gen` writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedServer<'a> {
+    /// The parent server, before the proxy path.
+    pub parent: &'a str,
+    /// The cluster ID in the path (as written).
+    pub cluster_id: &'a str,
+}
+
+/// The parent server and cluster ID when `server` is a socket-proxy route
+/// (`<parent>/apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/...`).
+pub fn socket_proxy(server: &str) -> Option<ProxiedServer<'_>> {
+    let marker = format!("/{SOCKETS_PATH}/");
+    let at = server.find(&marker)?;
+    let rest = &server[at + marker.len()..];
+    let (id, after) = rest.split_once('/')?;
+    (!id.is_empty() && (after == "proxy" || after.starts_with("proxy/")))
+        .then_some(ProxiedServer { parent: &server[..at], cluster_id: id })
 }
 
 /// The URL parser silently drops tabs and line breaks inside a URL and reads
@@ -258,6 +278,24 @@ mod tests {
         assert!(server("https://bücher.example", &Route::Direct).starts_with("https://xn--bcher-kva.example/"));
         assert!(server("https://10.0.0.1:6443", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
         assert!(server(" https://10.0.0.1:6443\n", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
+    }
+
+    #[test]
+    fn socket_proxy_routes_are_recognised() {
+        let generated = server("https://10.0.0.10:6443/prefix", &Route::Direct);
+        assert_eq!(
+            socket_proxy(&generated),
+            Some(ProxiedServer { parent: "https://10.0.0.10:6443/prefix", cluster_id: ID })
+        );
+        let dial = server("https://10.0.0.10:6443", &Route::from_child_server("https://c:6443").unwrap());
+        assert_eq!(socket_proxy(&dial).unwrap().cluster_id, ID);
+        for not in [
+            "https://10.0.0.10:6443",
+            "https://10.0.0.10:6443/apis/proxies.clusternet.io/v1alpha1/sockets/",
+            "https://10.0.0.10:6443/apis/proxies.clusternet.io/v1alpha1/sockets/x/status",
+        ] {
+            assert_eq!(socket_proxy(not), None, "{not}");
+        }
     }
 
     #[test]

@@ -43,7 +43,12 @@ pub fn read_kubeconfig(source: &ParentSource) -> Result<Kubeconfig> {
                     Some(m) => m.merge(next).map_err(|e| anyhow!("KUBECONFIG: {e}"))?,
                 });
             }
-            merged.ok_or_else(|| anyhow!("none of the files in KUBECONFIG exists"))
+            merged.ok_or_else(|| {
+                anyhow!(
+                    "none of the files in KUBECONFIG exists ({}); pass --kubeconfig PATH or fix KUBECONFIG",
+                    crate::kubeconfig::load::describe_missing(paths)
+                )
+            })
         }
     }
 }

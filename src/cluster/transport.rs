@@ -73,21 +73,22 @@ pub fn classify(err: &(dyn StdError + 'static)) -> Failure {
         if let Some(failure) = from_rustls(e) {
             return failure;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            // io::Error hides a custom inner error from source(): look inside.
-            if let Some(failure) = io.get_ref().and_then(|inner| from_rustls(inner)) {
-                return failure;
+        cause = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return Failure::Refused,
+                    std::io::ErrorKind::TimedOut => return Failure::Timeout,
+                    std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof => return Failure::Reset,
+                    _ => {}
+                }
+                // io::Error hides a custom inner error from source() (tokio-rustls
+                // nests one io::Error in another around the rustls error).
+                io.get_ref().map(|inner| inner as &(dyn StdError + 'static))
             }
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return Failure::Refused,
-                std::io::ErrorKind::TimedOut => return Failure::Timeout,
-                std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::UnexpectedEof => return Failure::Reset,
-                _ => {}
-            }
-        }
-        cause = e.source();
+            None => e.source(),
+        };
     }
     // hyper and hyper-timeout say these only in words.
     if text.contains("dns error") || text.contains("failed to lookup address") {

@@ -8,7 +8,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::validate::{self, KeyCheck};
 use crate::cli::ChildCredentialArgs;
-use crate::error::usage;
+use crate::error::{in_cwd, usage};
 use crate::kubeconfig::{flatten, load, select};
 use crate::secret::Secret;
 
@@ -38,10 +38,12 @@ pub enum ChildSource {
 }
 
 impl ChildSource {
-    /// Picks the one source given by the flags and `env_token` (the value of
-    /// CLUSTERNET_CHILD_TOKEN). An empty variable counts as unset unless it is
-    /// the only candidate, so that it is reported as empty.
-    pub fn resolve(args: &ChildCredentialArgs, env_token: Option<String>) -> Result<ChildSource> {
+    /// Picks the one source given by the flags, else `env_token` (the value of
+    /// CLUSTERNET_CHILD_TOKEN): a flag wins over the environment, as with
+    /// kubectl's flags and variables, and a variable set but not used is a
+    /// warning in `notes`. An empty variable is reported as empty only when
+    /// it is the only source.
+    pub fn resolve(args: &ChildCredentialArgs, env_token: Option<String>, notes: &mut Vec<String>) -> Result<ChildSource> {
         let mut found: Vec<(&str, ChildSource)> = Vec::new();
         if let Some(t) = &args.token {
             found.push(("--token", ChildSource::Token(t.clone())));
@@ -67,15 +69,18 @@ impl ChildSource {
                 ChildSource::ChildKubeconfig { path: p.clone(), context: args.child_context.clone() },
             ));
         }
-        match env_token {
-            Some(t) if !t.is_empty() || found.is_empty() => found.push((TOKEN_ENV, ChildSource::TokenEnv(t))),
-            _ => {}
-        }
-        match found.len() {
-            1 => Ok(found.remove(0).1),
-            0 => Err(usage(format!(
+        match (found.len(), env_token) {
+            (0, Some(t)) => Ok(ChildSource::TokenEnv(t)),
+            (0, None) => Err(usage(format!(
                 "no child credentials: pass --token-file PATH (or -, or env {TOKEN_ENV}), --client-certificate with --client-key, or --child-kubeconfig"
             ))),
+            (1, env) => {
+                let (flag, source) = found.remove(0);
+                if env.is_some_and(|t| !t.is_empty()) {
+                    notes.push(unused_env_warning(TOKEN_ENV, &format!("{flag} is given (a flag wins)")));
+                }
+                Ok(source)
+            }
             _ => {
                 let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
                 Err(usage(format!("child credentials given twice ({}); keep exactly one source", names.join(" and "))))
@@ -92,32 +97,35 @@ impl ChildSource {
 /// Reads and checks the credentials; notes (warnings) go to `notes`.
 pub fn load(source: &ChildSource, notes: &mut Vec<String>) -> Result<ChildCredentials> {
     match source {
-        ChildSource::Token(t) => validate::token(t, "--token").map(ChildCredentials::Token).map_err(usage_if_flag),
-        ChildSource::TokenEnv(t) => Ok(ChildCredentials::Token(validate::token(t, TOKEN_ENV)?)),
+        // A token is checked and trimmed alike wherever it comes from (flag,
+        // environment, file): one trailing line break, as `echo` adds, is dropped.
+        ChildSource::Token(t) => Ok(ChildCredentials::Token(validate::token_from_file(t.as_bytes(), "--token")?)),
+        ChildSource::TokenEnv(t) => Ok(ChildCredentials::Token(validate::token_from_file(t.as_bytes(), TOKEN_ENV)?)),
         ChildSource::TokenFile(path) => {
             let origin = file_origin("--token-file", path);
-            let raw = read_file_or_stdin(path, &origin)?;
+            let raw = in_cwd(read_file_or_stdin(path, &origin), path)?;
             Ok(ChildCredentials::Token(validate::token_from_file(&raw, &origin)?))
         }
         ChildSource::CertKeyFiles { cert, key } => {
             let cert_origin = file_origin("--client-certificate", cert);
             let key_origin = file_origin("--client-key", key);
-            let cert_pem = flatten::read_path(cert, "--client-certificate")?;
-            let key_pem = flatten::read_path(key, "--client-key")?;
+            let cert_pem = in_cwd(flatten::read_path(cert, "--client-certificate"), cert)?;
+            let key_pem = in_cwd(flatten::read_path(key, "--client-key"), key)?;
             cert_key(cert_pem, key_pem, &cert_origin, &key_origin, notes)
         }
         ChildSource::CertKeyData { cert, key } => {
-            let cert_pem = validate::base64_data(cert, "--client-certificate-data").map_err(usage_if_flag)?;
-            let key_pem = validate::base64_data(key, "--client-key-data").map_err(usage_if_flag)?;
+            let cert_pem = validate::base64_data(cert, "--client-certificate-data")?;
+            let key_pem = validate::base64_data(key, "--client-key-data")?;
             cert_key(cert_pem, key_pem, "--client-certificate-data", "--client-key-data", notes)
         }
-        ChildSource::ChildKubeconfig { path, context } => from_kubeconfig(path, context.as_deref(), notes),
+        ChildSource::ChildKubeconfig { path, context } => in_cwd(from_kubeconfig(path, context.as_deref(), notes), path),
     }
 }
 
-/// Values given on the command line are usage errors (exit 2).
-fn usage_if_flag(err: anyhow::Error) -> anyhow::Error {
-    usage(format!("{err:#}"))
+/// The warning for a secret variable that is set but not used: a CI job may
+/// set it for every step, and it must not silently mean nothing.
+pub fn unused_env_warning(variable: &str, why: &str) -> String {
+    format!("warning: {variable} is set but not used: {why}")
 }
 
 fn file_origin(flag: &str, path: &Path) -> String {
@@ -218,17 +226,40 @@ mod tests {
     }
 
     #[test]
-    fn exactly_one_source() {
+    fn exactly_one_source_and_flags_win_over_the_environment() {
+        let mut notes = vec![];
         let a = ChildCredentialArgs { token: Some("t".into()), ..args() };
-        assert_eq!(ChildSource::resolve(&a, None).unwrap(), ChildSource::Token("t".into()));
-        assert_eq!(ChildSource::resolve(&a, Some(String::new())).unwrap(), ChildSource::Token("t".into()));
-        assert_eq!(ChildSource::resolve(&args(), Some("e".into())).unwrap(), ChildSource::TokenEnv("e".into()));
-        assert_eq!(ChildSource::resolve(&args(), Some(String::new())).unwrap(), ChildSource::TokenEnv(String::new()));
-        let none = ChildSource::resolve(&args(), None).unwrap_err();
+        assert_eq!(ChildSource::resolve(&a, None, &mut notes).unwrap(), ChildSource::Token("t".into()));
+        assert_eq!(ChildSource::resolve(&a, Some(String::new()), &mut notes).unwrap(), ChildSource::Token("t".into()));
+        assert!(notes.is_empty(), "{notes:?}");
+        let e = || Some("e".to_string());
+        assert_eq!(ChildSource::resolve(&args(), e(), &mut notes).unwrap(), ChildSource::TokenEnv("e".into()));
+        assert_eq!(
+            ChildSource::resolve(&args(), Some(String::new()), &mut notes).unwrap(),
+            ChildSource::TokenEnv(String::new())
+        );
+        let none = ChildSource::resolve(&args(), None, &mut notes).unwrap_err();
         assert!(is_usage(&none) && format!("{none}").contains("no child credentials"));
-        let two = ChildSource::resolve(&a, Some("e".into())).unwrap_err();
-        assert!(is_usage(&two) && format!("{two}").contains("--token and CLUSTERNET_CHILD_TOKEN"));
-        assert!(!format!("{two}").contains("\"e\""));
+        assert_eq!(ChildSource::resolve(&a, e(), &mut notes).unwrap(), ChildSource::Token("t".into()));
+        assert_eq!(notes, ["warning: CLUSTERNET_CHILD_TOKEN is set but not used: --token is given (a flag wins)"]);
+        let b = ChildCredentialArgs { token_file: Some("f".into()), ..a };
+        let two = ChildSource::resolve(&b, e(), &mut notes).unwrap_err();
+        assert!(is_usage(&two) && format!("{two}").contains("--token and --token-file"), "{two}");
+    }
+
+    #[test]
+    fn tokens_are_trimmed_alike_from_every_source() {
+        let mut notes = vec![];
+        for source in [ChildSource::Token("tok\n".into()), ChildSource::TokenEnv("tok\n".into())] {
+            match load(&source, &mut notes).unwrap() {
+                ChildCredentials::Token(t) => assert_eq!(t.expose(), "tok"),
+                other => panic!("{other:?}"),
+            }
+        }
+        for source in [ChildSource::Token("a\nb".into()), ChildSource::TokenEnv("a\nb".into())] {
+            let err = load(&source, &mut notes).unwrap_err();
+            assert!(!is_usage(&err), "a bad value is exit 1 from every source: {err:#}");
+        }
     }
 
     #[test]

@@ -38,36 +38,58 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
-    /// The one parent token source, if any; two are a usage error. With
+    /// The parent token source, if any: a flag, else CLUSTERNET_PARENT_TOKEN
+    /// (`env_token`). Two flags are a usage error; a flag wins over the
+    /// variable, and a variable that is set but not used (another source, or
+    /// a --parent-auth that takes no token) is a warning in `notes`. With
     /// `--parent-auth token` and no source, the token is read from the parent
     /// cluster (the clusternet-hub-proxy Secret, or a TokenRequest).
-    pub fn resolve(args: &ParentAuthArgs, env_token: Option<String>) -> Result<Option<TokenSource>> {
-        let mut found = Vec::new();
+    pub fn resolve(
+        args: &ParentAuthArgs,
+        env_token: Option<String>,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<TokenSource>> {
+        let mut flags = Vec::new();
         if let Some(t) = &args.parent_token {
-            found.push(("--parent-token", TokenSource::Flag(t.clone())));
+            flags.push(("--parent-token", TokenSource::Flag(t.clone())));
         }
         if let Some(p) = &args.parent_token_file {
-            found.push(("--parent-token-file", TokenSource::File(p.clone())));
+            flags.push(("--parent-token-file", TokenSource::File(p.clone())));
         }
-        match env_token {
-            Some(t) if !t.is_empty() => found.push((TOKEN_ENV, TokenSource::Env(t))),
-            _ => {}
+        if flags.len() > 1 {
+            return Err(usage("parent token given twice (--parent-token and --parent-token-file); keep one"));
         }
-        if found.len() > 1 {
-            let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
-            return Err(usage(format!("parent token given twice ({}); keep one", names.join(" and "))));
+        let flag = flags.pop();
+        if let Some((name, _)) = &flag
+            && args.parent_auth != ParentAuthMode::Token
+        {
+            return Err(usage(format!("{name} is used only with --parent-auth token")));
         }
-        let source = found.pop();
-        if args.parent_token_request && (args.parent_auth != ParentAuthMode::Token || source.is_some()) {
+        if args.parent_token_request && (args.parent_auth != ParentAuthMode::Token || flag.is_some()) {
             return Err(usage("--parent-token-request is for --parent-auth token without a given parent token"));
         }
-        match (args.parent_auth, source) {
-            (ParentAuthMode::Anonymous | ParentAuthMode::Keep, Some((name, _))) if name != TOKEN_ENV => {
-                Err(usage(format!("{name} is used only with --parent-auth token")))
+        let env_set = env_token.as_deref().is_some_and(|t| !t.is_empty());
+        let unused = match (&flag, args.parent_auth) {
+            (Some((name, _)), _) => Some(format!("{name} is given (a flag wins)")),
+            (None, ParentAuthMode::Token) if args.parent_token_request => {
+                Some("--parent-token-request asks for a token instead".to_string())
             }
-            // A parent token in the environment does not force token auth.
-            (ParentAuthMode::Anonymous | ParentAuthMode::Keep, _) => Ok(None),
-            (ParentAuthMode::Token, source) => Ok(source.map(|(_, s)| s)),
+            (None, ParentAuthMode::Token) => None,
+            (None, mode) => Some(format!(
+                "--parent-auth is {}; pass --parent-auth token to use it",
+                if mode == ParentAuthMode::Keep { "keep" } else { "anonymous" }
+            )),
+        };
+        match unused {
+            Some(why) => {
+                if env_set {
+                    notes.push(super::child::unused_env_warning(TOKEN_ENV, &why));
+                }
+                Ok(flag.map(|(_, s)| s))
+            }
+            // Set but empty is an error when read (a CI secret that is missing),
+            // not a reason to fetch a token from the cluster instead.
+            None => Ok(env_token.map(TokenSource::Env)),
         }
     }
 
@@ -78,15 +100,17 @@ impl TokenSource {
     /// Reads and checks the token.
     pub fn read(&self) -> Result<Secret> {
         match self {
-            TokenSource::Flag(t) => validate::token(t, "--parent-token").map_err(|e| usage(format!("{e:#}"))),
-            TokenSource::Env(t) => validate::token(t, TOKEN_ENV),
+            // Checked and trimmed alike from every source, as the child token.
+            TokenSource::Flag(t) => validate::token_from_file(t.as_bytes(), "--parent-token"),
+            TokenSource::Env(t) => validate::token_from_file(t.as_bytes(), TOKEN_ENV),
             TokenSource::File(path) => {
                 let origin = if path.as_os_str() == "-" {
                     "--parent-token-file - (stdin)".to_string()
                 } else {
                     format!("--parent-token-file {}", path.display())
                 };
-                validate::token_from_file(&read_file_or_stdin(path, &origin)?, &origin)
+                let raw = crate::error::in_cwd(read_file_or_stdin(path, &origin), path)?;
+                validate::token_from_file(&raw, &origin)
             }
         }
     }

@@ -8,6 +8,7 @@
 //! runtime; only `--cluster`, `--all`, a parent token read from the cluster and
 //! `--verify` connect to the parent (through [`crate::cluster`]).
 
+pub mod guard;
 pub mod targets;
 
 use std::io::Write;
@@ -22,7 +23,7 @@ use crate::cluster::client;
 use crate::cluster::{hub_token, probe};
 use crate::credentials::file::Credentials;
 use crate::credentials::{self, ChildSource, TokenSource};
-use crate::error::usage;
+use crate::error::{in_cwd, refuse_dash, usage};
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
@@ -72,6 +73,9 @@ pub struct Settings {
     pub verify: bool,
     pub force: bool,
     pub timeout: Duration,
+    /// The parent kubeconfig of a run without --kubeconfig: a merge that
+    /// changes its current context is warned about.
+    pub default_parent: Option<ParentSource>,
 }
 
 /// The environment `gen` reads, passed in so that resolution stays pure.
@@ -125,17 +129,23 @@ impl Settings {
         let several = wanted.count().is_none_or(|n| n > 1);
         let child = match &t.credentials {
             Some(path) => {
+                if env.child_token.as_deref().is_some_and(|t| !t.is_empty()) {
+                    notes.push(credentials::child::unused_env_warning(
+                        credentials::child::TOKEN_ENV,
+                        "--credentials gives the child credentials",
+                    ));
+                }
                 if has_child_flags(&args) {
                     return Err(usage(
                         "child credentials come either per cluster from --credentials or from flags, not both",
                     ));
                 }
-                ChildCredentialSource::File(Credentials::read(path)?)
+                ChildCredentialSource::File(in_cwd(Credentials::read(path), path)?)
             }
             None if several => {
                 return Err(usage("several clusters need --credentials FILE (child credentials differ per cluster)"));
             }
-            None => ChildCredentialSource::Flags(ChildSource::resolve(&args.child, env.child_token)?),
+            None => ChildCredentialSource::Flags(ChildSource::resolve(&args.child, env.child_token, notes)?),
         };
         if several && args.out.name.is_some() {
             return Err(usage("--name names one cluster's entries; with several clusters the names are derived"));
@@ -145,7 +155,7 @@ impl Settings {
             None => Route::Direct,
         };
         let p = &args.parent;
-        let parent_token = match (p.parent_auth, TokenSource::resolve(p, env.parent_token)?) {
+        let parent_token = match (p.parent_auth, TokenSource::resolve(p, env.parent_token, notes)?) {
             (ParentAuthMode::Token, Some(source)) => Some(ParentToken::Given(source)),
             (ParentAuthMode::Token, None) if p.parent_token_request => {
                 Some(ParentToken::Request { namespace: p.system_namespace.clone(), ttl: p.parent_token_ttl })
@@ -158,7 +168,19 @@ impl Settings {
             return Err(usage("--token-file - and --parent-token-file - cannot both read stdin; use a file for one"));
         }
         let name = args.out.name.map(check_name).transpose()?;
-        let destination = match (args.out.output_file, args.out.merge_into) {
+        for (flag, path) in [
+            ("--kubeconfig", &args.parent_config.kubeconfig),
+            ("--client-certificate", &args.child.client_certificate),
+            ("--client-key", &args.child.client_key),
+            ("--child-kubeconfig", &args.child.child_kubeconfig),
+            ("--credentials", &t.credentials),
+            ("--merge-into", &args.out.merge_into),
+        ] {
+            refuse_dash(flag, path.as_deref())?;
+        }
+        // `--output-file -` is stdout, as `-` is stdin for the token files.
+        let output_file = args.out.output_file.filter(|p| p.as_os_str() != "-");
+        let destination = match (output_file, args.out.merge_into) {
             (Some(path), _) => Destination::File { path, force: args.out.force },
             (None, Some(path)) => Destination::Merge {
                 path,
@@ -174,7 +196,8 @@ impl Settings {
             return Err(usage("--merge-into writes YAML; drop -o json"));
         }
         Ok(Settings {
-            parent: load::parent_source(args.parent_config.kubeconfig.as_deref(), env.kubeconfig, env.home)?,
+            parent: load::parent_source(args.parent_config.kubeconfig.as_deref(), env.kubeconfig.clone(), env.home.clone())?,
+            default_parent: load::parent_source(None, env.kubeconfig, env.home).ok(),
             context: args.parent_config.context,
             wanted,
             route,
@@ -264,10 +287,19 @@ fn flush(notes: &mut Vec<String>) {
     }
 }
 
+/// The parent kubeconfig; a missing relative --kubeconfig names the working directory.
+pub fn load_parent(source: &ParentSource) -> Result<load::Loaded> {
+    match source {
+        ParentSource::Flag(path) => in_cwd(load::load_parent(source), path),
+        _ => load::load_parent(source),
+    }
+}
+
 /// `--cluster-id` with credentials from flags or a file: no network.
 fn run_offline(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
-    let loaded = load::load_parent(&settings.parent)?;
+    let loaded = load_parent(&settings.parent)?;
     let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
+    guard::refuse_generated_parent(&loaded, &selection)?;
     let Wanted::Ids(ids) = &settings.wanted else {
         bail!("internal: a lookup needs the parent cluster");
     };
@@ -280,13 +312,14 @@ fn run_offline(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
     let parent = Parent { files: loaded.describe(), selection, token };
     let entries = build(settings, &parent, &targets, notes)?;
     flush(notes);
-    deliver(settings, &entries)
+    deliver(settings, &entries, parent.selection.context_name)
 }
 
 /// Lookups, a parent token from the cluster, or verification.
 async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
-    let loaded = load::load_parent(&settings.parent)?;
+    let loaded = load_parent(&settings.parent)?;
     let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
+    guard::refuse_generated_parent(&loaded, &selection)?;
     let conn = client::connect_source(&settings.parent, Some(selection.context_name), settings.timeout).await?;
     let clusters: Vec<(ClusterId, Option<_>)> = match &settings.wanted {
         Wanted::Ids(ids) => ids.iter().map(|id| (id.clone(), None)).collect(),
@@ -326,7 +359,7 @@ async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<(
     if settings.verify {
         verify_all(settings, &entries).await?;
     }
-    deliver(settings, &entries)
+    deliver(settings, &entries, parent.selection.context_name)
 }
 
 /// route → credentials: the entries for every target, nothing written.
@@ -355,6 +388,7 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
     let mut entries = Vec::new();
     for target in targets {
         let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
+        guard::refuse_same_server(parent_server, &target.source)?;
         let child = credentials::child::load(&target.source, notes).with_context(|| for_target(targets, target))?;
         let name = match &settings.name {
             Some(name) => name.clone(),
@@ -423,7 +457,8 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
 }
 
 /// Emits to stdout, writes the file, or merges into the target.
-fn deliver(settings: &Settings, entries: &[Entries]) -> Result<()> {
+/// `parent_context` is named when the merge changes the default parent.
+fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str) -> Result<()> {
     let current = current_context(settings, entries);
     trace::line(|| format!("writing {} context(s) to {:?}", entries.len(), settings.destination));
     match &settings.destination {
@@ -434,13 +469,14 @@ fn deliver(settings: &Settings, entries: &[Entries]) -> Result<()> {
         }
         Destination::File { path, force } => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
-            write::write_new(path, &text, *force)?;
+            in_cwd(write::write_new(path, &text, *force), path)?;
             let names: Vec<String> = entries.iter().map(|e| format!("{:?}", e.name)).collect();
             eprintln!("wrote context {} to {} (mode 0600)", names.join(", "), path.display());
             Ok(())
         }
         Destination::Merge { path, set_current_context, lock_timeout } => {
-            let report = write::merge_into(path, entries, current.as_deref(), *set_current_context, *lock_timeout)?;
+            let report =
+                in_cwd(write::merge_into(path, entries, current.as_deref(), *set_current_context, *lock_timeout), path)?;
             let changes: Vec<String> = report
                 .changes
                 .iter()
@@ -449,7 +485,14 @@ fn deliver(settings: &Settings, entries: &[Entries]) -> Result<()> {
             let file = if report.created { "new file" } else { "file" };
             eprintln!("{} in {file} {}", changes.join(", "), report.path.display());
             if report.current_context_set {
-                eprintln!("current-context is now {:?}", current.unwrap_or_default());
+                eprintln!("current-context is now {:?}", current.clone().unwrap_or_default());
+                if settings.default_parent.as_ref().is_some_and(|d| guard::is_default_parent(path, d)) {
+                    eprintln!(
+                        "warning: {} is read by default as the parent kubeconfig, and its current context is now the generated {:?}; the next `gen` without --context would take that as its parent and is refused: pass --context {parent_context:?}",
+                        report.path.display(),
+                        current.unwrap_or_default()
+                    );
+                }
             }
             if let Some(mode) = report.loose_mode {
                 eprintln!(

@@ -111,11 +111,31 @@ pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
                 files.push((absolute(path), config));
             }
             if files.is_empty() {
-                bail!("no parent kubeconfig: none of the files in KUBECONFIG exists; pass --kubeconfig PATH");
+                bail!(
+                    "no parent kubeconfig: none of the files in KUBECONFIG exists ({}); pass --kubeconfig PATH or fix KUBECONFIG",
+                    describe_missing(paths)
+                );
             }
             Ok(merge(files))
         }
     }
+}
+
+/// The files of a KUBECONFIG list for a message, the relative ones with the
+/// working directory they were looked for in.
+pub fn describe_missing(paths: &[PathBuf]) -> String {
+    const SHOWN: usize = 8;
+    let mut names: Vec<String> = paths.iter().take(SHOWN).map(|p| p.display().to_string()).collect();
+    if paths.len() > SHOWN {
+        names.push(format!("and {} more", paths.len() - SHOWN));
+    }
+    let mut text = names.join(", ");
+    if paths.iter().any(|p| p.is_relative())
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        text.push_str(&format!("; relative to the working directory {}", cwd.display()));
+    }
+    text
 }
 
 /// Reads one kubeconfig file. Every error names the file and says what to do.

@@ -127,17 +127,13 @@ fn credential_sources() {
         2,
         "given twice (--token and --token-file)",
     );
-    refused(
-        &s,
-        s.generate(&TOKEN).env("CLUSTERNET_CHILD_TOKEN", CHILD_TOKEN),
-        2,
-        "--token-file and CLUSTERNET_CHILD_TOKEN",
-    );
     refused(&s, &mut s.generate(&["--client-certificate", "child.crt"]), 2, "--client-key");
     refused(&s, &mut s.generate(&["--child-context", "x", "--token", "t"]), 2, "--child-kubeconfig");
-    refused(&s, &mut s.generate(&["--token", ""]), 2, "--token is empty");
-    refused(&s, &mut s.generate(&["--token", "a\nb"]), 2, "--token has a line break");
-    refused(&s, &mut s.generate(&["--token", " padded"]), 2, "--token has spaces");
+    // A bad value is exit 1 from every source (flag, file, environment).
+    refused(&s, &mut s.generate(&["--token", ""]), 1, "--token is empty");
+    refused(&s, &mut s.generate(&["--token", "a\nb"]), 1, "--token has a line break");
+    refused(&s, &mut s.generate(&["--token", " padded"]), 1, "--token has spaces");
+    refused(&s, s.generate(&[]).env("CLUSTERNET_CHILD_TOKEN", "a\nb"), 1, "CLUSTERNET_CHILD_TOKEN has a line break");
     refused(&s, s.generate(&[]).env("CLUSTERNET_CHILD_TOKEN", ""), 1, "CLUSTERNET_CHILD_TOKEN is empty");
     s.write("empty.token", "\n");
     refused(&s, &mut s.generate(&["--token-file", "empty.token"]), 1, "--token-file empty.token is empty");
@@ -184,7 +180,7 @@ fn certificate_and_key_problems() {
     refused(
         &s,
         &mut s.generate(&["--client-certificate-data", "%%%", "--client-key-data", "QQ=="]),
-        2,
+        1,
         "--client-certificate-data is not base64",
     );
     refused(
