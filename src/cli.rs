@@ -61,11 +61,11 @@ Environment:
 }
 
 /// `list -o json` and `-o yaml`, documented where they are asked for.
-const LIST_HELP: &str = concat!(
+pub const LIST_HELP: &str = concat!(
     "\
 Output of -o json (the same fields with -o yaml), sorted by namespace, then name:
   {\"items\": [{\"namespace\": \"clusternet-x7k2p\", \"name\": \"child-a\",
-              \"clusterID\": \"dc91021d-2361-4f6d-a404-7c33b9e01118\", \"clusterType\": \"EdgeCluster\",
+              \"clusterId\": \"dc91021d-2361-4f6d-a404-7c33b9e01118\", \"clusterType\": \"EdgeCluster\",
               \"syncMode\": \"Pull\", \"kubernetesVersion\": \"v1.32.1\",
               \"ready\": \"True\", \"apiserverURL\": \"https://10.0.0.5:6443\"}]}
   Every value is a string, as in the ManagedCluster: ready is the status of its Ready
@@ -257,7 +257,7 @@ pub struct OutputArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
 
-    /// Write the kubeconfig to this file (mode 0600, atomically) instead of stdout
+    /// Write the kubeconfig to this file (mode 0600, atomically) instead of stdout ('-' = stdout)
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with = "merge_into")]
     pub output_file: Option<PathBuf>,
 

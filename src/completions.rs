@@ -37,8 +37,12 @@ fn fish_positional_values(command: &clap::Command, bin: &str) -> String {
     let mut lines = String::new();
     for sub in command.get_subcommands() {
         for arg in sub.get_positionals() {
-            let values: Vec<String> =
-                arg.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().to_string()).collect();
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_string())
+                .collect();
             if !values.is_empty() {
                 lines.push_str(&format!(
                     "complete -c {bin} -n \"{condition} {}\" -f -a \"{}\"\n",
@@ -69,10 +73,8 @@ mod tests {
     #[test]
     fn every_bash_state_that_is_read_is_set() {
         let script = script(Shell::Bash);
-        let set: Vec<&str> = script
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("cmd=\"").and_then(|r| r.strip_suffix('"')))
-            .collect();
+        let set: Vec<&str> =
+            script.lines().filter_map(|l| l.trim().strip_prefix("cmd=\"").and_then(|r| r.strip_suffix('"'))).collect();
         let arms: Vec<&str> = script
             .lines()
             .map(str::trim)

@@ -76,7 +76,10 @@ pub fn kubectl_verbosity(args: Vec<std::ffi::OsString>, note: &mut dyn FnMut(Str
         let (written, n) = match level(text) {
             Some(n) => (text.to_string(), n),
             None if matches!(text, "-v" | "--v")
-                && iter.peek().and_then(|next| next.to_str()).is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) =>
+                && iter
+                    .peek()
+                    .and_then(|next| next.to_str())
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) =>
             {
                 let next = iter.next().unwrap_or_default();
                 let digits = next.to_string_lossy().into_owned();
@@ -88,7 +91,9 @@ pub fn kubectl_verbosity(args: Vec<std::ffi::OsString>, note: &mut dyn FnMut(Str
             }
         };
         if n > 0 {
-            note(format!("note: {written} (kubectl's log level) read as -v: this tool has one trace level, -v/--verbose"));
+            note(format!(
+                "note: {written} (kubectl's log level) read as -v: this tool has one trace level, -v/--verbose"
+            ));
             out.push("--verbose".into());
         } else {
             note(format!("note: {written} (kubectl's log level 0) read as no tracing"));

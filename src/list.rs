@@ -105,6 +105,19 @@ mod tests {
     }
 
     #[test]
+    fn the_json_shape_in_help_is_the_real_one() {
+        let json: serde_json::Value = serde_json::from_str(&render(&[mc("a")], ListFormat::Json).unwrap()).unwrap();
+        let item = json["items"][0].as_object().unwrap();
+        let help = crate::cli::LIST_HELP;
+        let start = help.find('{').unwrap();
+        let end = help.rfind('}').unwrap();
+        let shown: serde_json::Value = serde_json::from_str(&help[start..=end]).unwrap();
+        let shown = shown["items"][0].as_object().unwrap();
+        assert_eq!(shown.keys().collect::<Vec<_>>(), item.keys().collect::<Vec<_>>());
+        assert!(shown.values().chain(item.values()).all(|v| v.is_string()));
+    }
+
+    #[test]
     fn json_and_yaml_carry_every_field() {
         let json: serde_json::Value = serde_json::from_str(&render(&[mc("a")], ListFormat::Json).unwrap()).unwrap();
         assert_eq!(json["items"][0]["apiserverURL"], "https://child:6443");

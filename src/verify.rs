@@ -2,7 +2,6 @@
 //! `/version` and `/api` through the proxy, with the kubeconfig's own
 //! credentials, and a diagnosis with a fix when not.
 
-
 use anyhow::{Result, anyhow, bail};
 
 use crate::cli::VerifyArgs;
@@ -14,8 +13,9 @@ use crate::route;
 
 pub fn run(args: VerifyArgs) -> Result<()> {
     crate::error::refuse_dash("--kubeconfig", args.kubeconfig.as_deref())?;
-    let source = load::parent_source_from_env(args.kubeconfig.as_deref())
-        .map_err(|_| anyhow!("no kubeconfig to verify: HOME is not set; pass --kubeconfig with the file `gen` wrote"))?;
+    let source = load::parent_source_from_env(args.kubeconfig.as_deref()).map_err(|_| {
+        anyhow!("no kubeconfig to verify: HOME is not set; pass --kubeconfig with the file `gen` wrote")
+    })?;
     if let ParentSource::Home(path) = &source
         && !path.exists()
     {

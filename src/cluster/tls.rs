@@ -123,12 +123,9 @@ mod tests {
              contexts: [{{name: c, context: {{cluster: k, user: u}}}}]\n"
         ))
         .unwrap();
-        let conn = super::super::client::block_on(super::super::client::connect(
-            kubeconfig,
-            None,
-            Duration::from_secs(1),
-        ))
-        .unwrap();
+        let conn =
+            super::super::client::block_on(super::super::client::connect(kubeconfig, None, Duration::from_secs(1)))
+                .unwrap();
         assert!(conn.is_ok(), "{:#}", conn.err().unwrap());
     }
 }

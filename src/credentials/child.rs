@@ -43,7 +43,11 @@ impl ChildSource {
     /// kubectl's flags and variables, and a variable set but not used is a
     /// warning in `notes`. An empty variable is reported as empty only when
     /// it is the only source.
-    pub fn resolve(args: &ChildCredentialArgs, env_token: Option<String>, notes: &mut Vec<String>) -> Result<ChildSource> {
+    pub fn resolve(
+        args: &ChildCredentialArgs,
+        env_token: Option<String>,
+        notes: &mut Vec<String>,
+    ) -> Result<ChildSource> {
         let mut found: Vec<(&str, ChildSource)> = Vec::new();
         if let Some(t) = &args.token {
             found.push(("--token", ChildSource::Token(t.clone())));
@@ -118,7 +122,9 @@ pub fn load(source: &ChildSource, notes: &mut Vec<String>) -> Result<ChildCreden
             let key_pem = validate::base64_data(key, "--client-key-data")?;
             cert_key(cert_pem, key_pem, "--client-certificate-data", "--client-key-data", notes)
         }
-        ChildSource::ChildKubeconfig { path, context } => in_cwd(from_kubeconfig(path, context.as_deref(), notes), path),
+        ChildSource::ChildKubeconfig { path, context } => {
+            in_cwd(from_kubeconfig(path, context.as_deref(), notes), path)
+        }
     }
 }
 

@@ -95,7 +95,9 @@ pub fn refuse_same_server(parent_server: &str, child: &ChildSource) -> Result<()
 /// (without --kubeconfig): a file of KUBECONFIG, or ~/.kube/config.
 pub fn is_default_parent(path: &Path, default_parent: &ParentSource) -> bool {
     let same = |a: &Path, b: &Path| {
-        let canon = |p: &Path| -> PathBuf { std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or_default()) };
+        let canon = |p: &Path| -> PathBuf {
+            std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or_default())
+        };
         canon(a) == canon(b)
     };
     match default_parent {
@@ -135,10 +137,18 @@ contexts:
     #[test]
     fn generated_contexts_are_refused_with_the_parent_contexts_named() {
         let loaded = merge(vec![("/k/config".into(), parse(FILE.as_bytes()).unwrap())]);
-        let err = |ctx: &str| format!("{:#}", refuse_generated_parent(&loaded, &select(&loaded, Some(ctx), "--context").unwrap()).unwrap_err());
+        let err = |ctx: &str| {
+            format!(
+                "{:#}",
+                refuse_generated_parent(&loaded, &select(&loaded, Some(ctx), "--context").unwrap()).unwrap_err()
+            )
+        };
         let e = err("gen");
         assert!(e.contains("context \"gen\" in /k/config is a generated Clusternet context"), "{e}");
-        assert!(e.contains("socket proxy of cluster dc91021d-2361-4f6d-a404-7c33b9e01118 on https://10.0.0.10:6443"), "{e}");
+        assert!(
+            e.contains("socket proxy of cluster dc91021d-2361-4f6d-a404-7c33b9e01118 on https://10.0.0.10:6443"),
+            "{e}"
+        );
         assert!(e.contains("pass --context with the parent's own context (\"admin@parent\")"), "{e}");
         assert!(err("byhand").contains("impersonates clusternet with a child's credentials"));
         refuse_generated_parent(&loaded, &select(&loaded, Some("admin@parent"), "--context").unwrap()).unwrap();

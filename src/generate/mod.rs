@@ -103,6 +103,16 @@ impl Settings {
     /// except reading the credentials file.
     pub fn resolve(args: GenArgs, env: Env, notes: &mut Vec<String>) -> Result<Settings> {
         let t = &args.targets;
+        for (flag, path) in [
+            ("--kubeconfig", &args.parent_config.kubeconfig),
+            ("--client-certificate", &args.child.client_certificate),
+            ("--client-key", &args.child.client_key),
+            ("--child-kubeconfig", &args.child.child_kubeconfig),
+            ("--credentials", &t.credentials),
+            ("--merge-into", &args.out.merge_into),
+        ] {
+            refuse_dash(flag, path.as_deref())?;
+        }
         let mut ids = Vec::new();
         for raw in &t.cluster_id {
             let (id, changed) = ClusterId::parse(raw).map_err(|e| usage(format!("{e:#}")))?;
@@ -168,16 +178,6 @@ impl Settings {
             return Err(usage("--token-file - and --parent-token-file - cannot both read stdin; use a file for one"));
         }
         let name = args.out.name.map(check_name).transpose()?;
-        for (flag, path) in [
-            ("--kubeconfig", &args.parent_config.kubeconfig),
-            ("--client-certificate", &args.child.client_certificate),
-            ("--client-key", &args.child.client_key),
-            ("--child-kubeconfig", &args.child.child_kubeconfig),
-            ("--credentials", &t.credentials),
-            ("--merge-into", &args.out.merge_into),
-        ] {
-            refuse_dash(flag, path.as_deref())?;
-        }
         // `--output-file -` is stdout, as `-` is stdin for the token files.
         let output_file = args.out.output_file.filter(|p| p.as_os_str() != "-");
         let destination = match (output_file, args.out.merge_into) {
@@ -196,7 +196,11 @@ impl Settings {
             return Err(usage("--merge-into writes YAML; drop -o json"));
         }
         Ok(Settings {
-            parent: load::parent_source(args.parent_config.kubeconfig.as_deref(), env.kubeconfig.clone(), env.home.clone())?,
+            parent: load::parent_source(
+                args.parent_config.kubeconfig.as_deref(),
+                env.kubeconfig.clone(),
+                env.home.clone(),
+            )?,
             default_parent: load::parent_source(None, env.kubeconfig, env.home).ok(),
             context: args.parent_config.context,
             wanted,
@@ -475,8 +479,10 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str) -> Re
             Ok(())
         }
         Destination::Merge { path, set_current_context, lock_timeout } => {
-            let report =
-                in_cwd(write::merge_into(path, entries, current.as_deref(), *set_current_context, *lock_timeout), path)?;
+            let report = in_cwd(
+                write::merge_into(path, entries, current.as_deref(), *set_current_context, *lock_timeout),
+                path,
+            )?;
             let changes: Vec<String> = report
                 .changes
                 .iter()

@@ -29,14 +29,22 @@ fn cases() -> Vec<Case> {
     }];
     for sub in cli.get_subcommands().filter(|c| c.get_name() != "help") {
         let name = sub.get_name().to_string();
-        let longs: Vec<String> =
-            sub.get_arguments().filter_map(|a| a.get_long()).map(|l| format!("--{l}")).filter(|l| l != "--help").collect();
+        let longs: Vec<String> = sub
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .map(|l| format!("--{l}"))
+            .filter(|l| l != "--help")
+            .collect();
         if !longs.is_empty() {
             cases.push(Case { words: vec![bin.clone(), name.clone(), "--".into()], want: longs });
         }
         for arg in sub.get_arguments().filter(|a| a.get_action().takes_values()) {
-            let values: Vec<String> =
-                arg.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().to_string()).collect();
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_string())
+                .collect();
             if values.is_empty() {
                 continue;
             }

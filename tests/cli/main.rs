@@ -7,6 +7,7 @@ mod completions;
 mod concurrency;
 mod gen_bad_input;
 mod gen_modes;
+mod guard_rails;
 mod hostile;
 mod kubectl;
 mod kubectl_matrix;
