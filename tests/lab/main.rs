@@ -27,3 +27,6 @@ mod verify;
 
 // Issue 8: a real child kube-apiserver behind the stand-in's --forward.
 mod child;
+
+// Guard rails: X.509 v1 client certificates, verify on what is not generated.
+mod guard_rails;
