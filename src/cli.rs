@@ -282,7 +282,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Child credentials (exactly one source)")]
 pub struct ChildCredentialArgs {
-    /// Child bearer token, as is (prefer --token-file - or env CLUSTERNET_CHILD_TOKEN: argv is visible in `ps`)
+    /// Child bearer token (prefer --token-file - or env CLUSTERNET_CHILD_TOKEN: argv is visible in `ps`)
     #[arg(long, value_name = "TOKEN", value_hint = ValueHint::Other)]
     pub token: Option<String>,
 

@@ -112,7 +112,9 @@ pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
                 }
                 401 => "the parent rejected the credentials of this context: refresh them (or pick another --context)",
                 403 => "this identity lacks the permission: ask a cluster admin, or use another --context",
-                404 => "not found: is Clusternet installed on this parent (its CRDs), and is this the right --context?",
+                404 => {
+                    "not found: is Clusternet installed on this parent (its CRDs), and is this the right --context? (the child's own kubeconfig is not the parent's)"
+                }
                 _ => "see the message from the server",
             };
             anyhow!("{what} in context {context:?} failed: {code} {}: {fix}", status.message.replace('\n', " "))

@@ -1,6 +1,5 @@
-//! How the generated kubeconfig authenticates to the parent apiserver
-//! (contract §4): anonymously, with a parent token, or with the parent user's
-//! own credentials.
+//! How the generated kubeconfig authenticates to the parent apiserver:
+//! anonymously, with a parent token, or with the parent user's own credentials.
 
 use std::path::PathBuf;
 

@@ -11,6 +11,7 @@ mod guard_rails;
 mod hostile;
 mod kubectl;
 mod kubectl_matrix;
+mod readme;
 mod secrets;
 mod transport;
 mod yaml_quoting;

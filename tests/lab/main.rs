@@ -17,7 +17,7 @@ mod failures;
 mod negative;
 mod routes;
 
-// Issue 5: the cluster-aware features.
+// The cluster-aware features.
 mod all;
 mod by_name;
 mod list;
@@ -25,7 +25,7 @@ mod many;
 mod parent_token;
 mod verify;
 
-// Issue 8: a real child kube-apiserver behind the stand-in's --forward.
+// A real child kube-apiserver behind the stand-in's --forward.
 mod child;
 
 // Guard rails: X.509 v1 client certificates, verify on what is not generated.
