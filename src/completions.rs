@@ -37,12 +37,7 @@ fn fish_positional_values(command: &clap::Command, bin: &str) -> String {
     let mut lines = String::new();
     for sub in command.get_subcommands() {
         for arg in sub.get_positionals() {
-            let values: Vec<String> = arg
-                .get_possible_values()
-                .iter()
-                .filter(|v| !v.is_hide_set())
-                .map(|v| v.get_name().to_string())
-                .collect();
+            let values = visible_values(arg);
             if !values.is_empty() {
                 lines.push_str(&format!(
                     "complete -c {bin} -n \"{condition} {}\" -f -a \"{}\"\n",
@@ -53,6 +48,11 @@ fn fish_positional_values(command: &clap::Command, bin: &str) -> String {
         }
     }
     lines
+}
+
+/// The values of an argument that completions offer (its visible possible values).
+pub fn visible_values(arg: &clap::Arg) -> Vec<String> {
+    arg.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().to_string()).collect()
 }
 
 /// clap_complete's bash script names a subcommand's state `<bin>__subcmd__<sub>`

@@ -39,12 +39,7 @@ fn cases() -> Vec<Case> {
             cases.push(Case { words: vec![bin.clone(), name.clone(), "--".into()], want: longs });
         }
         for arg in sub.get_arguments().filter(|a| a.get_action().takes_values()) {
-            let values: Vec<String> = arg
-                .get_possible_values()
-                .iter()
-                .filter(|v| !v.is_hide_set())
-                .map(|v| v.get_name().to_string())
-                .collect();
+            let values = clusternet_kubeconfig::completions::visible_values(arg);
             if values.is_empty() {
                 continue;
             }
