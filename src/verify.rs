@@ -16,13 +16,16 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     let source = load::parent_source_from_env(args.kubeconfig.as_deref()).map_err(|_| {
         anyhow!("no kubeconfig to verify: HOME is not set; pass --kubeconfig with the file `gen` wrote")
     })?;
-    if let ParentSource::Home(path) = &source
-        && !path.exists()
-    {
-        bail!(
+    match &source {
+        ParentSource::Home(path) if !path.exists() => bail!(
             "no kubeconfig to verify: {} does not exist and KUBECONFIG is not set; pass --kubeconfig with the file `gen` wrote",
             path.display()
-        );
+        ),
+        ParentSource::EnvList(paths) if !paths.iter().any(|p| p.exists()) => bail!(
+            "no kubeconfig to verify: none of the files in KUBECONFIG exists ({}); pass --kubeconfig with the file `gen` wrote",
+            load::describe_missing(paths)
+        ),
+        _ => {}
     }
     let loaded = crate::generate::load_parent(&source)?;
     let selection = select::select(&loaded, args.context.as_deref(), "--context")?;

@@ -101,6 +101,24 @@ pub async fn connect_with(
     Ok(Connection { client, context: context_name, server, config })
 }
 
+/// Whether the cluster behind `conn` serves Clusternet's ManagedCluster API
+/// (`/apis/clusters.clusternet.io`, which every Clusternet parent has): `Some(false)`
+/// on 404, `None` when the answer does not tell (403, network). One GET, asked only
+/// after something failed, to tell a child's (or any other cluster's)
+/// kubeconfig given as the parent.
+pub async fn serves_clusternet(conn: &Connection) -> Option<bool> {
+    let request = http::Request::get("/apis/clusters.clusternet.io").body(kube::client::Body::empty()).ok()?;
+    let call = conn.client.send(request);
+    match tokio::time::timeout(conn.config.read_timeout.unwrap_or(Duration::from_secs(10)), call).await {
+        Ok(Ok(response)) => match response.status().as_u16() {
+            200 => Some(true),
+            404 => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Describes a kube API error in one line for `context`, with the usual fixes.
 pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
     match err {

@@ -104,6 +104,12 @@ fn verify_refuses_what_is_not_a_socket_proxy_route() {
     );
     assert!(err.contains("pass --kubeconfig with the file `gen` wrote"), "{err}");
     refused(&s, &mut s.bare(&["verify"]), 1, "no kubeconfig to verify:");
+    refused(
+        &s,
+        s.bare(&["verify"]).env("KUBECONFIG", "gone.yaml"),
+        1,
+        "no kubeconfig to verify: none of the files in KUBECONFIG exists (gone.yaml; relative to the working directory",
+    );
 }
 
 #[test]

@@ -103,3 +103,30 @@ fn verify_refuses_kubeconfigs_that_are_not_generated() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("is not a generated Clusternet context"));
 }
+
+/// The child's own kubeconfig given to `gen` as the parent (users do this):
+/// with --verify the parent's own answer (no Clusternet API) says so.
+#[test]
+fn gen_verify_names_a_child_kubeconfig_given_as_the_parent() {
+    let lab = lab();
+    let child = Path::new(lab.var("LAB_STATE")).join("child.kubeconfig");
+    let dir = tempdir();
+    let out = dir.path().join("never.kubeconfig");
+    let err = tool_err(&[
+        "gen",
+        "--kubeconfig",
+        child.to_str().unwrap(),
+        "--cluster-id",
+        lab.var("LAB_CHILD_A_ID"),
+        "--token",
+        &unique("swapped"),
+        "--parent-auth",
+        "keep",
+        "--verify",
+        "--output-file",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("serves no Clusternet API (GET /apis/clusters.clusternet.io: 404)"), "{err}");
+    assert!(err.contains("is --kubeconfig the child's own kubeconfig?"), "{err}");
+    assert!(!out.exists(), "nothing is written");
+}
