@@ -360,18 +360,18 @@ async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<(
     let parent = Parent { files: loaded.describe(), selection, token };
     let entries = build(settings, &parent, &targets, notes)?;
     flush(notes);
-    if settings.verify {
-        if let Err(failed) = verify_all(settings, &entries).await {
-            // The parent's own answer tells a child's kubeconfig given as the parent.
-            if client::serves_clusternet(&conn).await == Some(false) {
-                bail!(
-                    "context {:?} of {} serves no Clusternet API (GET /apis/clusters.clusternet.io: 404), so it is not the Clusternet parent: is --kubeconfig the child's own kubeconfig? pass the parent's (where clusternet-hub runs); verification said: {failed:#}",
-                    conn.context,
-                    parent.files
-                );
-            }
-            return Err(failed);
+    if settings.verify
+        && let Err(failed) = verify_all(settings, &entries).await
+    {
+        // The parent's own answer tells a child's kubeconfig given as the parent.
+        if client::serves_clusternet(&conn).await == Some(false) {
+            bail!(
+                "context {:?} of {} serves no Clusternet API (GET /apis/clusters.clusternet.io: 404), so it is not the Clusternet parent: is --kubeconfig the child's own kubeconfig? pass the parent's (where clusternet-hub runs); verification said: {failed:#}",
+                conn.context,
+                parent.files
+            );
         }
+        return Err(failed);
     }
     deliver(settings, &entries, parent.selection.context_name)
 }
