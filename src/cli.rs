@@ -125,9 +125,13 @@ pub struct GenArgs {
     pub out: OutputArgs,
 
     /// Before writing, request the child's /version and /api through the proxy;
-    /// on failure write nothing (unless --force)
+    /// on failure write nothing (unless --write-unverified)
     #[arg(long, help_heading = "Verification")]
     pub verify: bool,
+
+    /// With --verify: write even when verification fails (with a warning)
+    #[arg(long, requires = "verify", help_heading = "Verification")]
+    pub write_unverified: bool,
 
     /// Seconds to wait for each request to the parent
     #[arg(long, value_name = "SECONDS", default_value_t = 10, help_heading = "Verification")]
@@ -199,7 +203,7 @@ pub struct OutputArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "merge_into")]
     pub output_file: Option<PathBuf>,
 
-    /// Replace an existing --output-file; with --verify, write even when verification fails
+    /// Replace an existing --output-file
     #[arg(long)]
     pub force: bool,
 

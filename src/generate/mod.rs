@@ -70,7 +70,8 @@ pub struct Settings {
     pub format: OutputFormat,
     pub destination: Destination,
     pub verify: bool,
-    pub force: bool,
+    /// Write even when the verification fails.
+    pub write_unverified: bool,
     pub timeout: Duration,
 }
 
@@ -167,8 +168,10 @@ impl Settings {
             },
             (None, None) => Destination::Stdout,
         };
-        if args.out.force && !args.verify && !matches!(destination, Destination::File { .. }) {
-            return Err(usage("--force is for --output-file (replace it) or --verify (write despite a failure)"));
+        if args.out.force && !matches!(destination, Destination::File { .. }) {
+            return Err(usage(
+                "--force replaces an existing --output-file; to write despite a failed --verify, use --write-unverified",
+            ));
         }
         if matches!(destination, Destination::Merge { .. }) && args.out.output == OutputFormat::Json {
             return Err(usage("--merge-into writes YAML; drop -o json"));
@@ -187,7 +190,7 @@ impl Settings {
             format: args.out.output,
             destination,
             verify: args.verify,
-            force: args.out.force,
+            write_unverified: args.write_unverified,
             timeout: Duration::from_secs(args.timeout.max(1)),
         })
     }
@@ -409,16 +412,17 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     }
     match failures.as_slice() {
         [] => Ok(()),
-        _ if settings.force => {
+        _ if settings.write_unverified => {
             for f in &failures {
-                eprintln!("warning: {f}; writing anyway (--force)");
+                eprintln!("warning: {f}; writing anyway (--write-unverified)");
             }
             Ok(())
         }
-        [one] => bail!("{one}; nothing written (--force writes anyway)"),
-        [first, rest @ ..] => {
-            bail!("{first}; and {} more context(s) failed; nothing written (--force writes anyway)", rest.len())
-        }
+        [one] => bail!("{one}; nothing written (--write-unverified writes anyway)"),
+        [first, rest @ ..] => bail!(
+            "{first}; and {} more context(s) failed; nothing written (--write-unverified writes anyway)",
+            rest.len()
+        ),
     }
 }
 
