@@ -64,10 +64,9 @@ impl Cause {
                 "user extra refused",
                 "only clusternet-token, clusternet-certificate and clusternet-privatekey may be impersonated under Clusternet's RBAC: remove other extras",
             ),
-            Cause::FeatureGateOff => (
-                "SocketConnection feature gate off",
-                "start clusternet-hub with --feature-gates=SocketConnection=true",
-            ),
+            Cause::FeatureGateOff => {
+                ("SocketConnection feature gate off", "start clusternet-hub with --feature-gates=SocketConnection=true")
+            }
             Cause::UnknownClusterId => (
                 "unknown cluster ID",
                 "no ManagedCluster on this parent carries this ID: check it (exact, lower-case) with `clusternet-kubeconfig list`",
@@ -165,16 +164,8 @@ pub type ParentAccepts = Option<bool>;
 
 /// Go's net and crypto/tls errors, as the hub passes them back from a dial
 /// to the child (lower-case).
-const CHILD_DIAL_WORDS: &[&str] = &[
-    "dial tcp",
-    "connect: ",
-    "no such host",
-    "i/o timeout",
-    "connection reset",
-    "tls: ",
-    "x509: ",
-    "eof",
-];
+const CHILD_DIAL_WORDS: &[&str] =
+    &["dial tcp", "connect: ", "no such host", "i/o timeout", "connection reset", "tls: ", "x509: ", "eof"];
 
 /// Maps an HTTP answer to its cause.
 pub fn from_response(status: u16, message: &str, auth: ParentAuthKind, parent_accepts: ParentAccepts) -> Cause {

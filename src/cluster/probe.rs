@@ -79,9 +79,10 @@ pub async fn probe(
     let deadline = Instant::now() + timeout;
     let probe = Probe { deadline, timeout, secrets: secrets.iter().map(String::as_str).collect() };
     let auth = parent_auth_kind(&kubeconfig, context);
-    let conn = tokio::time::timeout_at(deadline.into(), connect_with(kubeconfig, Some(context), timeout, Retries::None))
-        .await
-        .map_err(|_| anyhow!("context {context:?}: no client within --timeout ({}s)", timeout.as_secs()))??;
+    let conn =
+        tokio::time::timeout_at(deadline.into(), connect_with(kubeconfig, Some(context), timeout, Retries::None))
+            .await
+            .map_err(|_| anyhow!("context {context:?}: no client within --timeout ({}s)", timeout.as_secs()))??;
     let (version, version_latency) = match probe.get(&conn.client, "/version").await {
         Got::Answer(a) if a.status == 200 && matches!(a.end, End::Complete) => (a.body, a.latency),
         failure => return Ok(Err(probe.diagnose(failure, "/version", auth, &conn).await)),
@@ -204,7 +205,9 @@ impl Probe<'_> {
                 answer.body.len(),
                 diagnose::redact(e, &self.secrets).replace(['\n', '\r'], " ")
             )),
-            End::TimedOut => Some(format!("{} while reading the answer ({} bytes read)", timed_out(), answer.body.len())),
+            End::TimedOut => {
+                Some(format!("{} while reading the answer ({} bytes read)", timed_out(), answer.body.len()))
+            }
         };
         let cause = match (answer.status, &answer.end) {
             (_, End::TooLarge) => Cause::TooLarge,

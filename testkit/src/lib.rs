@@ -13,6 +13,7 @@ mod answer;
 mod der;
 mod forward;
 mod http;
+mod raw;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -31,6 +32,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use answer::{CHILD_GIT_VERSION, CHILD_NAMESPACE, HUB_GIT_VERSION, PROXY_GROUP_PREFIX};
+pub use raw::{RawAnswer, RawServer};
 
 /// What the hub answers for a cluster instead of proxying (contract §5), with
 /// the hub's own status code and message.

@@ -41,7 +41,7 @@ fn base_with(from: &str, to: &str) -> String {
 }
 
 /// Runs `cmd`, killing it after `limit`: a hang is a failure, not a stuck test.
-fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+pub(crate) fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -354,7 +354,7 @@ fn nesting_and_alias_bombs_fail_fast_with_bounded_memory() {
 
 /// Runs `cmd` under GNU time and returns its output and peak RSS in KB (the
 /// last line time writes to stderr, which is then removed).
-fn with_max_rss(cmd: &mut Command) -> (Output, u64) {
+pub(crate) fn with_max_rss(cmd: &mut Command) -> (Output, u64) {
     assert!(Path::new("/usr/bin/time").exists(), "GNU time (/usr/bin/time) is needed to measure peak memory");
     let mut timed = Command::new("/usr/bin/time");
     timed.arg("-f").arg("maxrss=%M").arg(cmd.get_program()).args(cmd.get_args());

@@ -10,4 +10,5 @@ mod hostile;
 mod kubectl;
 mod kubectl_matrix;
 mod secrets;
+mod verify_hostile;
 mod yaml_quoting;
