@@ -5,9 +5,23 @@
 
 use std::fmt;
 
-/// Why a request through the proxy failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
+/// Declares [`Cause`] and its list of every variant in one place.
+macro_rules! causes {
+    ($($variant:ident),* $(,)?) => {
+        /// Why a request through the proxy failed.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Cause {
+            $($variant),*
+        }
+
+        impl Cause {
+            /// Every cause, in declaration order.
+            pub const ALL: &[Cause] = &[$(Cause::$variant),*];
+        }
+    };
+}
+
+causes![
     AnonymousDisabled,
     ParentCredentialsRejected,
     ChildCredentialsRejected,
@@ -33,7 +47,7 @@ pub enum Cause {
     Connect,
     Timeout,
     Unexpected,
-}
+];
 
 impl Cause {
     /// The cause in a few words, then the fix in one line. The two are
@@ -319,35 +333,7 @@ mod tests {
     /// The line reads `<cause>: <fix>`: the fix never repeats the cause's words.
     #[test]
     fn no_fix_repeats_its_cause() {
-        use Cause::*;
-        let all = [
-            AnonymousDisabled,
-            ParentCredentialsRejected,
-            ChildCredentialsRejected,
-            ChildForbidden,
-            RbacMissing,
-            ExtraRefused,
-            FeatureGateOff,
-            UnknownClusterId,
-            AgentDisconnected,
-            NoApiserverUrl,
-            InvalidKeyPair,
-            InvalidCertificate,
-            ChildUnreachable,
-            SchemeMismatch,
-            MalformedRoute,
-            Redirected,
-            RedirectBlocked,
-            ApiServiceMissing,
-            ApiServiceUnavailable,
-            HubUnreachable,
-            TooLarge,
-            Tls,
-            Connect,
-            Timeout,
-            Unexpected,
-        ];
-        for cause in all {
+        for &cause in Cause::ALL {
             let (words, fix) = cause.words();
             assert!(!fix.to_lowercase().starts_with(&words.to_lowercase()), "{cause:?}: {words} / {fix}");
             assert!(!fix.contains(&format!("{words}:")), "{cause:?}: {fix}");

@@ -96,6 +96,7 @@ fn endless_bodies_are_cut_at_the_limit() {
         assert!(err.contains("GET /version through the proxy failed"), "{label}: {err}");
         assert!(err.contains("[stopped reading the answer after 1024 KiB]"), "{label}: {err}");
         assert!(err.contains(": answer too large: "), "{label}: {err}");
+        eprintln!("[verify_hostile] {label}: {:.2}s, peak RSS {rss} KB", took.as_secs_f64());
         assert!(took < Duration::from_secs(10), "{label}: took {took:?}");
         assert!(rss < 100_000, "{label}: peak RSS {rss} KB");
     }
@@ -116,6 +117,7 @@ fn timeout_covers_the_body() {
     let err = one_error_line("trickle", &out);
     assert!(err.contains("HTTP 400"), "{err}");
     assert!(err.contains("[timed out after 2s while reading the answer ("), "{err}");
+    eprintln!("[verify_hostile] trickle, --timeout 2: {:.2}s, peak RSS {rss} KB", took.as_secs_f64());
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(5), "took {took:?}");
     assert!(rss < 100_000, "peak RSS {rss} KB");
 }
