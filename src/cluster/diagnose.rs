@@ -115,7 +115,7 @@ impl Cause {
             ),
             Cause::Redirected => (
                 "redirected by the hub",
-                "the hub redirects a route with no path after it: regenerate the kubeconfig rather than editing its server URL",
+                "a route with no path after it is answered with a redirect: regenerate the kubeconfig rather than editing its server URL",
             ),
             Cause::RedirectBlocked => (
                 "redirect blocked",

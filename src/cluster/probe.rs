@@ -282,3 +282,34 @@ fn parent_auth_kind(kubeconfig: &Kubeconfig, context: &str) -> ParentAuthKind {
         _ => ParentAuthKind::Anonymous,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cause's line: one line, no run of words said twice, and what
+    /// came from the server escaped.
+    #[test]
+    fn every_line_reads_once_and_is_escaped() {
+        for &cause in Cause::ALL {
+            let failed = Failed {
+                path: "/version",
+                status: Some(500),
+                message: "dial tcp 127.0.0.1:1: \u{1b}[2Jconnect: connection refused".into(),
+                cut: Some("the answer broke off after 3 bytes: \u{202e}x".into()),
+                cause,
+            };
+            let line = failed.describe("ctx");
+            assert_eq!(testkit::doubled_words(&line), None, "{cause:?}: {line}");
+            assert!(!line.chars().any(|c| c.is_control() || c == '\u{202e}'), "{cause:?}: {line:?}");
+            assert!(line.contains("^[[2Jconnect") && line.contains("\\u{202E}x"), "{line}");
+            assert!(line.ends_with(&format!(": {cause}: {}", cause.hint())), "{line}");
+        }
+    }
+
+    #[test]
+    fn long_versions_are_shortened() {
+        assert_eq!(shorten("v1.32.0", 100), "v1.32.0");
+        assert_eq!(shorten(&"é".repeat(150), 100), format!("{}…", "é".repeat(100)));
+    }
+}

@@ -365,3 +365,34 @@ fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, shared: Ar
             .spawn(move || http::serve_connection(stream, tls, &shared));
     }
 }
+
+/// The first run of 1 to 4 words that `line` says twice in a row ("unexpected
+/// answer: unexpected answer"), ignoring case and punctuation, if any.
+pub fn doubled_words(line: &str) -> Option<String> {
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for k in 1..=4 {
+        for i in 0..words.len().saturating_sub(2 * k - 1) {
+            if words[i..i + k] == words[i + k..i + 2 * k] {
+                return Some(words[i..i + k].join(" "));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod doubled_tests {
+    #[test]
+    fn finds_doubled_runs() {
+        assert_eq!(
+            super::doubled_words("x: unexpected answer: unexpected answer: see").as_deref(),
+            Some("unexpected answer")
+        );
+        assert_eq!(super::doubled_words("the the end").as_deref(), Some("the"));
+        assert_eq!(super::doubled_words("agent disconnected: the agent has no session"), None);
+    }
+}

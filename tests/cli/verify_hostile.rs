@@ -64,6 +64,7 @@ fn one_error_line(label: &str, out: &Output) -> String {
     assert!(out.stdout.is_empty(), "{label}: {}", stdout(out));
     assert!(err.starts_with("error: context "), "{label}: {err}");
     assert_eq!(err.lines().count(), 1, "{label}: {err}");
+    assert_eq!(testkit::doubled_words(&err), None, "{label}: words said twice: {err}");
     assert!(!err.contains(CHILD_TOKEN), "{label}: {err}");
     assert_no_raw_controls(label, &err);
     err

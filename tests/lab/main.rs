@@ -25,5 +25,5 @@ mod many;
 mod parent_token;
 mod verify;
 
-// Issue 8: a real child kube-apiserver behind the stand-in's --forward.
+// Issue 8: a real child kube-apiserver behind the stand-in.
 mod child;

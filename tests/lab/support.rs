@@ -165,7 +165,7 @@ pub struct Rec {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub client_cert_cn: Option<String>,
-    /// The child URL the stand-in forwarded the request to (`--forward` clusters).
+    /// The child URL the stand-in dialled for the request (none when the hub answered itself).
     pub forwarded_to: Option<String>,
     /// The status code of its answer (the child's, when forwarded).
     pub status: Option<u16>,

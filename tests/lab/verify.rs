@@ -26,6 +26,7 @@ fn verify_fails(kc: &Path, secrets: &[&str]) -> String {
     assert!(stdout.is_empty(), "nothing on stdout on failure: {stdout}");
     assert!(stderr.starts_with("error: context "), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert_eq!(testkit::doubled_words(&stderr), None, "words said twice: {stderr}");
     for s in secrets {
         assert!(!stderr.contains(s), "the secret {s:?} leaked: {stderr}");
     }
