@@ -153,7 +153,7 @@ impl Probe<'_> {
         };
         let response = match tokio::time::timeout_at(deadline, client.send(request)).await {
             Err(_) => return Got::TimedOut,
-            Ok(Err(e)) => return Got::Transport(format!("{:#}", anyhow::Error::from(e))),
+            Ok(Err(e)) => return Got::Transport(error_chain(&e)),
             Ok(Ok(r)) => r,
         };
         let status = response.status().as_u16();
@@ -243,7 +243,8 @@ impl Probe<'_> {
     }
 }
 
-/// An error and its sources, `: `-separated.
+/// An error and its sources, `: `-separated, each said once (kube and
+/// hyper repeat their source in their own text).
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -305,6 +306,30 @@ mod tests {
             assert!(line.contains("^[[2Jconnect") && line.contains("\\u{202E}x"), "{line}");
             assert!(line.ends_with(&format!(": {cause}: {}", cause.hint())), "{line}");
         }
+    }
+
+    #[test]
+    fn error_chains_say_each_source_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let refused = E("Connection refused (os error 111)", None);
+        let tcp = E("tcp connect error", Some(Box::new(refused)));
+        let client = E("client error (Connect)", Some(Box::new(tcp)));
+        let top = E("ServiceError: client error (Connect)", Some(Box::new(client)));
+        assert_eq!(
+            error_chain(&top),
+            "ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
     }
 
     #[test]

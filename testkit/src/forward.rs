@@ -344,12 +344,19 @@ fn key_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String
     let key =
         PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| invalid("tls: failed to find any PEM data in key input"))?;
     let provider = rustls::crypto::ring::default_provider();
+    // Go compares the key types first (RSA, ECDSA, Ed25519), then the keys.
+    let key_algorithm = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .ok()
+        .and_then(|k| k.public_key().and_then(|spki| crate::der::spki_algorithm(&spki)));
+    let same_type = key_algorithm.is_some() && key_algorithm == crate::der::public_key_algorithm(&chain[0]);
     CertifiedKey::from_der(chain, key, &provider)
         .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                invalid("tls: private key does not match public key")
+            rustls::Error::InconsistentKeys(_) if !same_type => {
+                invalid("tls: private key type does not match public key type")
             }
-            rustls::Error::InconsistentKeys(_) => invalid("tls: private key type does not match public key type"),
+            rustls::Error::InconsistentKeys(_) => invalid("tls: private key does not match public key"),
             other => invalid(&other.to_string()),
         })
         .map(Arc::new)
@@ -532,6 +539,13 @@ mod tests {
         let (_, other_key) = crate::self_signed_cert("b");
         let err = key_pair(cert.as_bytes(), other_key.as_bytes()).err().unwrap();
         assert_eq!(err, "invalid key pair in header: tls: private key does not match public key");
+        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map(|k| k.serialize_pem());
+        // ring cannot generate RSA keys: an Ed25519 key against an ECDSA certificate.
+        let other_type = rsa.unwrap_or_else(|_| {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("Ed25519 key").serialize_pem()
+        });
+        let err = key_pair(cert.as_bytes(), other_type.as_bytes()).err().unwrap();
+        assert_eq!(err, "invalid key pair in header: tls: private key type does not match public key type");
         let (cert, key) = crate::self_signed_cert("c");
         assert!(key_pair(cert.as_bytes(), key.as_bytes()).is_ok());
         assert!(key_pair(b"not PEM", key.as_bytes()).err().unwrap().starts_with("invalid key pair in header: tls:"));
