@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use self::targets::{ChildCredentialSource, Target, Wanted};
+use self::targets::{ChildCredentialSource, Pairing, Target, Wanted};
 use crate::cli::{GenArgs, OutputFormat, ParentAuthMode};
 use crate::cluster::client;
 use crate::cluster::{hub_token, probe};
@@ -27,6 +27,7 @@ use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
 use crate::kubeconfig::{flatten, select, write};
+use crate::names;
 use crate::route::{self, ClusterId, Route};
 use crate::secret::Secret;
 use crate::trace;
@@ -107,6 +108,7 @@ impl Settings {
             }
             ids.push(id);
         }
+        check_names(t, &args.parent.system_namespace)?;
         let wanted = if t.cluster.is_empty() && !t.all {
             Wanted::Ids(ids)
         } else {
@@ -130,7 +132,7 @@ impl Settings {
                         "child credentials come either per cluster from --credentials or from flags, not both",
                     ));
                 }
-                ChildCredentialSource::File(Credentials::read(path)?)
+                ChildCredentialSource::File(Credentials::read(path, notes)?)
             }
             None if several => {
                 return Err(usage("several clusters need --credentials FILE (child credentials differ per cluster)"));
@@ -221,6 +223,22 @@ fn warn_secrets_on_argv(args: &GenArgs, notes: &mut Vec<String>) {
     }
 }
 
+/// Namespaces, names and selectors go into request paths and selectors: each
+/// must be what the apiserver accepts as one (usage errors).
+fn check_names(t: &crate::cli::TargetArgs, system_namespace: &str) -> Result<()> {
+    let checks = t
+        .namespace
+        .iter()
+        .map(|ns| names::check_namespace(ns, "-n/--namespace"))
+        .chain(t.cluster.iter().map(|name| names::check_object_name(name, "--cluster")))
+        .chain(t.selector.iter().map(|s| names::check_selector(s, "-l/--selector")))
+        .chain(std::iter::once(names::check_namespace(system_namespace, "--system-namespace")));
+    for check in checks {
+        check.map_err(|e| usage(format!("{e:#}")))?;
+    }
+    Ok(())
+}
+
 fn has_child_flags(args: &GenArgs) -> bool {
     let c = &args.child;
     c.token.is_some()
@@ -258,9 +276,10 @@ pub fn run(args: GenArgs) -> Result<()> {
     result
 }
 
+/// Notes quote names and fields from the cluster: escaped for the terminal.
 fn flush(notes: &mut Vec<String>) {
     for note in notes.drain(..) {
-        eprintln!("{note}");
+        eprintln!("{}", crate::terminal::escape(&note));
     }
 }
 
@@ -271,8 +290,8 @@ fn run_offline(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
     let Wanted::Ids(ids) = &settings.wanted else {
         bail!("internal: a lookup needs the parent cluster");
     };
-    let clusters = ids.iter().map(|id| (id.clone(), None)).collect();
-    let targets = targets::pair(clusters, &settings.child, settings.strict, notes)?;
+    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &[] };
+    let targets = targets::pair(Vec::new(), ids, &pairing, notes)?;
     let token = match &settings.parent_token {
         Some(ParentToken::Given(source)) => Some(source.read()?),
         _ => None,
@@ -288,26 +307,16 @@ async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<(
     let loaded = load::load_parent(&settings.parent)?;
     let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
     let conn = client::connect_source(&settings.parent, Some(selection.context_name), settings.timeout).await?;
-    let clusters: Vec<(ClusterId, Option<_>)> = match &settings.wanted {
-        Wanted::Ids(ids) => ids.iter().map(|id| (id.clone(), None)).collect(),
+    let (found, ids) = match &settings.wanted {
+        Wanted::Ids(ids) => (targets::Found::default(), ids.as_slice()),
         wanted => {
-            let found = targets::look_up(&conn, wanted, notes).await?;
-            let mut pairs = Vec::new();
-            for cluster in found {
-                let (id, _) = ClusterId::parse(&cluster.cluster_id).map_err(|_| {
-                    anyhow!(
-                        "ManagedCluster {}/{} has cluster ID {:?}, which is not a UUID",
-                        cluster.namespace,
-                        cluster.name,
-                        cluster.cluster_id
-                    )
-                })?;
-                pairs.push((id, Some(cluster)));
-            }
-            pairs
+            let mut found = targets::look_up(&conn, wanted, notes).await?;
+            targets::complete(&conn, &mut found, &settings.child).await?;
+            (found, &[][..])
         }
     };
-    let targets = targets::pair(clusters, &settings.child, settings.strict, notes)?;
+    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &found.seen };
+    let targets = targets::pair(found.clusters, ids, &pairing, notes)?;
     let token = match &settings.parent_token {
         Some(ParentToken::Given(source)) => Some(source.read()?),
         Some(ParentToken::FromSecret { namespace }) => Some(hub_token::from_secret(&conn, namespace).await?.ok_or_else(|| {
@@ -384,8 +393,11 @@ fn for_target(targets: &[Target], target: &Target) -> String {
     if targets.len() > 1 { format!("cluster {}", target.describe()) } else { "child credentials".to_string() }
 }
 
+/// The first context, when the user named the clusters; `--all` names none, so
+/// it sets none (whatever a listing puts first is not the user's choice).
 fn current_context(settings: &Settings, entries: &[Entries]) -> Option<String> {
-    settings.set_current.then(|| entries.first().map(|e| e.name.clone())).flatten()
+    let named = !matches!(settings.wanted, Wanted::Lookup { all: true, .. });
+    (settings.set_current && named).then(|| entries.first().map(|e| e.name.clone())).flatten()
 }
 
 /// Probes every generated context before anything is written.
