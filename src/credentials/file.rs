@@ -94,9 +94,14 @@ pub struct Wanted<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Found<'a> {
     /// The entry under `key` (as written in the file).
-    One { key: &'a str, source: &'a ChildSource },
+    One {
+        key: &'a str,
+        source: &'a ChildSource,
+    },
     /// Only a bare-name entry, and the name is not unique on the parent.
-    AmbiguousName { key: &'a str },
+    AmbiguousName {
+        key: &'a str,
+    },
     None,
 }
 
@@ -210,7 +215,12 @@ mod tests {
         (Credentials::read(&path, &mut notes).unwrap(), dir, notes)
     }
 
-    fn key_of<'a>(c: &'a Credentials, id: &ClusterId, object: Option<(&'a str, &'a str)>, same: usize) -> Option<&'a str> {
+    fn key_of<'a>(
+        c: &'a Credentials,
+        id: &ClusterId,
+        object: Option<(&'a str, &'a str)>,
+        same: usize,
+    ) -> Option<&'a str> {
         match c.lookup(Wanted { id, object, same_name: same }) {
             Found::One { key, .. } => Some(key),
             Found::AmbiguousName { .. } => Some("<ambiguous>"),

@@ -355,6 +355,9 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
     let parent = credentials::parent::build(settings.parent_auth, token.clone(), selection)?;
+    // Unreadable references cannot be compared; `keep` reports them itself.
+    let parent_user =
+        flatten::flatten_user(selection.user, selection.user_dir, selection.user_name).unwrap_or_default();
     trace::line(|| {
         format!(
             "parent {files}: context {:?}, cluster {:?} ({parent_server}), user {:?}; parent auth {:?}",
@@ -365,6 +368,13 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
     for target in targets {
         let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
         let child = credentials::child::load(&target.source, notes).with_context(|| for_target(targets, target))?;
+        if let Some(what) = credentials::reused_parent_credential(&child, &parent, &parent_user) {
+            bail!(
+                "{}: they are the {what} of the parent kubeconfig's user {:?}; the hub passes child credentials on to the child cluster, which could then act as that user on the parent: give the child cluster's own credentials",
+                for_target(targets, target),
+                selection.user_name
+            );
+        }
         let name = match &settings.name {
             Some(name) => name.clone(),
             None => {

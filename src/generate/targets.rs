@@ -139,7 +139,10 @@ pub async fn complete(conn: &Connection, found: &mut Found, credentials: &ChildC
     }
     let listing = managed::list(conn, &Query::default()).await?;
     crate::trace::line(|| {
-        format!("listed all {} ManagedClusters to check that bare names in --credentials are unique", listing.clusters.len())
+        format!(
+            "listed all {} ManagedClusters to check that bare names in --credentials are unique",
+            listing.clusters.len()
+        )
     });
     found.seen = listing.clusters;
     found.seen_every_name = true;
@@ -163,7 +166,12 @@ pub struct Pairing<'a> {
 /// entry in the credentials file, only an ambiguous bare name, a cluster ID
 /// that is not a UUID) is skipped with a warning, or is an error with `strict`
 /// or when it is the only cluster.
-pub fn pair(clusters: Vec<ManagedCluster>, ids: &[ClusterId], with: &Pairing, notes: &mut Vec<String>) -> Result<Vec<Target>> {
+pub fn pair(
+    clusters: Vec<ManagedCluster>,
+    ids: &[ClusterId],
+    with: &Pairing,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Target>> {
     let candidates = clusters.len() + ids.len();
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
@@ -196,9 +204,8 @@ pub fn pair(clusters: Vec<ManagedCluster>, ids: &[ClusterId], with: &Pairing, no
 /// form that is not the canonical one is said, as for `--cluster-id`.
 fn cluster_id(cluster: &ManagedCluster, notes: &mut Vec<String>) -> Result<ClusterId> {
     let what = format!("ManagedCluster {}/{}", cluster.namespace, cluster.name);
-    let (id, changed) = ClusterId::parse(&cluster.cluster_id).map_err(|_| {
-        anyhow!("{what} has cluster ID {:?}, which is not a UUID", escape(&clip(&cluster.cluster_id)))
-    })?;
+    let (id, changed) = ClusterId::parse(&cluster.cluster_id)
+        .map_err(|_| anyhow!("{what} has cluster ID {:?}, which is not a UUID", escape(&clip(&cluster.cluster_id))))?;
     if changed {
         notes.push(format!(
             "note: cluster ID {:?} of {what} normalised to {id} (the hub matches the ID exactly)",
@@ -235,12 +242,8 @@ fn credentials_for(id: &ClusterId, cluster: Option<&ManagedCluster>, with: &Pair
         }
         Entry::AmbiguousName { key } => {
             let name = cluster.map(|c| c.name.as_str()).unwrap_or_default();
-            let mut others: Vec<String> = with
-                .seen
-                .iter()
-                .filter(|o| o.name == name)
-                .map(|o| format!("{}/{}", o.namespace, o.name))
-                .collect();
+            let mut others: Vec<String> =
+                with.seen.iter().filter(|o| o.name == name).map(|o| format!("{}/{}", o.namespace, o.name)).collect();
             others.sort();
             bail!(
                 "key {:?} of --credentials {} is ambiguous for {what}: {} ManagedClusters are named {name:?} ({}); use the key namespace/name or the cluster ID",
