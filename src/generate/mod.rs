@@ -368,7 +368,7 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
     for target in targets {
         let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
         let child = credentials::child::load(&target.source, notes).with_context(|| for_target(targets, target))?;
-        if let Some(what) = credentials::reused_parent_credential(&child, &parent, &parent_user) {
+        if let Some(what) = credentials::reused_parent_credential(&child, &parent_user) {
             bail!(
                 "{}: they are the {what} of the parent kubeconfig's user {:?}; the hub passes child credentials on to the child cluster, which could then act as that user on the parent: give the child cluster's own credentials",
                 for_target(targets, target),
