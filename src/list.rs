@@ -51,9 +51,8 @@ pub fn render(clusters: &[ManagedCluster], format: ListFormat) -> Result<String>
     match format {
         ListFormat::Table => Ok(table(clusters)),
         ListFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&serde_json::json!({ "items": clusters }))?;
-            text.push('\n');
-            Ok(text)
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "items": clusters }))?;
+            Ok(format!("{}\n", crate::terminal::escape_json(&text)))
         }
         ListFormat::Yaml => {
             let value: Value = serde_yaml::to_value(serde_json::json!({ "items": clusters }))?;
