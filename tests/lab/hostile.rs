@@ -8,7 +8,7 @@
 //! bound on time and memory.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -139,15 +139,11 @@ fn status(ns: &str, name: &str, status: Value) {
 fn timed(args: &[&str]) -> (Output, Duration, u64) {
     assert!(Path::new("/usr/bin/time").exists(), "GNU time (/usr/bin/time) is needed to measure peak memory");
     let start = Instant::now();
-    let mut out = Command::new("/usr/bin/time")
-        .args(["-f", "maxrss=%M", env!("CARGO_BIN_EXE_clusternet-kubeconfig")])
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("CLUSTERNET_CHILD_TOKEN")
-        .env_remove("CLUSTERNET_PARENT_TOKEN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run clusternet-kubeconfig under /usr/bin/time");
+    let mut out = without_ambient(
+        Command::new("/usr/bin/time").args(["-f", "maxrss=%M", env!("CARGO_BIN_EXE_clusternet-kubeconfig")]).args(args),
+    )
+    .output()
+    .expect("run clusternet-kubeconfig under /usr/bin/time");
     let elapsed = start.elapsed();
     let err = text(&out.stderr);
     let (rest, last) = err.trim_end().rsplit_once('\n').unwrap_or(("", err.trim_end()));
