@@ -422,7 +422,8 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
             Ok(reached) => eprintln!(
                 "verified {:?}: child Kubernetes {} (/version {} ms, /api {} ms)",
                 entry.name,
-                reached.git_version,
+                // Written by whatever answers as the child.
+                crate::terminal::escape(&reached.git_version),
                 reached.version_latency.as_millis(),
                 reached.api_latency.as_millis()
             ),
@@ -433,7 +434,7 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
         [] => Ok(()),
         _ if settings.force => {
             for f in &failures {
-                eprintln!("warning: {f}; writing anyway (--force)");
+                eprintln!("warning: {}; writing anyway (--force)", crate::terminal::escape(f));
             }
             Ok(())
         }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -349,21 +350,28 @@ fn a_malformed_cluster_is_skipped_not_fatal() {
 }
 
 /// Two Secrets annotated for clusternet-hub-proxy: refused, both named; with
-/// one left, its token is used.
+/// one left, its token is used; a broken one alone is reported by name.
 #[test]
 fn several_hub_proxy_secrets_are_refused_by_name() {
     let _lab = exclusive();
-    let secret = |name: &str| {
-        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+    // A token the controller leaves alone (it fills empty ones only), and an
+    // empty one it fills.
+    let broken = json!({"token": base64::engine::general_purpose::STANDARD.encode("planted\ntoken")});
+    let secret = |name: &str, data: &Value| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token", "data": data,
                "metadata": {"name": name, "namespace": NS_SYSTEM,
                             "annotations": {"kubernetes.io/service-account.name": "clusternet-hub-proxy"}}})
     };
-    apply(&json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS_SYSTEM}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "clusternet-hub-proxy", "namespace": NS_SYSTEM}},
-        secret("hub-proxy-planted"),
-        secret("hub-proxy-real"),
-    ]}));
+    let list = |items: Vec<Value>| json!({"apiVersion": "v1", "kind": "List", "items": items});
+    apply(&list(vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS_SYSTEM}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "clusternet-hub-proxy", "namespace": NS_SYSTEM}}),
+    ]));
+    create(&list(vec![secret("hub-proxy-planted", &broken), secret("hub-proxy-real", &json!({}))]));
+    let delete = |name: &str| {
+        let out = kubectl(admin(), &["-n", NS_SYSTEM, "delete", "secret", name, "--wait=true"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
     let args = [
         "gen",
         "--kubeconfig",
@@ -383,24 +391,28 @@ fn several_hub_proxy_secrets_are_refused_by_name() {
             && e.contains("(hub-proxy-planted, hub-proxy-real)"),
         "{e}"
     );
-    assert!(e.contains("--parent-token-request"), "{e}");
-    let out = kubectl(admin(), &["-n", NS_SYSTEM, "delete", "secret", "hub-proxy-planted", "--wait=true"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(e.contains("--parent-token-request") && !e.contains("planted\ntoken"), "{e}");
+
+    delete("hub-proxy-planted");
     // The token controller fills the remaining one.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (yaml, _) = loop {
+    let yaml = loop {
         let (out, elapsed, rss) = timed(&args);
         check("one Secret", &out, elapsed, rss);
         if out.status.success() || Instant::now() > deadline {
             assert!(out.status.success(), "{}", text(&out.stderr));
-            break (text(&out.stdout), ());
+            break text(&out.stdout);
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     let d: Value = serde_yaml::from_str(&yaml).unwrap();
     assert!(d["users"][0]["user"]["token"].as_str().is_some_and(|t| t.starts_with("eyJ")), "{yaml}");
-    let out = kubectl(admin(), &["-n", NS_SYSTEM, "delete", "secret", "hub-proxy-real", "--wait=true"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    delete("hub-proxy-real");
+    create(&list(vec![secret("hub-proxy-planted", &broken)]));
+    let e = err("a broken Secret", &args, 1);
+    assert!(e.contains(&format!("token of Secret {NS_SYSTEM}/hub-proxy-planted has a line break")), "{e}");
+    delete("hub-proxy-planted");
 }
 
 /// Names that would change the request path never reach the apiserver.
@@ -428,4 +440,22 @@ fn names_are_checked_before_any_request() {
         assert!(e.contains(needle), "{label}: {e}");
     }
     assert_eq!(managedcluster_lists(), before, "a LIST reached the apiserver");
+}
+
+/// A credentials entry that points at the parent kubeconfig itself: the lab
+/// admin's client certificate would go to the child. Refused, naming the user.
+#[test]
+fn the_parent_users_credentials_are_not_a_childs() {
+    let lab = lab();
+    let dir = tempdir();
+    let creds = write(
+        dir.path(),
+        "creds.yaml",
+        &format!("clusters:\n  {}: {{kubeconfig: {}}}\n", lab.var("LAB_CHILD_A_ID"), admin()),
+    );
+    let _shared = shared();
+    let args = ["gen", "--kubeconfig", admin(), "--cluster", "child-a", "--credentials", creds.to_str().unwrap()];
+    let e = err("credentials entry = parent kubeconfig", &args, 1);
+    assert!(e.contains("they are the client certificate of the parent kubeconfig's user \"lab-admin\""), "{e}");
+    assert!(!e.contains("PRIVATE KEY"), "{e}");
 }
