@@ -182,7 +182,7 @@ pub struct TargetArgs {
     #[arg(long, requires = "credentials")]
     pub strict: bool,
 
-    /// With several clusters: leave current-context unset [default: the first cluster's]
+    /// With several clusters: leave current-context unset [default: the first named cluster's; --all sets none]
     #[arg(long)]
     pub no_current_context: bool,
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde_yaml::Mapping;
 
-use super::child::read_file_or_stdin;
+use super::child::read_token_file;
 use super::validate;
 use crate::cli::{ParentAuthArgs, ParentAuthMode};
 use crate::error::usage;
@@ -86,7 +86,7 @@ impl TokenSource {
                 } else {
                     format!("--parent-token-file {}", path.display())
                 };
-                validate::token_from_file(&read_file_or_stdin(path, &origin)?, &origin)
+                validate::token_from_file(&read_token_file(path, &origin)?, &origin)
             }
         }
     }

@@ -27,3 +27,6 @@ mod verify;
 
 // Issue 8: a real child kube-apiserver behind the stand-in.
 mod child;
+
+// What other parties write on the parent: hostile ManagedClusters and Secrets.
+mod hostile;

@@ -356,14 +356,18 @@ pub fn exclusive() -> Exclusive {
 /// `clusternet-kubeconfig <args>` with no ambient KUBECONFIG or tokens.
 pub fn tool(args: &[&str]) -> Output {
     let _shared = shared();
-    Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
-        .args(args)
-        .env_remove("KUBECONFIG")
+    without_ambient(Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig")).args(args))
+        .output()
+        .expect("run clusternet-kubeconfig")
+}
+
+/// `cmd` without the environment the product reads (KUBECONFIG, tokens) and
+/// without stdin.
+pub fn without_ambient(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("KUBECONFIG")
         .env_remove("CLUSTERNET_CHILD_TOKEN")
         .env_remove("CLUSTERNET_PARENT_TOKEN")
         .stdin(Stdio::null())
-        .output()
-        .expect("run clusternet-kubeconfig")
 }
 
 /// [`tool`] that must succeed: (stdout, stderr).
