@@ -11,6 +11,9 @@
 #                             real child kube-apiserver behind the stand-in (child-real)
 #   lab/lab.sh seed-many N    add N extra ManagedClusters (one `kubectl apply`)
 #   lab/lab.sh up-noanon      a second kube-apiserver, --anonymous-auth=false, same etcd
+#   lab/lab.sh hub-stop       stop the hub stand-in (the APIService stays registered)
+#   lab/lab.sh hub-start [--feature-gates SocketConnection=false]
+#                             (re)start the hub stand-in; waits for the APIService Available
 #   lab/lab.sh env            print `export NAME=value` lines for the running lab
 #   lab/lab.sh status         what is running, ports, APIService availability
 #   lab/lab.sh down           stop the recorded PIDs, remove the state dir
@@ -42,15 +45,13 @@ SEEDS=(
   "child-nourl   clusternet-q1r2s e0000000-0000-4000-8000-000000000402 Pull"
   "child-real    clusternet-r3a1l 7c41d2e3-8f9a-4b0c-9d1e-0000000000c1 Pull"
 )
-# Failure cases answered by the hub stand-in (`--fail <id>=<kind>`):
-FAIL_NO_CLUSTER=e0000000-0000-4000-8000-000000000400       # no ManagedCluster at all
-FAIL_DISCONNECTED=e0000000-0000-4000-8000-000000000401     # seeded as child-offline
-FAIL_NO_APISERVER_URL=e0000000-0000-4000-8000-000000000402 # seeded as child-nourl
-FAIL_FEATUREGATE_OFF=e0000000-0000-4000-8000-000000000503  # hub without SocketConnection
-FAIL_INVALID_KEY_PAIR=e0000000-0000-4000-8000-000000000410 # 400 invalid key pair in header
+# Failures come from these ManagedClusters, as they would from clusternet-hub:
+# child-offline (status.useSocket, Ready False: no agent session → 400 disconnected),
+# child-nourl (no status.apiserverURL → 503 for the direct route). child-a,
+# child-b and dup point status.apiserverURL at the stand-in's canned child.
 # The real child: a second kube-apiserver (own PKI, etcd prefix /child-registry),
-# reached through the stand-in's --forward (as clusternet-hub would). Its
-# ManagedCluster is child-real (SEEDS).
+# reached through the stand-in like any child (its ManagedCluster, child-real,
+# has its URL as status.apiserverURL).
 CHILD_REAL_ID=7c41d2e3-8f9a-4b0c-9d1e-0000000000c1
 CHILD_ONLY_NS=child-only        # exists only in the child
 CHILD_SA=lab-reader             # service account (in $CHILD_ONLY_NS) that may list namespaces
@@ -203,6 +204,8 @@ gen_pki() {
   new_ca client-ca lab-client-ca
   new_leaf admin client-ca "/O=system:masters/CN=lab-admin" clientAuth
   new_leaf kcm client-ca /CN=system:kube-controller-manager clientAuth
+  # The hub stand-in reads ManagedClusters as its own user (not the tests' lab-admin).
+  new_leaf hub-client client-ca "/O=system:masters/CN=clusternet-hub" clientAuth
   new_ca front-proxy-ca lab-front-proxy-ca
   new_leaf front-proxy-client front-proxy-ca /CN=front-proxy-client clientAuth
   # kube-aggregator verifies the hub with ServerName <service>.<namespace>.svc,
@@ -284,6 +287,17 @@ start_child_apiserver() {
 
 ck() { kubectl --kubeconfig "$STATE/child.kubeconfig" "$@"; }
 
+# The hub stand-in: reads ManagedClusters from the lab's apiserver at each
+# request, and serves the canned child (any credentials) on CANNED_PORT.
+start_hub() { # [more flags, e.g. --feature-gates SocketConnection=false]
+  start_bg hub-standin "$HUB_BIN" --listen "127.0.0.1:$HUB_PORT" \
+    --cert "$PKI/hub.crt" --key "$PKI/hub.key" --client-ca "$PKI/front-proxy-ca.crt" \
+    --record "$STATE/hub-requests.jsonl" \
+    --parent "https://127.0.0.1:$APISERVER_PORT" --parent-ca "$PKI/ca.crt" \
+    --parent-cert "$PKI/hub-client.crt" --parent-key "$PKI/hub-client.key" \
+    --canned-child "127.0.0.1:$CANNED_PORT" "$@"
+}
+
 # What the child serves to the tests: a namespace the parent does not have, a
 # service account and a client-certificate user that may list namespaces, and
 # a token for the service account (TokenRequest, no controller-manager needed).
@@ -350,6 +364,7 @@ cmd_up() {
   KCM_PORT=$(pick_port); PICKED+=" $KCM_PORT"
   HUB_PORT=$(pick_port); PICKED+=" $HUB_PORT"
   CHILD_PORT=$(pick_port); PICKED+=" $CHILD_PORT"
+  CANNED_PORT=$(pick_port); PICKED+=" $CANNED_PORT"
   local p id; id=$(echo "$STATE" | md5sum | cut -c1-8)
   for p in $PICKED; do echo "$STATE" >"$CACHE/ports/$p.$id"; done
   echo "$PICKED" >"$STATE/ports"
@@ -366,14 +381,7 @@ cmd_up() {
   start_child_apiserver
   # The hub stand-in does not depend on the apiserver: start it now so that its
   # port is bound before the port lock's claims matter.
-  start_bg hub-standin "$HUB_BIN" --listen "127.0.0.1:$HUB_PORT" \
-    --cert "$PKI/hub.crt" --key "$PKI/hub.key" --client-ca "$PKI/front-proxy-ca.crt" \
-    --record "$STATE/hub-requests.jsonl" \
-    --fail "$FAIL_NO_CLUSTER=no-cluster" --fail "$FAIL_DISCONNECTED=disconnected" \
-    --fail "$FAIL_NO_APISERVER_URL=no-apiserver-url" --fail "$FAIL_FEATUREGATE_OFF=featuregate-off" \
-    --fail "$FAIL_INVALID_KEY_PAIR=invalid-key-pair" \
-    --forward "$CHILD_REAL_ID=https://127.0.0.1:$CHILD_PORT" --child-ca "$PKI/child-ca.crt"
-
+  start_hub
   write_kubeconfig "$STATE/admin.kubeconfig" lab-admin "$PKI/admin.crt" "$PKI/admin.key"
   write_kubeconfig "$STATE/kcm.kubeconfig" system:kube-controller-manager "$PKI/kcm.crt" "$PKI/kcm.key"
   wait_for kube-apiserver "/readyz" curl -fsS --cacert "$PKI/ca.crt" \
@@ -388,6 +396,7 @@ cmd_up() {
     --controllers serviceaccount-token-controller,serviceaccount-controller,namespace-controller,root-ca-certificate-publisher-controller \
     --v 1
   wait_for hub-standin "its listening line" grep -q "hub-standin listening on" "$STATE/logs/hub-standin.log"
+  echo "$HUB_PORT $CANNED_PORT $APISERVER_PORT" >"$STATE/hub-ports"
   write_kubeconfig "$STATE/child.kubeconfig" child-admin "$PKI/child-admin.crt" "$PKI/child-admin.key" \
     "$CHILD_PORT" "$PKI/child-ca.crt"
   wait_for kube-apiserver-child "/readyz" curl -fsS --cacert "$PKI/child-ca.crt" \
@@ -465,6 +474,7 @@ seed_clusters() {
     read -r name ns id sync <<<"$line"
     case $name in
       child-offline) status='{"status":{"apiserverURL":"https://10.0.0.41:6443","useSocket":true,"k8sVersion":"v1.32.13","readyz":false,"healthz":false,"livez":false,"conditions":[{"type":"Ready","status":"False","reason":"ClusterNotReady","message":"agent disconnected","lastTransitionTime":"'$now'"}]}}' ;;
+      child-a|child-b|dup) status='{"status":{"apiserverURL":"https://127.0.0.1:'$CANNED_PORT'","useSocket":true,"k8sVersion":"v1.32.13","readyz":true,"healthz":true,"livez":true,"conditions":[{"type":"Ready","status":"True","reason":"ManagedClusterReady","message":"managed cluster is ready","lastTransitionTime":"'$now'"}]}}' ;;
       child-real) status='{"status":{"apiserverURL":"https://127.0.0.1:'$CHILD_PORT'","useSocket":true,"k8sVersion":"'$K8S_VERSION'","readyz":true,"healthz":true,"livez":true,"conditions":[{"type":"Ready","status":"True","reason":"ManagedClusterReady","message":"managed cluster is ready","lastTransitionTime":"'$now'"}]}}' ;;
       child-nourl) status='{"status":{"useSocket":true,"k8sVersion":"v1.32.13","readyz":true,"healthz":true,"livez":true,"conditions":[{"type":"Ready","status":"True","reason":"ManagedClusterReady","message":"managed cluster is ready","lastTransitionTime":"'$now'"}]}}' ;;
       *) status='{"status":{"apiserverURL":"https://'$name'.lab.invalid:6443","useSocket":true,"k8sVersion":"v1.32.13","readyz":true,"healthz":true,"livez":true,"conditions":[{"type":"Ready","status":"True","reason":"ManagedClusterReady","message":"managed cluster is ready","lastTransitionTime":"'$now'"}]}}' ;;
@@ -530,11 +540,7 @@ write_env() {
       echo "export LAB_${key}_NS=$ns"
       echo "export LAB_${key}_ID=$id"
     done
-    echo "export LAB_FAIL_NO_CLUSTER=$FAIL_NO_CLUSTER"
-    echo "export LAB_FAIL_DISCONNECTED=$FAIL_DISCONNECTED"
-    echo "export LAB_FAIL_NO_APISERVER_URL=$FAIL_NO_APISERVER_URL"
-    echo "export LAB_FAIL_FEATUREGATE_OFF=$FAIL_FEATUREGATE_OFF"
-    echo "export LAB_FAIL_INVALID_KEY_PAIR=$FAIL_INVALID_KEY_PAIR"
+    echo "export LAB_CANNED_CHILD_SERVER=https://127.0.0.1:$CANNED_PORT"
     # The real child behind child-real (LAB_CHILD_REAL_NAME/_NS/_ID above).
     echo "export LAB_CHILD_SERVER=https://127.0.0.1:$CHILD_PORT"
     echo "export LAB_CHILD_PORT=$CHILD_PORT"
@@ -628,6 +634,38 @@ cmd_up_noanon() {
   grep '^export LAB_NOANON_' "$STATE/lab.env"
 }
 
+# ------------------------------------------------------------ hub-stop/start
+# Stop the hub stand-in while its APIService stays registered (and, for a
+# while, Available), or start it again, e.g. without the SocketConnection gate.
+cmd_hub_stop() {
+  [[ -f $STATE/lab.env ]] || die "no lab at $STATE (run \`$0 up\`)"
+  local pid deadline
+  pid=$(cat "$STATE/pids/hub-standin" 2>/dev/null || true)
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 15))
+    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    log "hub-standin stopped ($pid)"
+  else
+    log "hub-standin is not running"
+  fi
+}
+
+cmd_hub_start() { # [--feature-gates SocketConnection=true|false]
+  [[ -f $STATE/lab.env ]] || die "no lab at $STATE (run \`$0 up\`)"
+  STATE=$(cd "$STATE" && pwd)
+  PKI=$STATE/pki
+  read -r HUB_PORT CANNED_PORT APISERVER_PORT <"$STATE/hub-ports"
+  cmd_hub_stop 2>/dev/null
+  start_hub "$@"
+  wait_for hub-standin "its listening line" grep -q "hub-standin listening on" "$STATE/logs/hub-standin.log"
+  if ! kc wait --for condition=Available --timeout "${READY_TIMEOUT}s" apiservice/v1alpha1.proxies.clusternet.io >/dev/null 2>&1; then
+    fail_component hub-standin "APIService v1alpha1.proxies.clusternet.io not Available within ${READY_TIMEOUT}s"
+  fi
+  log "hub-standin up: $(grep -o 'hub-standin listening on.*' "$STATE/logs/hub-standin.log")"
+}
+
 # ---------------------------------------------------------------------- down
 cmd_down() {
   local f pid name deadline id
@@ -671,7 +709,8 @@ cmd_status() {
   echo "etcd:       http://127.0.0.1:${LAB_ETCD_PORT:-?}"
   echo "kcm:        https://127.0.0.1:${LAB_KCM_PORT:-?}"
   echo "hub:        https://127.0.0.1:${LAB_HUB_PORT:-?}"
-  echo "child:      ${LAB_CHILD_SERVER:-?} (child-real, ID ${LAB_CHILD_REAL_ID:-?}, forwarded by the hub stand-in)"
+  echo "child:      ${LAB_CHILD_SERVER:-?} (child-real, ID ${LAB_CHILD_REAL_ID:-?}, reached through the hub stand-in)"
+  echo "canned:     ${LAB_CANNED_CHILD_SERVER:-?} (the stand-in's canned child: child-a, child-b, dup)"
   echo "manifests:  ${LAB_MANIFESTS:-?}"
   [[ -n ${LAB_NOANON_SERVER:-} ]] && echo "noanon:     $LAB_NOANON_SERVER (--anonymous-auth=false)"
   printf 'APIService: v1alpha1.proxies.clusternet.io Available=%s\n' \
@@ -686,5 +725,7 @@ case ${1:-} in
   status) cmd_status ;;
   seed-many) shift; cmd_seed_many "$@" ;;
   up-noanon) cmd_up_noanon ;;
-  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  hub-stop) cmd_hub_stop ;;
+  hub-start) shift; cmd_hub_start "$@" ;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

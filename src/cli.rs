@@ -187,9 +187,13 @@ pub struct GenArgs {
     pub out: OutputArgs,
 
     /// Before writing, request the child's /version and /api through the proxy;
-    /// on failure write nothing (unless --force)
+    /// on failure write nothing (unless --write-unverified)
     #[arg(long, help_heading = "Verification")]
     pub verify: bool,
+
+    /// With --verify: write even when verification fails (with a warning)
+    #[arg(long, requires = "verify", help_heading = "Verification")]
+    pub write_unverified: bool,
 
     /// How long to wait for each request to the parent, e.g. 10s, 1m (plain numbers are seconds)
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout, help_heading = "Verification")]
@@ -240,7 +244,7 @@ pub struct TargetArgs {
     #[arg(long, requires = "credentials")]
     pub strict: bool,
 
-    /// With several clusters: leave current-context unset [default: the first cluster's]
+    /// With several clusters: leave current-context unset [default: the first named cluster's; --all sets none]
     #[arg(long)]
     pub no_current_context: bool,
 }
@@ -261,7 +265,7 @@ pub struct OutputArgs {
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with = "merge_into")]
     pub output_file: Option<PathBuf>,
 
-    /// Replace an existing --output-file; with --verify, write even when verification fails
+    /// Replace an existing --output-file
     #[arg(long)]
     pub force: bool,
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod generate;
 pub mod kubeconfig;
 pub mod list;
+pub mod names;
 pub mod route;
 pub mod secret;
 pub mod terminal;
@@ -43,9 +44,10 @@ pub fn run() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line, whatever the causes contain: scripts grep stderr.
+            // One line, whatever the causes contain: scripts grep stderr. Causes
+            // quote servers and cluster objects: escaped for the terminal.
             let line = format!("{err:#}").replace(['\n', '\r'], " ");
-            eprintln!("error: {line}");
+            eprintln!("error: {}", terminal::escape(&line));
             if error::is_usage(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }

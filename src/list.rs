@@ -8,7 +8,17 @@ use serde_yaml::Value;
 use crate::cli::{ListArgs, ListFormat};
 use crate::cluster::client;
 use crate::cluster::managed::{self, ManagedCluster, Query};
+use crate::error::usage;
 use crate::kubeconfig::{load, yaml};
+use crate::names;
+use crate::terminal::escape;
+
+/// The widest a table cell gets, in characters: one cluster's field (written
+/// by its agent) must not widen every row. Longer cells end in [`MORE`];
+/// `-o json|yaml` carry the whole value.
+pub const MAX_CELL: usize = 64;
+/// The end of a shortened cell.
+pub const MORE: &str = "...";
 
 pub fn run(args: ListArgs) -> Result<()> {
     crate::error::refuse_dash("--kubeconfig", args.parent_config.kubeconfig.as_deref())?;
@@ -16,6 +26,12 @@ pub fn run(args: ListArgs) -> Result<()> {
     // Our own loader first: its errors name the file and the fix.
     let loaded = crate::generate::load_parent(&source)?;
     crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref(), "--context")?;
+    if let Some(ns) = &args.namespace {
+        names::check_namespace(ns, "-n/--namespace").map_err(|e| usage(format!("{e:#}")))?;
+    }
+    if let Some(selector) = &args.selector {
+        names::check_selector(selector, "-l/--selector").map_err(|e| usage(format!("{e:#}")))?;
+    }
     let query =
         Query { namespace: args.namespace.clone(), label_selector: args.selector.clone(), field_selector: None };
     let timeout = args.timeout;
@@ -35,9 +51,8 @@ pub fn render(clusters: &[ManagedCluster], format: ListFormat) -> Result<String>
     match format {
         ListFormat::Table => Ok(table(clusters)),
         ListFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&serde_json::json!({ "items": clusters }))?;
-            text.push('\n');
-            Ok(text)
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "items": clusters }))?;
+            Ok(format!("{}\n", crate::terminal::escape_json(&text)))
         }
         ListFormat::Yaml => {
             let value: Value = serde_yaml::to_value(serde_json::json!({ "items": clusters }))?;
@@ -46,36 +61,53 @@ pub fn render(clusters: &[ManagedCluster], format: ListFormat) -> Result<String>
     }
 }
 
+/// Aligned columns, as kubectl prints them. Every cell is escaped (fields are
+/// written by other parties) and at most [`MAX_CELL`] characters wide.
 fn table(clusters: &[ManagedCluster]) -> String {
     let header = ["NAMESPACE", "NAME", "CLUSTER-ID", "TYPE", "SYNC-MODE", "K8S-VERSION", "READY", "APISERVER-URL"];
-    let rows: Vec<[&str; 8]> = clusters
+    let rows: Vec<[String; 8]> = clusters
         .iter()
         .map(|c| {
             [
-                c.namespace.as_str(),
-                c.name.as_str(),
-                c.cluster_id.as_str(),
-                c.cluster_type.as_str(),
-                c.sync_mode.as_str(),
-                c.kubernetes_version.as_str(),
-                c.ready.as_str(),
-                c.apiserver_url.as_str(),
+                &c.namespace,
+                &c.name,
+                &c.cluster_id,
+                &c.cluster_type,
+                &c.sync_mode,
+                &c.kubernetes_version,
+                &c.ready,
+                &c.apiserver_url,
             ]
+            .map(|field| cell(field))
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    let header = header.map(String::from);
+    let mut widths = [0; 8];
+    for row in std::iter::once(&header).chain(&rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows.iter()) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out.push_str(cells.join("   ").trim_end());
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 3));
+        }
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out
+}
+
+/// A field as a table cell: escaped, then cut to [`MAX_CELL`] characters.
+fn cell(field: &str) -> String {
+    let shown = escape(field);
+    match shown.char_indices().nth(MAX_CELL - MORE.len()) {
+        Some((cut, _)) if shown.chars().count() > MAX_CELL => format!("{}{MORE}", &shown[..cut]),
+        _ => shown.into_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +147,25 @@ mod tests {
         let shown = shown["items"][0].as_object().unwrap();
         assert_eq!(shown.keys().collect::<Vec<_>>(), item.keys().collect::<Vec<_>>());
         assert!(shown.values().chain(item.values()).all(|v| v.is_string()));
+    }
+
+    #[test]
+    fn cells_are_escaped_and_cut_and_rows_stay_bounded() {
+        let mut hostile = mc("evil");
+        hostile.kubernetes_version = "v1\x1b]0;owned\x07\x1b[2J\r\u{202E}".into();
+        hostile.apiserver_url = "x".repeat(70_000);
+        let text = render(&[mc("a"), hostile.clone()], ListFormat::Table).unwrap();
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n') && !text.contains('\u{202E}'), "{text:?}");
+        assert!(text.contains("v1^[]0;owned\\u{0007}^[[2J\\r\\u{202E}"), "{text}");
+        let url = format!("{}{MORE}", "x".repeat(MAX_CELL - MORE.len()));
+        assert!(text.lines().nth(2).unwrap().ends_with(&format!("   {url}")), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() < 8 * (MAX_CELL + 3)), "{text}");
+        // Exactly MAX_CELL characters are kept whole.
+        assert_eq!(cell(&"y".repeat(MAX_CELL)), "y".repeat(MAX_CELL));
+        assert_eq!(cell(&"y".repeat(MAX_CELL + 1)).chars().count(), MAX_CELL);
+        // Machine outputs keep the value whole and valid.
+        let json: serde_json::Value = serde_json::from_str(&render(&[hostile], ListFormat::Json).unwrap()).unwrap();
+        assert_eq!(json["items"][0]["apiserverURL"].as_str().unwrap().len(), 70_000);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const SOCKETS_PATH: &str = "apis/proxies.clusternet.io/v1alpha1/sockets";
 /// A child cluster ID in the one form the hub matches: the hub selects
 /// ManagedClusters by an exact, case-sensitive label match, and the agent
 /// writes lower-case hyphenated UUIDs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClusterId(String);
 
 impl ClusterId {

@@ -38,6 +38,26 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text with every terminal-unsafe character written as a `\uXXXX`
+/// escape. serde_json (like Go's encoding/json) leaves DEL, C1 controls and
+/// bidi overrides raw; in a JSON document they can only sit inside strings,
+/// where the escape means the same character, so the document is unchanged
+/// for a parser. The line breaks of pretty-printing are kept.
+pub fn escape_json(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if c != '\n' && is_unsafe(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// True for characters that a terminal interprets rather than shows.
 fn is_unsafe(c: char) -> bool {
     c.is_control() // C0, DEL, C1 (including U+0085 NEL and U+009B CSI)
@@ -57,6 +77,16 @@ mod tests {
     fn plain_text_is_borrowed_unchanged() {
         let s = "v1.32.13 https://127.0.0.1:6443 Ready ünïcödé";
         assert!(matches!(escape(s), Cow::Borrowed(x) if x == s));
+    }
+
+    #[test]
+    fn json_keeps_its_meaning() {
+        let value = serde_json::json!({"v": "a\u{1b}[2J\u{7f}\u{9b}1m\u{202E}b\u{2028}"});
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        let safe = escape_json(&text);
+        assert!(!safe.chars().any(|c| c != '\n' && is_unsafe(c)), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
+        assert!(matches!(escape_json("{\n  \"a\": 1\n}"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -27,10 +27,26 @@ pub async fn from_secret(conn: &Connection, namespace: &str) -> Result<Option<Se
         .list(&params)
         .await
         .map_err(|e| api_error(e, &conn.context, &format!("listing Secrets in namespace {namespace:?}")))?;
-    let secret = list.items.into_iter().find(|s| {
-        s.metadata.annotations.as_ref().and_then(|a| a.get(SA_ANNOTATION)).is_some_and(|n| n == SERVICE_ACCOUNT)
-    });
-    let Some(secret) = secret else {
+    let mut annotated: Vec<Secret> = list
+        .items
+        .into_iter()
+        .filter(|s| {
+            s.metadata.annotations.as_ref().and_then(|a| a.get(SA_ANNOTATION)).is_some_and(|n| n == SERVICE_ACCOUNT)
+        })
+        .collect();
+    // Anyone who may create Secrets in the namespace can plant one with the
+    // annotation: with two, which holds the hub's token is not ours to guess.
+    if annotated.len() > 1 {
+        let mut names: Vec<String> = annotated.iter().map(|s| s.metadata.name.clone().unwrap_or_default()).collect();
+        names.sort();
+        bail!(
+            "{} Secrets in namespace {namespace:?} on context {:?} are annotated for service account {SERVICE_ACCOUNT} ({}); which one holds its token is not clear: delete the one(s) that do not belong, or pass --parent-token-request (a fresh token from the TokenRequest API) or --parent-token-file",
+            names.len(),
+            conn.context,
+            names.join(", ")
+        );
+    }
+    let Some(secret) = annotated.pop() else {
         return Ok(None);
     };
     let name = secret.metadata.name.clone().unwrap_or_default();

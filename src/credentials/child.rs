@@ -107,7 +107,7 @@ pub fn load(source: &ChildSource, notes: &mut Vec<String>) -> Result<ChildCreden
         ChildSource::TokenEnv(t) => Ok(ChildCredentials::Token(validate::token_from_file(t.as_bytes(), TOKEN_ENV)?)),
         ChildSource::TokenFile(path) => {
             let origin = file_origin("--token-file", path);
-            let raw = in_cwd(read_file_or_stdin(path, &origin), path)?;
+            let raw = in_cwd(read_token_file(path, &origin), path)?;
             Ok(ChildCredentials::Token(validate::token_from_file(&raw, &origin)?))
         }
         ChildSource::CertKeyFiles { cert, key } => {
@@ -138,15 +138,24 @@ fn file_origin(flag: &str, path: &Path) -> String {
     if path.as_os_str() == "-" { format!("{flag} - (stdin)") } else { format!("{flag} {}", path.display()) }
 }
 
-/// Reads a flag's file, or standard input for `-`.
-pub fn read_file_or_stdin(path: &Path, origin: &str) -> Result<Vec<u8>> {
+/// Reads a token file, or standard input for `-`, never past
+/// [`validate::MAX_TOKEN_BYTES`] (and its line break).
+pub fn read_token_file(path: &Path, origin: &str) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).with_context(|| format!("{origin}: reading stdin"))?;
+        // Two more bytes: a token of the largest size with its CRLF is fine.
+        let limit = validate::MAX_TOKEN_BYTES + 2;
+        std::io::stdin().take(limit + 1).read_to_end(&mut buf).with_context(|| format!("{origin}: reading stdin"))?;
+        if buf.len() as u64 > limit {
+            bail!(
+                "{origin}: more than {} on stdin; a token is at most that long",
+                flatten::size(validate::MAX_TOKEN_BYTES)
+            );
+        }
         return Ok(buf);
     }
     let flag = origin.split(' ').next().unwrap_or(origin);
-    flatten::read_path(path, flag)
+    flatten::read_path_at_most(path, flag, validate::MAX_TOKEN_BYTES + 2)
 }
 
 fn cert_key(

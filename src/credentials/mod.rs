@@ -77,6 +77,25 @@ pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials, notes: &mut Vec
     fields.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
 }
 
+/// Which credential of the parent kubeconfig's user `child` repeats, if any.
+/// The hub hands the child credentials to the child cluster: the parent
+/// user's own token given as a child's (a `--credentials` entry pointing at
+/// the parent kubeconfig, say) would let that child act as the parent user on
+/// the parent. `parent_user` is the selected parent user, flattened (inline
+/// `token` and `client-certificate-data`). A `--parent-token` given as the
+/// child token too is the caller's explicit choice, not checked here.
+pub fn reused_parent_credential(child: &ChildCredentials, parent_user: &Mapping) -> Option<&'static str> {
+    let text = |key: &str| parent_user.get(key).and_then(Value::as_str);
+    match child {
+        ChildCredentials::Token(token) => (text("token") == Some(token.expose())).then_some("token"),
+        ChildCredentials::ClientCertificate { cert_pem, .. } => {
+            let parent_pem = validate::base64_data(text("client-certificate-data")?, "").ok()?;
+            let der = |pem: &[u8]| validate::first_certificate(pem);
+            (der(&parent_pem).is_some() && der(&parent_pem) == der(cert_pem.as_bytes())).then_some("client certificate")
+        }
+    }
+}
+
 /// Fields of a user entry that are never secret, and that the parent quotes in
 /// its refusals (`users "clusternet" is forbidden: User "system:anonymous"
 /// ...`): redacting them would hide who was refused.
@@ -162,6 +181,23 @@ mod tests {
         assert_eq!(keys, ["as", "as-user-extra", "client-certificate-data", "zz"]);
         assert_eq!(u.get("as").unwrap(), &Value::from("clusternet"));
         assert_eq!(notes.len(), 2);
+    }
+
+    #[test]
+    fn reused_parent_credentials_are_found() {
+        let (cert, key) = validate::tests::pair();
+        let user: Mapping =
+            serde_yaml::from_str(&format!("token: admin-tok\nclient-certificate-data: {}\n", STANDARD.encode(&cert)))
+                .unwrap();
+        let admin = ChildCredentials::Token(Secret::new("admin-tok".into()));
+        let reused = |child: &ChildCredentials| reused_parent_credential(child, &user);
+        assert_eq!(reused(&admin), Some("token"));
+        assert_eq!(reused(&token()), None);
+        let same_cert = ChildCredentials::ClientCertificate { cert_pem: cert, key_pem: Secret::new(key.clone()) };
+        assert_eq!(reused(&same_cert), Some("client certificate"));
+        let (other, _) = validate::tests::pair();
+        let other_cert = ChildCredentials::ClientCertificate { cert_pem: other, key_pem: Secret::new(key) };
+        assert_eq!(reused(&other_cert), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde_yaml::Mapping;
 
-use super::child::read_file_or_stdin;
+use super::child::read_token_file;
 use super::validate;
 use crate::cli::{ParentAuthArgs, ParentAuthMode};
 use crate::error::usage;
@@ -108,7 +108,7 @@ impl TokenSource {
                 } else {
                     format!("--parent-token-file {}", path.display())
                 };
-                let raw = crate::error::in_cwd(read_file_or_stdin(path, &origin), path)?;
+                let raw = crate::error::in_cwd(read_token_file(path, &origin), path)?;
                 validate::token_from_file(&raw, &origin)
             }
         }

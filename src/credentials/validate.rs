@@ -20,10 +20,22 @@ pub fn token_from_file(raw: &[u8], origin: &str) -> Result<Secret> {
     token(text, origin)
 }
 
+/// The longest token: a token travels in a request header, and Go's HTTP
+/// servers (kube-apiserver, the hub) refuse header blocks over 1 MiB
+/// (`http.DefaultMaxHeaderBytes`), so a longer one could never arrive. Token
+/// files are not read past it.
+pub const MAX_TOKEN_BYTES: u64 = 1 << 20;
+
 /// Checks a token as it will travel in an HTTP header.
 pub fn token(value: &str, origin: &str) -> Result<Secret> {
     if value.is_empty() {
         bail!("{origin} is empty; give the child cluster's bearer token");
+    }
+    if value.len() as u64 > MAX_TOKEN_BYTES {
+        bail!(
+            "{origin} is {} bytes long; a token is at most 1 MiB (the request headers Go's HTTP servers accept): is it the right value?",
+            value.len()
+        );
     }
     if value.contains(['\n', '\r']) {
         bail!("{origin} has a line break inside the token; a token is a single line");
@@ -59,6 +71,11 @@ pub fn base64_data(value: &str, origin: &str) -> Result<Vec<u8>> {
         .decode(&compact)
         .or_else(|_| STANDARD_NO_PAD.decode(&compact))
         .map_err(|_| anyhow!("{origin} is not base64; give the base64 of the PEM file, as in a kubeconfig"))
+}
+
+/// The DER of the first certificate of a PEM bundle.
+pub fn first_certificate(pem: &[u8]) -> Option<Vec<u8>> {
+    CertificateDer::pem_slice_iter(pem).next().and_then(|c| c.ok()).map(|c| c.as_ref().to_vec())
 }
 
 /// The outcome of checking that a key belongs to a certificate.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use self::targets::{ChildCredentialSource, Target, Wanted};
+use self::targets::{ChildCredentialSource, Pairing, Target, Wanted};
 use crate::cli::{GenArgs, OutputFormat, ParentAuthMode};
 use crate::cluster::client;
 use crate::cluster::{hub_token, probe};
@@ -28,6 +28,7 @@ use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
 use crate::kubeconfig::{flatten, select, write};
+use crate::names;
 use crate::route::{self, ClusterId, Route};
 use crate::secret::Secret;
 use crate::trace;
@@ -71,7 +72,8 @@ pub struct Settings {
     pub format: OutputFormat,
     pub destination: Destination,
     pub verify: bool,
-    pub force: bool,
+    /// Write even when the verification fails.
+    pub write_unverified: bool,
     pub timeout: Duration,
     /// The parent kubeconfig of a run without --kubeconfig: a merge that
     /// changes its current context is warned about.
@@ -121,6 +123,7 @@ impl Settings {
             }
             ids.push(id);
         }
+        check_names(t, &args.parent.system_namespace)?;
         let wanted = if t.cluster.is_empty() && !t.all {
             Wanted::Ids(ids)
         } else {
@@ -150,7 +153,7 @@ impl Settings {
                         "child credentials come either per cluster from --credentials or from flags, not both",
                     ));
                 }
-                ChildCredentialSource::File(in_cwd(Credentials::read(path), path)?)
+                ChildCredentialSource::File(in_cwd(Credentials::read(path, notes), path)?)
             }
             None if several => {
                 return Err(usage("several clusters need --credentials FILE (child credentials differ per cluster)"));
@@ -189,8 +192,10 @@ impl Settings {
             },
             (None, None) => Destination::Stdout,
         };
-        if args.out.force && !args.verify && !matches!(destination, Destination::File { .. }) {
-            return Err(usage("--force is for --output-file (replace it) or --verify (write despite a failure)"));
+        if args.out.force && !matches!(destination, Destination::File { .. }) {
+            return Err(usage(
+                "--force replaces an existing --output-file; to write despite a failed --verify, use --write-unverified",
+            ));
         }
         if matches!(destination, Destination::Merge { .. }) && args.out.output == OutputFormat::Json {
             return Err(usage("--merge-into writes YAML; drop -o json"));
@@ -214,7 +219,7 @@ impl Settings {
             format: args.out.output,
             destination,
             verify: args.verify,
-            force: args.out.force,
+            write_unverified: args.write_unverified,
             timeout: args.timeout,
         })
     }
@@ -246,6 +251,22 @@ fn warn_secrets_on_argv(args: &GenArgs, notes: &mut Vec<String>) {
             ));
         }
     }
+}
+
+/// Namespaces, names and selectors go into request paths and selectors: each
+/// must be what the apiserver accepts as one (usage errors).
+fn check_names(t: &crate::cli::TargetArgs, system_namespace: &str) -> Result<()> {
+    let checks = t
+        .namespace
+        .iter()
+        .map(|ns| names::check_namespace(ns, "-n/--namespace"))
+        .chain(t.cluster.iter().map(|name| names::check_object_name(name, "--cluster")))
+        .chain(t.selector.iter().map(|s| names::check_selector(s, "-l/--selector")))
+        .chain(std::iter::once(names::check_namespace(system_namespace, "--system-namespace")));
+    for check in checks {
+        check.map_err(|e| usage(format!("{e:#}")))?;
+    }
+    Ok(())
 }
 
 fn has_child_flags(args: &GenArgs) -> bool {
@@ -285,9 +306,10 @@ pub fn run(args: GenArgs) -> Result<()> {
     result
 }
 
+/// Notes quote names and fields from the cluster: escaped for the terminal.
 fn flush(notes: &mut Vec<String>) {
     for note in notes.drain(..) {
-        eprintln!("{note}");
+        eprintln!("{}", crate::terminal::escape(&note));
     }
 }
 
@@ -307,8 +329,8 @@ fn run_offline(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
     let Wanted::Ids(ids) = &settings.wanted else {
         bail!("internal: a lookup needs the parent cluster");
     };
-    let clusters = ids.iter().map(|id| (id.clone(), None)).collect();
-    let targets = targets::pair(clusters, &settings.child, settings.strict, notes)?;
+    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &[] };
+    let targets = targets::pair(Vec::new(), ids, &pairing, notes)?;
     let token = match &settings.parent_token {
         Some(ParentToken::Given(source)) => Some(source.read()?),
         _ => None,
@@ -325,26 +347,16 @@ async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<(
     let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
     guard::refuse_generated_parent(&loaded, &selection)?;
     let conn = client::connect_source(&settings.parent, Some(selection.context_name), settings.timeout).await?;
-    let clusters: Vec<(ClusterId, Option<_>)> = match &settings.wanted {
-        Wanted::Ids(ids) => ids.iter().map(|id| (id.clone(), None)).collect(),
+    let (found, ids) = match &settings.wanted {
+        Wanted::Ids(ids) => (targets::Found::default(), ids.as_slice()),
         wanted => {
-            let found = targets::look_up(&conn, wanted, notes).await?;
-            let mut pairs = Vec::new();
-            for cluster in found {
-                let (id, _) = ClusterId::parse(&cluster.cluster_id).map_err(|_| {
-                    anyhow!(
-                        "ManagedCluster {}/{} has cluster ID {:?}, which is not a UUID",
-                        cluster.namespace,
-                        cluster.name,
-                        cluster.cluster_id
-                    )
-                })?;
-                pairs.push((id, Some(cluster)));
-            }
-            pairs
+            let mut found = targets::look_up(&conn, wanted, notes).await?;
+            targets::complete(&conn, &mut found, &settings.child).await?;
+            (found, &[][..])
         }
     };
-    let targets = targets::pair(clusters, &settings.child, settings.strict, notes)?;
+    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &found.seen };
+    let targets = targets::pair(found.clusters, ids, &pairing, notes)?;
     let token = match &settings.parent_token {
         Some(ParentToken::Given(source)) => Some(source.read()?),
         Some(ParentToken::FromSecret { namespace }) => Some(hub_token::from_secret(&conn, namespace).await?.ok_or_else(|| {
@@ -393,6 +405,9 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
     let parent = credentials::parent::build(settings.parent_auth, token.clone(), selection)?;
+    // Unreadable references cannot be compared; `keep` reports them itself.
+    let parent_user =
+        flatten::flatten_user(selection.user, selection.user_dir, selection.user_name).unwrap_or_default();
     trace::line(|| {
         format!(
             "parent {files}: context {:?}, cluster {:?} ({parent_server}), user {:?}; parent auth {:?}",
@@ -402,8 +417,16 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
     let mut entries = Vec::new();
     for target in targets {
         let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
-        guard::refuse_same_server(parent_server, &target.source)?;
         let child = credentials::child::load(&target.source, notes).with_context(|| for_target(targets, target))?;
+        if let Some(what) = credentials::reused_parent_credential(&child, &parent_user) {
+            bail!(
+                "{}: they are the {what} of the parent kubeconfig's user {:?}; the hub passes child credentials on to the child cluster, which could then act as that user on the parent: give the child cluster's own credentials",
+                for_target(targets, target),
+                selection.user_name
+            );
+        }
+        // Other credentials, same server: parent and child swapped, or one cluster.
+        guard::refuse_same_server(parent_server, &target.source)?;
         let name = match &settings.name {
             Some(name) => name.clone(),
             None => {
@@ -432,8 +455,11 @@ fn for_target(targets: &[Target], target: &Target) -> String {
     if targets.len() > 1 { format!("cluster {}", target.describe()) } else { "child credentials".to_string() }
 }
 
+/// The first context, when the user named the clusters; `--all` names none, so
+/// it sets none (whatever a listing puts first is not the user's choice).
 fn current_context(settings: &Settings, entries: &[Entries]) -> Option<String> {
-    settings.set_current.then(|| entries.first().map(|e| e.name.clone())).flatten()
+    let named = !matches!(settings.wanted, Wanted::Lookup { all: true, .. });
+    (settings.set_current && named).then(|| entries.first().map(|e| e.name.clone())).flatten()
 }
 
 /// Probes every generated context before anything is written.
@@ -448,7 +474,8 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
             Ok(reached) => eprintln!(
                 "verified {:?}: child Kubernetes {} (/version {} ms, /api {} ms)",
                 entry.name,
-                reached.git_version,
+                // Written by whatever answers as the child.
+                crate::terminal::escape(&reached.git_version),
                 reached.version_latency.as_millis(),
                 reached.api_latency.as_millis()
             ),
@@ -457,16 +484,17 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     }
     match failures.as_slice() {
         [] => Ok(()),
-        _ if settings.force => {
+        _ if settings.write_unverified => {
             for f in &failures {
-                eprintln!("warning: {f}; writing anyway (--force)");
+                eprintln!("warning: {}; writing anyway (--write-unverified)", crate::terminal::escape(f));
             }
             Ok(())
         }
-        [one] => bail!("{one}; nothing written (--force writes anyway)"),
-        [first, rest @ ..] => {
-            bail!("{first}; and {} more context(s) failed; nothing written (--force writes anyway)", rest.len())
-        }
+        [one] => bail!("{one}; nothing written (--write-unverified writes anyway)"),
+        [first, rest @ ..] => bail!(
+            "{first}; and {} more context(s) failed; nothing written (--write-unverified writes anyway)",
+            rest.len()
+        ),
     }
 }
 

@@ -8,8 +8,9 @@ use anyhow::{Result, anyhow, bail};
 use crate::cluster::client::Connection;
 use crate::cluster::managed::{self, ManagedCluster, Query};
 use crate::credentials::ChildSource;
-use crate::credentials::file::Credentials;
+use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
 use crate::route::ClusterId;
+use crate::terminal::escape;
 
 /// The clusters asked for on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +68,22 @@ impl Target {
     }
 }
 
+/// What the lookup found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The clusters asked for, in order.
+    pub clusters: Vec<ManagedCluster>,
+    /// Every ManagedCluster the LISTs returned.
+    pub seen: Vec<ManagedCluster>,
+    /// True when `seen` holds every ManagedCluster that bears the name of one
+    /// of `clusters` (the LISTs covered all namespaces and all labels).
+    pub seen_every_name: bool,
+}
+
 /// The ManagedClusters asked for, looked up with as few LISTs as possible.
-pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>) -> Result<Vec<ManagedCluster>> {
+pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>) -> Result<Found> {
     let Wanted::Lookup { ids, names, namespace, all, selector } = wanted else {
-        return Ok(Vec::new());
+        return Ok(Found::default());
     };
     if *all {
         let listing = managed::list(
@@ -82,7 +95,8 @@ pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>
         if listing.clusters.is_empty() {
             bail!("no ManagedCluster matches on context {:?}{}", conn.context, selector_note(selector));
         }
-        return Ok(listing.clusters);
+        let seen_every_name = namespace.is_none() && selector.is_none();
+        return Ok(Found { seen: listing.clusters.clone(), clusters: listing.clusters, seen_every_name });
     }
     // One name: the server filters by name; a miss lists all for suggestions.
     let by_name_only = ids.is_empty() && names.len() == 1;
@@ -92,6 +106,7 @@ pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>
         label_selector: None,
         field_selector: by_name_only.then(|| format!("metadata.name={}", names[0])),
     };
+    let seen_every_name = query.namespace.is_none();
     let mut all_clusters = managed::list(conn, &query).await?.clusters;
     if by_name_only && all_clusters.is_empty() {
         all_clusters =
@@ -110,46 +125,134 @@ pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>
     for name in names {
         found.push(managed::by_name(&all_clusters, name, namespace.as_deref())?.clone());
     }
-    Ok(found)
+    Ok(Found { clusters: found, seen: all_clusters, seen_every_name })
+}
+
+/// Every ManagedCluster on the parent, when the lookup saw only some and the
+/// credentials file has a bare name that must be unique on the parent.
+pub async fn complete(conn: &Connection, found: &mut Found, credentials: &ChildCredentialSource) -> Result<()> {
+    let ChildCredentialSource::File(file) = credentials else {
+        return Ok(());
+    };
+    if found.seen_every_name || !file.has_bare_name(found.clusters.iter().map(|c| c.name.as_str())) {
+        return Ok(());
+    }
+    let listing = managed::list(conn, &Query::default()).await?;
+    crate::trace::line(|| {
+        format!(
+            "listed all {} ManagedClusters to check that bare names in --credentials are unique",
+            listing.clusters.len()
+        )
+    });
+    found.seen = listing.clusters;
+    found.seen_every_name = true;
+    Ok(())
 }
 
 fn selector_note(selector: &Option<String>) -> String {
     selector.as_ref().map(|s| format!(" with selector {s:?}")).unwrap_or_default()
 }
 
-/// Pairs each cluster with its credentials. A cluster missing from the
-/// credentials file is skipped with a warning, or is an error with `strict`.
+/// What [`pair`] needs besides the clusters.
+pub struct Pairing<'a> {
+    pub credentials: &'a ChildCredentialSource,
+    /// A skipped cluster is an error.
+    pub strict: bool,
+    /// Every ManagedCluster known (for the uniqueness of bare names).
+    pub seen: &'a [ManagedCluster],
+}
+
+/// Pairs each cluster with its credentials. A cluster that cannot be used (no
+/// entry in the credentials file, only an ambiguous bare name, a cluster ID
+/// that is not a UUID) is skipped with a warning, or is an error with `strict`
+/// or when it is the only cluster.
 pub fn pair(
-    clusters: Vec<(ClusterId, Option<ManagedCluster>)>,
-    credentials: &ChildCredentialSource,
-    strict: bool,
+    clusters: Vec<ManagedCluster>,
+    ids: &[ClusterId],
+    with: &Pairing,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Target>> {
+    let candidates = clusters.len() + ids.len();
     let mut targets = Vec::new();
-    for (id, cluster) in clusters {
-        let source = match credentials {
-            ChildCredentialSource::Flags(source) => source.clone(),
-            ChildCredentialSource::File(file) => {
-                let (ns, name) =
-                    (cluster.as_ref().map(|c| c.namespace.as_str()), cluster.as_ref().map(|c| c.name.as_str()));
-                match file.lookup(id.as_str(), ns, name) {
-                    Some(source) => source.clone(),
-                    None => {
-                        let what = Target { id, cluster, source: ChildSource::Token(String::new()) }.describe();
-                        let message = format!("no credentials for {what} in --credentials {}", file.path.display());
-                        if strict {
-                            bail!("{message} (--strict); add an entry under clusters:");
-                        }
-                        notes.push(format!("warning: {message}; skipped"));
-                        continue;
-                    }
-                }
-            }
-        };
-        targets.push(Target { id, cluster, source });
+    let mut skipped = Vec::new();
+    let offline = ids.iter().map(|id| Ok((id.clone(), None)));
+    let looked_up = clusters.into_iter().map(|c| cluster_id(&c, notes).map(|id| (id, Some(c))));
+    for item in offline.chain(looked_up.collect::<Vec<_>>()) {
+        let paired = item.and_then(|(id, cluster)| {
+            let source = credentials_for(&id, cluster.as_ref(), with)?;
+            Ok(Target { id, cluster, source })
+        });
+        match paired {
+            Ok(target) => targets.push(target),
+            Err(e) if with.strict => bail!("{e:#} (--strict)"),
+            Err(e) => skipped.push(e),
+        }
+    }
+    if targets.is_empty() && candidates == 1 {
+        return Err(skipped.remove(0));
+    }
+    for e in &skipped {
+        notes.push(format!("warning: {e:#}; skipped"));
     }
     if targets.is_empty() {
-        bail!("no cluster has credentials in --credentials; nothing to generate");
+        bail!("none of the {candidates} clusters could be generated (warnings above); nothing to generate");
     }
     Ok(targets)
+}
+
+/// The ID a looked-up cluster is reached by; the hub matches it exactly, so a
+/// form that is not the canonical one is said, as for `--cluster-id`.
+fn cluster_id(cluster: &ManagedCluster, notes: &mut Vec<String>) -> Result<ClusterId> {
+    let what = format!("ManagedCluster {}/{}", cluster.namespace, cluster.name);
+    let (id, changed) = ClusterId::parse(&cluster.cluster_id)
+        .map_err(|_| anyhow!("{what} has cluster ID {:?}, which is not a UUID", escape(&clip(&cluster.cluster_id))))?;
+    if changed {
+        notes.push(format!(
+            "note: cluster ID {:?} of {what} normalised to {id} (the hub matches the ID exactly)",
+            escape(&cluster.cluster_id)
+        ));
+    }
+    Ok(id)
+}
+
+/// At most 80 characters of a value from the cluster, for a message.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// The credentials of one cluster, from the flags or the credentials file.
+fn credentials_for(id: &ClusterId, cluster: Option<&ManagedCluster>, with: &Pairing) -> Result<ChildSource> {
+    let file = match with.credentials {
+        ChildCredentialSource::Flags(source) => return Ok(source.clone()),
+        ChildCredentialSource::File(file) => file,
+    };
+    let object = cluster.map(|c| (c.namespace.as_str(), c.name.as_str()));
+    let same_name = cluster.map_or(0, |c| with.seen.iter().filter(|o| o.name == c.name).count());
+    let what = match cluster {
+        Some(c) => format!("{}/{} ({id})", c.namespace, c.name),
+        None => id.to_string(),
+    };
+    match file.lookup(Lookup { id, object, same_name }) {
+        Entry::One { key, source } => {
+            crate::trace::line(|| format!("--credentials: key {:?} matched {what}", escape(key)));
+            Ok(source.clone())
+        }
+        Entry::AmbiguousName { key } => {
+            let name = cluster.map(|c| c.name.as_str()).unwrap_or_default();
+            let mut others: Vec<String> =
+                with.seen.iter().filter(|o| o.name == name).map(|o| format!("{}/{}", o.namespace, o.name)).collect();
+            others.sort();
+            bail!(
+                "key {:?} of --credentials {} is ambiguous for {what}: {} ManagedClusters are named {name:?} ({}); use the key namespace/name or the cluster ID",
+                escape(key),
+                file.path.display(),
+                others.len(),
+                others.join(", ")
+            )
+        }
+        Entry::None => bail!("no credentials for {what} in --credentials {}", file.path.display()),
+    }
 }

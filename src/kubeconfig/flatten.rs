@@ -6,7 +6,7 @@
 //! embedded, as `kubectl config view --flatten` does.
 
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
@@ -28,28 +28,46 @@ pub fn read_reference(reference: &str, base: &Path, what: &str) -> Result<Vec<u8
     read_path(&resolve(reference, base), what)
 }
 
-/// Reads a file named by a flag or a reference; refuses what is not a regular file.
+/// Reads a file named by a flag or a reference; refuses what is not a regular
+/// file, and what is larger than a kubeconfig may be.
 pub fn read_path(path: &Path, what: &str) -> Result<Vec<u8>> {
+    read_path_at_most(path, what, super::load::MAX_FILE_BYTES)
+}
+
+/// [`read_path`] with its own size limit: a larger file is refused before it
+/// is read, and never read past `limit` (it may grow meanwhile).
+pub fn read_path_at_most(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
     let shown = path.display();
-    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+    let read_error = |e: std::io::Error| match e.kind() {
         ErrorKind::NotFound => anyhow!("{what}: file {shown} does not exist"),
         ErrorKind::PermissionDenied => {
             anyhow!("{what}: file {shown} cannot be read (permission denied)")
         }
         _ => anyhow!("{what}: file {shown} cannot be read: {e}"),
-    })?;
+    };
+    let meta = fs::metadata(path).map_err(read_error)?;
     if meta.is_dir() {
         bail!("{what}: {shown} is a directory, not a file");
     }
     if !meta.is_file() {
         bail!("{what}: {shown} is not a regular file");
     }
-    fs::read(path).map_err(|e| match e.kind() {
-        ErrorKind::PermissionDenied => {
-            anyhow!("{what}: file {shown} cannot be read (permission denied)")
-        }
-        _ => anyhow!("{what}: file {shown} cannot be read: {e}"),
-    })
+    let too_big =
+        |len: u64| anyhow!("{what}: file {shown} is larger than {} ({len} bytes); is it the right file?", size(limit));
+    if meta.len() > limit {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes)).map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// `64 MiB`, `1 MiB` (whole MiB, rounded down), `4096 bytes`.
+pub fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
 }
 
 /// The cluster's CA bundle as inline base64 data, or `None` when it has none.

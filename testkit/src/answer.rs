@@ -1,10 +1,10 @@
-//! What the stand-in answers: the hub's own API group, the hub's failures, and
-//! through the proxy, a tiny child kube-apiserver.
+//! What the stand-in answers: the hub's own API group, the proxy (see
+//! [`crate::hub`]), and a tiny child kube-apiserver (the canned child).
 
 use serde_json::{Value, json};
 
-use crate::Shared;
 use crate::http::{Request, Response};
+use crate::{Shared, hub};
 
 /// The path prefix of the sockets resource.
 pub const PROXY_GROUP_PREFIX: &str = "/apis/proxies.clusternet.io/v1alpha1/sockets/";
@@ -19,7 +19,21 @@ const JSON: &str = "application/json";
 const CREATED: &str = "2024-01-01T00:00:00Z";
 
 fn json_response(status: u16, body: Value) -> Response {
-    Response { status, content_type: JSON.to_string(), body: serde_json::to_vec(&body).expect("JSON") }
+    Response {
+        status,
+        content_type: JSON.to_string(),
+        body: serde_json::to_vec(&body).expect("JSON"),
+        ..Response::default()
+    }
+}
+
+fn ok_text() -> Response {
+    Response {
+        status: 200,
+        content_type: "text/plain; charset=utf-8".to_string(),
+        body: b"ok".to_vec(),
+        ..Response::default()
+    }
 }
 
 /// A metav1.Status failure, as kube-apiserver's `apierrors` writes it.
@@ -39,15 +53,18 @@ pub(crate) fn status_response(code: u16, reason: &str, message: &str) -> Respons
     json_response(code, status)
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     status_response(404, "NotFound", "the server could not find the requested resource")
 }
 
-/// Answers one request; for a forwarded cluster, also the child URL it went to.
+/// Answers one request; when the hub dialled a child, also the child URL.
 pub(crate) fn respond(request: &Request, shared: &Shared) -> (Response, Option<String>) {
     let path = request.path.as_str();
+    if shared.serve_child {
+        return (child(request, path), None);
+    }
     if let Some(rest) = path.strip_prefix(PROXY_GROUP_PREFIX) {
-        return sockets(request, rest, shared);
+        return hub::sockets(request, rest, &shared.lookup, shared.feature_gate_off);
     }
     (own(path), None)
 }
@@ -55,9 +72,7 @@ pub(crate) fn respond(request: &Request, shared: &Shared) -> (Response, Option<S
 /// The stand-in's own API (outside the proxy).
 fn own(path: &str) -> Response {
     match path {
-        "/healthz" | "/readyz" | "/livez" => {
-            Response { status: 200, content_type: "text/plain; charset=utf-8".to_string(), body: b"ok".to_vec() }
-        }
+        "/healthz" | "/readyz" | "/livez" => ok_text(),
         "/version" => json_response(200, version(HUB_GIT_VERSION, "0", "18")),
         "/apis" => json_response(
             200,
@@ -110,27 +125,9 @@ fn proxies_resources() -> Value {
     })
 }
 
-/// `<id>/proxy/<route>/<rest>` after the sockets prefix.
-fn sockets(request: &Request, after_prefix: &str, shared: &Shared) -> (Response, Option<String>) {
-    let (id, after_id) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
-    let Some(route_and_rest) = after_id.strip_prefix("proxy/").or_else(|| (after_id == "proxy").then_some("")) else {
-        return (not_found(), None);
-    };
-    if id.is_empty() {
-        return (not_found(), None);
-    }
-    if let Some(kind) = shared.failures.get(id) {
-        let (code, reason, message) = kind.status(id);
-        return (status_response(code, reason, &message), None);
-    }
-    if shared.forwarder.forwards(id) {
-        return shared.forwarder.forward(request, id, route_and_rest);
-    }
-    (canned(request, route_and_rest), None)
-}
-
-/// The tiny built-in child, for clusters that are not forwarded.
-fn canned(request: &Request, route_and_rest: &str) -> Response {
+/// The offline recorder's shortcut: the built-in child answers every route
+/// of every cluster ID (no hub checks, no dial).
+pub(crate) fn canned(request: &Request, route_and_rest: &str) -> Response {
     let (route, rest) = route_and_rest.split_once('/').unwrap_or((route_and_rest, ""));
     let rest = match route {
         "direct" => rest,
@@ -178,9 +175,7 @@ fn child(request: &Request, path: &str) -> Response {
     let path = path.trim_end_matches('/');
     match path {
         "/version" => json_response(200, version(CHILD_GIT_VERSION, "1", "32")),
-        "/healthz" | "/readyz" | "/livez" => {
-            Response { status: 200, content_type: "text/plain; charset=utf-8".to_string(), body: b"ok".to_vec() }
-        }
+        "/healthz" | "/readyz" | "/livez" => ok_text(),
         "/api" => json_response(
             200,
             json!({

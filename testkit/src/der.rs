@@ -24,8 +24,8 @@ const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
 
-/// The first subject CN of a DER certificate, if it has one.
-pub fn subject_cn(cert: &[u8]) -> Option<String> {
+/// The fields of a DER certificate's TBSCertificate from `subject` on.
+fn from_subject(cert: &[u8]) -> Option<&[u8]> {
     let (tag, cert, _) = tlv(cert)?;
     if tag != SEQUENCE {
         return None;
@@ -43,6 +43,27 @@ pub fn subject_cn(cert: &[u8]) -> Option<String> {
     for _ in 0..4 {
         rest = tlv(rest)?.2;
     }
+    Some(rest)
+}
+
+/// The algorithm OID (contents) of a SubjectPublicKeyInfo.
+pub fn spki_algorithm(spki: &[u8]) -> Option<Vec<u8>> {
+    let (tag, spki, _) = tlv(spki)?;
+    let (tag2, algorithm, _) = tlv(spki)?;
+    let (tag3, oid, _) = tlv(algorithm)?;
+    (tag == SEQUENCE && tag2 == SEQUENCE && tag3 == 0x06).then(|| oid.to_vec())
+}
+
+/// The public key algorithm OID (contents) of a DER certificate.
+pub fn public_key_algorithm(cert: &[u8]) -> Option<Vec<u8>> {
+    let subject_and_after = from_subject(cert)?;
+    let (_, _, spki) = tlv(subject_and_after)?;
+    spki_algorithm(spki)
+}
+
+/// The first subject CN of a DER certificate, if it has one.
+pub fn subject_cn(cert: &[u8]) -> Option<String> {
+    let rest = from_subject(cert)?;
     let (tag, mut name, _) = tlv(rest)?;
     if tag != SEQUENCE {
         return None;

@@ -25,6 +25,8 @@ pub(crate) struct Request {
     /// The body (Content-Length or de-chunked), kept for forwarding.
     pub body: Vec<u8>,
     pub close: bool,
+    /// The client's address (the aggregator's), for `X-Forwarded-For`.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -34,10 +36,16 @@ impl Request {
 }
 
 /// What to send back.
+#[derive(Default)]
 pub(crate) struct Response {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// More headers (`Location`, `Content-Encoding`).
+    pub headers: Vec<(String, String)>,
+    /// The answer broke off (the child's transfer ended early): sent chunked
+    /// without its last chunk, then the connection is closed.
+    pub broken: bool,
 }
 
 enum ReadError {
@@ -49,6 +57,7 @@ enum ReadError {
 
 pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
+    let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let Ok(conn) = ServerConnection::new(tls) else {
         return;
@@ -56,7 +65,10 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
     let mut reader = BufReader::new(StreamOwned::new(conn, stream));
     loop {
         let request = match read_request(&mut reader) {
-            Ok(r) => r,
+            Ok(mut r) => {
+                r.peer = peer;
+                r
+            }
             Err(ReadError::Closed) => return,
             Err(ReadError::Bad(status, message)) => {
                 let response = answer::status_response(status, reason_phrase(status), &message);
@@ -64,21 +76,22 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
                 break;
             }
         };
-        let peer = reader.get_ref().conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+        let peer_cert = reader.get_ref().conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
         let (response, forwarded_to) = answer::respond(&request, shared);
         let recorded = RecordedRequest {
             method: request.method.clone(),
             path: request.path.clone(),
             query: request.query.clone(),
             headers: request.headers.clone(),
-            client_cert_cn: peer.as_deref().and_then(der::subject_cn),
-            client_cert_der_b64: peer.as_deref().map(|d| STANDARD.encode(d)),
+            client_cert_cn: peer_cert.as_deref().and_then(der::subject_cn),
+            client_cert_der_b64: peer_cert.as_deref().map(|d| STANDARD.encode(d)),
             forwarded_to,
             status: Some(response.status),
         };
         shared.record(recorded);
         let head_only = request.method == "HEAD";
-        if write_response(reader.get_mut(), &response, head_only, request.close).is_err() || request.close {
+        let close = request.close || response.broken;
+        if write_response(reader.get_mut(), &response, head_only, close).is_err() || close {
             break;
         }
     }
@@ -144,7 +157,8 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, ReadError> {
         let value = line[colon + 1..].trim_ascii().to_vec();
         headers.push((name, text(value)));
     }
-    let mut request = Request { method: method.to_string(), path, query, headers, body: Vec::new(), close: false };
+    let mut request =
+        Request { method: method.to_string(), path, query, headers, body: Vec::new(), close: false, peer: None };
     let connection = request.header("connection").unwrap_or("").to_ascii_lowercase();
     request.close = connection.split(',').any(|t| t.trim() == "close")
         || (version == "HTTP/1.0" && !connection.contains("keep-alive"));
@@ -201,6 +215,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         201 => "Created",
         202 => "Accepted",
         204 => "No Content",
+        301 => "Moved Permanently",
         304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -227,19 +242,38 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
 
 fn write_response<W: Write>(out: &mut W, response: &Response, head_only: bool, close: bool) -> io::Result<()> {
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache, private\r\n",
+        "HTTP/1.1 {} {}\r\nCache-Control: no-cache, private\r\n",
         response.status,
-        reason_phrase(response.status),
-        response.content_type,
-        response.body.len()
+        reason_phrase(response.status)
     );
+    if !response.content_type.is_empty() {
+        head.push_str(&format!("Content-Type: {}\r\n", response.content_type));
+    }
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if response.broken {
+        head.push_str("Transfer-Encoding: chunked\r\n");
+    } else {
+        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
     if close {
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     if !head_only {
-        bytes.extend_from_slice(&response.body);
+        if response.broken {
+            // What arrived, as one chunk, and no last chunk: the client sees
+            // the transfer end early, as it would behind the real hub.
+            if !response.body.is_empty() {
+                bytes.extend_from_slice(format!("{:x}\r\n", response.body.len()).as_bytes());
+                bytes.extend_from_slice(&response.body);
+                bytes.extend_from_slice(b"\r\n");
+            }
+        } else {
+            bytes.extend_from_slice(&response.body);
+        }
     }
     out.write_all(&bytes)?;
     out.flush()

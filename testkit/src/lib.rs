@@ -6,20 +6,23 @@
 //! requests under `/apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/<route>/`
 //! are answered as the child cluster's kube-apiserver would answer what follows
 //! the route (`/version`, `/api`, `/apis`, `/api/v1`, `/api/v1/namespaces`).
-//! The `hub-standin` binary serves the same answers with given certificates,
-//! behind a real kube-apiserver's aggregator.
+//! With [`Clusters::Parent`] or [`Clusters::Fixed`] it behaves like
+//! clusternet-hub instead (see the `hub` module): the hub's checks in the
+//! hub's order, then a real dial to the child. The `hub-standin` binary runs
+//! it with given certificates behind a real kube-apiserver's aggregator.
 
 mod answer;
 mod der;
 mod forward;
 mod http;
+mod hub;
+mod raw;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -31,81 +34,42 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use answer::{CHILD_GIT_VERSION, CHILD_NAMESPACE, HUB_GIT_VERSION, PROXY_GROUP_PREFIX};
+pub use raw::{RawAnswer, RawServer};
 
-/// What the hub answers for a cluster instead of proxying (contract §5), with
-/// the hub's own status code and message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum FailureKind {
-    /// 400 `no cluster id is <id>`
-    NoCluster,
-    /// 400 `cannot proxy through cluster <id>, whose agent is disconnected`
-    Disconnected,
-    /// 503 `cannot retrieve valid apiserver url for cluster <id>`
-    NoApiserverUrl,
-    /// 503 `featuregate SocketConnection has not been enabled on the server side`
-    FeaturegateOff,
-    /// 400 `invalid key pair in header: tls: private key does not match public key`
-    InvalidKeyPair,
+/// What the hub knows of one cluster: its ManagedCluster's status, and
+/// whether its agent has a session with the hub.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// `status.apiserverURL` (None: not reported).
+    pub apiserver_url: Option<String>,
+    /// `status.useSocket`: requests go through the agent's session.
+    pub use_socket: bool,
+    /// The agent's session with the hub is up.
+    pub session: bool,
 }
 
-impl FailureKind {
-    pub const ALL: [FailureKind; 5] = [
-        FailureKind::NoCluster,
-        FailureKind::Disconnected,
-        FailureKind::NoApiserverUrl,
-        FailureKind::FeaturegateOff,
-        FailureKind::InvalidKeyPair,
-    ];
-
-    /// The command-line spelling: `no-cluster`, `disconnected`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::NoCluster => "no-cluster",
-            FailureKind::Disconnected => "disconnected",
-            FailureKind::NoApiserverUrl => "no-apiserver-url",
-            FailureKind::FeaturegateOff => "featuregate-off",
-            FailureKind::InvalidKeyPair => "invalid-key-pair",
-        }
-    }
-
-    /// HTTP status code, `reason` and `message` of the hub's metav1.Status.
-    pub fn status(self, cluster_id: &str) -> (u16, &'static str, String) {
-        match self {
-            FailureKind::NoCluster => (400, "BadRequest", format!("no cluster id is {cluster_id}")),
-            FailureKind::Disconnected => {
-                (400, "BadRequest", format!("cannot proxy through cluster {cluster_id}, whose agent is disconnected"))
-            }
-            FailureKind::NoApiserverUrl => {
-                (503, "ServiceUnavailable", format!("cannot retrieve valid apiserver url for cluster {cluster_id}"))
-            }
-            FailureKind::FeaturegateOff => (
-                503,
-                "ServiceUnavailable",
-                "featuregate SocketConnection has not been enabled on the server side".to_string(),
-            ),
-            FailureKind::InvalidKeyPair => (
-                400,
-                "BadRequest",
-                "invalid key pair in header: tls: private key does not match public key".to_string(),
-            ),
-        }
-    }
+/// The parent kube-apiserver, for reading ManagedClusters live: its URL, the
+/// CA of its serving certificate, and a client certificate and key (PEM).
+#[derive(Debug, Clone)]
+pub struct ParentApi {
+    pub url: String,
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
-impl FromStr for FailureKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        FailureKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = FailureKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("unknown failure kind {s:?} (one of {})", names.join(", "))
-        })
-    }
-}
-
-impl std::fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Where the stand-in finds the clusters behind `sockets/<id>`.
+#[derive(Debug, Clone, Default)]
+pub enum Clusters {
+    /// Offline recorder: every ID is answered by the built-in child, on every
+    /// route, without the hub's checks.
+    #[default]
+    Canned,
+    /// These clusters (ID → status), with the hub's checks and a real dial:
+    /// offline tests of the hub's behaviour.
+    Fixed(BTreeMap<String, ClusterStatus>),
+    /// The parent's ManagedClusters, read at each request, as the hub does.
+    Parent(ParentApi),
 }
 
 /// Serving certificate, key and (optional) client CA, as PEM text.
@@ -118,32 +82,24 @@ pub struct TlsMaterial {
     pub client_ca_pem: Option<String>,
 }
 
-/// How a [`Recorder`] behaves. `RecorderConfig::default()` is a well-behaved
-/// hub on `127.0.0.1:0` with generated certificates.
+/// How a [`Recorder`] behaves. `RecorderConfig::default()` is a
+/// well-behaved hub (canned clusters) on `127.0.0.1:0` with generated
+/// certificates.
 #[derive(Debug, Clone, Default)]
 pub struct RecorderConfig {
-    /// Cluster ID → the failure the hub answers instead of proxying.
-    pub failures: BTreeMap<String, FailureKind>,
     /// Where to listen; default `127.0.0.1:0`.
     pub listen: Option<SocketAddr>,
     /// Serving certificate and client CA; default: generated at start.
     pub tls: Option<TlsMaterial>,
     /// Append each request as one JSON line (a [`RecordedRequest`]) to this file.
     pub record_file: Option<PathBuf>,
-    /// Cluster ID → the apiserver URL of a real child: requests for these IDs
-    /// are forwarded with the child credentials from the user extras, as the
-    /// hub does (`direct` → this URL, `https/<host>` → that host).
-    pub forwards: BTreeMap<String, String>,
-    /// CA (PEM) that signed the forwarded children's serving certificates.
-    pub child_ca_pem: Option<String>,
-}
-
-impl RecorderConfig {
-    /// Adds a failure for a cluster ID (builder style).
-    pub fn fail(mut self, cluster_id: &str, kind: FailureKind) -> Self {
-        self.failures.insert(cluster_id.to_string(), kind);
-        self
-    }
+    /// The clusters behind the proxy.
+    pub clusters: Clusters,
+    /// The hub runs without the SocketConnection feature gate.
+    pub feature_gate_off: bool,
+    /// Serve the canned child at the root (`/version`, `/api`, ...) instead
+    /// of the hub: a child apiserver that accepts any credentials.
+    pub serve_child: bool,
 }
 
 /// One request as the server received it.
@@ -159,10 +115,10 @@ pub struct RecordedRequest {
     pub client_cert_cn: Option<String>,
     /// The TLS client certificate (DER, standard base64), if one was presented.
     pub client_cert_der_b64: Option<String>,
-    /// For a forwarded cluster: the child URL the request was sent to.
+    /// When the hub dialled the child: the child URL the request was sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_to: Option<String>,
-    /// The status code of the answer (the child's, when forwarded).
+    /// The status code of the answer (the child's, when dialled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
 }
@@ -188,8 +144,9 @@ impl RecordedRequest {
 
 /// State shared by the connection threads.
 pub(crate) struct Shared {
-    pub(crate) failures: BTreeMap<String, FailureKind>,
-    pub(crate) forwarder: forward::Forwarder,
+    pub(crate) lookup: hub::Lookup,
+    pub(crate) feature_gate_off: bool,
+    pub(crate) serve_child: bool,
     requests: Mutex<Vec<RecordedRequest>>,
     record_file: Option<Mutex<File>>,
     stop: AtomicBool,
@@ -284,12 +241,17 @@ impl Recorder {
             Some(path) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(path)?)),
             None => None,
         };
-        let forwarder = forward::Forwarder::new(config.forwards, config.child_ca_pem.as_deref()).map_err(invalid)?;
+        let lookup = match config.clusters {
+            Clusters::Canned => hub::Lookup::Canned,
+            Clusters::Fixed(map) => hub::Lookup::Fixed(map),
+            Clusters::Parent(api) => hub::Lookup::Parent(hub::Parent::new(&api).map_err(invalid)?),
+        };
         let listener = TcpListener::bind(config.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            failures: config.failures,
-            forwarder,
+            lookup,
+            feature_gate_off: config.feature_gate_off,
+            serve_child: config.serve_child,
             requests: Mutex::new(Vec::new()),
             record_file,
             stop: AtomicBool::new(false),
@@ -401,5 +363,36 @@ fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, shared: Ar
         let _ = std::thread::Builder::new()
             .name("recorder-conn".into())
             .spawn(move || http::serve_connection(stream, tls, &shared));
+    }
+}
+
+/// The first run of 1 to 4 words that `line` says twice in a row ("unexpected
+/// answer: unexpected answer"), ignoring case and punctuation, if any.
+pub fn doubled_words(line: &str) -> Option<String> {
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for k in 1..=4 {
+        for i in 0..words.len().saturating_sub(2 * k - 1) {
+            if words[i..i + k] == words[i + k..i + 2 * k] {
+                return Some(words[i..i + k].join(" "));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod doubled_tests {
+    #[test]
+    fn finds_doubled_runs() {
+        assert_eq!(
+            super::doubled_words("x: unexpected answer: unexpected answer: see").as_deref(),
+            Some("unexpected answer")
+        );
+        assert_eq!(super::doubled_words("the the end").as_deref(), Some("the"));
+        assert_eq!(super::doubled_words("agent disconnected: the agent has no session"), None);
     }
 }

@@ -41,7 +41,7 @@ fn base_with(from: &str, to: &str) -> String {
 }
 
 /// Runs `cmd`, killing it after `limit`: a hang is a failure, not a stuck test.
-fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+pub(crate) fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -354,7 +354,7 @@ fn nesting_and_alias_bombs_fail_fast_with_bounded_memory() {
 
 /// Runs `cmd` under GNU time and returns its output and peak RSS in KB (the
 /// last line time writes to stderr, which is then removed).
-fn with_max_rss(cmd: &mut Command) -> (Output, u64) {
+pub(crate) fn with_max_rss(cmd: &mut Command) -> (Output, u64) {
     assert!(Path::new("/usr/bin/time").exists(), "GNU time (/usr/bin/time) is needed to measure peak memory");
     let mut timed = Command::new("/usr/bin/time");
     timed.arg("-f").arg("maxrss=%M").arg(cmd.get_program()).args(cmd.get_args());
@@ -761,4 +761,149 @@ fn written_files_are_private_whatever_the_umask() {
             .to_string_lossy()
             .starts_with(".clusternet"))
     );
+}
+
+/// Token files and stdin are read at most 1 MiB (a token travels in a request
+/// header, and Go's HTTP servers accept 1 MiB of headers): a 1 GiB file or a
+/// 70 MB token is refused at once, with bounded memory, whether it comes from
+/// `--token-file`, a `tokenFile:` entry of `--credentials`, `--parent-token-file`
+/// or stdin.
+#[test]
+fn oversized_tokens_are_refused_without_being_read() {
+    let s = Scratch::new();
+    fs::File::create(s.path("huge.token")).unwrap().set_len(1 << 30).unwrap();
+    s.write("big.token", &"t".repeat(70_000_000));
+    s.write("creds.yaml", &format!("clusters:\n  {CLUSTER_ID}: {{tokenFile: huge.token}}\n"));
+    let parent = ["--parent-auth", "token", "--parent-token-file", "huge.token", "--token-file", "child.token"];
+    let cases: [(&str, Vec<&str>, &str); 4] = [
+        (
+            "1 GiB --token-file",
+            vec!["--token-file", "huge.token"],
+            "--token-file: file huge.token is larger than 1 MiB",
+        ),
+        ("70 MB --token-file", vec!["--token-file", "big.token"], "--token-file: file big.token is larger than 1 MiB"),
+        ("1 GiB tokenFile: entry", vec!["--credentials", "creds.yaml"], "huge.token is larger than 1 MiB"),
+        ("1 GiB --parent-token-file", parent.to_vec(), "--parent-token-file: file huge.token is larger than 1 MiB"),
+    ];
+    for (label, args, needle) in cases {
+        let before = s.listing();
+        let start = Instant::now();
+        let (out, rss) = with_max_rss(&mut s.generate(&args));
+        fails(&out, 1, needle);
+        assert!(!out.stderr.iter().any(|b| b.is_ascii_control() && *b != b'\n'), "{label}: {}", stderr(&out));
+        assert!(start.elapsed() < Duration::from_secs(5) && rss < 50_000, "{label}: {:?}, {rss} KB", start.elapsed());
+        assert_eq!(s.listing(), before, "{label}: files changed");
+    }
+
+    // 70 MB on stdin: read no further than the limit.
+    let mut child = s
+        .generate(&["--token-file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        // The tool stops reading and exits: a broken pipe is expected.
+        let _ = stdin.write_all(&vec![b't'; 70_000_000]);
+    });
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    fails(&out, 1, "--token-file - (stdin): more than 1 MiB on stdin");
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+
+    // A long but possible token (16 KiB; the output stays within a pipe's buffer) is still a token.
+    s.write("long.token", &"t".repeat(16 << 10));
+    accepted("16 KiB token", &s, &mut s.generate(&["--token-file", "long.token"]));
+}
+
+/// The parent kubeconfig's own user as child credentials, from `--credentials`
+/// or `--child-kubeconfig`: the hub would hand the parent user's credentials to
+/// the child. Refused, naming the user.
+#[test]
+fn the_parent_users_own_credentials_are_refused_as_a_childs() {
+    let s = Scratch::new();
+    s.write("creds.yaml", &format!("clusters:\n  {CLUSTER_ID}: {{kubeconfig: parent.yaml}}\n"));
+    s.write(
+        "creds-token.yaml",
+        &format!("clusters:\n  {CLUSTER_ID}: {{kubeconfig: parent.yaml, context: tokenuser}}\n"),
+    );
+    let cases: [(&str, Vec<&str>, &str); 4] = [
+        (
+            "credentials entry, certificate",
+            vec!["--credentials", "creds.yaml"],
+            "client certificate of the parent kubeconfig's user \"admin\"",
+        ),
+        (
+            "credentials entry, tokenFile",
+            vec!["--context", "tokenuser", "--credentials", "creds-token.yaml"],
+            "token of the parent kubeconfig's user \"tokenuser\"",
+        ),
+        (
+            "--child-kubeconfig",
+            vec!["--child-kubeconfig", "parent.yaml"],
+            "client certificate of the parent kubeconfig's user",
+        ),
+        (
+            "--token-file",
+            vec!["--context", "tokenuser", "--token-file", "parent-user.token"],
+            "token of the parent kubeconfig's user",
+        ),
+    ];
+    for (label, args, needle) in cases {
+        refused(label, &s, &mut s.generate(&args), 1, &[needle, "give the child cluster's own credentials"]);
+    }
+}
+
+/// Namespaces, names and selectors are checked before they reach a request
+/// path or a field selector (kubectl refuses them too: "may not contain '/'").
+#[test]
+fn names_that_would_change_the_request_path_are_refused() {
+    let s = Scratch::new();
+    let cases: [(&str, Vec<&str>, &str); 6] = [
+        (
+            "-n with ..",
+            vec!["gen", "--cluster", "a", "-n", "x/../y", "--token", "t"],
+            "-n/--namespace \"x/../y\" is not a namespace name",
+        ),
+        (
+            "-n with a path",
+            vec!["gen", "--cluster", "a", "-n", "ns/managedclusters/name?", "--token", "t"],
+            "-n/--namespace \"ns/managedclusters/name?\" is not a namespace name",
+        ),
+        (
+            "--system-namespace",
+            vec![
+                "gen",
+                "--cluster-id",
+                CLUSTER_ID,
+                "--token",
+                "t",
+                "--parent-auth",
+                "token",
+                "--system-namespace",
+                "x/../y",
+            ],
+            "--system-namespace \"x/../y\" is not a namespace name",
+        ),
+        (
+            "--cluster with a selector",
+            vec!["gen", "--cluster", "a,metadata.namespace=b", "--token", "t"],
+            "--cluster \"a,metadata.namespace=b\" is not a ManagedCluster name",
+        ),
+        ("list -n", vec!["list", "-n", "x/../y"], "-n/--namespace \"x/../y\" is not a namespace name"),
+        (
+            "list -l with an escape",
+            vec!["list", "-l", "a=\u{1b}[2J"],
+            "-l/--selector \"a=\\u{1b}[2J\" contains control characters",
+        ),
+    ];
+    for (label, args, needle) in cases {
+        let mut all = args.clone();
+        all.splice(1..1, ["--kubeconfig", "parent.yaml"]);
+        refused(label, &s, &mut s.bare(&all), 2, &[needle]);
+    }
 }

@@ -14,4 +14,5 @@ mod kubectl_matrix;
 mod readme;
 mod secrets;
 mod transport;
+mod verify_hostile;
 mod yaml_quoting;

@@ -1,7 +1,8 @@
 //! Issue 8, the child side made real: `child-real` is a second kube-apiserver
 //! (its own CA, client CA and service-account key, etcd prefix
 //! /child-registry), and the hub stand-in forwards its requests there as
-//! clusternet-hub's exchanger would (`--forward`): the token extra becomes
+//! clusternet-hub's exchanger would (from its ManagedCluster's
+//! `status.apiserverURL`, or the route's host): the token extra becomes
 //! `Authorization: Bearer`, the certificate/key extras the TLS client
 //! certificate. Every test asserts on the child's own data (the namespace
 //! `child-only` that the parent does not have, the identity the child

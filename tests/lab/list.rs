@@ -6,12 +6,14 @@ use serde_json::Value;
 use crate::support::*;
 
 /// What lab.sh seeded, as `list` must show it (key, type, sync, ready, URL).
+/// child-a, child-b and dup point at the hub stand-in's canned child.
 fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
+    let canned = lab().var("LAB_CANNED_CHILD_SERVER").to_string();
     vec![
-        ("CHILD_A", "Pull", "True", "https://child-a.lab.invalid:6443".into()),
-        ("CHILD_B", "Push", "True", "https://child-b.lab.invalid:6443".into()),
-        ("DUP_1", "Dual", "True", "https://dup.lab.invalid:6443".into()),
-        ("DUP_2", "Pull", "True", "https://dup.lab.invalid:6443".into()),
+        ("CHILD_A", "Pull", "True", canned.clone()),
+        ("CHILD_B", "Push", "True", canned.clone()),
+        ("DUP_1", "Dual", "True", canned.clone()),
+        ("DUP_2", "Pull", "True", canned),
         ("CHILD_OFFLINE", "Pull", "False", "https://10.0.0.41:6443".into()),
         ("CHILD_NOURL", "Pull", "True", String::new()),
     ]

@@ -25,8 +25,11 @@ mod many;
 mod parent_token;
 mod verify;
 
-// A real child kube-apiserver behind the stand-in's --forward.
+// A real child kube-apiserver behind the stand-in.
 mod child;
 
 // Guard rails: X.509 v1 client certificates, verify on what is not generated.
 mod guard_rails;
+
+// What other parties write on the parent: hostile ManagedClusters and Secrets.
+mod hostile;

@@ -120,7 +120,29 @@ fn list_and_gen_all_page_through_a_thousand_clusters() {
     );
     assert!(ours[0].contains("limit=500") && ours[1..].iter().all(|r| r.contains("continue=")), "{ours:?}");
 
-    // One context of the thousand works through the real aggregator.
+    // One context of the thousand works through the real aggregator, once
+    // its agent has reported (seed-many sets no status): as with the hub, the
+    // direct route needs status.apiserverURL.
+    let status = serde_json::json!({"status": {
+        "apiserverURL": lab.var("LAB_CANNED_CHILD_SERVER"),
+        "useSocket": true,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "ManagedClusterReady", "message": "ready",
+                        "lastTransitionTime": "2024-01-01T00:00:00Z"}],
+    }});
+    kubectl_ok(
+        admin(),
+        &[
+            "-n",
+            "clusternet-m00777",
+            "patch",
+            "managedcluster",
+            "many-00777",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ],
+    );
     let v = json(&kubectl_ok(&out, &["--context", "clusternet-many-00777", "version", "-o", "json"]));
     assert_eq!(v["serverVersion"]["gitVersion"], testkit::CHILD_GIT_VERSION);
 }

@@ -3,18 +3,18 @@
 
 use crate::support::*;
 
-/// `https://host:port` becomes the `https/<host:port>` route.
+/// `https://host:port` becomes the `https/<host:port>` route (here the
+/// canned child's own address, which the hub dials).
 #[test]
 fn child_server_https_route() {
     let lab = lab();
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_B_ID");
     let token = unique("route-https");
-    let kc = generate_on_lab(
-        dir.path(),
-        &["--cluster-id", id, "--token", &token, "--child-server", "https://10.0.0.5:6443"],
-    );
-    assert_reaches_child_via(&kc, id, "https/10.0.0.5:6443", "x-remote-extra-clusternet-token", &token);
+    let server = lab.var("LAB_CANNED_CHILD_SERVER");
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--child-server", server]);
+    let route = format!("https/{}", server.strip_prefix("https://").unwrap());
+    assert_reaches_child_via(&kc, id, &route, "x-remote-extra-clusternet-token", &token);
 }
 
 /// `http://host:port/base` (a `kubectl proxy` in the child) keeps its path.
@@ -24,13 +24,13 @@ fn child_server_http_route_with_path() {
     let dir = tempdir();
     let id = lab.var("LAB_CHILD_A_ID");
     let token = unique("route-http");
-    let kc = generate_on_lab(
-        dir.path(),
-        &["--cluster-id", id, "--token", &token, "--child-server", "http://127.0.0.1:8001/base"],
-    );
-    let _ = kubectl(&kc, &["get", "ns"]); // the stand-in knows no `/base/...` paths
+    // A closed port: the hub's dial fails; the path is what matters here.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = format!("http://127.0.0.1:{port}/base");
+    let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--child-server", &server]);
+    let _ = kubectl(&kc, &["get", "ns"]);
     let recs = records_with("x-remote-extra-clusternet-token", &token, 1);
-    let want = format!("{PROXY_PREFIX}{id}/proxy/http/127.0.0.1:8001/base/api");
+    let want = format!("{PROXY_PREFIX}{id}/proxy/http/127.0.0.1:{port}/base/api");
     assert!(recs.iter().any(|r| r.path.starts_with(&want)), "no request under {want}: {recs:?}");
     assert!(recs.iter().all(|r| r.header("x-remote-user") == Some("clusternet")));
 }

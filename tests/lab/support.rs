@@ -165,7 +165,7 @@ pub struct Rec {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub client_cert_cn: Option<String>,
-    /// The child URL the stand-in forwarded the request to (`--forward` clusters).
+    /// The child URL the stand-in dialled for the request (none when the hub answered itself).
     pub forwarded_to: Option<String>,
     /// The status code of its answer (the child's, when forwarded).
     pub status: Option<u16>,
@@ -356,14 +356,18 @@ pub fn exclusive() -> Exclusive {
 /// `clusternet-kubeconfig <args>` with no ambient KUBECONFIG or tokens.
 pub fn tool(args: &[&str]) -> Output {
     let _shared = shared();
-    Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
-        .args(args)
-        .env_remove("KUBECONFIG")
+    without_ambient(Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig")).args(args))
+        .output()
+        .expect("run clusternet-kubeconfig")
+}
+
+/// `cmd` without the environment the product reads (KUBECONFIG, tokens) and
+/// without stdin.
+pub fn without_ambient(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("KUBECONFIG")
         .env_remove("CLUSTERNET_CHILD_TOKEN")
         .env_remove("CLUSTERNET_PARENT_TOKEN")
         .stdin(Stdio::null())
-        .output()
-        .expect("run clusternet-kubeconfig")
 }
 
 /// [`tool`] that must succeed: (stdout, stderr).

@@ -26,6 +26,7 @@ fn verify_fails(kc: &Path, secrets: &[&str]) -> String {
     assert!(stdout.is_empty(), "nothing on stdout on failure: {stdout}");
     assert!(stderr.starts_with("error: context "), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert_eq!(testkit::doubled_words(&stderr), None, "words said twice: {stderr}");
     for s in secrets {
         assert!(!stderr.contains(s), "the secret {s:?} leaked: {stderr}");
     }
@@ -97,49 +98,136 @@ fn context_flag_picks_the_context() {
     assert!(err.contains("nope"), "{err}");
 }
 
-/// The stand-in's Clusternet errors (contract §5), each with its cause and fix.
+/// The hub's own failures, from the seeded ManagedClusters as the real hub
+/// makes them, each with its cause and fix.
 #[test]
 fn hub_failures_are_diagnosed() {
     let lab = lab();
     let dir = tempdir();
+    let unknown = "e0000000-0000-4000-8000-000000000400";
     let cases = [
-        ("LAB_FAIL_NO_CLUSTER", "HTTP 400", "no cluster id is", "unknown cluster ID", "clusternet-kubeconfig list"),
-        ("LAB_FAIL_DISCONNECTED", "HTTP 400", "whose agent is disconnected", "agent disconnected", "check the agent"),
+        (unknown, "HTTP 400", "no cluster id is", "unknown cluster ID", "clusternet-kubeconfig list"),
         (
-            "LAB_FAIL_NO_APISERVER_URL",
+            lab.var("LAB_CHILD_OFFLINE_ID"),
+            "HTTP 400",
+            "whose agent is disconnected",
+            "agent disconnected",
+            "check the agent",
+        ),
+        (
+            lab.var("LAB_CHILD_NOURL_ID"),
             "HTTP 503",
             "cannot retrieve valid apiserver url",
             "no apiserver URL",
             "--child-server",
         ),
-        (
-            "LAB_FAIL_FEATUREGATE_OFF",
-            "HTTP 503",
-            "featuregate SocketConnection",
-            "feature gate off",
-            "SocketConnection=true",
-        ),
-        (
-            "LAB_FAIL_INVALID_KEY_PAIR",
-            "HTTP 400",
-            "invalid key pair in header",
-            "invalid key pair",
-            "the key that belongs",
-        ),
     ];
-    for (var, status, server, cause, hint) in cases {
+    for (id, status, server, cause, hint) in cases {
         let token = unique("verify-fail");
-        let kc = gen_token(dir.path(), admin(), lab.var(var), &token);
+        let kc = gen_token(dir.path(), admin(), id, &token);
         let t0 = Instant::now();
         let err = verify_fails(&kc, &[&token]);
         // The hub's first answer is reported, not retried until the timeout.
-        assert!(t0.elapsed() < Duration::from_secs(5), "{var}: took {:?}", t0.elapsed());
-        assert!(err.contains("GET /version through the proxy failed"), "{var}: {err}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{id}: took {:?}", t0.elapsed());
+        assert!(err.contains("GET /version through the proxy failed"), "{id}: {err}");
         for want in [status, server, cause, hint] {
-            assert!(err.contains(want), "{var}: {want:?} missing: {err}");
+            assert!(err.contains(want), "{id}: {want:?} missing: {err}");
         }
-        assert!(!records_with("x-remote-extra-clusternet-token", &token, 1).is_empty(), "{var}: the hub answered");
+        assert!(!records_with("x-remote-extra-clusternet-token", &token, 1).is_empty(), "{id}: the hub answered");
     }
+}
+
+/// A generated kubeconfig with its user extras replaced (gen refuses such
+/// input): `extras` is a YAML mapping.
+fn with_extras(dir: &Path, id: &str, extras: &str) -> PathBuf {
+    let kc = gen_token(dir, admin(), id, &unique("extras"));
+    let mut doc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
+    doc["users"][0]["user"]["as-user-extra"] = serde_yaml::from_str(extras).unwrap();
+    std::fs::write(&kc, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    kc
+}
+
+/// A certificate extra that is not base64: the hub's 400 in its words. A
+/// lone certificate (no key) is ignored by the hub: the real child answers
+/// 401 to a request without credentials.
+#[test]
+fn certificate_extras_as_the_hub_reads_them() {
+    use base64::Engine as _;
+    let lab = lab();
+    let dir = tempdir();
+    let kc = with_extras(
+        dir.path(),
+        lab.var("LAB_CHILD_REAL_ID"),
+        "{clusternet-certificate: [abc!def], clusternet-privatekey: [abc]}",
+    );
+    let err = verify_fails(&kc, &[]);
+    assert!(
+        err.contains(
+            "HTTP 400 (invalid certificate in header Clusternet-Certificate: illegal base64 data at input byte 3)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains(": invalid child certificate or key: "), "{err}");
+
+    let cert = base64::engine::general_purpose::STANDARD.encode(std::fs::read(lab.var("LAB_CHILD_CERT")).unwrap());
+    let kc = with_extras(dir.path(), lab.var("LAB_CHILD_REAL_ID"), &format!("{{clusternet-certificate: ['{cert}']}}"));
+    let err = verify_fails(&kc, &[]);
+    assert!(err.contains("HTTP 401") && err.contains("child credentials rejected"), "{err}");
+}
+
+/// Routes the hub (its agent) cannot use, for real: a closed port, an https
+/// route to a plain-HTTP server, an http route to the HTTPS child (its
+/// answer arrives cut short and is kept), and a scheme that is neither.
+#[test]
+fn routes_the_agent_cannot_reach() {
+    let lab = lab();
+    let dir = tempdir();
+    let id = lab.var("LAB_CHILD_REAL_ID");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A plain-HTTP server, answering like Go's net/http to a TLS ClientHello.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        for mut conn in plain.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request");
+        }
+    });
+    let child_port = lab.var("LAB_CHILD_PORT");
+    let cases = [
+        (
+            format!("https://127.0.0.1:{closed}"),
+            format!("HTTP 500 (dial tcp 127.0.0.1:{closed}: connect: connection refused)"),
+            "child apiserver not reachable at this route: the agent could not connect",
+        ),
+        (
+            format!("https://127.0.0.1:{plain_port}"),
+            "HTTP 500 (tls: first record does not look like a TLS handshake)".to_string(),
+            "child apiserver not reachable at this route: the agent could not connect",
+        ),
+        (
+            format!("http://127.0.0.1:{child_port}"),
+            "HTTP 400 (Client sent an HTTP request to an HTTPS server.) [the answer broke off after 48 bytes"
+                .to_string(),
+            "plain HTTP sent to an HTTPS child: the route uses http but the child apiserver speaks HTTPS",
+        ),
+    ];
+    for (server, answer, diagnosis) in cases {
+        let token = unique("route");
+        let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--child-server", &server]);
+        let err = verify_fails(&kc, &[&token]);
+        assert!(err.contains(answer.as_str()), "{server}: {err}");
+        assert!(err.contains(diagnosis), "{server}: {err}");
+        assert!(err.contains("--child-server"), "{server}: {err}");
+    }
+    // A route that is neither direct, https nor http (edited by hand).
+    let kc = gen_token(dir.path(), admin(), id, &unique("ftp"));
+    let text = std::fs::read_to_string(&kc).unwrap().replace("/proxy/direct", "/proxy/ftp/127.0.0.1:1");
+    std::fs::write(&kc, text).unwrap();
+    let err = verify_fails(&kc, &[]);
+    assert!(err.contains("HTTP 500 (unsupported protocol scheme \"ftp\"): malformed proxy route: "), "{err}");
 }
 
 #[test]
@@ -189,7 +277,7 @@ fn anonymous_auth_disabled() {
     let kc = gen_token(dir.path(), noanon, id, &token);
     let err = verify_fails(&kc, &[&token]);
     assert!(err.contains("HTTP 401"), "{err}");
-    assert!(err.contains("anonymous auth disabled: anonymous auth is disabled on the parent"), "{err}");
+    assert!(err.contains("anonymous auth disabled: the parent refuses anonymous requests"), "{err}");
     assert!(err.contains("--parent-auth token"), "{err}");
     assert!(records_with("x-remote-extra-clusternet-token", &token, 0).is_empty(), "refused before the hub");
 
@@ -258,7 +346,7 @@ fn refused_extra_is_redacted() {
 }
 
 #[test]
-fn gen_verify_writes_only_on_success_or_with_force() {
+fn gen_verify_writes_only_on_success_or_with_write_unverified() {
     let lab = lab();
     let dir = tempdir();
     // Success: written, with the verification on stderr.
@@ -271,11 +359,14 @@ fn gen_verify_writes_only_on_success_or_with_force() {
 
     // Failure: nothing written, the diagnosis, exit 1, no token.
     let token = unique("gen-verify-fail");
-    let id = lab.var("LAB_FAIL_DISCONNECTED");
+    let id = lab.var("LAB_CHILD_OFFLINE_ID");
     let bad = dir.path().join("bad.kubeconfig");
     let base = ["gen", "--kubeconfig", admin(), "--cluster-id", id, "--token", &token, "--verify", "--output-file"];
     let err = tool_err(&[&base[..], &[bad.to_str().unwrap()]].concat());
-    assert!(err.contains("agent disconnected") && err.contains("nothing written (--force writes anyway)"), "{err}");
+    assert!(
+        err.contains("agent disconnected") && err.contains("nothing written (--write-unverified writes anyway)"),
+        "{err}"
+    );
     assert!(!err.contains(&token), "{err}");
     assert!(!bad.exists(), "nothing written on failure");
     // To stdout: nothing on stdout either.
@@ -283,11 +374,21 @@ fn gen_verify_writes_only_on_success_or_with_force() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 
-    // --force: written anyway, with a warning.
-    let (_, err) = tool_ok(&[&base[..], &[bad.to_str().unwrap(), "--force"]].concat());
-    assert!(err.contains("warning: ") && err.contains("writing anyway (--force)"), "{err}");
+    // --write-unverified: written anyway, with a warning.
+    let (_, err) = tool_ok(&[&base[..], &[bad.to_str().unwrap(), "--write-unverified"]].concat());
+    assert!(err.contains("warning: ") && err.contains("writing anyway (--write-unverified)"), "{err}");
     assert!(!err.contains(&token), "{err}");
     assert!(std::fs::read_to_string(&bad).unwrap().contains(&token));
+
+    // The file exists now: --force replaces it only when verification
+    // passes; a failed verification still writes nothing.
+    let before = std::fs::read_to_string(&bad).unwrap();
+    let err = tool_err(&[&base[..], &[bad.to_str().unwrap(), "--force"]].concat());
+    assert!(err.contains("agent disconnected") && err.contains("nothing written"), "{err}");
+    assert_eq!(std::fs::read_to_string(&bad).unwrap(), before, "--force alone did not write despite the failure");
+    let args = ["gen", "--kubeconfig", admin(), "--cluster", "child-a", "--token", &token, "--verify", "--force"];
+    tool_ok(&[&args[..], &["--output-file", bad.to_str().unwrap()]].concat());
+    assert!(std::fs::read_to_string(&bad).unwrap().contains("clusternet-child-a"));
 }
 
 // ------------------------------------------------------------- lab mutations
@@ -377,4 +478,51 @@ fn rbac_and_apiservice_removed() {
     );
     assert_eq!(cond, "True");
     verify_until(&kc, "success after restoring the APIService", |ok, _| ok);
+}
+
+/// The hub process stopped while its APIService stays registered: first the
+/// aggregator's own 503 "error trying to reach service", then (once the
+/// availability check has run) 503 "service unavailable"; then the hub
+/// started again without the SocketConnection feature gate: 503 for every
+/// ID. Holds the lab exclusively; the hub is restarted as it was, also when
+/// the test fails.
+#[test]
+fn hub_stopped_then_started_without_the_gate() {
+    let lab = lab();
+    let dir = tempdir();
+    let token = unique("hub-down");
+    let kc = gen_token(dir.path(), admin(), lab.var("LAB_CHILD_A_ID"), &token);
+    let unknown = gen_token(dir.path(), admin(), "e0000000-0000-4000-8000-000000000400", &token);
+    let _lab = exclusive();
+    let _restore = Restore(|| {
+        lab_sh(&["hub-start"]);
+    });
+    lab_sh(&["hub-stop"]);
+    let err = verify_fails(&kc, &[&token]);
+    assert!(
+        err.contains(&format!(
+            "HTTP 503 (error trying to reach service: dial tcp 127.0.0.1:{}: connect: connection refused)",
+            lab.var("LAB_HUB_PORT")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(": clusternet-hub not reachable: the aggregator could not connect to the APIService backend"),
+        "{err}"
+    );
+    let err =
+        verify_until(&kc, "the APIService marked unavailable", |ok, err| !ok && err.contains("(service unavailable)"));
+    assert!(err.contains("HTTP 503 (service unavailable): APIService unavailable: "), "{err}");
+    assert!(err.contains("check that clusternet-hub is running"), "{err}");
+
+    lab_sh(&["hub-start", "--feature-gates", "SocketConnection=false"]);
+    for kc in [&kc, &unknown] {
+        let err = verify_fails(kc, &[&token]);
+        assert!(
+            err.contains("HTTP 503 (featuregate SocketConnection has not been enabled on the server side): SocketConnection feature gate off: start clusternet-hub with --feature-gates=SocketConnection=true"),
+            "{err}"
+        );
+    }
+    lab_sh(&["hub-start"]);
+    verify_until(&kc, "success with the hub back", |ok, _| ok);
 }

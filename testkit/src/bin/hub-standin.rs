@@ -1,29 +1,40 @@
-//! `hub-standin`: answers like clusternet-hub behind a real kube-apiserver's
-//! aggregator (APIService v1alpha1.proxies.clusternet.io), recording every
-//! request as one JSON line.
+//! `hub-standin`: answers like clusternet-hub v0.18.1 behind a real
+//! kube-apiserver's aggregator (APIService v1alpha1.proxies.clusternet.io),
+//! recording every request as one JSON line.
 //!
 //! ```text
 //! hub-standin --listen 127.0.0.1:PORT --cert SERVING.crt --key SERVING.key \
-//!     --client-ca FRONT_PROXY_CA.crt --record RECORD.jsonl [--fail <cluster-id>=<kind> ...] \
-//!     [--forward <cluster-id>=<apiserver URL> ... --child-ca CHILD_CA.crt]
+//!     --client-ca FRONT_PROXY_CA.crt --record RECORD.jsonl \
+//!     --parent https://127.0.0.1:PORT --parent-ca CA.crt --parent-cert ADMIN.crt --parent-key ADMIN.key \
+//!     [--feature-gates SocketConnection=true|false] [--canned-child 127.0.0.1:PORT]
 //! ```
 //!
-//! `--forward` makes the stand-in do for that cluster what clusternet-hub's
-//! exchanger does: forward to the real child apiserver (`direct` → the URL,
-//! `https/<host[:port]>/...` → that host), with the child credentials of the
-//! user extras (`clusternet-token` → `Authorization: Bearer`, the
-//! `clusternet-certificate`/`clusternet-privatekey` pair → the TLS client
-//! certificate; a pair that does not match → 400 invalid key pair in header).
-//! Other clusters get the built-in answers.
+//! Which real-hub behaviours it models (the `hub` module of testkit has the
+//! details): each cluster ID is looked up among the parent's ManagedClusters
+//! (label `clusters.clusternet.io/cluster-id`) at each request; the checks
+//! run in the hub's order (feature gate 503 for every ID, unknown ID 400,
+//! missing `status.apiserverURL` 503 for `direct`, agent without a session
+//! 400 when `status.useSocket`, bad certificate or key pair 400); the token
+//! and the certificate pair are forwarded together, a lone certificate or key
+//! is ignored; the child is dialled with TLS verification off; a location
+//! without a path is redirected (301), `proxy/` and unknown schemes are 500;
+//! dial and TLS errors are 500 Status without a reason, in Go's words; only
+//! the headers the hub passes reach the child, never the clusternet-* extras.
+//! What it invents: an agent has a session while its cluster's `Ready`
+//! condition is `True`.
+//!
+//! `--canned-child` also serves, on another port, a tiny child apiserver that
+//! accepts any credentials (`gitVersion` v1.32.13-standin): ManagedClusters
+//! whose `status.apiserverURL` points there reach it through the hub like any
+//! child.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use testkit::{FailureKind, Recorder, RecorderConfig, TlsMaterial};
+use testkit::{Clusters, ParentApi, Recorder, RecorderConfig, TlsMaterial};
 
-const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE [--fail CLUSTER-ID=KIND ...] [--forward CLUSTER-ID=URL ... [--child-ca FILE]]";
+const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE --parent URL --parent-ca FILE --parent-cert FILE --parent-key FILE [--feature-gates SocketConnection=true|false] [--canned-child ADDR:PORT]";
 
 struct Args {
     listen: SocketAddr,
@@ -31,20 +42,16 @@ struct Args {
     key: PathBuf,
     client_ca: Option<PathBuf>,
     record: PathBuf,
-    failures: BTreeMap<String, FailureKind>,
-    forwards: BTreeMap<String, String>,
-    child_ca: Option<PathBuf>,
+    parent: String,
+    parent_ca: PathBuf,
+    parent_cert: PathBuf,
+    parent_key: PathBuf,
+    socket_connection: bool,
+    canned_child: Option<SocketAddr>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut listen = None;
-    let mut cert = None;
-    let mut key = None;
-    let mut client_ca = None;
-    let mut record = None;
-    let mut failures = BTreeMap::new();
-    let mut forwards = BTreeMap::new();
-    let mut child_ca = None;
+    let mut flags = std::collections::BTreeMap::new();
     while let Some(flag) = argv.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
@@ -53,48 +60,45 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         if name == "--help" || name == "-h" {
             return Err(USAGE.to_string());
         }
-        let mut value =
-            || inline.clone().or_else(|| argv.next()).ok_or_else(|| format!("{name} needs a value; {USAGE}"));
-        match name.as_str() {
-            "--listen" => {
-                let v = value()?;
-                listen = Some(v.parse::<SocketAddr>().map_err(|e| format!("--listen {v:?}: {e}"))?);
-            }
-            "--cert" => cert = Some(PathBuf::from(value()?)),
-            "--key" => key = Some(PathBuf::from(value()?)),
-            "--client-ca" => client_ca = Some(PathBuf::from(value()?)),
-            "--record" => record = Some(PathBuf::from(value()?)),
-            "--fail" => {
-                let v = value()?;
-                let (id, kind) = v.split_once('=').ok_or_else(|| format!("--fail {v:?}: expected CLUSTER-ID=KIND"))?;
-                if id.is_empty() {
-                    return Err(format!("--fail {v:?}: empty cluster ID"));
-                }
-                let kind: FailureKind = kind.parse().map_err(|e| format!("--fail {v:?}: {e}"))?;
-                failures.insert(id.to_string(), kind);
-            }
-            "--forward" => {
-                let v = value()?;
-                let (id, url) = v.split_once('=').ok_or_else(|| format!("--forward {v:?}: expected CLUSTER-ID=URL"))?;
-                if id.is_empty() || !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(format!("--forward {v:?}: expected CLUSTER-ID=http(s)://HOST[:PORT][/PATH]"));
-                }
-                forwards.insert(id.to_string(), url.to_string());
-            }
-            "--child-ca" => child_ca = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("unknown argument {flag:?}; {USAGE}")),
+        const KNOWN: [&str; 11] = [
+            "--listen",
+            "--cert",
+            "--key",
+            "--client-ca",
+            "--record",
+            "--parent",
+            "--parent-ca",
+            "--parent-cert",
+            "--parent-key",
+            "--feature-gates",
+            "--canned-child",
+        ];
+        if !KNOWN.contains(&name.as_str()) {
+            return Err(format!("unknown argument {flag:?}; {USAGE}"));
         }
+        let value = inline.or_else(|| argv.next()).ok_or_else(|| format!("{name} needs a value; {USAGE}"))?;
+        flags.insert(name, value);
     }
-    let missing = |n: &str| format!("{n} is required; {USAGE}");
+    let mut take = |n: &str| flags.remove(n);
+    let required = |v: Option<String>, n: &str| v.ok_or_else(|| format!("{n} is required; {USAGE}"));
+    let addr = |v: String, n: &str| v.parse::<SocketAddr>().map_err(|e| format!("{n} {v:?}: {e}"));
+    let socket_connection = match take("--feature-gates").as_deref() {
+        None | Some("SocketConnection=true") => true,
+        Some("SocketConnection=false") => false,
+        Some(other) => return Err(format!("--feature-gates {other:?}: expected SocketConnection=true|false")),
+    };
     Ok(Args {
-        listen: listen.ok_or_else(|| missing("--listen"))?,
-        cert: cert.ok_or_else(|| missing("--cert"))?,
-        key: key.ok_or_else(|| missing("--key"))?,
-        client_ca,
-        record: record.ok_or_else(|| missing("--record"))?,
-        failures,
-        forwards,
-        child_ca,
+        listen: addr(required(take("--listen"), "--listen")?, "--listen")?,
+        cert: required(take("--cert"), "--cert")?.into(),
+        key: required(take("--key"), "--key")?.into(),
+        client_ca: take("--client-ca").map(PathBuf::from),
+        record: required(take("--record"), "--record")?.into(),
+        parent: required(take("--parent"), "--parent")?,
+        parent_ca: required(take("--parent-ca"), "--parent-ca")?.into(),
+        parent_cert: required(take("--parent-cert"), "--parent-cert")?.into(),
+        parent_key: required(take("--parent-key"), "--parent-key")?.into(),
+        socket_connection,
+        canned_child: take("--canned-child").map(|v| addr(v, "--canned-child")).transpose()?,
     })
 }
 
@@ -109,16 +113,38 @@ fn run() -> Result<(), String> {
         key_pem: read(&args.key, "--key")?,
         client_ca_pem: args.client_ca.as_ref().map(|p| read(p, "--client-ca")).transpose()?,
     };
+    // Started first: the hub may be asked for a cluster behind it at once.
+    let _canned_child = match args.canned_child {
+        Some(addr) => {
+            let child_tls = TlsMaterial { client_ca_pem: None, ..tls.clone() };
+            let child = Recorder::start(RecorderConfig {
+                listen: Some(addr),
+                tls: Some(child_tls),
+                serve_child: true,
+                ..RecorderConfig::default()
+            })
+            .map_err(|e| format!("cannot start the canned child on {addr}: {e}"))?;
+            println!("canned child listening on {}", child.url());
+            Some(child)
+        }
+        None => None,
+    };
+    let parent = ParentApi {
+        url: args.parent.clone(),
+        ca_pem: read(&args.parent_ca, "--parent-ca")?,
+        cert_pem: read(&args.parent_cert, "--parent-cert")?,
+        key_pem: read(&args.parent_key, "--parent-key")?,
+    };
     let recorder = Recorder::start(RecorderConfig {
-        failures: args.failures,
         listen: Some(args.listen),
         tls: Some(tls),
         record_file: Some(args.record.clone()),
-        forwards: args.forwards,
-        child_ca_pem: args.child_ca.as_ref().map(|p| read(p, "--child-ca")).transpose()?,
+        clusters: Clusters::Parent(parent),
+        feature_gate_off: !args.socket_connection,
+        serve_child: false,
     })
     .map_err(|e| format!("cannot start: {e}"))?;
-    println!("hub-standin listening on {}", recorder.url());
+    println!("hub-standin listening on {} (SocketConnection={})", recorder.url(), args.socket_connection);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     recorder.wait();
