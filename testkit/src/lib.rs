@@ -200,7 +200,7 @@ impl Ca {
     ) -> (String, String) {
         let key = KeyPair::generate().expect("key generation");
         let mut params = CertificateParams::new(sans).expect("leaf params");
-        // Not rcgen's default CN: the subject reads O then CN, as openssl writes `/O=../CN=..`.
+        // Without rcgen's default CN, the subject reads `O=<group>, CN=<user>` in that order.
         params.distinguished_name = rcgen::DistinguishedName::new();
         if let Some(o) = organization {
             params.distinguished_name.push(DnType::OrganizationName, o);
