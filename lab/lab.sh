@@ -390,35 +390,7 @@ seed() {
 }
 
 # ------------------------------------------------------------------------ env
-# Only what is known at run time; names and IDs are testkit's constants.
-write_env() {
-  cat >"$STATE/lab.env.tmp" <<EOF
-# clusternet-kubeconfig lab ($(date -u +%FT%TZ)); source this file
-export LAB_STATE=$STATE
-export LAB_KUBECONFIG=$STATE/admin.kubeconfig
-export LAB_SERVER=https://127.0.0.1:$APISERVER_PORT
-export LAB_CA=$PKI/ca.crt
-export LAB_ADMIN_CERT=$PKI/admin.crt
-export LAB_ADMIN_KEY=$PKI/admin.key
-export LAB_HUB_RECORD=$STATE/hub-requests.jsonl
-export LAB_HUB_PORT=$HUB_PORT
-export LAB_HUB_CA=$PKI/hub-ca.crt
-export LAB_ETCD_PORT=$ETCD_PORT
-export LAB_KCM_PORT=$KCM_PORT
-export LAB_K8S_VERSION=$K8S_VERSION
-export LAB_ETCD_VERSION=$ETCD_VERSION
-export LAB_MANIFESTS=$(cat "$STATE/manifests-source")
-export LAB_CANNED_CHILD_SERVER=https://127.0.0.1:$CANNED_PORT
-export LAB_CHILD_SERVER=https://127.0.0.1:$CHILD_PORT
-export LAB_CHILD_PORT=$CHILD_PORT
-export LAB_CHILD_CA=$PKI/child-ca.crt
-export LAB_CHILD_KUBECONFIG=$STATE/child.kubeconfig
-export LAB_CHILD_TOKEN_FILE=$STATE/child/sa.token
-export LAB_CHILD_CERT=$PKI/child-user.crt
-export LAB_CHILD_KEY=$PKI/child-user.key
-EOF
-  mv "$STATE/lab.env.tmp" "$STATE/lab.env"
-}
+write_env() { "$SETUP_BIN" env --state "$STATE" --k8s-version "$K8S_VERSION" --etcd-version "$ETCD_VERSION"; }
 
 cmd_env() {
   [[ -f $STATE/lab.env ]] || die "no lab at $STATE (run \`$0 up\`)"
@@ -449,17 +421,11 @@ cmd_up_noanon() {
     log "$name already up: https://127.0.0.1:$NOANON_PORT"
   else
     claim_ports NOANON_PORT
-    "$SETUP_BIN" admin-kubeconfig --state "$STATE" --port "$NOANON_PORT" --out "$STATE/noanon.kubeconfig"
+    "$SETUP_BIN" noanon-kubeconfig --state "$STATE" --port "$NOANON_PORT"
     "start_$name"
     wait_ready "$name"
     release_ports
-    grep -v '^export LAB_NOANON_' "$STATE/lab.env" >"$STATE/lab.env.tmp"
-    cat >>"$STATE/lab.env.tmp" <<EOF
-export LAB_NOANON_SERVER=https://127.0.0.1:$NOANON_PORT
-export LAB_NOANON_KUBECONFIG=$STATE/noanon.kubeconfig
-export LAB_NOANON_AUDIT=$STATE/logs/noanon-audit.log
-EOF
-    mv "$STATE/lab.env.tmp" "$STATE/lab.env"
+    write_env
     log "$name up (--anonymous-auth=false): https://127.0.0.1:$NOANON_PORT"
   fi
   grep '^export LAB_NOANON_' "$STATE/lab.env"

@@ -243,6 +243,66 @@ impl State {
     }
 }
 
+/// The versions a lab runs, as `lab.sh` read them from the pinned go.mod files.
+#[derive(Debug, Clone)]
+pub struct Versions {
+    pub kubernetes: String,
+    pub etcd: String,
+}
+
+impl State {
+    /// `lab.env`, for the tests and for `source`: what is known only at run
+    /// time (ports from `ports.env`, paths, versions, which Clusternet
+    /// manifests `up` applied); the seeded objects are this module's constants.
+    /// `LAB_NOANON_*` once `up-noanon` has claimed its port.
+    pub fn write_env(&self, versions: &Versions, now: &str) -> io::Result<()> {
+        let ports = fs::read_to_string(self.dir.join("ports.env"))?;
+        let port =
+            |name: &str| ports.lines().rev().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::to_string);
+        let need = |name: &str| port(name).ok_or_else(|| io::Error::other(format!("{name} missing from ports.env")));
+        let manifests = fs::read_to_string(self.dir.join("manifests-source")).unwrap_or_default();
+        let state = self.dir.display();
+        let url = |name: &str| need(name).map(|p| format!("https://127.0.0.1:{p}"));
+        let mut vars = vec![
+            ("LAB_STATE", state.to_string()),
+            ("LAB_KUBECONFIG", format!("{state}/admin.kubeconfig")),
+            ("LAB_SERVER", url("APISERVER_PORT")?),
+            ("LAB_CA", self.pki_str("ca.crt")),
+            ("LAB_ADMIN_CERT", self.pki_str("admin.crt")),
+            ("LAB_ADMIN_KEY", self.pki_str("admin.key")),
+            ("LAB_HUB_RECORD", format!("{state}/hub-requests.jsonl")),
+            ("LAB_HUB_PORT", need("HUB_PORT")?),
+            ("LAB_HUB_CA", self.pki_str("hub-ca.crt")),
+            ("LAB_ETCD_PORT", need("ETCD_PORT")?),
+            ("LAB_KCM_PORT", need("KCM_PORT")?),
+            ("LAB_K8S_VERSION", versions.kubernetes.clone()),
+            ("LAB_ETCD_VERSION", versions.etcd.clone()),
+            ("LAB_MANIFESTS", manifests.trim().to_string()),
+            ("LAB_CANNED_CHILD_SERVER", url("CANNED_PORT")?),
+            ("LAB_CHILD_SERVER", url("CHILD_PORT")?),
+            ("LAB_CHILD_PORT", need("CHILD_PORT")?),
+            ("LAB_CHILD_CA", self.pki_str("child-ca.crt")),
+            ("LAB_CHILD_KUBECONFIG", format!("{state}/child.kubeconfig")),
+            ("LAB_CHILD_TOKEN_FILE", format!("{state}/child/sa.token")),
+            ("LAB_CHILD_CERT", self.pki_str("child-user.crt")),
+            ("LAB_CHILD_KEY", self.pki_str("child-user.key")),
+        ];
+        if port("NOANON_PORT").is_some() {
+            vars.push(("LAB_NOANON_SERVER", url("NOANON_PORT")?));
+            vars.push(("LAB_NOANON_KUBECONFIG", format!("{state}/noanon.kubeconfig")));
+            vars.push(("LAB_NOANON_AUDIT", format!("{state}/logs/noanon-audit.log")));
+        }
+        let mut text = format!("# clusternet-kubeconfig lab ({now}); source this file\n");
+        for (name, value) in vars {
+            text.push_str(&format!("export {name}={value}\n"));
+        }
+        // Whole or not at all: its presence says the lab is up.
+        let tmp = self.dir.join("lab.env.tmp");
+        fs::write(&tmp, text)?;
+        fs::rename(tmp, self.dir.join("lab.env"))
+    }
+}
+
 /// Who a kubeconfig authenticates as, and where.
 #[derive(Debug, Clone, Copy)]
 pub struct Kubeconfig {

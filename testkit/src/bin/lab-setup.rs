@@ -5,8 +5,10 @@
 //! lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --k8s-version V
 //!     pki/ (every CA, serving and client certificate, service-account keys),
 //!     admin.kubeconfig, kcm.kubeconfig, child.kubeconfig, audit-policy.yaml, manifests/*.json
-//! lab-setup admin-kubeconfig --state DIR --port N --out FILE
-//!     the lab admin's kubeconfig for another parent apiserver (up-noanon)
+//! lab-setup noanon-kubeconfig --state DIR --port N
+//!     noanon.kubeconfig: the lab admin on kube-apiserver-noanon
+//! lab-setup env --state DIR --k8s-version V --etcd-version V
+//!     lab.env: the ports (from ports.env), paths and versions of the running lab
 //! lab-setup child-token --state DIR
 //!     child/sa.token: a token for the real child's service account (kubectl create token)
 //! lab-setup seed-many --count N
@@ -17,9 +19,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use testkit::lab::{self, Kubeconfig, Ports, State};
+use testkit::lab::{self, Kubeconfig, Ports, State, Versions};
 
-const USAGE: &str = "usage: lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --k8s-version V | admin-kubeconfig --state DIR --port N --out FILE | child-token --state DIR | seed-many --count N";
+const USAGE: &str = "usage: lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --k8s-version V | noanon-kubeconfig --state DIR --port N | env --state DIR --k8s-version V --etcd-version V | child-token --state DIR | seed-many --count N";
 
 /// `--name value` pairs after the subcommand.
 struct Flags(BTreeMap<String, String>);
@@ -69,20 +71,28 @@ fn run(argv: &[String]) -> Result<(), String> {
                 canned: f.number("--canned-port")?,
             };
             let state = f.state();
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             state.write_pki().map_err(|e| format!("writing {}: {e}", state.dir.join("pki").display()))?;
             state.write_kubeconfigs(&ports).map_err(|e| format!("writing kubeconfigs: {e}"))?;
             state.write_audit_policy().map_err(|e| format!("writing the audit policy: {e}"))?;
             state
-                .write_manifests(&ports, f.get("--k8s-version"), &lab::rfc3339(now))
+                .write_manifests(&ports, f.get("--k8s-version"), &lab::rfc3339(now()))
                 .map_err(|e| format!("writing manifests: {e}"))
         }
-        "admin-kubeconfig" => {
-            let f = Flags::parse(rest, &["--state", "--port", "--out"])?;
-            let out = PathBuf::from(f.get("--out"));
+        "noanon-kubeconfig" => {
+            let f = Flags::parse(rest, &["--state", "--port"])?;
+            let out = f.state().dir.join("noanon.kubeconfig");
             f.state()
                 .write_kubeconfig(&out, &Kubeconfig::admin(f.number("--port")?))
                 .map_err(|e| format!("writing {}: {e}", out.display()))
+        }
+        "env" => {
+            let f = Flags::parse(rest, &["--state", "--k8s-version", "--etcd-version"])?;
+            let versions =
+                Versions { kubernetes: f.get("--k8s-version").to_string(), etcd: f.get("--etcd-version").to_string() };
+            let state = f.state();
+            state
+                .write_env(&versions, &lab::rfc3339(now()))
+                .map_err(|e| format!("writing {}/lab.env: {e}", state.dir.display()))
         }
         "child-token" => {
             let f = Flags::parse(rest, &["--state"])?;
@@ -95,6 +105,10 @@ fn run(argv: &[String]) -> Result<(), String> {
         }
         _ => Err(USAGE.to_string()),
     }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn main() -> ExitCode {
