@@ -25,7 +25,13 @@ pub struct Lab {
 
 impl Lab {
     pub fn var(&self, name: &str) -> &str {
-        self.vars.get(name).unwrap_or_else(|| panic!("{name} missing from the lab env file {}", env_file().display()))
+        self.vars.get(name).unwrap_or_else(|| {
+            panic!(
+                "{name} missing from the lab env file {} (it has ports and paths; seeded names and IDs are \
+                 testkit::lab's constants, e.g. CHILD_A.id)",
+                env_file().display()
+            )
+        })
     }
     pub fn kubeconfig(&self) -> &str {
         self.var("LAB_KUBECONFIG")
