@@ -356,14 +356,14 @@ cmd_up() {
 }
 
 apply_clusternet() {
-  local src="" dir="" manifests=("$LAB_DIR/manifests/crds.yaml") rbac=() f
+  local src="" dir="" crds=$LAB_DIR/manifests/crds.yaml rbac=() f
   # Prefer upstream manifests from the Go module cache; they are not served by
   # every module proxy (not by the one this lab was built with).
   if dir=$(cd "$(mktemp -d)" && go mod download -json "github.com/clusternet/clusternet@$CLUSTERNET_VERSION" 2>/dev/null \
            | jq -er '.Dir // empty' 2>/dev/null) && [[ -d $dir/manifests/crds ]]; then
     src=upstream
     log "NOTICE: Clusternet manifests: upstream github.com/clusternet/clusternet@$CLUSTERNET_VERSION ($dir)"
-    manifests=("$dir/manifests/crds/")
+    crds=$dir/manifests/crds/
     # Only the RBAC of deploy/hub: its Deployment/Service would clash with the
     # stand-in's ExternalName Service. lab/manifests/rbac.yaml is applied after it.
     for f in "$dir"/deploy/hub/*rbac*.yaml; do [[ -e $f ]] && rbac+=(-f "$f"); done
@@ -371,7 +371,7 @@ apply_clusternet() {
     log "NOTICE: Clusternet manifests: AUTHORED lab/manifests/ (github.com/clusternet/clusternet@$CLUSTERNET_VERSION is not served by the Go module proxy here)"
   fi
   echo "${src:-authored}" >"$STATE/manifests-source"
-  kc apply -f "${manifests[0]}" -f "$STATE/manifests/parent.json" "${rbac[@]}" -f "$LAB_DIR/manifests/rbac.yaml" >/dev/null
+  kc apply -f "$crds" -f "$STATE/manifests/parent.json" "${rbac[@]}" -f "$LAB_DIR/manifests/rbac.yaml" >/dev/null
   kc wait --for condition=Established --timeout 60s \
     crd/managedclusters.clusters.clusternet.io crd/clusterregistrationrequests.clusters.clusternet.io >/dev/null
 }
