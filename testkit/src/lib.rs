@@ -16,6 +16,7 @@ mod der;
 mod forward;
 mod http;
 mod hub;
+pub mod lab;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -167,7 +168,7 @@ impl Shared {
 }
 
 /// A generated CA: certificate and key.
-struct Ca {
+pub(crate) struct Ca {
     cert: rcgen::Certificate,
     key: KeyPair,
 }
@@ -185,9 +186,27 @@ impl Ca {
     }
 
     fn issue(&self, cn: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        self.issue_to(None, cn, sans, usage)
+    }
+
+    /// A leaf certificate and key (PEM) for `O=<organization>, CN=<cn>` (a
+    /// Kubernetes group and user), valid for `sans` (IP addresses or DNS names).
+    fn issue_to(
+        &self,
+        organization: Option<&str>,
+        cn: &str,
+        sans: Vec<String>,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (String, String) {
         let key = KeyPair::generate().expect("key generation");
         let mut params = CertificateParams::new(sans).expect("leaf params");
+        // Without rcgen's default CN, the subject reads `O=<group>, CN=<user>` in that order.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(o) = organization {
+            params.distinguished_name.push(DnType::OrganizationName, o);
+        }
         params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf signed by CA");

@@ -38,15 +38,11 @@ struct Tokens {
 
 /// Entries by name (child-a), by ID (child-b), by namespace/name (dup #1).
 fn credentials(dir: &Path) -> (std::path::PathBuf, Tokens) {
-    let lab = lab();
     let t = Tokens { a: unique("all-a"), b: unique("all-b"), dup1: unique("all-dup1") };
     write(dir, "b.token", &format!("{}\n", t.b));
     let text = format!(
         "clusters:\n  child-a: {{token: {}}}\n  {}: {{tokenFile: b.token}}\n  {}/dup: {{token: {}}}\n",
-        t.a,
-        lab.var("LAB_CHILD_B_ID"),
-        lab.var("LAB_DUP_1_NS"),
-        t.dup1
+        t.a, CHILD_B.id, DUP_1.namespace, t.dup1
     );
     (write(dir, "creds.yaml", &text), t)
 }
@@ -72,29 +68,26 @@ fn all_writes_one_context_per_cluster_with_credentials_and_skips_the_rest() {
     // --all names no cluster, so none is made current (the listing's first is
     // not the user's choice).
     assert!(d["current-context"].as_str().unwrap_or_default().is_empty(), "{d}");
-    for (key, name) in
-        [("CHILD_A", "clusternet-child-a"), ("CHILD_B", "clusternet-child-b"), ("DUP_1", "clusternet-dup")]
-    {
-        let id = lab.var(&format!("LAB_{key}_ID"));
+    for (seed, name) in [(CHILD_A, "clusternet-child-a"), (CHILD_B, "clusternet-child-b"), (DUP_1, "clusternet-dup")] {
+        let id = seed.id;
         assert_eq!(server_of(&d, name), format!("{}{PROXY_PREFIX}{id}/proxy/direct", lab.server()));
     }
     // Skipped, each with a warning naming it and the file.
-    for key in ["DUP_2", "CHILD_OFFLINE", "CHILD_NOURL"] {
-        let id = lab.var(&format!("LAB_{key}_ID"));
-        let line = err.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no warning for {key}: {err}"));
+    for seed in [DUP_2, CHILD_OFFLINE, CHILD_NOURL] {
+        let id = seed.id;
+        let line = err.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no warning for {seed:?}: {err}"));
         assert!(line.starts_with("warning: no credentials for") && line.ends_with("; skipped"), "{line}");
         assert!(line.contains(creds.to_str().unwrap()), "{line}");
     }
     assert!(err.contains("wrote context \"clusternet-child-a\", \"clusternet-child-b\", \"clusternet-dup\""), "{err}");
     // Each context reaches its child with its own token.
-    reaches(&out, "clusternet-child-a", lab.var("LAB_CHILD_A_ID"), &t.a);
-    reaches(&out, "clusternet-child-b", lab.var("LAB_CHILD_B_ID"), &t.b);
-    reaches(&out, "clusternet-dup", lab.var("LAB_DUP_1_ID"), &t.dup1);
+    reaches(&out, "clusternet-child-a", CHILD_A.id, &t.a);
+    reaches(&out, "clusternet-child-b", CHILD_B.id, &t.b);
+    reaches(&out, "clusternet-dup", DUP_1.id, &t.dup1);
 }
 
 #[test]
 fn strict_fails_and_writes_nothing() {
-    let lab = lab();
     let dir = tempdir();
     let (creds, _) = credentials(dir.path());
     let out = dir.path().join("strict.kubeconfig");
@@ -111,17 +104,16 @@ fn strict_fails_and_writes_nothing() {
     ]);
     assert!(err.contains("--strict") && err.contains("no credentials for"), "{err}");
     // The first cluster without an entry, in namespace/name order, is dup #2.
-    assert!(err.contains(lab.var("LAB_DUP_2_ID")), "{err}");
+    assert!(err.contains(DUP_2.id), "{err}");
     assert!(!out.exists(), "nothing written with --strict");
 }
 
 #[test]
 fn selector_picks_the_matching_clusters_only() {
-    let lab = lab();
     let dir = tempdir();
     let (creds, t) = credentials(dir.path());
     let out = dir.path().join("sel.kubeconfig");
-    let sel = format!("clusters.clusternet.io/cluster-id={}", lab.var("LAB_CHILD_B_ID"));
+    let sel = format!("clusters.clusternet.io/cluster-id={}", CHILD_B.id);
     let (_, err) = tool_ok(&[
         "gen",
         "--kubeconfig",
@@ -138,7 +130,7 @@ fn selector_picks_the_matching_clusters_only() {
     assert!(!err.contains("warning"), "{err}");
     let d = doc(&out);
     assert_eq!(context_names(&d), ["clusternet-child-b"]);
-    reaches(&out, "clusternet-child-b", lab.var("LAB_CHILD_B_ID"), &t.b);
+    reaches(&out, "clusternet-child-b", CHILD_B.id, &t.b);
 
     // A selector nothing matches is an error, not an empty kubeconfig.
     let err = tool_err(&[
@@ -167,9 +159,9 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
         "--cluster",
         "child-a",
         "--cluster-id",
-        lab.var("LAB_CHILD_B_ID"),
+        CHILD_B.id,
         "--cluster-id",
-        lab.var("LAB_DUP_1_ID"),
+        DUP_1.id,
         "--credentials",
         creds.to_str().unwrap(),
         "--no-current-context",
@@ -184,9 +176,9 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
     assert!(d["current-context"].as_str().unwrap_or_default().is_empty(), "{d}");
     let cur = kubectl(&out, &["config", "current-context"]);
     assert!(!cur.status.success(), "{}", text(&cur.stdout));
-    reaches(&out, "clusternet-child-a", lab.var("LAB_CHILD_A_ID"), &t.a);
-    reaches(&out, "clusternet-child-b", lab.var("LAB_CHILD_B_ID"), &t.b);
-    reaches(&out, "clusternet-dup", lab.var("LAB_DUP_1_ID"), &t.dup1);
+    reaches(&out, "clusternet-child-a", CHILD_A.id, &t.a);
+    reaches(&out, "clusternet-child-b", CHILD_B.id, &t.b);
+    reaches(&out, "clusternet-dup", DUP_1.id, &t.dup1);
 
     // -n is the namespace of --cluster; an ID is found in any namespace.
     let (out2, err) = tool_ok(&[
@@ -196,9 +188,9 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
         "--cluster",
         "dup",
         "-n",
-        lab.var("LAB_DUP_1_NS"),
+        DUP_1.namespace,
         "--cluster-id",
-        lab.var("LAB_CHILD_B_ID"),
+        CHILD_B.id,
         "--credentials",
         creds.to_str().unwrap(),
     ]);
@@ -206,10 +198,7 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
     let mut names = context_names(&d2);
     names.sort();
     assert_eq!(names, ["clusternet-child-b", "clusternet-dup"], "{err}");
-    assert_eq!(
-        server_of(&d2, "clusternet-dup"),
-        format!("{}{PROXY_PREFIX}{}/proxy/direct", lab.server(), lab.var("LAB_DUP_1_ID"))
-    );
+    assert_eq!(server_of(&d2, "clusternet-dup"), format!("{}{PROXY_PREFIX}{}/proxy/direct", lab.server(), DUP_1.id));
 
     // A name without an entry is skipped with a warning; --strict refuses.
     let (_, err) = tool_ok(&[
@@ -223,7 +212,7 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
         "--credentials",
         creds.to_str().unwrap(),
     ]);
-    assert!(err.contains("no credentials for") && err.contains(lab.var("LAB_CHILD_OFFLINE_ID")), "{err}");
+    assert!(err.contains("no credentials for") && err.contains(CHILD_OFFLINE.id), "{err}");
     let err = tool_err(&[
         "gen",
         "--kubeconfig",
@@ -242,20 +231,15 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
 /// Both `dup`s with credentials: the context names carry the namespace.
 #[test]
 fn same_name_in_two_namespaces_gets_qualified_names() {
-    let lab = lab();
     let dir = tempdir();
     let (t1, t2) = (unique("dup-q1"), unique("dup-q2"));
     let creds = write(
         dir.path(),
         "creds.yaml",
-        &format!(
-            "clusters:\n  {}/dup: {{token: {t1}}}\n  {}/dup: {{token: {t2}}}\n",
-            lab.var("LAB_DUP_1_NS"),
-            lab.var("LAB_DUP_2_NS")
-        ),
+        &format!("clusters:\n  {}/dup: {{token: {t1}}}\n  {}/dup: {{token: {t2}}}\n", DUP_1.namespace, DUP_2.namespace),
     );
     let out = dir.path().join("dups.kubeconfig");
-    let sel = format!("clusters.clusternet.io/cluster-id in ({},{})", lab.var("LAB_DUP_1_ID"), lab.var("LAB_DUP_2_ID"));
+    let sel = format!("clusters.clusternet.io/cluster-id in ({},{})", DUP_1.id, DUP_2.id);
     tool_ok(&[
         "gen",
         "--kubeconfig",
@@ -268,9 +252,9 @@ fn same_name_in_two_namespaces_gets_qualified_names() {
         "--output-file",
         out.to_str().unwrap(),
     ]);
-    let n1 = format!("clusternet-{}-dup", lab.var("LAB_DUP_1_NS"));
-    let n2 = format!("clusternet-{}-dup", lab.var("LAB_DUP_2_NS"));
+    let n1 = format!("clusternet-{}-dup", DUP_1.namespace);
+    let n2 = format!("clusternet-{}-dup", DUP_2.namespace);
     assert_eq!(context_names(&doc(&out)), [n1.clone(), n2.clone()]);
-    reaches(&out, &n1, lab.var("LAB_DUP_1_ID"), &t1);
-    reaches(&out, &n2, lab.var("LAB_DUP_2_ID"), &t2);
+    reaches(&out, &n1, DUP_1.id, &t1);
+    reaches(&out, &n2, DUP_2.id, &t2);
 }

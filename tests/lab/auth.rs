@@ -10,7 +10,7 @@ use crate::support::*;
 fn anonymous_parent_with_child_token() {
     let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let token = unique("child-token");
     let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token]);
     let text = std::fs::read_to_string(&kc).unwrap();
@@ -30,9 +30,8 @@ fn anonymous_parent_with_child_token() {
 /// Child token from a file (the form the docs recommend), another cluster.
 #[test]
 fn anonymous_parent_with_child_token_file_child_b() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_B_ID");
+    let id = CHILD_B.id;
     let token = unique("child-b-token");
     let file = write(dir.path(), "child.token", &format!("{token}\n"));
     let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token-file", file.to_str().unwrap()]);
@@ -42,9 +41,8 @@ fn anonymous_parent_with_child_token_file_child_b() {
 /// An upper-case ID is normalised by the product: the hub matches IDs exactly.
 #[test]
 fn upper_case_cluster_id_is_normalised() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_DUP_1_ID");
+    let id = DUP_1.id;
     let token = unique("upper");
     let kc = generate_on_lab(dir.path(), &["--cluster-id", &id.to_uppercase(), "--token", &token]);
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
@@ -54,9 +52,8 @@ fn upper_case_cluster_id_is_normalised() {
 /// the PEM, as clusternet-certificate / clusternet-privatekey extras.
 #[test]
 fn anonymous_parent_with_child_client_certificate() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let (cert, key) = child_cert_pair(&unique("child-user"));
     let cert_file = write(dir.path(), "child.crt", &cert);
     let key_file = write(dir.path(), "child.key", &key);
@@ -87,9 +84,8 @@ fn anonymous_parent_with_child_client_certificate() {
 /// Secret, filled by kube-controller-manager's token controller.
 #[test]
 fn parent_token_from_hub_proxy_secret() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_B_ID");
+    let id = CHILD_B.id;
     let parent = hub_proxy_token();
     assert_eq!(parent.split('.').count(), 3, "a service-account JWT");
     let parent_file = write(dir.path(), "parent.token", &parent);
@@ -117,9 +113,8 @@ fn parent_token_from_hub_proxy_secret() {
 /// kube-apiserver, and nothing reaches the hub.
 #[test]
 fn wrong_parent_token_is_401() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_B_ID");
+    let id = CHILD_B.id;
     let token = unique("bad-parent");
     let kc = generate_on_lab(
         dir.path(),
@@ -136,9 +131,8 @@ fn wrong_parent_token_is_401() {
 /// (system:masters) may impersonate, so the hub sees `clusternet` too.
 #[test]
 fn keep_parent_admin_certificate() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_DUP_2_ID");
+    let id = DUP_2.id;
     let token = unique("keep-admin");
     let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--parent-auth", "keep"]);
     let text = std::fs::read_to_string(&kc).unwrap();
@@ -160,19 +154,19 @@ fn seeded_managed_clusters() {
             .find(|i| i["spec"]["clusterId"] == id)
             .unwrap_or_else(|| panic!("no ManagedCluster with clusterId {id}"))
     };
-    for key in ["CHILD_A", "CHILD_B", "DUP_1", "DUP_2"] {
-        let id = lab.var(&format!("LAB_{key}_ID"));
+    for seed in [CHILD_A, CHILD_B, DUP_1, DUP_2] {
+        let id = seed.id;
         let mc = find(id);
-        assert_eq!(mc["metadata"]["name"], lab.var(&format!("LAB_{key}_NAME")));
-        assert_eq!(mc["metadata"]["namespace"], lab.var(&format!("LAB_{key}_NS")));
+        assert_eq!(mc["metadata"]["name"], seed.name);
+        assert_eq!(mc["metadata"]["namespace"], seed.namespace);
         assert_eq!(mc["metadata"]["labels"]["clusters.clusternet.io/cluster-id"], id);
         assert_eq!(mc["status"]["useSocket"], true);
         assert!(mc["status"]["apiserverURL"].as_str().is_some_and(|u| u.starts_with("https://")));
     }
-    assert_eq!(lab.var("LAB_DUP_1_NAME"), lab.var("LAB_DUP_2_NAME"));
-    assert_ne!(lab.var("LAB_DUP_1_NS"), lab.var("LAB_DUP_2_NS"));
+    assert_eq!(DUP_1.name, DUP_2.name);
+    assert_ne!(DUP_1.namespace, DUP_2.namespace);
     // The hub's lookup: a label selector on the ID, exact match.
-    let sel = format!("clusters.clusternet.io/cluster-id={}", lab.var("LAB_CHILD_A_ID"));
+    let sel = format!("clusters.clusternet.io/cluster-id={}", CHILD_A.id);
     let names = kubectl_ok(lab.kubeconfig(), &["get", "mcls", "-A", "-l", &sel, "-o", "name"]);
     assert_eq!(names.trim(), "managedcluster.clusters.clusternet.io/child-a");
 }

@@ -7,7 +7,7 @@ use crate::support::*;
 fn cluster_name_resolves_to_its_id() {
     let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let token = unique("by-name");
     let kc = generate_on_lab(dir.path(), &["--cluster", "child-a", "--token", &token]);
     let doc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
@@ -21,10 +21,9 @@ fn cluster_name_resolves_to_its_id() {
 
 #[test]
 fn duplicate_name_is_an_error_listing_both() {
-    let lab = lab();
     let err = tool_err(&["gen", "--kubeconfig", admin(), "--cluster", "dup", "--token", "t-dup"]);
-    for key in ["DUP_1", "DUP_2"] {
-        let candidate = format!("{}/dup ({})", lab.var(&format!("LAB_{key}_NS")), lab.var(&format!("LAB_{key}_ID")));
+    for seed in [DUP_1, DUP_2] {
+        let candidate = format!("{}/dup ({})", seed.namespace, seed.id);
         assert!(err.contains(&candidate), "{candidate} missing: {err}");
     }
     assert!(err.contains("ambiguous") && err.contains("-n NAMESPACE"), "{err}");
@@ -33,23 +32,21 @@ fn duplicate_name_is_an_error_listing_both() {
 
 #[test]
 fn duplicate_name_with_namespace_works() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_DUP_2_ID");
+    let id = DUP_2.id;
     let token = unique("dup-ns");
-    let kc = generate_on_lab(dir.path(), &["--cluster", "dup", "-n", lab.var("LAB_DUP_2_NS"), "--token", &token]);
+    let kc = generate_on_lab(dir.path(), &["--cluster", "dup", "-n", DUP_2.namespace, "--token", &token]);
     let text = std::fs::read_to_string(&kc).unwrap();
     assert!(text.contains("current-context: clusternet-dup"), "{text}");
-    assert!(!text.contains(lab.var("LAB_DUP_1_ID")), "{text}");
+    assert!(!text.contains(DUP_1.id), "{text}");
     assert_reaches_child(&kc, id, "x-remote-extra-clusternet-token", &token);
 }
 
 #[test]
 fn typo_suggests_the_closest_name() {
-    let lab = lab();
     let err = tool_err(&["gen", "--kubeconfig", admin(), "--cluster", "chld-a", "--token", "t-typo"]);
     assert!(err.contains("no ManagedCluster named \"chld-a\""), "{err}");
-    assert!(err.contains(&format!("closest: {}/child-a", lab.var("LAB_CHILD_A_NS"))), "{err}");
+    assert!(err.contains(&format!("closest: {}/child-a", CHILD_A.namespace)), "{err}");
     // In a namespace where it does not exist.
     let err = tool_err(&[
         "gen",
@@ -58,9 +55,9 @@ fn typo_suggests_the_closest_name() {
         "--cluster",
         "child-a",
         "-n",
-        lab.var("LAB_CHILD_B_NS"),
+        CHILD_B.namespace,
         "--token",
         "t-typo",
     ]);
-    assert!(err.contains(&format!("in namespace {:?}", lab.var("LAB_CHILD_B_NS"))), "{err}");
+    assert!(err.contains(&format!("in namespace {:?}", CHILD_B.namespace)), "{err}");
 }

@@ -21,7 +21,7 @@ use crate::support::*;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn id() -> &'static str {
-    lab().var("LAB_CHILD_REAL_ID")
+    CHILD_REAL.id
 }
 
 fn child_server() -> &'static str {
@@ -29,7 +29,7 @@ fn child_server() -> &'static str {
 }
 
 fn child_only() -> &'static str {
-    lab().var("LAB_CHILD_ONLY_NAMESPACE")
+    CHILD_ONLY_NAMESPACE
 }
 
 /// `127.0.0.1:<port>` of the child apiserver.
@@ -40,16 +40,12 @@ fn child_host() -> &'static str {
 /// A fresh token of the child's service account (TokenRequest through the
 /// child admin kubeconfig): unique, so our requests can be found in the record.
 fn fresh_token() -> String {
-    let sa = lab().var("LAB_CHILD_SA");
-    let (ns, name) = sa.split_once('/').unwrap();
-    kubectl_ok(lab().var("LAB_CHILD_KUBECONFIG"), &["-n", ns, "create", "token", name, "--duration", "1h"])
-        .trim()
-        .to_string()
+    let args = ["-n", CHILD_ONLY_NAMESPACE, "create", "token", CHILD_SA, "--duration", "1h"];
+    kubectl_ok(lab().var("LAB_CHILD_KUBECONFIG"), &args).trim().to_string()
 }
 
 fn sa_username() -> String {
-    let (ns, name) = lab().var("LAB_CHILD_SA").split_once('/').unwrap();
-    format!("system:serviceaccount:{ns}:{name}")
+    format!("system:serviceaccount:{CHILD_ONLY_NAMESPACE}:{CHILD_SA}")
 }
 
 /// `kubectl get ns` through `kc` lists the child's namespaces: `child-only`
@@ -185,7 +181,7 @@ fn client_certificate_direct_and_child_server() {
     let lab = lab();
     let dir = tempdir();
     let (cert, key) = (lab.var("LAB_CHILD_CERT"), lab.var("LAB_CHILD_KEY"));
-    let user = lab.var("LAB_CHILD_CERT_USER");
+    let user = CHILD_CERT_USER;
     let cert_b64 = B64.encode(std::fs::read(cert).unwrap());
 
     let kc = generate_on_lab(dir.path(), &["--cluster-id", id(), "--client-certificate", cert, "--client-key", key]);
@@ -261,7 +257,7 @@ fn list_shows_child_real_ready() {
     assert_eq!(
         item,
         &serde_json::json!({
-            "namespace": lab.var("LAB_CHILD_REAL_NS"),
+            "namespace": CHILD_REAL.namespace,
             "name": "child-real",
             "clusterId": id(),
             "clusterType": "EdgeCluster",
@@ -271,7 +267,7 @@ fn list_shows_child_real_ready() {
             "apiserverURL": child_server(),
         })
     );
-    let (table, _) = tool_ok(&["list", "--kubeconfig", admin(), "-n", lab.var("LAB_CHILD_REAL_NS")]);
+    let (table, _) = tool_ok(&["list", "--kubeconfig", admin(), "-n", CHILD_REAL.namespace]);
     let row = table.lines().find(|l| l.contains("child-real")).unwrap_or_else(|| panic!("{table}"));
     for want in [id(), "True", child_server()] {
         assert!(row.contains(want), "{want} missing: {row}");

@@ -35,13 +35,13 @@ fn no_cluster() {
 
 #[test]
 fn disconnected() {
-    let id = lab().var("LAB_CHILD_OFFLINE_ID");
+    let id = CHILD_OFFLINE.id;
     fails_with(id, "400", &format!("cannot proxy through cluster {id}, whose agent is disconnected"));
 }
 
 #[test]
 fn no_apiserver_url() {
-    let id = lab().var("LAB_CHILD_NOURL_ID");
+    let id = CHILD_NOURL.id;
     fails_with(id, "503", &format!("cannot retrieve valid apiserver url for cluster {id}"));
 }
 
@@ -69,7 +69,7 @@ fn curl(path: &str) -> (u16, String, String) {
 #[test]
 fn paths_the_hub_redirects_or_refuses() {
     let lab = lab();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let hub = format!("https://localhost:{}", lab.var("LAB_HUB_PORT"));
     let canned = lab.var("LAB_CANNED_CHILD_SERVER").strip_prefix("https://").unwrap();
     for tail in ["/direct", &format!("/https/{canned}"), ""] {

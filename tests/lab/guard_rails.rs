@@ -59,7 +59,6 @@ fn v1_admin_kubeconfig(dir: &Path) -> PathBuf {
 
 #[test]
 fn x509_v1_client_certificates_work_like_with_kubectl() {
-    let lab = lab();
     let dir = tempdir();
     let kc = v1_admin_kubeconfig(dir.path());
     let kc_s = kc.to_str().unwrap();
@@ -68,7 +67,7 @@ fn x509_v1_client_certificates_work_like_with_kubectl() {
     assert_eq!(who, "lab-v1-admin");
     // list
     let (listed, err) = tool_ok(&["list", "--kubeconfig", kc_s]);
-    assert!(listed.contains(lab.var("LAB_CHILD_A_ID")), "{listed}\n{err}");
+    assert!(listed.contains(CHILD_A.id), "{listed}\n{err}");
     // gen --cluster (a lookup) with --verify, keeping the v1 user as the parent auth.
     let token = unique("v1-cert");
     let out = generate(
@@ -117,7 +116,7 @@ fn gen_verify_names_a_child_kubeconfig_given_as_the_parent() {
         "--kubeconfig",
         child.to_str().unwrap(),
         "--cluster-id",
-        lab.var("LAB_CHILD_A_ID"),
+        CHILD_A.id,
         "--token",
         &unique("swapped"),
         "--parent-auth",

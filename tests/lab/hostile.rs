@@ -446,13 +446,8 @@ fn names_are_checked_before_any_request() {
 /// admin's client certificate would go to the child. Refused, naming the user.
 #[test]
 fn the_parent_users_credentials_are_not_a_childs() {
-    let lab = lab();
     let dir = tempdir();
-    let creds = write(
-        dir.path(),
-        "creds.yaml",
-        &format!("clusters:\n  {}: {{kubeconfig: {}}}\n", lab.var("LAB_CHILD_A_ID"), admin()),
-    );
+    let creds = write(dir.path(), "creds.yaml", &format!("clusters:\n  {}: {{kubeconfig: {}}}\n", CHILD_A.id, admin()));
     let _shared = shared();
     let args = ["gen", "--kubeconfig", admin(), "--cluster", "child-a", "--credentials", creds.to_str().unwrap()];
     let e = err("credentials entry = parent kubeconfig", &args, 1);

@@ -5,17 +5,17 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// What lab.sh seeded, as `list` must show it (key, type, sync, ready, URL).
+/// What lab.sh seeded, as `list` must show it (seed, sync, ready, URL).
 /// child-a, child-b and dup point at the hub stand-in's canned child.
-fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
+fn expected() -> Vec<(Seed, &'static str, &'static str, String)> {
     let canned = lab().var("LAB_CANNED_CHILD_SERVER").to_string();
     vec![
-        ("CHILD_A", "Pull", "True", canned.clone()),
-        ("CHILD_B", "Push", "True", canned.clone()),
-        ("DUP_1", "Dual", "True", canned.clone()),
-        ("DUP_2", "Pull", "True", canned),
-        ("CHILD_OFFLINE", "Pull", "False", "https://10.0.0.41:6443".into()),
-        ("CHILD_NOURL", "Pull", "True", String::new()),
+        (CHILD_A, "Pull", "True", canned.clone()),
+        (CHILD_B, "Push", "True", canned.clone()),
+        (DUP_1, "Dual", "True", canned.clone()),
+        (DUP_2, "Pull", "True", canned),
+        (CHILD_OFFLINE, "Pull", "False", "https://10.0.0.41:6443".into()),
+        (CHILD_NOURL, "Pull", "True", String::new()),
     ]
 }
 
@@ -29,22 +29,21 @@ fn find<'a>(items: &'a [Value], id: &str) -> &'a Value {
 
 #[test]
 fn json_shows_every_seeded_cluster_with_its_fields() {
-    let lab = lab();
     let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json"]);
     let items = items_of(&out);
-    for (key, sync, ready, url) in expected() {
-        let item = find(&items, lab.var(&format!("LAB_{key}_ID")));
+    for (seed, sync, ready, url) in expected() {
+        let item = find(&items, seed.id);
         let want = serde_json::json!({
-            "namespace": lab.var(&format!("LAB_{key}_NS")),
-            "name": lab.var(&format!("LAB_{key}_NAME")),
-            "clusterId": lab.var(&format!("LAB_{key}_ID")),
+            "namespace": seed.namespace,
+            "name": seed.name,
+            "clusterId": seed.id,
             "clusterType": "EdgeCluster",
             "syncMode": sync,
             "kubernetesVersion": "v1.32.13",
             "ready": ready,
             "apiserverURL": url,
         });
-        assert_eq!(item, &want, "{key}");
+        assert_eq!(item, &want, "{seed:?}");
     }
     // Sorted by namespace/name (the seeded namespaces sort a1b2c < d3e4f < ...).
     let keys: Vec<(String, String)> =
@@ -56,17 +55,16 @@ fn json_shows_every_seeded_cluster_with_its_fields() {
 
 #[test]
 fn yaml_is_the_same_data_as_json() {
-    let (j, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", lab().var("LAB_CHILD_B_NS")]);
-    let (y, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "yaml", "-n", lab().var("LAB_CHILD_B_NS")]);
+    let (j, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", CHILD_B.namespace]);
+    let (y, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "yaml", "-n", CHILD_B.namespace]);
     let from_yaml: Value = serde_yaml::from_str(&y).unwrap_or_else(|e| panic!("not YAML ({e}): {y}"));
     assert_eq!(from_yaml, json(&j));
-    assert_eq!(from_yaml["items"][0]["clusterId"], lab().var("LAB_CHILD_B_ID"));
+    assert_eq!(from_yaml["items"][0]["clusterId"], CHILD_B.id);
     assert!(y.ends_with('\n'));
 }
 
 #[test]
 fn table_has_one_aligned_row_per_cluster() {
-    let lab = lab();
     let (out, _) = tool_ok(&["list", "--kubeconfig", admin()]);
     let lines: Vec<&str> = out.lines().collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
@@ -74,22 +72,14 @@ fn table_has_one_aligned_row_per_cluster() {
         header,
         ["NAMESPACE", "NAME", "CLUSTER-ID", "TYPE", "SYNC-MODE", "K8S-VERSION", "READY", "APISERVER-URL"]
     );
-    for (key, sync, ready, url) in expected() {
-        let id = lab.var(&format!("LAB_{key}_ID"));
-        let row = lines.iter().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no row for {key}: {out}"));
-        let mut want = vec![
-            lab.var(&format!("LAB_{key}_NS")),
-            lab.var(&format!("LAB_{key}_NAME")),
-            id,
-            "EdgeCluster",
-            sync,
-            "v1.32.13",
-            ready,
-        ];
+    for (seed, sync, ready, url) in expected() {
+        let id = seed.id;
+        let row = lines.iter().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no row for {seed:?}: {out}"));
+        let mut want = vec![seed.namespace, seed.name, id, "EdgeCluster", sync, "v1.32.13", ready];
         if !url.is_empty() {
             want.push(&url);
         }
-        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), want, "{key}");
+        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), want, "{seed:?}");
         // Columns line up with the header.
         assert_eq!(row.find(id), lines[0].find("CLUSTER-ID"), "{row}");
     }
@@ -97,14 +87,13 @@ fn table_has_one_aligned_row_per_cluster() {
 
 #[test]
 fn namespace_and_label_selector() {
-    let lab = lab();
-    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", lab.var("LAB_DUP_2_NS")]);
+    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", DUP_2.namespace]);
     let items = items_of(&out);
     assert_eq!(items.len(), 1, "{items:?}");
-    assert_eq!(items[0]["clusterId"], lab.var("LAB_DUP_2_ID"));
+    assert_eq!(items[0]["clusterId"], DUP_2.id);
     assert_eq!(items[0]["name"], "dup");
 
-    let sel = format!("clusters.clusternet.io/cluster-id={}", lab.var("LAB_CHILD_OFFLINE_ID"));
+    let sel = format!("clusters.clusternet.io/cluster-id={}", CHILD_OFFLINE.id);
     let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-l", &sel]);
     let items = items_of(&out);
     assert_eq!(items.len(), 1, "{items:?}");

@@ -31,10 +31,10 @@ fn list_and_gen_all_page_through_a_thousand_clusters() {
     assert_eq!(traced, pages, "{err}");
     assert!(err.contains("LIST managedclusters page 1: 500 items"), "{err}");
     for i in [1, 500, 501, MANY] {
-        let id = format!("5eed0000-0000-4000-8000-{i:012}");
+        let (name, namespace, id) = testkit::lab::many(i);
         let item = items.iter().find(|c| c["clusterId"] == id.as_str()).unwrap_or_else(|| panic!("{id} missing"));
-        assert_eq!(item["name"], format!("many-{i:05}"));
-        assert_eq!(item["namespace"], format!("clusternet-m{i:05}"));
+        assert_eq!(item["name"], name);
+        assert_eq!(item["namespace"], namespace);
         assert_eq!(item["ready"], "Unknown", "seed-many sets no status");
     }
     let mut ids: Vec<&str> = items.iter().map(|c| c["clusterId"].as_str().unwrap()).collect();

@@ -34,12 +34,11 @@ fn proxy_server(id: &str) -> String {
 /// (cannot impersonate userextras/<key>), nothing reaches the hub.
 #[test]
 fn extra_key_outside_the_three_is_403() {
-    let lab = lab();
     let dir = tempdir();
     let token = unique("extra-key");
     let kc = hand_written_kubeconfig(
         dir.path(),
-        &proxy_server(lab.var("LAB_CHILD_A_ID")),
+        &proxy_server(CHILD_A.id),
         &format!(
             "    username: system:anonymous
     as: clusternet
@@ -64,12 +63,11 @@ fn extra_key_outside_the_three_is_403() {
 /// Impersonating a user other than `clusternet` is refused.
 #[test]
 fn impersonating_another_user_is_403() {
-    let lab = lab();
     let dir = tempdir();
     let token = unique("other-user");
     let kc = hand_written_kubeconfig(
         dir.path(),
-        &proxy_server(lab.var("LAB_CHILD_A_ID")),
+        &proxy_server(CHILD_A.id),
         &format!(
             "    username: system:anonymous
     as: lab-admin
@@ -104,7 +102,7 @@ fn anonymous_without_impersonation() {
     let marker = unique("anon");
     let proxied = hand_written_kubeconfig(
         dir.path(),
-        &format!("{}/{marker}", proxy_server(lab.var("LAB_CHILD_A_ID"))),
+        &format!("{}/{marker}", proxy_server(CHILD_A.id)),
         "    username: system:anonymous",
     );
     let _ = kubectl(&proxied, &["version", "-o", "json"]);

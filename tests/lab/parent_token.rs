@@ -21,9 +21,8 @@ fn claims(jwt: &str) -> serde_json::Value {
 
 #[test]
 fn token_read_from_the_hub_proxy_secret() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let token = unique("secret-parent");
     let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--parent-auth", "token"]);
     let parent = user_token(&kc);
@@ -54,9 +53,8 @@ fn parent_user(dir: &std::path::Path, token: &str) -> String {
 
 #[test]
 fn token_request_gives_a_fresh_working_token() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_B_ID");
+    let id = CHILD_B.id;
     let token = unique("tokenrequest");
     let kc = generate_on_lab(
         dir.path(),
@@ -84,7 +82,6 @@ fn token_request_gives_a_fresh_working_token() {
 
 #[test]
 fn wrong_system_namespace_offers_token_request() {
-    let lab = lab();
     let dir = tempdir();
     let out = dir.path().join("never.kubeconfig");
     let err = tool_err(&[
@@ -92,7 +89,7 @@ fn wrong_system_namespace_offers_token_request() {
         "--kubeconfig",
         admin(),
         "--cluster-id",
-        lab.var("LAB_CHILD_A_ID"),
+        CHILD_A.id,
         "--token",
         "child-tok",
         "--parent-auth",
@@ -113,7 +110,7 @@ fn wrong_system_namespace_offers_token_request() {
         "--kubeconfig",
         admin(),
         "--cluster-id",
-        lab.var("LAB_CHILD_A_ID"),
+        CHILD_A.id,
         "--token",
         "child-tok",
         "--parent-auth",

@@ -9,7 +9,7 @@ use crate::support::*;
 fn child_server_https_route() {
     let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_B_ID");
+    let id = CHILD_B.id;
     let token = unique("route-https");
     let server = lab.var("LAB_CANNED_CHILD_SERVER");
     let kc = generate_on_lab(dir.path(), &["--cluster-id", id, "--token", &token, "--child-server", server]);
@@ -20,9 +20,8 @@ fn child_server_https_route() {
 /// `http://host:port/base` (a `kubectl proxy` in the child) keeps its path.
 #[test]
 fn child_server_http_route_with_path() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let token = unique("route-http");
     // A closed port: the hub's dial fails; the path is what matters here.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -38,9 +37,8 @@ fn child_server_http_route_with_path() {
 /// The child token taken from a child kubeconfig.
 #[test]
 fn child_kubeconfig_token() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_DUP_1_ID");
+    let id = DUP_1.id;
     let token = unique("child-kc");
     let child = write(
         dir.path(),
@@ -71,7 +69,7 @@ current-context: child
 fn merge_into_admin_kubeconfig() {
     let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let token = unique("merge");
     let merged = dir.path().join("merged.kubeconfig");
     std::fs::copy(lab.kubeconfig(), &merged).unwrap();

@@ -1,4 +1,5 @@
-//! Lab access: the env file, the product binary, kubectl, the stand-in's record.
+//! Lab access: the env file (ports and paths), the seeded objects (testkit's
+//! constants), the product binary, kubectl, the stand-in's record.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -9,17 +10,28 @@ use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+pub use testkit::lab::{
+    CHILD_A, CHILD_B, CHILD_CERT_USER, CHILD_NOURL, CHILD_OFFLINE, CHILD_ONLY_NAMESPACE, CHILD_REAL, CHILD_SA, DUP_1,
+    DUP_2, Seed,
+};
 
 pub const PROXY_PREFIX: &str = "/apis/proxies.clusternet.io/v1alpha1/sockets/";
 
-/// The running lab, as `lab/lab.sh up` wrote it to `lab.env`.
+/// The running lab, as `lab/lab.sh up` wrote it to `lab.env`: what is known
+/// only at run time (ports, paths). What it seeded is in `testkit::lab`.
 pub struct Lab {
     vars: HashMap<String, String>,
 }
 
 impl Lab {
     pub fn var(&self, name: &str) -> &str {
-        self.vars.get(name).unwrap_or_else(|| panic!("{name} missing from the lab env file {}", env_file().display()))
+        self.vars.get(name).unwrap_or_else(|| {
+            panic!(
+                "{name} missing from the lab env file {} (it has ports and paths; seeded names and IDs are \
+                 testkit::lab's constants, e.g. CHILD_A.id)",
+                env_file().display()
+            )
+        })
     }
     pub fn kubeconfig(&self) -> &str {
         self.var("LAB_KUBECONFIG")

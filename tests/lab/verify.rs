@@ -39,9 +39,8 @@ fn gen_token(dir: &Path, parent: &str, id: &str, token: &str) -> PathBuf {
 
 #[test]
 fn success_prints_the_child_version() {
-    let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let token = unique("verify-ok");
     let kc = gen_token(dir.path(), admin(), id, &token);
     let (ok, stdout, stderr) = verify(&kc, &["--timeout", "5"]);
@@ -66,7 +65,6 @@ fn success_prints_the_child_version() {
 
 #[test]
 fn context_flag_picks_the_context() {
-    let lab = lab();
     let dir = tempdir();
     let (ta, tb) = (unique("ctx-a"), unique("ctx-b"));
     let creds = write(
@@ -92,7 +90,7 @@ fn context_flag_picks_the_context() {
     assert!(ok, "{stderr}");
     assert!(stdout.starts_with("context \"clusternet-child-b\": child cluster reachable"), "{stdout}");
     let recs = records_with("x-remote-extra-clusternet-token", &tb, 2);
-    assert!(recs.iter().all(|r| r.path.contains(lab.var("LAB_CHILD_B_ID"))), "{recs:?}");
+    assert!(recs.iter().all(|r| r.path.contains(CHILD_B.id)), "{recs:?}");
     assert!(records_with("x-remote-extra-clusternet-token", &ta, 0).is_empty(), "child-a was not probed");
     let err = tool_err(&["verify", "--kubeconfig", kc.to_str().unwrap(), "--context", "nope"]);
     assert!(err.contains("nope"), "{err}");
@@ -102,25 +100,12 @@ fn context_flag_picks_the_context() {
 /// makes them, each with its cause and fix.
 #[test]
 fn hub_failures_are_diagnosed() {
-    let lab = lab();
     let dir = tempdir();
     let unknown = "e0000000-0000-4000-8000-000000000400";
     let cases = [
         (unknown, "HTTP 400", "no cluster id is", "unknown cluster ID", "clusternet-kubeconfig list"),
-        (
-            lab.var("LAB_CHILD_OFFLINE_ID"),
-            "HTTP 400",
-            "whose agent is disconnected",
-            "agent disconnected",
-            "check the agent",
-        ),
-        (
-            lab.var("LAB_CHILD_NOURL_ID"),
-            "HTTP 503",
-            "cannot retrieve valid apiserver url",
-            "no apiserver URL",
-            "--child-server",
-        ),
+        (CHILD_OFFLINE.id, "HTTP 400", "whose agent is disconnected", "agent disconnected", "check the agent"),
+        (CHILD_NOURL.id, "HTTP 503", "cannot retrieve valid apiserver url", "no apiserver URL", "--child-server"),
     ];
     for (id, status, server, cause, hint) in cases {
         let token = unique("verify-fail");
@@ -155,11 +140,8 @@ fn certificate_extras_as_the_hub_reads_them() {
     use base64::Engine as _;
     let lab = lab();
     let dir = tempdir();
-    let kc = with_extras(
-        dir.path(),
-        lab.var("LAB_CHILD_REAL_ID"),
-        "{clusternet-certificate: [abc!def], clusternet-privatekey: [abc]}",
-    );
+    let kc =
+        with_extras(dir.path(), CHILD_REAL.id, "{clusternet-certificate: [abc!def], clusternet-privatekey: [abc]}");
     let err = verify_fails(&kc, &[]);
     assert!(
         err.contains(
@@ -170,7 +152,7 @@ fn certificate_extras_as_the_hub_reads_them() {
     assert!(err.contains(": invalid child certificate or key: "), "{err}");
 
     let cert = base64::engine::general_purpose::STANDARD.encode(std::fs::read(lab.var("LAB_CHILD_CERT")).unwrap());
-    let kc = with_extras(dir.path(), lab.var("LAB_CHILD_REAL_ID"), &format!("{{clusternet-certificate: ['{cert}']}}"));
+    let kc = with_extras(dir.path(), CHILD_REAL.id, &format!("{{clusternet-certificate: ['{cert}']}}"));
     let err = verify_fails(&kc, &[]);
     assert!(err.contains("HTTP 401") && err.contains("child credentials rejected"), "{err}");
 }
@@ -182,7 +164,7 @@ fn certificate_extras_as_the_hub_reads_them() {
 fn routes_the_agent_cannot_reach() {
     let lab = lab();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_REAL_ID");
+    let id = CHILD_REAL.id;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // A plain-HTTP server, answering like Go's net/http to a TLS ClientHello.
     let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -236,7 +218,7 @@ fn tls_error_with_a_wrong_ca() {
     let lab = lab();
     let dir = tempdir();
     let token = unique("tls");
-    let kc = gen_token(dir.path(), admin(), lab.var("LAB_CHILD_A_ID"), &token);
+    let kc = gen_token(dir.path(), admin(), CHILD_A.id, &token);
     // The hub's CA instead of the apiserver's.
     let wrong = base64::engine::general_purpose::STANDARD.encode(std::fs::read(lab.var("LAB_HUB_CA")).unwrap());
     let text = std::fs::read_to_string(&kc).unwrap();
@@ -259,7 +241,7 @@ fn connection_refused_on_a_closed_port() {
     let parent = std::fs::read_to_string(admin()).unwrap().replace(lab.server(), &format!("https://127.0.0.1:{port}"));
     let parent = write(dir.path(), "closed.kubeconfig", &parent);
     let token = unique("refused");
-    let kc = gen_token(dir.path(), parent.to_str().unwrap(), lab.var("LAB_CHILD_A_ID"), &token);
+    let kc = gen_token(dir.path(), parent.to_str().unwrap(), CHILD_A.id, &token);
     let err = verify_fails(&kc, &[&token]);
     assert!(err.contains(&format!("127.0.0.1:{port}")) || err.contains("onnection refused"), "{err}");
     assert!(err.contains("the parent apiserver cannot be reached"), "{err}");
@@ -269,10 +251,9 @@ fn connection_refused_on_a_closed_port() {
 /// anonymous kubeconfig gets 401, diagnosed as such; the fix it names works.
 #[test]
 fn anonymous_auth_disabled() {
-    let lab = lab();
     let noanon = noanon_kubeconfig();
     let dir = tempdir();
-    let id = lab.var("LAB_CHILD_A_ID");
+    let id = CHILD_A.id;
     let token = unique("noanon");
     let kc = gen_token(dir.path(), noanon, id, &token);
     let err = verify_fails(&kc, &[&token]);
@@ -297,22 +278,12 @@ fn anonymous_auth_disabled() {
 /// parent that refuses (not the child).
 #[test]
 fn wrong_parent_token_is_diagnosed_and_not_echoed() {
-    let lab = lab();
     let dir = tempdir();
     let parent = "wrong-parent-token-0123456789";
     let token = unique("wrong-parent");
     let kc = generate_on_lab(
         dir.path(),
-        &[
-            "--cluster-id",
-            lab.var("LAB_CHILD_A_ID"),
-            "--token",
-            &token,
-            "--parent-auth",
-            "token",
-            "--parent-token",
-            parent,
-        ],
+        &["--cluster-id", CHILD_A.id, "--token", &token, "--parent-auth", "token", "--parent-token", parent],
     );
     let err = verify_fails(&kc, &[&token, parent]);
     assert!(err.contains("HTTP 401") && err.contains("parent credentials rejected"), "{err}");
@@ -334,7 +305,7 @@ fn refused_extra_is_redacted() {
              users: [{{name: x, user: {{username: 'system:anonymous', as: clusternet, as-user-extra: {{other-key: ['{secret}']}}}}}}]\n\
              contexts: [{{name: x, context: {{cluster: x, user: x}}}}]\n",
             lab.server(),
-            lab.var("LAB_CHILD_A_ID"),
+            CHILD_A.id,
             lab.var("LAB_CA")
         ),
     );
@@ -347,7 +318,6 @@ fn refused_extra_is_redacted() {
 
 #[test]
 fn gen_verify_writes_only_on_success_or_with_write_unverified() {
-    let lab = lab();
     let dir = tempdir();
     // Success: written, with the verification on stderr.
     let token = unique("gen-verify-ok");
@@ -359,7 +329,7 @@ fn gen_verify_writes_only_on_success_or_with_write_unverified() {
 
     // Failure: nothing written, the diagnosis, exit 1, no token.
     let token = unique("gen-verify-fail");
-    let id = lab.var("LAB_CHILD_OFFLINE_ID");
+    let id = CHILD_OFFLINE.id;
     let bad = dir.path().join("bad.kubeconfig");
     let base = ["gen", "--kubeconfig", admin(), "--cluster-id", id, "--token", &token, "--verify", "--output-file"];
     let err = tool_err(&[&base[..], &[bad.to_str().unwrap()]].concat());
@@ -436,10 +406,9 @@ fn verify_until(kc: &Path, what: &str, pred: impl Fn(bool, &str) -> bool) -> Str
 /// One test, holding the lab exclusively (every other test would fail meanwhile).
 #[test]
 fn rbac_and_apiservice_removed() {
-    let lab = lab();
     let dir = tempdir();
     let token = unique("mutations");
-    let kc = gen_token(dir.path(), admin(), lab.var("LAB_CHILD_A_ID"), &token);
+    let kc = gen_token(dir.path(), admin(), CHILD_A.id, &token);
     let _lab = exclusive();
 
     // 1. The socket-proxy ClusterRoleBinding.
@@ -491,7 +460,7 @@ fn hub_stopped_then_started_without_the_gate() {
     let lab = lab();
     let dir = tempdir();
     let token = unique("hub-down");
-    let kc = gen_token(dir.path(), admin(), lab.var("LAB_CHILD_A_ID"), &token);
+    let kc = gen_token(dir.path(), admin(), CHILD_A.id, &token);
     let unknown = gen_token(dir.path(), admin(), "e0000000-0000-4000-8000-000000000400", &token);
     let _lab = exclusive();
     let _restore = Restore(|| {

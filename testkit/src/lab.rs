@@ -1,0 +1,506 @@
+//! The loopback lab's fixed data: the seeded ManagedClusters and the child
+//! cluster's objects, as constants the lab tests use directly, and the files
+//! `lab/lab.sh up` starts the lab with (PKI, kubeconfigs, manifests), written
+//! by the `lab-setup` binary from the same constants.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+use serde_json::{Value, json};
+
+use crate::Ca;
+
+/// What a seeded ManagedCluster reports in its status, and so how the hub
+/// stand-in answers for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reports {
+    /// Ready, `status.apiserverURL` = the stand-in's canned child.
+    CannedChild,
+    /// Ready, `status.apiserverURL` = the real child kube-apiserver.
+    RealChild,
+    /// `useSocket`, Ready False: the agent has no session (400 "disconnected").
+    Disconnected,
+    /// Ready, no `status.apiserverURL` (503 on the `direct` route).
+    NoUrl,
+}
+
+/// One seeded ManagedCluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seed {
+    pub name: &'static str,
+    pub namespace: &'static str,
+    /// `spec.clusterId`, also its `clusters.clusternet.io/cluster-id` label.
+    pub id: &'static str,
+    /// `spec.syncMode`.
+    pub sync_mode: &'static str,
+    pub reports: Reports,
+}
+
+const fn seed(
+    name: &'static str,
+    namespace: &'static str,
+    id: &'static str,
+    sync_mode: &'static str,
+    reports: Reports,
+) -> Seed {
+    Seed { name, namespace, id, sync_mode, reports }
+}
+
+pub const CHILD_A: Seed =
+    seed("child-a", "clusternet-a1b2c", "1b2f7d0a-4c1e-4e6b-9a51-0000000000a1", "Pull", Reports::CannedChild);
+pub const CHILD_B: Seed =
+    seed("child-b", "clusternet-d3e4f", "2c3e8e1b-5d2f-4f7c-8b62-0000000000b2", "Push", Reports::CannedChild);
+/// Two clusters named `dup`, in two namespaces.
+pub const DUP_1: Seed =
+    seed("dup", "clusternet-g5h6i", "3d4f9f2c-6e3a-4a8d-9c73-0000000000d1", "Dual", Reports::CannedChild);
+pub const DUP_2: Seed =
+    seed("dup", "clusternet-j7k8l", "4e5a0a3d-7f4b-4b9e-8d84-0000000000d2", "Pull", Reports::CannedChild);
+pub const CHILD_OFFLINE: Seed =
+    seed("child-offline", "clusternet-m9n0p", "e0000000-0000-4000-8000-000000000401", "Pull", Reports::Disconnected);
+pub const CHILD_NOURL: Seed =
+    seed("child-nourl", "clusternet-q1r2s", "e0000000-0000-4000-8000-000000000402", "Pull", Reports::NoUrl);
+pub const CHILD_REAL: Seed =
+    seed("child-real", "clusternet-r3a1l", "7c41d2e3-8f9a-4b0c-9d1e-0000000000c1", "Pull", Reports::RealChild);
+
+/// Every seeded ManagedCluster, in seeding order.
+pub const SEEDS: [Seed; 7] = [CHILD_A, CHILD_B, DUP_1, DUP_2, CHILD_OFFLINE, CHILD_NOURL, CHILD_REAL];
+
+/// The Kubernetes version the canned child's ManagedClusters report.
+pub const SEED_K8S_VERSION: &str = "v1.32.13";
+
+/// `lab.sh seed-many N`: cluster `i` (from 1) is `many-NNNNN` in
+/// `clusternet-mNNNNN` with ID `5eed0000-0000-4000-8000-<i as 12 digits>`.
+pub fn many(i: usize) -> (String, String, String) {
+    (format!("many-{i:05}"), format!("clusternet-m{i:05}"), format!("5eed0000-0000-4000-8000-{i:012}"))
+}
+
+/// In the real child only: a namespace the parent does not have.
+pub const CHILD_ONLY_NAMESPACE: &str = "child-only";
+/// A service account (in [`CHILD_ONLY_NAMESPACE`]) that may list the child's namespaces.
+pub const CHILD_SA: &str = "lab-reader";
+/// CN of the child's client certificate (`LAB_CHILD_CERT`), may list namespaces.
+pub const CHILD_CERT_USER: &str = "child-reader";
+
+/// The ports a lab's processes listen on (picked at `up`).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub apiserver: u16,
+    pub child: u16,
+    pub hub: u16,
+    pub canned: u16,
+}
+
+/// A lab's state directory and what `lab-setup` writes into it.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub dir: PathBuf,
+}
+
+impl State {
+    pub fn pki(&self, file: &str) -> PathBuf {
+        self.dir.join("pki").join(file)
+    }
+
+    fn pki_str(&self, file: &str) -> String {
+        self.pki(file).display().to_string()
+    }
+
+    /// Certificates and keys, where lab.sh's processes read them: three
+    /// separate trust domains for the parent (serving, client, front proxy),
+    /// one for the hub's serving certificate, and two for the child, which
+    /// shares nothing with the parent.
+    pub fn write_pki(&self) -> io::Result<()> {
+        let dir = self.dir.join("pki");
+        fs::create_dir_all(&dir)?;
+        set_mode(&dir, 0o700)?;
+        let ca = self.ca("ca", "lab-cluster-ca")?;
+        let localhost = ["127.0.0.1", "localhost"];
+        let kubernetes = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];
+        self.leaf(&ca, "apiserver", &Subject::cn("kube-apiserver"), &[&localhost[..], &kubernetes].concat())?;
+        let client_ca = self.ca("client-ca", "lab-client-ca")?;
+        self.leaf(&client_ca, "admin", &Subject::masters("lab-admin"), &[])?;
+        self.leaf(&client_ca, "kcm", &Subject::cn("system:kube-controller-manager"), &[])?;
+        // The hub stand-in reads ManagedClusters as its own user (not the tests' lab-admin).
+        self.leaf(&client_ca, "hub-client", &Subject::masters("clusternet-hub"), &[])?;
+        let front_proxy_ca = self.ca("front-proxy-ca", "lab-front-proxy-ca")?;
+        self.leaf(&front_proxy_ca, "front-proxy-client", &Subject::cn("front-proxy-client"), &[])?;
+        // kube-aggregator verifies the hub with ServerName <service>.<namespace>.svc,
+        // whatever host it dials (here `localhost`, from the ExternalName Service).
+        let hub_ca = self.ca("hub-ca", "lab-hub-ca")?;
+        let hub_names = ["clusternet-hub.clusternet-system.svc", "clusternet-hub.clusternet-system.svc.cluster.local"];
+        self.leaf(&hub_ca, "hub", &Subject::cn("clusternet-hub"), &[&localhost[..], &hub_names].concat())?;
+        self.signing_key("sa")?;
+        // The child cluster: nothing shared with the parent.
+        let child_ca = self.ca("child-ca", "lab-child-ca")?;
+        self.leaf(&child_ca, "child-apiserver", &Subject::cn("child-kube-apiserver"), &localhost)?;
+        let child_client_ca = self.ca("child-client-ca", "lab-child-client-ca")?;
+        self.leaf(&child_client_ca, "child-admin", &Subject::masters("child-admin"), &[])?;
+        self.leaf(&child_client_ca, "child-user", &Subject::cn(CHILD_CERT_USER), &[])?;
+        self.signing_key("child-sa")
+    }
+
+    fn ca(&self, name: &str, cn: &str) -> io::Result<Ca> {
+        let ca = Ca::new(cn);
+        write_private(&self.pki(&format!("{name}.key")), &ca.key.serialize_pem())?;
+        fs::write(self.pki(&format!("{name}.crt")), ca.cert.pem())?;
+        Ok(ca)
+    }
+
+    /// A leaf: a serving certificate when it has names, else a client certificate.
+    fn leaf(&self, ca: &Ca, name: &str, subject: &Subject, sans: &[&str]) -> io::Result<()> {
+        let usage = if sans.is_empty() { ClientAuth } else { ServerAuth };
+        let sans = sans.iter().map(|s| s.to_string()).collect();
+        let (cert, key) = ca.issue_to(subject.organization, subject.cn, sans, usage);
+        write_private(&self.pki(&format!("{name}.key")), &key)?;
+        fs::write(self.pki(&format!("{name}.crt")), cert)
+    }
+
+    /// A service-account token signing key (`<name>.key`) and its public half (`<name>.pub`).
+    fn signing_key(&self, name: &str) -> io::Result<()> {
+        let key = rcgen::KeyPair::generate().map_err(io::Error::other)?;
+        write_private(&self.pki(&format!("{name}.key")), &key.serialize_pem())?;
+        fs::write(self.pki(&format!("{name}.pub")), key.public_key_pem())
+    }
+
+    /// A kubeconfig for `user` (its certificate files `pki/<cert>.crt/.key`)
+    /// on `https://127.0.0.1:<port>`, trusting `pki/<ca>.crt`.
+    pub fn write_kubeconfig(&self, file: &Path, who: &Kubeconfig) -> io::Result<()> {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: https://127.0.0.1:{port}\n    \
+             certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate: {cert}\n    \
+             client-key: {key}\ncontexts:\n- name: lab\n  context: {{cluster: lab, user: {user}}}\ncurrent-context: lab\n",
+            port = who.port,
+            ca = self.pki_str(&format!("{}.crt", who.ca)),
+            user = who.user,
+            cert = self.pki_str(&format!("{}.crt", who.cert)),
+            key = self.pki_str(&format!("{}.key", who.cert)),
+        );
+        write_private(file, &text)
+    }
+
+    /// The kubeconfigs `up` needs: the lab admin's, the controller-manager's,
+    /// and the child admin's.
+    pub fn write_kubeconfigs(&self, ports: &Ports) -> io::Result<()> {
+        self.write_kubeconfig(&self.dir.join("admin.kubeconfig"), &Kubeconfig::admin(ports.apiserver))?;
+        let kcm = Kubeconfig { user: "system:kube-controller-manager", cert: "kcm", ca: "ca", port: ports.apiserver };
+        self.write_kubeconfig(&self.dir.join("kcm.kubeconfig"), &kcm)?;
+        let child = Kubeconfig { user: "child-admin", cert: "child-admin", ca: "child-ca", port: ports.child };
+        self.write_kubeconfig(&self.dir.join("child.kubeconfig"), &child)
+    }
+
+    /// The manifests `up` applies, as JSON files in `manifests/`:
+    /// `parent.json` (clusternet-system, the hub-proxy token, the APIService),
+    /// `seeds.json` (the ManagedClusters and their namespaces),
+    /// `seeds-status.json` (their status, for a server-side apply of the
+    /// status subresource), `child.json` (the real child's objects).
+    pub fn write_manifests(&self, ports: &Ports, k8s_version: &str, now: &str) -> io::Result<()> {
+        let dir = self.dir.join("manifests");
+        fs::create_dir_all(&dir)?;
+        let hub_ca = fs::read(self.pki("hub-ca.crt"))?;
+        let files = [
+            ("parent.json", list(parent_objects(ports.hub, &hub_ca))),
+            ("seeds.json", list(SEEDS.iter().flat_map(seed_objects).collect())),
+            ("seeds-status.json", list(SEEDS.iter().map(|s| seed_status(s, ports, k8s_version, now)).collect())),
+            ("child.json", list(child_objects())),
+        ];
+        for (name, doc) in files {
+            fs::write(dir.join(name), serde_json::to_string_pretty(&doc).map_err(io::Error::other)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// A 48 h token for [`CHILD_SA`] (TokenRequest through the child admin's
+    /// kubeconfig, so no controller-manager is needed), in `child/sa.token`.
+    pub fn write_child_token(&self) -> io::Result<PathBuf> {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.dir.join("child.kubeconfig"))
+            .args(["-n", CHILD_ONLY_NAMESPACE, "create", "token", CHILD_SA, "--duration", "48h"])
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let token = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || token.trim().is_empty() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            return Err(io::Error::other(format!("kubectl create token {CHILD_SA}: {}", why.trim())));
+        }
+        let dir = self.dir.join("child");
+        fs::create_dir_all(&dir)?;
+        let path = dir.join("sa.token");
+        write_private(&path, &token)?;
+        Ok(path)
+    }
+
+    /// The audit policy of `kube-apiserver-noanon`: the metadata of every
+    /// request, so that tests can count exactly the requests a command made.
+    pub fn write_audit_policy(&self) -> io::Result<()> {
+        let policy =
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
+        fs::write(self.dir.join("audit-policy.yaml"), policy)
+    }
+}
+
+/// The versions a lab runs, as `lab.sh` read them from the pinned go.mod files.
+#[derive(Debug, Clone)]
+pub struct Versions {
+    pub kubernetes: String,
+    pub etcd: String,
+}
+
+impl State {
+    /// `lab.env`, for the tests and for `source`: what is known only at run
+    /// time (ports from `ports.env`, paths, versions, which Clusternet
+    /// manifests `up` applied); the seeded objects are this module's constants.
+    /// `LAB_NOANON_*` once `up-noanon` has claimed its port.
+    pub fn write_env(&self, versions: &Versions, now: &str) -> io::Result<()> {
+        let ports = fs::read_to_string(self.dir.join("ports.env"))?;
+        let port =
+            |name: &str| ports.lines().rev().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::to_string);
+        let need = |name: &str| port(name).ok_or_else(|| io::Error::other(format!("{name} missing from ports.env")));
+        let manifests = fs::read_to_string(self.dir.join("manifests-source")).unwrap_or_default();
+        let state = self.dir.display();
+        let url = |name: &str| need(name).map(|p| format!("https://127.0.0.1:{p}"));
+        let mut vars = vec![
+            ("LAB_STATE", state.to_string()),
+            ("LAB_KUBECONFIG", format!("{state}/admin.kubeconfig")),
+            ("LAB_SERVER", url("APISERVER_PORT")?),
+            ("LAB_CA", self.pki_str("ca.crt")),
+            ("LAB_ADMIN_CERT", self.pki_str("admin.crt")),
+            ("LAB_ADMIN_KEY", self.pki_str("admin.key")),
+            ("LAB_HUB_RECORD", format!("{state}/hub-requests.jsonl")),
+            ("LAB_HUB_PORT", need("HUB_PORT")?),
+            ("LAB_HUB_CA", self.pki_str("hub-ca.crt")),
+            ("LAB_ETCD_PORT", need("ETCD_PORT")?),
+            ("LAB_KCM_PORT", need("KCM_PORT")?),
+            ("LAB_K8S_VERSION", versions.kubernetes.clone()),
+            ("LAB_ETCD_VERSION", versions.etcd.clone()),
+            ("LAB_MANIFESTS", manifests.trim().to_string()),
+            ("LAB_CANNED_CHILD_SERVER", url("CANNED_PORT")?),
+            ("LAB_CHILD_SERVER", url("CHILD_PORT")?),
+            ("LAB_CHILD_PORT", need("CHILD_PORT")?),
+            ("LAB_CHILD_CA", self.pki_str("child-ca.crt")),
+            ("LAB_CHILD_KUBECONFIG", format!("{state}/child.kubeconfig")),
+            ("LAB_CHILD_TOKEN_FILE", format!("{state}/child/sa.token")),
+            ("LAB_CHILD_CERT", self.pki_str("child-user.crt")),
+            ("LAB_CHILD_KEY", self.pki_str("child-user.key")),
+        ];
+        if port("NOANON_PORT").is_some() {
+            vars.push(("LAB_NOANON_SERVER", url("NOANON_PORT")?));
+            vars.push(("LAB_NOANON_KUBECONFIG", format!("{state}/noanon.kubeconfig")));
+            vars.push(("LAB_NOANON_AUDIT", format!("{state}/logs/noanon-audit.log")));
+        }
+        let mut text = format!("# clusternet-kubeconfig lab ({now}); source this file\n");
+        for (name, value) in vars {
+            text.push_str(&format!("export {name}={value}\n"));
+        }
+        // Whole or not at all: its presence says the lab is up.
+        let tmp = self.dir.join("lab.env.tmp");
+        fs::write(&tmp, text)?;
+        fs::rename(tmp, self.dir.join("lab.env"))
+    }
+}
+
+/// Who a kubeconfig authenticates as, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct Kubeconfig {
+    pub user: &'static str,
+    /// `pki/<cert>.crt` and `pki/<cert>.key`.
+    pub cert: &'static str,
+    /// `pki/<ca>.crt`
+    pub ca: &'static str,
+    pub port: u16,
+}
+
+impl Kubeconfig {
+    /// The lab admin (system:masters) on the parent apiserver at `port`.
+    pub fn admin(port: u16) -> Kubeconfig {
+        Kubeconfig { user: "lab-admin", cert: "admin", ca: "ca", port }
+    }
+}
+
+/// A certificate's subject: a CN, and an organization (Kubernetes: a group).
+struct Subject {
+    organization: Option<&'static str>,
+    cn: &'static str,
+}
+
+impl Subject {
+    fn cn(cn: &'static str) -> Subject {
+        Subject { organization: None, cn }
+    }
+    fn masters(cn: &'static str) -> Subject {
+        Subject { organization: Some("system:masters"), cn }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    fs::write(path, text)?;
+    set_mode(path, 0o600)
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+fn list(items: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+fn namespace(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+/// clusternet-system with the hub-proxy service account and its token
+/// Secret (filled by the controller-manager), and the stand-in registered as
+/// `v1alpha1.proxies.clusternet.io` behind an ExternalName Service.
+fn parent_objects(hub_port: u16, hub_ca_pem: &[u8]) -> Vec<Value> {
+    use base64::Engine as _;
+    let ns = "clusternet-system";
+    vec![
+        namespace(ns),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "clusternet-hub-proxy", "namespace": ns}}),
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": "clusternet-hub-proxy", "namespace": ns,
+                "annotations": {"kubernetes.io/service-account.name": "clusternet-hub-proxy"},
+            },
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "clusternet-hub", "namespace": ns},
+            "spec": {"type": "ExternalName", "externalName": "localhost"},
+        }),
+        json!({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": "v1alpha1.proxies.clusternet.io"},
+            "spec": {
+                "group": "proxies.clusternet.io", "version": "v1alpha1",
+                "service": {"namespace": ns, "name": "clusternet-hub", "port": hub_port},
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(hub_ca_pem),
+                "groupPriorityMinimum": 1000, "versionPriority": 100,
+            },
+        }),
+    ]
+}
+
+const CLUSTER_ID_LABEL: &str = "clusters.clusternet.io/cluster-id";
+
+fn seed_objects(s: &Seed) -> [Value; 2] {
+    [namespace(s.namespace), managed_cluster(s.name, s.namespace, s.id, s.sync_mode)]
+}
+
+fn managed_cluster(name: &str, namespace: &str, id: &str, sync_mode: &str) -> Value {
+    json!({
+        "apiVersion": "clusters.clusternet.io/v1beta1", "kind": "ManagedCluster",
+        "metadata": {"name": name, "namespace": namespace, "labels": {CLUSTER_ID_LABEL: id}},
+        "spec": {"clusterId": id, "clusterType": "EdgeCluster", "syncMode": sync_mode},
+    })
+}
+
+/// The status clusternet-agent would report for `s`.
+fn seed_status(s: &Seed, ports: &Ports, k8s_version: &str, now: &str) -> Value {
+    let canned = format!("https://127.0.0.1:{}", ports.canned);
+    let real = format!("https://127.0.0.1:{}", ports.child);
+    let (url, version, ready) = match s.reports {
+        Reports::CannedChild => (Some(canned.as_str()), SEED_K8S_VERSION, true),
+        Reports::RealChild => (Some(real.as_str()), k8s_version, true),
+        Reports::Disconnected => (Some("https://10.0.0.41:6443"), SEED_K8S_VERSION, false),
+        Reports::NoUrl => (None, SEED_K8S_VERSION, true),
+    };
+    let condition = if ready {
+        json!({"type": "Ready", "status": "True", "reason": "ManagedClusterReady", "message": "managed cluster is ready", "lastTransitionTime": now})
+    } else {
+        json!({"type": "Ready", "status": "False", "reason": "ClusterNotReady", "message": "agent disconnected", "lastTransitionTime": now})
+    };
+    let mut status = json!({
+        "useSocket": true, "k8sVersion": version,
+        "readyz": ready, "healthz": ready, "livez": ready, "conditions": [condition],
+    });
+    if let Some(url) = url {
+        status["apiserverURL"] = json!(url);
+    }
+    json!({
+        "apiVersion": "clusters.clusternet.io/v1beta1", "kind": "ManagedCluster",
+        "metadata": {"name": s.name, "namespace": s.namespace},
+        "status": status,
+    })
+}
+
+/// What the real child serves to the tests: a namespace the parent does not
+/// have, and a service account and a client-certificate user that may list
+/// namespaces.
+fn child_objects() -> Vec<Value> {
+    let role = "lab-namespace-reader";
+    vec![
+        namespace(CHILD_ONLY_NAMESPACE),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": CHILD_SA, "namespace": CHILD_ONLY_NAMESPACE}}),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": CHILD_SA, "namespace": CHILD_ONLY_NAMESPACE},
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": CHILD_CERT_USER},
+            ],
+        }),
+    ]
+}
+
+/// `seed-many`: `n` more ManagedClusters ([`many`]) and their namespaces,
+/// spec and label only (a status would take one request per object).
+pub fn many_manifest(n: usize) -> Value {
+    let items = (1..=n)
+        .flat_map(|i| {
+            let (name, ns, id) = many(i);
+            [namespace(&ns), managed_cluster(&name, &ns, &id, "Pull")]
+        })
+        .collect();
+    list(items)
+}
+
+/// `secs` since the epoch as RFC 3339 UTC (`2026-11-29T10:00:00Z`), for
+/// conditions' `lastTransitionTime`.
+pub fn rfc3339(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_950_245), "2026-11-29T11:04:05Z");
+    }
+
+    #[test]
+    fn seeds_are_unique_where_the_tests_need_them() {
+        let seeds = super::SEEDS;
+        for (i, a) in seeds.iter().enumerate() {
+            for b in &seeds[i + 1..] {
+                assert_ne!(a.id, b.id);
+                assert_ne!(a.namespace, b.namespace);
+            }
+        }
+        assert_eq!(super::DUP_1.name, super::DUP_2.name);
+    }
+}
