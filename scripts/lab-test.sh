@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One command for the lab tests: lab/lab.sh up, cargo test --test lab, and
-# lab/lab.sh down (always, via trap). Extra arguments go to the test binary
-# (e.g. a test-name filter). Timings are printed at the end.
+# One command for the lab tests: lab/lab.sh up, cargo test --features lab-tests
+# --test lab, and lab/lab.sh down (always, via trap). Extra arguments go to the
+# test binary (e.g. a test-name filter). Timings are printed at the end.
 #
 # Uses its own state dir by default (CLUSTERNET_LAB_STATE, default
 # target/lab-test-state) so that it never tears down a lab you started by hand.
@@ -27,7 +27,7 @@ report() {
 trap report EXIT
 trap 'exit 130' INT TERM
 
-t=$(now); lab/lab.sh build; cargo test --test lab --no-run -q 2>/dev/null || cargo test --test lab --no-run
+t=$(now); lab/lab.sh build; cargo test --features lab-tests --test lab --no-run -q 2>/dev/null || cargo test --features lab-tests --test lab --no-run
 T_BUILD=$(echo "$(now) - $t" | bc)
 t=$(now); lab/lab.sh up; T_UP=$(echo "$(now) - $t" | bc)
-TEST_START=$(now); cargo test -q --test lab -- "$@"
+TEST_START=$(now); cargo test -q --features lab-tests --test lab -- "$@"

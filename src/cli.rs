@@ -2,7 +2,12 @@
 //!
 //! Nothing here is validated beyond what clap can check by itself; each
 //! subcommand resolves its raw flags into the settings it uses (see
-//! `gen::Settings`), so that the rules about how flags combine live in one place.
+//! `generate::Settings`), so that the rules about how flags combine live in one
+//! place.
+
+// The doc comments of the flags are clap's help text, written for a terminal
+// (`<id>`, `[:port]`), not for rustdoc: escaping them would change `--help`.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -17,6 +17,7 @@ pub mod generate;
 pub mod kubeconfig;
 pub mod list;
 pub mod names;
+pub mod notes;
 pub mod route;
 pub mod secret;
 pub mod terminal;

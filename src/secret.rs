@@ -5,7 +5,8 @@ use std::fmt;
 /// Holds a secret string. `Debug` and `Display` redact it, so that a secret can
 /// never reach a log line or an error message by accident; [`Secret::expose`]
 /// is the one way to read it, used only where the value is written out.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

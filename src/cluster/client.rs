@@ -13,9 +13,34 @@ use crate::kubeconfig::load::ParentSource;
 
 /// Runs `future` to completion on a single-threaded runtime.
 pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
-    Ok(runtime.block_on(future))
+    Ok(runtime()?.block_on(future))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// A connection with the runtime that drives it, for a synchronous caller
+/// that asks the cluster several things in turn (the client's background
+/// task lives on that runtime, so both stay together).
+pub struct Session {
+    // Declared first: dropped before the runtime that drives it.
+    pub conn: Connection,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Session {
+    /// A session for `context` of the kubeconfig named by `source`.
+    pub fn connect(source: &ParentSource, context: Option<&str>, timeout: Duration) -> Result<Session> {
+        let runtime = runtime()?;
+        let conn = runtime.block_on(connect_source(source, context, timeout))?;
+        Ok(Session { conn, runtime })
+    }
+
+    /// Runs `future` (a request on [`Session::conn`]) to completion.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
 }
 
 /// A connected cluster, named for messages by its context.

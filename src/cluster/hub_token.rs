@@ -1,5 +1,6 @@
-//! The parent token of the `clusternet-hub-proxy` service account (contract §4):
-//! from its token Secret, or from the TokenRequest API.
+//! The parent token of the `clusternet-hub-proxy` service account, the
+//! identity Clusternet's socket-proxy RBAC is bound to: from its token Secret,
+//! or from the TokenRequest API.
 
 use std::time::Duration;
 

@@ -51,7 +51,7 @@ impl SigningKey for UncheckedKey {
     }
 }
 
-/// Installs ring with [`AnyVersionKeys`] as the process's rustls provider,
+/// Installs ring with `AnyVersionKeys` as the process's rustls provider,
 /// which kube's `ClientConfig::builder()` picks up. Idempotent.
 pub fn install_provider() {
     static ONCE: Once = Once::new();

@@ -7,9 +7,9 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde_yaml::{Mapping, Value};
 
 use super::validate::{self, KeyCheck};
-use crate::cli::ChildCredentialArgs;
-use crate::error::{in_cwd, usage};
+use crate::error::in_cwd;
 use crate::kubeconfig::{flatten, load, select};
+use crate::notes;
 use crate::secret::Secret;
 
 /// Environment variable that may hold the child token.
@@ -29,82 +29,44 @@ pub enum ChildCredentials {
 /// Where the child credentials come from: exactly one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildSource {
-    Token(String),
+    /// `--token`, or a `token` of the credentials file.
+    Token(Secret),
     TokenFile(PathBuf),
-    TokenEnv(String),
-    CertKeyFiles { cert: PathBuf, key: PathBuf },
-    CertKeyData { cert: String, key: String },
-    ChildKubeconfig { path: PathBuf, context: Option<String> },
+    /// [`TOKEN_ENV`].
+    TokenEnv(Secret),
+    CertKeyFiles {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Base64 of the PEM texts, as in a kubeconfig.
+    CertKeyData {
+        cert: String,
+        key: Secret,
+    },
+    ChildKubeconfig {
+        path: PathBuf,
+        context: Option<String>,
+    },
 }
 
 impl ChildSource {
-    /// Picks the one source given by the flags, else `env_token` (the value of
-    /// CLUSTERNET_CHILD_TOKEN): a flag wins over the environment, as with
-    /// kubectl's flags and variables, and a variable set but not used is a
-    /// warning in `notes`. An empty variable is reported as empty only when
-    /// it is the only source.
-    pub fn resolve(
-        args: &ChildCredentialArgs,
-        env_token: Option<String>,
-        notes: &mut Vec<String>,
-    ) -> Result<ChildSource> {
-        let mut found: Vec<(&str, ChildSource)> = Vec::new();
-        if let Some(t) = &args.token {
-            found.push(("--token", ChildSource::Token(t.clone())));
-        }
-        if let Some(p) = &args.token_file {
-            found.push(("--token-file", ChildSource::TokenFile(p.clone())));
-        }
-        if let (Some(cert), Some(key)) = (&args.client_certificate, &args.client_key) {
-            found.push((
-                "--client-certificate/--client-key",
-                ChildSource::CertKeyFiles { cert: cert.clone(), key: key.clone() },
-            ));
-        }
-        if let (Some(cert), Some(key)) = (&args.client_certificate_data, &args.client_key_data) {
-            found.push((
-                "--client-certificate-data/--client-key-data",
-                ChildSource::CertKeyData { cert: cert.clone(), key: key.clone() },
-            ));
-        }
-        if let Some(p) = &args.child_kubeconfig {
-            found.push((
-                "--child-kubeconfig",
-                ChildSource::ChildKubeconfig { path: p.clone(), context: args.child_context.clone() },
-            ));
-        }
-        match (found.len(), env_token) {
-            (0, Some(t)) => Ok(ChildSource::TokenEnv(t)),
-            (0, None) => Err(usage(format!(
-                "no child credentials: pass --token-file PATH (or -, or env {TOKEN_ENV}), --client-certificate with --client-key, or --child-kubeconfig"
-            ))),
-            (1, env) => {
-                let (flag, source) = found.remove(0);
-                if env.is_some_and(|t| !t.is_empty()) {
-                    notes.push(unused_env_warning(TOKEN_ENV, &format!("{flag} is given (a flag wins)")));
-                }
-                Ok(source)
-            }
-            _ => {
-                let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
-                Err(usage(format!("child credentials given twice ({}); keep exactly one source", names.join(" and "))))
-            }
-        }
-    }
-
     /// True when the source reads standard input.
     pub fn reads_stdin(&self) -> bool {
         matches!(self, ChildSource::TokenFile(p) if p.as_os_str() == "-")
     }
 }
 
-/// Reads and checks the credentials; notes (warnings) go to `notes`.
-pub fn load(source: &ChildSource, notes: &mut Vec<String>) -> Result<ChildCredentials> {
+/// Reads and checks the credentials; warnings are reported as notes.
+pub fn load(source: &ChildSource) -> Result<ChildCredentials> {
     match source {
         // A token is checked and trimmed alike wherever it comes from (flag,
         // environment, file): one trailing line break, as `echo` adds, is dropped.
-        ChildSource::Token(t) => Ok(ChildCredentials::Token(validate::token_from_file(t.as_bytes(), "--token")?)),
-        ChildSource::TokenEnv(t) => Ok(ChildCredentials::Token(validate::token_from_file(t.as_bytes(), TOKEN_ENV)?)),
+        ChildSource::Token(t) => {
+            Ok(ChildCredentials::Token(validate::token_from_file(t.expose().as_bytes(), "--token")?))
+        }
+        ChildSource::TokenEnv(t) => {
+            Ok(ChildCredentials::Token(validate::token_from_file(t.expose().as_bytes(), TOKEN_ENV)?))
+        }
         ChildSource::TokenFile(path) => {
             let origin = file_origin("--token-file", path);
             let raw = in_cwd(read_token_file(path, &origin), path)?;
@@ -115,23 +77,15 @@ pub fn load(source: &ChildSource, notes: &mut Vec<String>) -> Result<ChildCreden
             let key_origin = file_origin("--client-key", key);
             let cert_pem = in_cwd(flatten::read_path(cert, "--client-certificate"), cert)?;
             let key_pem = in_cwd(flatten::read_path(key, "--client-key"), key)?;
-            cert_key(cert_pem, key_pem, &cert_origin, &key_origin, notes)
+            cert_key(cert_pem, key_pem, &cert_origin, &key_origin)
         }
         ChildSource::CertKeyData { cert, key } => {
             let cert_pem = validate::base64_data(cert, "--client-certificate-data")?;
-            let key_pem = validate::base64_data(key, "--client-key-data")?;
-            cert_key(cert_pem, key_pem, "--client-certificate-data", "--client-key-data", notes)
+            let key_pem = validate::base64_data(key.expose(), "--client-key-data")?;
+            cert_key(cert_pem, key_pem, "--client-certificate-data", "--client-key-data")
         }
-        ChildSource::ChildKubeconfig { path, context } => {
-            in_cwd(from_kubeconfig(path, context.as_deref(), notes), path)
-        }
+        ChildSource::ChildKubeconfig { path, context } => in_cwd(from_kubeconfig(path, context.as_deref()), path),
     }
-}
-
-/// The warning for a secret variable that is set but not used: a CI job may
-/// set it for every step, and it must not silently mean nothing.
-pub fn unused_env_warning(variable: &str, why: &str) -> String {
-    format!("warning: {variable} is set but not used: {why}")
 }
 
 fn file_origin(flag: &str, path: &Path) -> String {
@@ -158,15 +112,9 @@ pub fn read_token_file(path: &Path, origin: &str) -> Result<Vec<u8>> {
     flatten::read_path_at_most(path, flag, validate::MAX_TOKEN_BYTES + 2)
 }
 
-fn cert_key(
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
-    cert_origin: &str,
-    key_origin: &str,
-    notes: &mut Vec<String>,
-) -> Result<ChildCredentials> {
+fn cert_key(cert_pem: Vec<u8>, key_pem: Vec<u8>, cert_origin: &str, key_origin: &str) -> Result<ChildCredentials> {
     if let KeyCheck::Unchecked(why) = validate::cert_and_key(&cert_pem, &key_pem, cert_origin, key_origin)? {
-        notes.push(format!("warning: could not check that {key_origin} matches {cert_origin}: {why}"));
+        notes::push(format!("warning: could not check that {key_origin} matches {cert_origin}: {why}"));
     }
     let cert_pem = String::from_utf8(cert_pem).map_err(|_| anyhow!("{cert_origin} is not PEM text"))?;
     let key_pem = String::from_utf8(key_pem).map_err(|_| anyhow!("{key_origin} is not PEM text"))?;
@@ -176,7 +124,7 @@ fn cert_key(
 /// Takes the credentials of a child kubeconfig's user, as kubectl-clusternet
 /// does: its token (or tokenFile), else its client certificate and key (inline
 /// or files, resolved against that kubeconfig's directory).
-fn from_kubeconfig(path: &Path, context: Option<&str>, notes: &mut Vec<String>) -> Result<ChildCredentials> {
+fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<ChildCredentials> {
     let config = load::read_file(path).context("--child-kubeconfig")?;
     let loaded = load::merge(vec![(load::absolute(path), config)]);
     let selection = select::select(&loaded, context, "--child-context").context("--child-kubeconfig")?;
@@ -188,7 +136,7 @@ fn from_kubeconfig(path: &Path, context: Option<&str>, notes: &mut Vec<String>) 
     let key = string_field(&user, "client-key-data", &origin)?;
     if let Some(token) = token.filter(|t| !t.is_empty()) {
         if cert.is_some() {
-            notes.push(format!("note: {origin} has both a token and a client certificate; using the token"));
+            notes::push(format!("note: {origin} has both a token and a client certificate; using the token"));
         }
         return Ok(ChildCredentials::Token(validate::token(token, &format!("token of {origin}"))?));
     }
@@ -196,13 +144,7 @@ fn from_kubeconfig(path: &Path, context: Option<&str>, notes: &mut Vec<String>) 
         (Some(cert), Some(key)) => {
             let cert_pem = validate::base64_data(cert, &format!("client-certificate-data of {origin}"))?;
             let key_pem = validate::base64_data(key, &format!("client-key-data of {origin}"))?;
-            cert_key(
-                cert_pem,
-                key_pem,
-                &format!("client certificate of {origin}"),
-                &format!("client key of {origin}"),
-                notes,
-            )
+            cert_key(cert_pem, key_pem, &format!("client certificate of {origin}"), &format!("client key of {origin}"))
         }
         (Some(_), None) => bail!("{origin} has a client certificate but no client key"),
         (None, Some(_)) => bail!("{origin} has a client key but no client certificate"),
@@ -227,52 +169,17 @@ mod tests {
     use super::*;
     use crate::error::is_usage;
 
-    fn args() -> ChildCredentialArgs {
-        ChildCredentialArgs {
-            token: None,
-            token_file: None,
-            client_certificate: None,
-            client_key: None,
-            client_certificate_data: None,
-            client_key_data: None,
-            child_kubeconfig: None,
-            child_context: None,
-        }
-    }
-
-    #[test]
-    fn exactly_one_source_and_flags_win_over_the_environment() {
-        let mut notes = vec![];
-        let a = ChildCredentialArgs { token: Some("t".into()), ..args() };
-        assert_eq!(ChildSource::resolve(&a, None, &mut notes).unwrap(), ChildSource::Token("t".into()));
-        assert_eq!(ChildSource::resolve(&a, Some(String::new()), &mut notes).unwrap(), ChildSource::Token("t".into()));
-        assert!(notes.is_empty(), "{notes:?}");
-        let e = || Some("e".to_string());
-        assert_eq!(ChildSource::resolve(&args(), e(), &mut notes).unwrap(), ChildSource::TokenEnv("e".into()));
-        assert_eq!(
-            ChildSource::resolve(&args(), Some(String::new()), &mut notes).unwrap(),
-            ChildSource::TokenEnv(String::new())
-        );
-        let none = ChildSource::resolve(&args(), None, &mut notes).unwrap_err();
-        assert!(is_usage(&none) && format!("{none}").contains("no child credentials"));
-        assert_eq!(ChildSource::resolve(&a, e(), &mut notes).unwrap(), ChildSource::Token("t".into()));
-        assert_eq!(notes, ["warning: CLUSTERNET_CHILD_TOKEN is set but not used: --token is given (a flag wins)"]);
-        let b = ChildCredentialArgs { token_file: Some("f".into()), ..a };
-        let two = ChildSource::resolve(&b, e(), &mut notes).unwrap_err();
-        assert!(is_usage(&two) && format!("{two}").contains("--token and --token-file"), "{two}");
-    }
-
     #[test]
     fn tokens_are_trimmed_alike_from_every_source() {
-        let mut notes = vec![];
-        for source in [ChildSource::Token("tok\n".into()), ChildSource::TokenEnv("tok\n".into())] {
-            match load(&source, &mut notes).unwrap() {
+        let secret = |t: &str| Secret::new(t.into());
+        for source in [ChildSource::Token(secret("tok\n")), ChildSource::TokenEnv(secret("tok\n"))] {
+            match load(&source).unwrap() {
                 ChildCredentials::Token(t) => assert_eq!(t.expose(), "tok"),
                 other => panic!("{other:?}"),
             }
         }
-        for source in [ChildSource::Token("a\nb".into()), ChildSource::TokenEnv("a\nb".into())] {
-            let err = load(&source, &mut notes).unwrap_err();
+        for source in [ChildSource::Token(secret("a\nb")), ChildSource::TokenEnv(secret("a\nb"))] {
+            let err = load(&source).unwrap_err();
             assert!(!is_usage(&err), "a bad value is exit 1 from every source: {err:#}");
         }
     }
@@ -289,20 +196,19 @@ mod tests {
             "current-context: t\ncontexts:\n- name: t\n  context: {cluster: c, user: tok}\n- name: x\n  context: {cluster: c, user: crt}\n- name: e\n  context: {cluster: c, user: exec}\nclusters:\n- name: c\n  cluster: {server: https://child}\nusers:\n- name: tok\n  user: {token: child-token}\n- name: crt\n  user: {client-certificate: c.crt, client-key: c.key}\n- name: exec\n  user: {exec: {command: x}}\n",
         )
         .unwrap();
-        let mut notes = vec![];
         let src =
             |ctx: Option<&str>| ChildSource::ChildKubeconfig { path: cfg.clone(), context: ctx.map(String::from) };
-        match load(&src(None), &mut notes).unwrap() {
+        match load(&src(None)).unwrap() {
             ChildCredentials::Token(t) => assert_eq!(t.expose(), "child-token"),
             other => panic!("{other:?}"),
         }
-        match load(&src(Some("x")), &mut notes).unwrap() {
+        match load(&src(Some("x"))).unwrap() {
             ChildCredentials::ClientCertificate { cert_pem, key_pem } => {
                 assert_eq!(cert_pem, cert);
                 assert_eq!(key_pem.expose(), key);
             }
             other => panic!("{other:?}"),
         }
-        assert!(format!("{:#}", load(&src(Some("e")), &mut notes).unwrap_err()).contains("exec or auth-provider"));
+        assert!(format!("{:#}", load(&src(Some("e"))).unwrap_err()).contains("exec or auth-provider"));
     }
 }

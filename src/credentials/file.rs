@@ -31,7 +31,9 @@ use serde::Deserialize;
 use super::child::ChildSource;
 use crate::kubeconfig::{flatten, load, parse};
 use crate::names;
+use crate::notes;
 use crate::route::ClusterId;
+use crate::secret::Secret;
 use crate::terminal::escape;
 
 #[derive(Debug, Deserialize)]
@@ -44,7 +46,7 @@ struct File {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Entry {
-    token: Option<String>,
+    token: Option<Secret>,
     token_file: Option<String>,
     client_certificate: Option<String>,
     client_key: Option<String>,
@@ -116,7 +118,7 @@ pub struct Credentials {
 impl Credentials {
     /// Reads and checks the file; every entry must name exactly one source,
     /// and no two keys may name the same cluster.
-    pub fn read(path: &Path, notes: &mut Vec<String>) -> Result<Credentials> {
+    pub fn read(path: &Path) -> Result<Credentials> {
         let what = format!("--credentials {}", path.display());
         let bytes = flatten::read_path(path, "--credentials")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{what} is not UTF-8 text"))?;
@@ -128,7 +130,7 @@ impl Credentials {
             let shown = escape(&text);
             let (key, normalised) = Key::parse(&text).map_err(|e| anyhow!("{what}: clusters.{shown}: {e:#}"))?;
             if let (true, Key::Id(id)) = (normalised, &key) {
-                notes.push(format!(
+                notes::push(format!(
                     "note: {what}: key {shown} normalised to cluster ID {id} (the hub matches the ID exactly)"
                 ));
             }
@@ -211,8 +213,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds.yaml");
         std::fs::write(&path, text).unwrap();
-        let mut notes = vec![];
-        (Credentials::read(&path, &mut notes).unwrap(), dir, notes)
+        (Credentials::read(&path).unwrap(), dir, notes::take())
     }
 
     fn key_of<'a>(
@@ -241,7 +242,7 @@ mod tests {
         };
         assert_eq!(source(Some(("z", "a"))), Some(ChildSource::TokenFile(dir.path().join("t/a"))));
         assert!(matches!(source(Some(("ns", "b"))), Some(ChildSource::CertKeyFiles { .. })));
-        assert_eq!(source(Some(("other", "b"))), Some(ChildSource::Token("x".into())));
+        assert_eq!(source(Some(("other", "b"))), Some(ChildSource::Token(Secret::new("x".into()))));
         // The ID first, whatever the name.
         assert_eq!(key_of(&c, &a, Some(("ns", "b")), 1), Some(ID_A));
         assert_eq!(key_of(&c, &a, None, 0), Some(ID_A));
@@ -269,7 +270,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds.yaml");
         std::fs::write(&path, format!("clusters:\n  {upper}: {{token: a}}\n  {ID_A}: {{token: b}}\n")).unwrap();
-        let err = format!("{:#}", Credentials::read(&path, &mut vec![]).unwrap_err());
+        let err = format!("{:#}", Credentials::read(&path).unwrap_err());
         assert!(err.contains("name the same cluster"), "{err}");
     }
 
@@ -279,7 +280,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds.yaml");
         std::fs::write(&path, "clusters:\n  child-a: {token: first}\n  child-a: {token: second}\n").unwrap();
-        let err = format!("{:#}", Credentials::read(&path, &mut vec![]).unwrap_err());
+        let err = format!("{:#}", Credentials::read(&path).unwrap_err());
         assert!(err.contains("duplicate") && err.contains("child-a") && !err.contains("second"), "{err}");
     }
 
@@ -299,7 +300,7 @@ mod tests {
             ("clusters:\n  \"a\\e[2J\": {token: t}\n", "clusters.a^[[2J: the key"),
         ] {
             std::fs::write(&path, text).unwrap();
-            let err = format!("{:#}", Credentials::read(&path, &mut vec![]).unwrap_err());
+            let err = format!("{:#}", Credentials::read(&path).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

@@ -2,8 +2,8 @@
 //! authenticate the request to the parent apiserver.
 //!
 //! The generated user entry impersonates `clusternet` and carries the child
-//! credentials as user extras (contract §3, as the hub's own generator writes
-//! it in `pkg/utils/kubeconfig.go`). kubectl turns each extra into an
+//! credentials as user extras (as Clusternet's hub writes them itself, in its
+//! `pkg/utils/kubeconfig.go`). kubectl turns each extra into an
 //! `Impersonate-Extra-<Key>` header; the hub reads them back to build the
 //! request to the child.
 
@@ -15,6 +15,8 @@ pub mod validate;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_yaml::{Mapping, Value};
+
+use crate::notes;
 
 pub use child::{ChildCredentials, ChildSource};
 pub use parent::{ParentAuth, TokenSource};
@@ -50,8 +52,8 @@ pub fn extras(child: &ChildCredentials) -> Mapping {
 }
 
 /// The generated user entry (the `user:` mapping), keys in sorted order like
-/// `kubectl config view`. Notes for stderr are pushed to `notes`.
-pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials, notes: &mut Vec<String>) -> Mapping {
+/// `kubectl config view`. A replaced impersonation field is reported as a note.
+pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials) -> Mapping {
     let mut fields: Vec<(String, Value)> = match parent {
         ParentAuth::Anonymous => vec![("username".into(), "system:anonymous".into())],
         ParentAuth::Token(token) => vec![("token".into(), token.expose().into())],
@@ -63,7 +65,9 @@ pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials, notes: &mut Vec
                     other => crate::kubeconfig::yaml::to_yaml(other).trim_end().to_string(),
                 };
                 if IMPERSONATION_KEYS.contains(&key.as_str()) {
-                    notes.push(format!("note: parent user {user_name:?} had {key}; replaced by the impersonation of {IMPERSONATED_USER}"));
+                    notes::push(format!(
+                        "note: parent user {user_name:?} had {key}; replaced by the impersonation of {IMPERSONATED_USER}"
+                    ));
                     continue;
                 }
                 kept.push((key, value.clone()));
@@ -146,7 +150,7 @@ mod tests {
 
     #[test]
     fn anonymous_user_entry() {
-        let u = user_entry(&ParentAuth::Anonymous, &token(), &mut vec![]);
+        let u = user_entry(&ParentAuth::Anonymous, &token());
         let text = crate::kubeconfig::yaml::to_yaml(&Value::Mapping(u));
         assert_eq!(
             text,
@@ -156,7 +160,7 @@ mod tests {
 
     #[test]
     fn token_user_entry_has_no_username() {
-        let u = user_entry(&ParentAuth::Token(Secret::new("p".into())), &token(), &mut vec![]);
+        let u = user_entry(&ParentAuth::Token(Secret::new("p".into())), &token());
         assert_eq!(u.get("token").unwrap(), &Value::from("p"));
         assert!(u.get("username").is_none());
     }
@@ -175,12 +179,11 @@ mod tests {
     fn keep_replaces_existing_impersonation() {
         let user: Mapping =
             serde_yaml::from_str("client-certificate-data: QQ==\nas: someone\nas-groups: [g]\nzz: 1\n").unwrap();
-        let mut notes = vec![];
-        let u = user_entry(&ParentAuth::Keep { user_name: "admin".into(), user }, &token(), &mut notes);
+        let u = user_entry(&ParentAuth::Keep { user_name: "admin".into(), user }, &token());
         let keys: Vec<&str> = u.keys().map(|k| k.as_str().unwrap()).collect();
         assert_eq!(keys, ["as", "as-user-extra", "client-certificate-data", "zz"]);
         assert_eq!(u.get("as").unwrap(), &Value::from("clusternet"));
-        assert_eq!(notes.len(), 2);
+        assert_eq!(crate::notes::take().len(), 2);
     }
 
     #[test]

@@ -163,6 +163,6 @@ contexts:
         let err = format!("{:#}", refuse_same_server("https://h:6443", &child).unwrap_err());
         assert!(err.contains("points at the parent's own server https://h:6443"), "{err}");
         refuse_same_server("https://other:6443", &child).unwrap();
-        refuse_same_server("https://h:6443", &ChildSource::Token("t".into())).unwrap();
+        refuse_same_server("https://h:6443", &ChildSource::Token(crate::secret::Secret::new("t".into()))).unwrap();
     }
 }

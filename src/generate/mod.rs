@@ -2,315 +2,42 @@
 //!
 //! Two stages, as in ripgrep: [`Settings::resolve`] turns the raw flags into
 //! what the program uses (every usage error is found there, before any file is
-//! read), then [`run`] follows the pipeline: load the parent kubeconfig →
-//! select the context → route the server → attach credentials → emit or write.
-//! Plain `gen --cluster-id` never touches the network nor starts an async
-//! runtime; only `--cluster`, `--all`, a parent token read from the cluster and
-//! `--verify` connect to the parent (through [`crate::cluster`]).
+//! read), then [`run`] follows one pipeline: load the parent kubeconfig →
+//! select the context → find the clusters → pair them with credentials → the
+//! parent token → route the server and build the entries → verify → emit or
+//! write. Plain `gen --cluster-id` never touches the network nor starts an
+//! async runtime; only `--cluster`, `--all`, a parent token read from the
+//! cluster and `--verify` connect to the parent (through [`crate::cluster`]).
 
 pub mod guard;
+pub mod settings;
 pub mod targets;
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use self::targets::{ChildCredentialSource, Pairing, Target, Wanted};
-use crate::cli::{GenArgs, OutputFormat, ParentAuthMode};
-use crate::cluster::client;
+pub use self::settings::{Destination, Env, Settings};
+use self::targets::{Found, Pairing, Target, Wanted};
+use crate::cli::{GenArgs, OutputFormat};
+use crate::cluster::client::{self, Session};
 use crate::cluster::{hub_token, probe};
-use crate::credentials::file::Credentials;
-use crate::credentials::{self, ChildSource, TokenSource};
-use crate::error::{in_cwd, refuse_dash, usage};
+use crate::credentials::{self, TokenSource};
+use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
 use crate::kubeconfig::{flatten, select, write};
-use crate::names;
-use crate::route::{self, ClusterId, Route};
+use crate::notes;
+use crate::route;
 use crate::secret::Secret;
 use crate::trace;
 
-/// Where the generated kubeconfig goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    Stdout,
-    File { path: PathBuf, force: bool },
-    Merge { path: PathBuf, set_current_context: bool, lock_timeout: Duration },
-}
-
-/// How the parent token is obtained for `--parent-auth token`.
-#[derive(Debug)]
-pub enum ParentToken {
-    Given(TokenSource),
-    /// From the clusternet-hub-proxy Secret in the namespace.
-    FromSecret {
-        namespace: String,
-    },
-    /// From the TokenRequest API.
-    Request {
-        namespace: String,
-        ttl: Duration,
-    },
-}
-
-/// `gen`'s flags, resolved and checked.
-#[derive(Debug)]
-pub struct Settings {
-    pub parent: ParentSource,
-    pub context: Option<String>,
-    pub wanted: Wanted,
-    pub route: Route,
-    pub child: ChildCredentialSource,
-    pub strict: bool,
-    pub parent_auth: ParentAuthMode,
-    pub parent_token: Option<ParentToken>,
-    pub name: Option<String>,
-    pub set_current: bool,
-    pub format: OutputFormat,
-    pub destination: Destination,
-    pub verify: bool,
-    /// Write even when the verification fails.
-    pub write_unverified: bool,
-    pub timeout: Duration,
-    /// The parent kubeconfig of a run without --kubeconfig: a merge that
-    /// changes its current context is warned about.
-    pub default_parent: Option<ParentSource>,
-}
-
-/// The environment `gen` reads, passed in so that resolution stays pure.
-#[derive(Debug, Default)]
-pub struct Env {
-    pub kubeconfig: Option<std::ffi::OsString>,
-    pub home: Option<PathBuf>,
-    pub child_token: Option<String>,
-    pub parent_token: Option<String>,
-}
-
-impl Env {
-    pub fn from_process() -> Env {
-        Env {
-            kubeconfig: std::env::var_os("KUBECONFIG"),
-            home: std::env::var_os("HOME").map(PathBuf::from),
-            child_token: std::env::var(credentials::child::TOKEN_ENV).ok(),
-            parent_token: std::env::var(credentials::parent::TOKEN_ENV).ok(),
-        }
-    }
-}
-
-impl Settings {
-    /// Stage two: raw flags to settings. Every error here is a usage error,
-    /// except reading the credentials file.
-    pub fn resolve(args: GenArgs, env: Env, notes: &mut Vec<String>) -> Result<Settings> {
-        let t = &args.targets;
-        for (flag, path) in [
-            ("--kubeconfig", &args.parent_config.kubeconfig),
-            ("--client-certificate", &args.child.client_certificate),
-            ("--client-key", &args.child.client_key),
-            ("--child-kubeconfig", &args.child.child_kubeconfig),
-            ("--credentials", &t.credentials),
-            ("--merge-into", &args.out.merge_into),
-        ] {
-            refuse_dash(flag, path.as_deref())?;
-        }
-        let mut ids = Vec::new();
-        for raw in &t.cluster_id {
-            let (id, changed) = ClusterId::parse(raw).map_err(|e| usage(format!("{e:#}")))?;
-            if changed {
-                notes.push(format!("note: --cluster-id normalised to {id} (the hub matches the ID exactly)"));
-            }
-            ids.push(id);
-        }
-        check_names(t, &args.parent.system_namespace)?;
-        let wanted = if t.cluster.is_empty() && !t.all {
-            Wanted::Ids(ids)
-        } else {
-            Wanted::Lookup {
-                ids,
-                names: t.cluster.clone(),
-                namespace: t.namespace.clone(),
-                all: t.all,
-                selector: t.selector.clone(),
-            }
-        };
-        if t.namespace.is_some() && t.cluster.is_empty() && !t.all {
-            return Err(usage("-n/--namespace is for --cluster NAME or --all"));
-        }
-        warn_secrets_on_argv(&args, notes);
-        let several = wanted.count().is_none_or(|n| n > 1);
-        let child = match &t.credentials {
-            Some(path) => {
-                if env.child_token.as_deref().is_some_and(|t| !t.is_empty()) {
-                    notes.push(credentials::child::unused_env_warning(
-                        credentials::child::TOKEN_ENV,
-                        "--credentials gives the child credentials",
-                    ));
-                }
-                if has_child_flags(&args) {
-                    return Err(usage(
-                        "child credentials come either per cluster from --credentials or from flags, not both",
-                    ));
-                }
-                ChildCredentialSource::File(in_cwd(Credentials::read(path, notes), path)?)
-            }
-            None if several => {
-                return Err(usage("several clusters need --credentials FILE (child credentials differ per cluster)"));
-            }
-            None => ChildCredentialSource::Flags(ChildSource::resolve(&args.child, env.child_token, notes)?),
-        };
-        if several && args.out.name.is_some() {
-            return Err(usage("--name names one cluster's entries; with several clusters the names are derived"));
-        }
-        let route = match args.child_server.as_deref() {
-            Some(url) => Route::from_child_server(url).map_err(|e| usage(format!("{e:#}")))?,
-            None => Route::Direct,
-        };
-        let p = &args.parent;
-        let parent_token = match (p.parent_auth, TokenSource::resolve(p, env.parent_token, notes)?) {
-            (ParentAuthMode::Token, Some(source)) => Some(ParentToken::Given(source)),
-            (ParentAuthMode::Token, None) if p.parent_token_request => {
-                Some(ParentToken::Request { namespace: p.system_namespace.clone(), ttl: p.parent_token_ttl })
-            }
-            (ParentAuthMode::Token, None) => Some(ParentToken::FromSecret { namespace: p.system_namespace.clone() }),
-            _ => None,
-        };
-        let child_reads_stdin = matches!(&child, ChildCredentialSource::Flags(s) if s.reads_stdin());
-        if child_reads_stdin && matches!(&parent_token, Some(ParentToken::Given(s)) if s.reads_stdin()) {
-            return Err(usage("--token-file - and --parent-token-file - cannot both read stdin; use a file for one"));
-        }
-        let name = args.out.name.map(check_name).transpose()?;
-        // `--output-file -` is stdout, as `-` is stdin for the token files.
-        let output_file = args.out.output_file.filter(|p| p.as_os_str() != "-");
-        let destination = match (output_file, args.out.merge_into) {
-            (Some(path), _) => Destination::File { path, force: args.out.force },
-            (None, Some(path)) => Destination::Merge {
-                path,
-                set_current_context: args.out.set_current_context,
-                lock_timeout: args.out.lock_timeout,
-            },
-            (None, None) => Destination::Stdout,
-        };
-        if args.out.force && !matches!(destination, Destination::File { .. }) {
-            return Err(usage(
-                "--force replaces an existing --output-file; to write despite a failed --verify, use --write-unverified",
-            ));
-        }
-        if matches!(destination, Destination::Merge { .. }) && args.out.output == OutputFormat::Json {
-            return Err(usage("--merge-into writes YAML; drop -o json"));
-        }
-        Ok(Settings {
-            parent: load::parent_source(
-                args.parent_config.kubeconfig.as_deref(),
-                env.kubeconfig.clone(),
-                env.home.clone(),
-            )?,
-            default_parent: load::parent_source(None, env.kubeconfig, env.home).ok(),
-            context: args.parent_config.context,
-            wanted,
-            route,
-            child,
-            strict: t.strict,
-            parent_auth: p.parent_auth,
-            parent_token,
-            name,
-            set_current: !t.no_current_context,
-            format: args.out.output,
-            destination,
-            verify: args.verify,
-            write_unverified: args.write_unverified,
-            timeout: args.timeout,
-        })
-    }
-
-    /// True when something must be asked of the parent cluster.
-    pub fn needs_cluster(&self) -> bool {
-        matches!(self.wanted, Wanted::Lookup { .. })
-            || matches!(self.parent_token, Some(ParentToken::FromSecret { .. } | ParentToken::Request { .. }))
-            || self.verify
-    }
-}
-
-/// The command line of a process is visible to other users (`ps`); a person
-/// typing a secret there (stdin is a terminal) is told the safer ways.
-fn warn_secrets_on_argv(args: &GenArgs, notes: &mut Vec<String>) {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return;
-    }
-    let flags = [
-        ("--token", args.child.token.is_some(), "--token-file - or env CLUSTERNET_CHILD_TOKEN"),
-        ("--client-key-data", args.child.client_key_data.is_some(), "--client-key FILE"),
-        ("--parent-token", args.parent.parent_token.is_some(), "--parent-token-file - or env CLUSTERNET_PARENT_TOKEN"),
-    ];
-    for (flag, given, instead) in flags {
-        if given {
-            notes.push(format!(
-                "warning: {flag} puts a secret on the command line, where other users can see it (ps); prefer {instead}"
-            ));
-        }
-    }
-}
-
-/// Namespaces, names and selectors go into request paths and selectors: each
-/// must be what the apiserver accepts as one (usage errors).
-fn check_names(t: &crate::cli::TargetArgs, system_namespace: &str) -> Result<()> {
-    let checks = t
-        .namespace
-        .iter()
-        .map(|ns| names::check_namespace(ns, "-n/--namespace"))
-        .chain(t.cluster.iter().map(|name| names::check_object_name(name, "--cluster")))
-        .chain(t.selector.iter().map(|s| names::check_selector(s, "-l/--selector")))
-        .chain(std::iter::once(names::check_namespace(system_namespace, "--system-namespace")));
-    for check in checks {
-        check.map_err(|e| usage(format!("{e:#}")))?;
-    }
-    Ok(())
-}
-
-fn has_child_flags(args: &GenArgs) -> bool {
-    let c = &args.child;
-    c.token.is_some()
-        || c.token_file.is_some()
-        || c.client_certificate.is_some()
-        || c.client_certificate_data.is_some()
-        || c.child_kubeconfig.is_some()
-}
-
-/// A name must survive as a kubeconfig key and in messages.
-fn check_name(name: String) -> Result<String> {
-    if name.trim().is_empty() {
-        return Err(usage("--name is empty; give a name or leave it out for clusternet-<cluster-id>"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(usage("--name contains control characters"));
-    }
-    if name != name.trim() {
-        return Err(usage("--name has spaces before or after it; remove them"));
-    }
-    Ok(name)
-}
-
 pub fn run(args: GenArgs) -> Result<()> {
-    let mut notes = Vec::new();
-    let result = Settings::resolve(args, Env::from_process(), &mut notes).and_then(|settings| {
-        if settings.needs_cluster() {
-            client::block_on(run_connected(&settings, &mut notes))?
-        } else {
-            run_offline(&settings, &mut notes)
-        }
-    });
+    let result = Settings::resolve(args, Env::from_process()).and_then(|settings| generate(&settings));
     // Notes that were not printed yet (a failure before delivery).
-    flush(&mut notes);
+    notes::flush();
     result
-}
-
-/// Notes quote names and fields from the cluster: escaped for the terminal.
-fn flush(notes: &mut Vec<String>) {
-    for note in notes.drain(..) {
-        eprintln!("{}", crate::terminal::escape(&note));
-    }
 }
 
 /// The parent kubeconfig; a missing relative --kubeconfig names the working directory.
@@ -321,74 +48,85 @@ pub fn load_parent(source: &ParentSource) -> Result<load::Loaded> {
     }
 }
 
-/// `--cluster-id` with credentials from flags or a file: no network.
-fn run_offline(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
+/// The pipeline, from the parent kubeconfig to the written entries.
+fn generate(settings: &Settings) -> Result<()> {
     let loaded = load_parent(&settings.parent)?;
     let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
     guard::refuse_generated_parent(&loaded, &selection)?;
-    let Wanted::Ids(ids) = &settings.wanted else {
-        bail!("internal: a lookup needs the parent cluster");
-    };
-    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &[] };
-    let targets = targets::pair(Vec::new(), ids, &pairing, notes)?;
-    let token = match &settings.parent_token {
-        Some(ParentToken::Given(source)) => Some(source.read()?),
-        _ => None,
-    };
-    let parent = Parent { files: loaded.describe(), selection, token };
-    let entries = build(settings, &parent, &targets, notes)?;
-    flush(notes);
-    deliver(settings, &entries, parent.selection.context_name)
-}
-
-/// Lookups, a parent token from the cluster, or verification.
-async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
-    let loaded = load_parent(&settings.parent)?;
-    let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
-    guard::refuse_generated_parent(&loaded, &selection)?;
-    let conn = client::connect_source(&settings.parent, Some(selection.context_name), settings.timeout).await?;
+    // Connected only when something must be asked of the parent.
+    let session = settings
+        .needs_cluster()
+        .then(|| Session::connect(&settings.parent, Some(selection.context_name), settings.timeout))
+        .transpose()?;
     let (found, ids) = match &settings.wanted {
-        Wanted::Ids(ids) => (targets::Found::default(), ids.as_slice()),
+        Wanted::Named { ids, names, .. } if names.is_empty() => (Found::default(), ids.as_slice()),
         wanted => {
-            let mut found = targets::look_up(&conn, wanted, notes).await?;
-            targets::complete(&conn, &mut found, &settings.child).await?;
+            let s = connected(&session)?;
+            let mut found = s.block_on(targets::look_up(&s.conn, wanted))?;
+            s.block_on(targets::complete(&s.conn, &mut found, &settings.child))?;
             (found, &[][..])
         }
     };
     let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &found.seen };
-    let targets = targets::pair(found.clusters, ids, &pairing, notes)?;
-    let token = match &settings.parent_token {
-        Some(ParentToken::Given(source)) => Some(source.read()?),
-        Some(ParentToken::FromSecret { namespace }) => Some(hub_token::from_secret(&conn, namespace).await?.ok_or_else(|| {
-            anyhow!(
-                "no Secret for service account {} in namespace {namespace:?} on context {:?}; pass --parent-token-request to ask the TokenRequest API, or --parent-token-file",
-                hub_token::SERVICE_ACCOUNT,
-                conn.context
-            )
-        })?),
-        Some(ParentToken::Request { namespace, ttl }) => Some(hub_token::request(&conn, namespace, *ttl).await?),
-        None => None,
-    };
+    let targets = targets::pair(found.clusters, ids, &pairing)?;
+    let token = parent_token(settings, &session)?;
     let parent = Parent { files: loaded.describe(), selection, token };
-    let entries = build(settings, &parent, &targets, notes)?;
-    flush(notes);
-    if settings.verify
-        && let Err(failed) = verify_all(settings, &entries).await
-    {
-        // The parent's own answer tells a child's kubeconfig given as the parent.
-        if client::serves_clusternet(&conn).await == Some(false) {
-            bail!(
-                "context {:?} of {} serves no Clusternet API (GET /apis/clusters.clusternet.io: 404), so it is not the Clusternet parent: is --kubeconfig the child's own kubeconfig? pass the parent's (where clusternet-hub runs); verification said: {failed:#}",
-                conn.context,
-                parent.files
-            );
-        }
-        return Err(failed);
+    let entries = build(settings, &parent, &targets)?;
+    notes::flush();
+    if settings.verify {
+        let s = connected(&session)?;
+        s.block_on(verify(settings, s, &parent, &entries))?;
     }
     deliver(settings, &entries, parent.selection.context_name)
 }
 
-/// route → credentials: the entries for every target, nothing written.
+/// The session [`Settings::needs_cluster`] asked for.
+fn connected(session: &Option<Session>) -> Result<&Session> {
+    session.as_ref().ok_or_else(|| anyhow!("internal: the parent cluster is needed but not connected"))
+}
+
+/// The parent token of `--parent-auth token`: given, or read from the parent.
+fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<Option<Secret>> {
+    let credentials::parent::Method::Token(source) = &settings.parent_auth else {
+        return Ok(None);
+    };
+    let token = match source {
+        TokenSource::Given(given) => given.read()?,
+        TokenSource::HubSecret { namespace } => {
+            let s = connected(session)?;
+            s.block_on(hub_token::from_secret(&s.conn, namespace))?.ok_or_else(|| {
+                anyhow!(
+                    "no Secret for service account {} in namespace {namespace:?} on context {:?}; pass --parent-token-request to ask the TokenRequest API, or --parent-token-file",
+                    hub_token::SERVICE_ACCOUNT,
+                    s.conn.context
+                )
+            })?
+        }
+        TokenSource::TokenRequest { namespace, ttl } => {
+            let s = connected(session)?;
+            s.block_on(hub_token::request(&s.conn, namespace, *ttl))?
+        }
+    };
+    Ok(Some(token))
+}
+
+/// `--verify`: every entry probed before anything is written; a failure on a
+/// parent without Clusternet's API names the likely mix-up.
+async fn verify(settings: &Settings, session: &Session, parent: &Parent<'_>, entries: &[Entries]) -> Result<()> {
+    let Err(failed) = verify_all(settings, entries).await else {
+        return Ok(());
+    };
+    // The parent's own answer tells a child's kubeconfig given as the parent.
+    if client::serves_clusternet(&session.conn).await == Some(false) {
+        bail!(
+            "context {:?} of {} serves no Clusternet API (GET /apis/clusters.clusternet.io: 404), so it is not the Clusternet parent: is --kubeconfig the child's own kubeconfig? pass the parent's (where clusternet-hub runs); verification said: {failed:#}",
+            session.conn.context,
+            parent.files
+        );
+    }
+    Err(failed)
+}
+
 /// The parent side of a generation: the selected context of the loaded files,
 /// and the parent token when `--parent-auth token`.
 struct Parent<'a> {
@@ -397,27 +135,31 @@ struct Parent<'a> {
     token: Option<Secret>,
 }
 
-fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut Vec<String>) -> Result<Vec<Entries>> {
+/// route → credentials: the entries for every target, nothing written.
+fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
     let Parent { files, selection, token } = parent;
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
     let parent_server = selection.cluster.server.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
         anyhow!("cluster {:?} in {files} has no server; set its server field", selection.cluster_name)
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
-    let parent = credentials::parent::build(settings.parent_auth, token.clone(), selection)?;
+    let parent = credentials::parent::build(&settings.parent_auth, token.clone(), selection)?;
     // Unreadable references cannot be compared; `keep` reports them itself.
     let parent_user =
         flatten::flatten_user(selection.user, selection.user_dir, selection.user_name).unwrap_or_default();
     trace::line(|| {
         format!(
             "parent {files}: context {:?}, cluster {:?} ({parent_server}), user {:?}; parent auth {:?}",
-            selection.context_name, selection.cluster_name, selection.user_name, settings.parent_auth
+            selection.context_name,
+            selection.cluster_name,
+            selection.user_name,
+            settings.parent_auth.name()
         )
     });
     let mut entries = Vec::new();
     for target in targets {
         let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
-        let child = credentials::child::load(&target.source, notes).with_context(|| for_target(targets, target))?;
+        let child = credentials::child::load(&target.source).with_context(|| for_target(targets, target))?;
         if let Some(what) = credentials::reused_parent_credential(&child, &parent_user) {
             bail!(
                 "{}: they are the {what} of the parent kubeconfig's user {:?}; the hub passes child credentials on to the child cluster, which could then act as that user on the parent: give the child cluster's own credentials",
@@ -436,7 +178,7 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
                 target.default_name(shared)
             }
         };
-        let user = credentials::user_entry(&parent, &child, notes);
+        let user = credentials::user_entry(&parent, &child);
         trace::line(|| {
             format!("{}: name {name:?}, server {server}, user {}", target.describe(), trace::redacted(&user))
         });
@@ -458,7 +200,7 @@ fn for_target(targets: &[Target], target: &Target) -> String {
 /// The first context, when the user named the clusters; `--all` names none, so
 /// it sets none (whatever a listing puts first is not the user's choice).
 fn current_context(settings: &Settings, entries: &[Entries]) -> Option<String> {
-    let named = !matches!(settings.wanted, Wanted::Lookup { all: true, .. });
+    let named = !matches!(settings.wanted, Wanted::All { .. });
     (settings.set_current && named).then(|| entries.first().map(|e| e.name.clone())).flatten()
 }
 

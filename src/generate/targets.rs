@@ -9,24 +9,35 @@ use crate::cluster::client::Connection;
 use crate::cluster::managed::{self, ManagedCluster, Query};
 use crate::credentials::ChildSource;
 use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
+use crate::notes;
 use crate::route::ClusterId;
 use crate::terminal::escape;
 
 /// The clusters asked for on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wanted {
-    /// `--cluster-id` only: offline.
-    Ids(Vec<ClusterId>),
-    /// Looked up on the parent.
-    Lookup { ids: Vec<ClusterId>, names: Vec<String>, namespace: Option<String>, all: bool, selector: Option<String> },
+    /// Named one by one: cluster IDs (enough by themselves, offline) and
+    /// ManagedCluster names (looked up on the parent, in `namespace` when given).
+    Named { ids: Vec<ClusterId>, names: Vec<String>, namespace: Option<String> },
+    /// Every ManagedCluster on the parent (in `namespace`, matching `selector`,
+    /// when given).
+    All { namespace: Option<String>, selector: Option<String> },
 }
 
 impl Wanted {
+    /// How many clusters are asked for, when known before the lookup.
     pub fn count(&self) -> Option<usize> {
         match self {
-            Wanted::Ids(ids) => Some(ids.len()),
-            Wanted::Lookup { all: true, .. } => None,
-            Wanted::Lookup { ids, names, .. } => Some(ids.len() + names.len()),
+            Wanted::Named { ids, names, .. } => Some(ids.len() + names.len()),
+            Wanted::All { .. } => None,
+        }
+    }
+
+    /// True when the clusters must be looked up on the parent.
+    pub fn needs_lookup(&self) -> bool {
+        match self {
+            Wanted::Named { names, .. } => !names.is_empty(),
+            Wanted::All { .. } => true,
         }
     }
 }
@@ -81,23 +92,37 @@ pub struct Found {
 }
 
 /// The ManagedClusters asked for, looked up with as few LISTs as possible.
-pub async fn look_up(conn: &Connection, wanted: &Wanted, notes: &mut Vec<String>) -> Result<Found> {
-    let Wanted::Lookup { ids, names, namespace, all, selector } = wanted else {
-        return Ok(Found::default());
-    };
-    if *all {
-        let listing = managed::list(
-            conn,
-            &Query { namespace: namespace.clone(), label_selector: selector.clone(), field_selector: None },
-        )
-        .await?;
-        notes.push(format!("listed {} ManagedClusters in {} request(s)", listing.clusters.len(), listing.requests));
-        if listing.clusters.is_empty() {
-            bail!("no ManagedCluster matches on context {:?}{}", conn.context, selector_note(selector));
-        }
-        let seen_every_name = namespace.is_none() && selector.is_none();
-        return Ok(Found { seen: listing.clusters.clone(), clusters: listing.clusters, seen_every_name });
+pub async fn look_up(conn: &Connection, wanted: &Wanted) -> Result<Found> {
+    match wanted {
+        Wanted::Named { names, .. } if names.is_empty() => Ok(Found::default()),
+        Wanted::Named { ids, names, namespace } => find_named(conn, ids, names, namespace).await,
+        Wanted::All { namespace, selector } => list_all(conn, namespace, selector).await,
     }
+}
+
+/// `--all`: one LIST, with the namespace and selector asked for.
+async fn list_all(conn: &Connection, namespace: &Option<String>, selector: &Option<String>) -> Result<Found> {
+    let listing = managed::list(
+        conn,
+        &Query { namespace: namespace.clone(), label_selector: selector.clone(), field_selector: None },
+    )
+    .await?;
+    notes::push(format!("listed {} ManagedClusters in {} request(s)", listing.clusters.len(), listing.requests));
+    if listing.clusters.is_empty() {
+        bail!("no ManagedCluster matches on context {:?}{}", conn.context, selector_note(selector));
+    }
+    let seen_every_name = namespace.is_none() && selector.is_none();
+    Ok(Found { seen: listing.clusters.clone(), clusters: listing.clusters, seen_every_name })
+}
+
+/// IDs and names: found among as few ManagedClusters as one LIST (two for a
+/// single name that is not there) returns.
+async fn find_named(
+    conn: &Connection,
+    ids: &[ClusterId],
+    names: &[String],
+    namespace: &Option<String>,
+) -> Result<Found> {
     // One name: the server filters by name; a miss lists all for suggestions.
     let by_name_only = ids.is_empty() && names.len() == 1;
     // -n is the namespace of --cluster NAME; an ID is found in any namespace.
@@ -166,17 +191,12 @@ pub struct Pairing<'a> {
 /// entry in the credentials file, only an ambiguous bare name, a cluster ID
 /// that is not a UUID) is skipped with a warning, or is an error with `strict`
 /// or when it is the only cluster.
-pub fn pair(
-    clusters: Vec<ManagedCluster>,
-    ids: &[ClusterId],
-    with: &Pairing,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Target>> {
+pub fn pair(clusters: Vec<ManagedCluster>, ids: &[ClusterId], with: &Pairing) -> Result<Vec<Target>> {
     let candidates = clusters.len() + ids.len();
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     let offline = ids.iter().map(|id| Ok((id.clone(), None)));
-    let looked_up = clusters.into_iter().map(|c| cluster_id(&c, notes).map(|id| (id, Some(c))));
+    let looked_up = clusters.into_iter().map(|c| cluster_id(&c).map(|id| (id, Some(c))));
     for item in offline.chain(looked_up.collect::<Vec<_>>()) {
         let paired = item.and_then(|(id, cluster)| {
             let source = credentials_for(&id, cluster.as_ref(), with)?;
@@ -192,7 +212,7 @@ pub fn pair(
         return Err(skipped.remove(0));
     }
     for e in &skipped {
-        notes.push(format!("warning: {e:#}; skipped"));
+        notes::push(format!("warning: {e:#}; skipped"));
     }
     if targets.is_empty() {
         bail!("none of the {candidates} clusters could be generated (warnings above); nothing to generate");
@@ -202,12 +222,12 @@ pub fn pair(
 
 /// The ID a looked-up cluster is reached by; the hub matches it exactly, so a
 /// form that is not the canonical one is said, as for `--cluster-id`.
-fn cluster_id(cluster: &ManagedCluster, notes: &mut Vec<String>) -> Result<ClusterId> {
+fn cluster_id(cluster: &ManagedCluster) -> Result<ClusterId> {
     let what = format!("ManagedCluster {}/{}", cluster.namespace, cluster.name);
     let (id, changed) = ClusterId::parse(&cluster.cluster_id)
         .map_err(|_| anyhow!("{what} has cluster ID {:?}, which is not a UUID", escape(&clip(&cluster.cluster_id))))?;
     if changed {
-        notes.push(format!(
+        notes::push(format!(
             "note: cluster ID {:?} of {what} normalised to {id} (the hub matches the ID exactly)",
             escape(&cluster.cluster_id)
         ));

@@ -1,4 +1,4 @@
-//! Concurrent writers (issue 6): this tool and kubectl sharing one kubeconfig
+//! Concurrent writers: this tool and kubectl sharing one kubeconfig
 //! under kubectl's lock (`<file>.lock`), writers killed mid-run (the atomic
 //! rename leaves the old file or the new one, never a truncated one), and the
 //! stale lock such a kill leaves behind.

@@ -1,4 +1,4 @@
-//! Hostile input (issue 6): malformed, oversized, ambiguous and booby-trapped
+//! Hostile input: malformed, oversized, ambiguous and booby-trapped
 //! kubeconfigs, URLs, paths and files. A refused input exits 1 (2 for a flag)
 //! with one `error:` line naming the file and the field, without a panic,
 //! without any planted secret in stdout or stderr, and without creating or

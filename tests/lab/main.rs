@@ -7,8 +7,9 @@
 //! stand-in from its record file (JSON lines, one per request).
 //!
 //! The lab is described by `lab/state/lab.env` (or `$CLUSTERNET_LAB_ENV`):
-//! when it is missing the tests FAIL (they never skip). `scripts/lab-test.sh`
-//! brings the lab up, runs them and brings it down.
+//! when it is missing the tests FAIL (they never skip). They are opt-in, so
+//! that a plain `cargo test` needs no lab: `scripts/lab-test.sh` brings the lab
+//! up, runs them (`--features lab-tests`) and brings it down.
 
 mod support;
 
