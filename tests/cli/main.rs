@@ -3,6 +3,7 @@
 
 mod support;
 
+mod action;
 mod concurrency;
 mod gen_bad_input;
 mod gen_modes;
