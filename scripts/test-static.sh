@@ -25,8 +25,9 @@ echo "static: no program interpreter, no shared library; $(stat -c %s "$bin") by
 CLUSTERNET_KUBECONFIG_BIN="$bin" cargo test --locked --test cli
 
 # ...and the suite did test that binary: a wrong path fails it loudly.
-if CLUSTERNET_KUBECONFIG_BIN=/nonexistent cargo test --locked --test cli -- --exact \
-  secrets::verbose_trace_shows_steps_but_no_secret 2>&1 | grep -q 'CLUSTERNET_KUBECONFIG_BIN=/nonexistent is not a file'; then
+wrong=$(CLUSTERNET_KUBECONFIG_BIN=/nonexistent cargo test --locked --test cli -- --exact \
+  secrets::verbose_trace_shows_steps_but_no_secret 2>&1 || true)
+if grep -q 'CLUSTERNET_KUBECONFIG_BIN=/nonexistent is not a file' <<<"$wrong"; then
   echo "static binary: CLI suite passed against $bin"
 else
   echo "error: the CLI tests do not honour CLUSTERNET_KUBECONFIG_BIN" >&2
