@@ -113,7 +113,6 @@ install_binary() {
   version=${version#v}
   target=$(runner_target)
   [[ $target == *windows* ]] && exe=.exe
-  dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
   if [[ -n $target ]]; then
     archive="clusternet-kubeconfig-$target.tar.gz"
     [[ $target == *windows* ]] && archive="clusternet-kubeconfig-$target.zip"
@@ -130,6 +129,7 @@ install_binary() {
       [[ $actual == "$expected" ]] ||
         fail "checksum mismatch for $archive of release $version: SHA256SUMS says $expected, the download is $actual; not installing it"
       echo "$archive: checksum OK ($actual)"
+      dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
       extract "$work/$archive" "$dir"
       bin="$dir/clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
       [[ -x $bin ]] || fail "$archive has no clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
@@ -142,6 +142,7 @@ install_binary() {
   fi
   command -v cargo >/dev/null || fail "cargo is needed to build clusternet-kubeconfig on this runner: install Rust first"
   local versioned=()
+  dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
   [[ $version == latest ]] || versioned=(--version "$version")
   # ${a[@]+...}: an empty array is "unbound" to the bash 3.2 of macOS.
   cargo install --locked --root "$dir" ${versioned[@]+"${versioned[@]}"} clusternet-kubeconfig
