@@ -96,6 +96,18 @@ impl Runner {
         }
     }
 
+    /// The action installing `version` from `releases`, then a token kubeconfig.
+    fn install(&self, version: &str, releases: &str) -> Run {
+        let parent = parent_kubeconfig();
+        self.run(&[
+            ("version", version),
+            ("release-url", releases),
+            ("parent-kubeconfig", &parent),
+            ("cluster-id", CLUSTER_ID),
+            ("child-token", CHILD_TOKEN),
+        ])
+    }
+
     /// Everything left under RUNNER_TEMP, relative.
     fn temp_listing(&self) -> Vec<String> {
         fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -293,14 +305,7 @@ fn action_installs_the_release_archive_after_checking_its_sum() {
         let runner = Runner::new();
         runner.fake_tool("cargo", "exit 1");
         let releases = runner.release("0.1.0", None);
-        let parent = parent_kubeconfig();
-        let run = runner.run(&[
-            ("version", version),
-            ("release-url", &releases),
-            ("parent-kubeconfig", &parent),
-            ("cluster-id", CLUSTER_ID),
-            ("child-token", CHILD_TOKEN),
-        ]);
+        let run = runner.install(version, &releases);
         masked_before_use(&run, &[CHILD_TOKEN]);
         assert!(run.stdout.contains(&format!("{ARCHIVE}: checksum OK")), "{}", run.stdout);
         exported(&runner, &run);
@@ -318,14 +323,7 @@ fn action_refuses_an_archive_whose_sum_does_not_match() {
     runner.fake_tool("cargo", "exit 1");
     let wrong = format!("{}  {ARCHIVE}\n", "0".repeat(64));
     let releases = runner.release("0.1.0", Some(&wrong));
-    let parent = parent_kubeconfig();
-    let run = runner.run(&[
-        ("version", "0.1.0"),
-        ("release-url", &releases),
-        ("parent-kubeconfig", &parent),
-        ("cluster-id", CLUSTER_ID),
-        ("child-token", CHILD_TOKEN),
-    ]);
+    let run = runner.install("0.1.0", &releases);
     assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
     let errors: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("::error::")).collect();
     assert_eq!(errors.len(), 1, "{}", run.stdout);
@@ -351,14 +349,7 @@ fn action_builds_with_cargo_install_when_the_release_has_no_archive() {
     );
     fs::create_dir_all(runner.path("releases/download/v0.2.0")).unwrap();
     let releases = format!("file://{}", runner.path("releases").display());
-    let parent = parent_kubeconfig();
-    let run = runner.run(&[
-        ("version", "0.2.0"),
-        ("release-url", &releases),
-        ("parent-kubeconfig", &parent),
-        ("cluster-id", CLUSTER_ID),
-        ("child-token", CHILD_TOKEN),
-    ]);
+    let run = runner.install("0.2.0", &releases);
     masked_before_use(&run, &[CHILD_TOKEN]);
     assert!(run.stdout.contains(&format!("::warning::no {ARCHIVE} in release 0.2.0")), "{}", run.stdout);
     let argv = runner.argv("cargo").unwrap();
