@@ -109,7 +109,12 @@ extract() {
 # release's SHA256SUMS; `cargo install` when the release has no such archive.
 # A checksum that does not match stops here: it is never a reason to fall back.
 install_binary() {
-  local version=${INPUT_VERSION:-latest} releases=${INPUT_RELEASE_URL:-$RELEASES} target exe="" archive base dir
+  # Default: the action's own tag when it is a version (uses: ...@v0.1.0).
+  local version=${INPUT_VERSION:-} releases=${INPUT_RELEASE_URL:-$RELEASES} target exe="" archive base dir
+  if [[ -z $version ]]; then
+    version=latest
+    [[ ${ACTION_REF:-} =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] && version=$ACTION_REF
+  fi
   version=${version#v}
   target=$(runner_target)
   [[ $target == *windows* ]] && exe=.exe

@@ -83,7 +83,12 @@ impl Runner {
             .env("KUBECONFIG", "/nonexistent/ambient")
             .stdin(Stdio::null());
         for (name, value) in inputs {
-            cmd.env(format!("INPUT_{}", name.to_uppercase().replace('-', "_")), value);
+            // Upper case: a variable of the step itself (ACTION_REF), not an input.
+            if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                cmd.env(name, value);
+            } else {
+                cmd.env(format!("INPUT_{}", name.to_uppercase().replace('-', "_")), value);
+            }
         }
         let out = cmd.output().unwrap();
         Run {
@@ -98,8 +103,14 @@ impl Runner {
 
     /// The action installing `version` from `releases`, then a token kubeconfig.
     fn install(&self, version: &str, releases: &str) -> Run {
+        self.install_as(version, "", releases)
+    }
+
+    /// As `install`, by the action checked out at `action_ref` (`uses: ...@<ref>`).
+    fn install_as(&self, version: &str, action_ref: &str, releases: &str) -> Run {
         let parent = parent_kubeconfig();
         self.run(&[
+            ("ACTION_REF", action_ref),
             ("version", version),
             ("release-url", releases),
             ("parent-kubeconfig", &parent),
@@ -301,11 +312,23 @@ fn action_takes_a_client_certificate_and_parent_kubeconfig_content() {
 
 #[test]
 fn action_installs_the_release_archive_after_checking_its_sum() {
-    for (version, layout) in [("v0.1.0", "download/v0.1.0"), ("latest", "latest/download")] {
+    // (version input, the action's ref, where the archive must come from)
+    let cases = [
+        ("v0.1.0", "", "download/v0.1.0"),
+        ("latest", "v0.1.0", "latest/download"),
+        ("", "v0.1.0", "download/v0.1.0"),
+        ("", "main", "latest/download"),
+        ("", "", "latest/download"),
+    ];
+    for (version, action_ref, layout) in cases {
         let runner = Runner::new();
         runner.fake_tool("cargo", "exit 1");
         let releases = runner.release("0.1.0", None);
-        let run = runner.install(version, &releases);
+        // Only the expected place has the archive.
+        for other in ["download/v0.1.0", "latest/download"].into_iter().filter(|l| *l != layout) {
+            fs::remove_file(runner.path(&format!("releases/{other}/{ARCHIVE}"))).unwrap();
+        }
+        let run = runner.install_as(version, action_ref, &releases);
         masked_before_use(&run, &[CHILD_TOKEN]);
         assert!(run.stdout.contains(&format!("{ARCHIVE}: checksum OK")), "{}", run.stdout);
         exported(&runner, &run);
