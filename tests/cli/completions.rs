@@ -5,7 +5,7 @@
 //! and every value of each option that has a fixed set.
 //! zsh and fish must be installed (.ci/run installs them); a missing shell fails.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 
 use clap::CommandFactory;
@@ -63,8 +63,10 @@ fn script(s: &Scratch, shell: &str) -> String {
     ok(&mut s.bare(&["completions", shell]))
 }
 
-fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig")).parent().unwrap()
+/// The folder of the binary under test (the static one under
+/// scripts/test-static.sh), put first on the shells' PATH.
+fn bin_dir() -> PathBuf {
+    bin().parent().unwrap().to_path_buf()
 }
 
 fn shell(name: &str) -> Command {

@@ -580,7 +580,7 @@ fn as_nobody(s: &Scratch, args: &[&str]) -> Command {
         let copy = s.path("nobody-bin/clusternet-kubeconfig");
         if !copy.exists() {
             fs::create_dir_all(copy.parent().unwrap()).unwrap();
-            fs::copy(env!("CARGO_BIN_EXE_clusternet-kubeconfig"), &copy).unwrap();
+            fs::copy(bin(), &copy).unwrap();
             fs::set_permissions(copy.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
             fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
         }
@@ -588,7 +588,7 @@ fn as_nobody(s: &Scratch, args: &[&str]) -> Command {
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&copy);
         c
     } else {
-        Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
+        Command::new(bin())
     };
     cmd.args(args)
         .current_dir(s.dir.path())
@@ -723,7 +723,7 @@ fn alias_bomb_in_a_merge_target_fails_fast() {
 #[test]
 fn written_files_are_private_whatever_the_umask() {
     let s = Scratch::new();
-    let bin = env!("CARGO_BIN_EXE_clusternet-kubeconfig");
+    let bin = bin().display().to_string();
     let run = |args: &str| {
         let out = Command::new("sh")
             .arg("-c")

@@ -10,6 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::bin;
+
 /// Overrides the search: colon-separated kubectl paths.
 pub const BINARIES_ENV: &str = "CLUSTERNET_KUBECTL_BINARIES";
 
@@ -167,7 +169,7 @@ pub fn parent_kubeconfig(recorder: &testkit::Recorder, user: serde_json::Value) 
 /// Runs the product binary with ARGS, without any CLUSTERNET_* or KUBECONFIG
 /// variable from the caller.
 pub fn run_gen(args: &[String]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
+    let mut cmd = Command::new(bin());
     for (name, _) in std::env::vars_os() {
         let name_str = name.to_string_lossy();
         if name_str.starts_with("CLUSTERNET_") || name_str == "KUBECONFIG" {

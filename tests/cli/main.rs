@@ -3,6 +3,7 @@
 
 mod support;
 
+mod action;
 mod completions;
 mod concurrency;
 mod gen_bad_input;

@@ -24,7 +24,7 @@ fn verbose_trace_shows_steps_but_no_secret() {
 
 /// Runs `gen` under `script`, which gives it a terminal as stdin.
 fn on_a_terminal(s: &Scratch, args: &str) -> String {
-    let bin = env!("CARGO_BIN_EXE_clusternet-kubeconfig");
+    let bin = bin().display().to_string();
     let command =
         format!("{bin} gen --kubeconfig parent.yaml --cluster-id {CLUSTER_ID} {args} --output-file out.yaml --force");
     let out = Command::new("script")

@@ -22,6 +22,21 @@ pub const CHILD_TOKEN: &str = "SECRET-child-token-7f3a";
 pub const PARENT_TOKEN: &str = "SECRET-parent-token-91bc";
 pub const PARENT_USER_TOKEN: &str = "SECRET-parent-user-token-55de";
 
+/// The binary under test: `CLUSTERNET_KUBECONFIG_BIN` when set (the static
+/// release build, say: scripts/test-static.sh), else the one cargo just built.
+/// A set variable that names no file fails every test rather than quietly
+/// testing the other binary.
+pub fn bin() -> PathBuf {
+    match std::env::var_os("CLUSTERNET_KUBECONFIG_BIN") {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            assert!(path.is_file(), "CLUSTERNET_KUBECONFIG_BIN={} is not a file", path.display());
+            path
+        }
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_clusternet-kubeconfig")),
+    }
+}
+
 /// A scratch directory holding a parent kubeconfig, child credentials and a CA.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
@@ -122,7 +137,7 @@ users:
 
     /// The binary with `args`, a clean environment and the scratch dir as cwd and HOME.
     pub fn bare(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
+        let mut cmd = Command::new(bin());
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_clear()

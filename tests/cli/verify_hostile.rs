@@ -181,7 +181,10 @@ fn server_text_is_escaped() {
     let version = serde_json::json!({"gitVersion": format!("v1.32.0{evil}")}).to_string();
     let server = RawServer::start(move |path| {
         let body = if path.ends_with("/version") { version.clone() } else { r#"{"kind":"APIVersions"}"#.to_string() };
-        RawAnswer::Bytes(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes())
+        // Connection: close, as the raw server answers once per connection:
+        // without it the client may send /api on the closed /version connection.
+        let head = format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len());
+        RawAnswer::Bytes(format!("{head}{body}").into_bytes())
     })
     .unwrap();
     let kc = kubeconfig_for(&s, &server);
