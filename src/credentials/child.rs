@@ -38,6 +38,17 @@ pub enum ChildSource {
 }
 
 impl ChildSource {
+    /// The files this source reads (stdin, `-`, is not a file).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let paths: Vec<&PathBuf> = match self {
+            ChildSource::TokenFile(p) => vec![p],
+            ChildSource::CertKeyFiles { cert, key } => vec![cert, key],
+            ChildSource::ChildKubeconfig { path, .. } => vec![path],
+            _ => vec![],
+        };
+        paths.into_iter().filter(|p| p.as_os_str() != "-").cloned().collect()
+    }
+
     /// Picks the one source given by the flags and `env_token` (the value of
     /// CLUSTERNET_CHILD_TOKEN). An empty variable counts as unset unless it is
     /// the only candidate, so that it is reported as empty.
@@ -157,6 +168,7 @@ fn from_kubeconfig(path: &Path, context: Option<&str>, notes: &mut Vec<String>) 
     let config = load::read_file(path).context("--child-kubeconfig")?;
     let loaded = load::merge(vec![(load::absolute(path), config)]);
     let selection = select::select(&loaded, context, "--child-context").context("--child-kubeconfig")?;
+    selection.require_user().context("--child-kubeconfig")?;
     let user_name = selection.user_name;
     let user = flatten::flatten_user(selection.user, selection.user_dir, user_name).context("--child-kubeconfig")?;
     let origin = format!("user {user_name:?} of --child-kubeconfig {}", path.display());

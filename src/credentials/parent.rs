@@ -100,6 +100,7 @@ pub fn build(mode: ParentAuthMode, token: Option<Secret>, selection: &Selection)
         (ParentAuthMode::Token, Some(token)) => Ok(ParentAuth::Token(token)),
         (ParentAuthMode::Token, None) => Err(usage("--parent-auth token needs a parent token")),
         (ParentAuthMode::Keep, _) => {
+            selection.require_user().context("--parent-auth keep")?;
             let user = flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)
                 .context("--parent-auth keep")?;
             Ok(ParentAuth::Keep { user_name: selection.user_name.to_string(), user })

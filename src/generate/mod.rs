@@ -280,7 +280,7 @@ fn run_offline(settings: &Settings, notes: &mut Vec<String>) -> Result<()> {
     let parent = Parent { files: loaded.describe(), selection, token };
     let entries = build(settings, &parent, &targets, notes)?;
     flush(notes);
-    deliver(settings, &entries)
+    deliver(settings, &entries, &input_files(settings, &loaded, &targets))
 }
 
 /// Lookups, a parent token from the cluster, or verification.
@@ -326,7 +326,20 @@ async fn run_connected(settings: &Settings, notes: &mut Vec<String>) -> Result<(
     if settings.verify {
         verify_all(settings, &entries).await?;
     }
-    deliver(settings, &entries)
+    deliver(settings, &entries, &input_files(settings, &loaded, &targets))
+}
+
+/// Every file this run reads: an output file must never be one of them.
+fn input_files(settings: &Settings, loaded: &load::Loaded, targets: &[Target]) -> Vec<PathBuf> {
+    let mut files = loaded.files.clone();
+    files.extend(targets.iter().flat_map(|t| t.source.files()));
+    if let ChildCredentialSource::File(credentials) = &settings.child {
+        files.push(credentials.path.clone());
+    }
+    if let Some(ParentToken::Given(TokenSource::File(path))) = &settings.parent_token {
+        files.push(path.clone());
+    }
+    files
 }
 
 /// route → credentials: the entries for every target, nothing written.
@@ -371,7 +384,7 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
         });
         entries.push(Entries {
             cluster: emit::cluster_entry(selection.cluster, server, ca_data.clone()),
-            context: emit::context_entry(&name, selection.namespace),
+            context: emit::context_entry(&name, selection.namespace, selection.context_extensions),
             user,
             name,
         });
@@ -423,7 +436,7 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
 }
 
 /// Emits to stdout, writes the file, or merges into the target.
-fn deliver(settings: &Settings, entries: &[Entries]) -> Result<()> {
+fn deliver(settings: &Settings, entries: &[Entries], inputs: &[PathBuf]) -> Result<()> {
     let current = current_context(settings, entries);
     trace::line(|| format!("writing {} context(s) to {:?}", entries.len(), settings.destination));
     match &settings.destination {
@@ -434,7 +447,7 @@ fn deliver(settings: &Settings, entries: &[Entries]) -> Result<()> {
         }
         Destination::File { path, force } => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
-            write::write_new(path, &text, *force)?;
+            write::write_new(path, &text, *force, inputs)?;
             let names: Vec<String> = entries.iter().map(|e| format!("{:?}", e.name)).collect();
             eprintln!("wrote context {} to {} (mode 0600)", names.join(", "), path.display());
             Ok(())
@@ -450,6 +463,9 @@ fn deliver(settings: &Settings, entries: &[Entries]) -> Result<()> {
             eprintln!("{} in {file} {}", changes.join(", "), report.path.display());
             if report.current_context_set {
                 eprintln!("current-context is now {:?}", current.unwrap_or_default());
+            }
+            if let Some(why) = report.in_place {
+                eprintln!("note: {} was rewritten in place, as kubectl does, since {why}", report.path.display());
             }
             if let Some(mode) = report.loose_mode {
                 eprintln!(
