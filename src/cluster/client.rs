@@ -88,7 +88,10 @@ pub async fn connect_with(
     config.write_timeout = Some(timeout);
     config.default_retry = retries == Retries::KubeDefault;
     let server = config.cluster_url.to_string();
-    crate::trace::line(|| format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs()));
+    crate::trace::line(|| {
+        let server = crate::route::without_userinfo(&server);
+        format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs())
+    });
     let client = kube::Client::try_from(config.clone()).map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
     Ok(Connection { client, context: context_name, server, config })
 }

@@ -361,8 +361,12 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
     let parent = credentials::parent::build(settings.parent_auth, token.clone(), selection)?;
     trace::line(|| {
         format!(
-            "parent {files}: context {:?}, cluster {:?} ({parent_server}), user {:?}; parent auth {:?}",
-            selection.context_name, selection.cluster_name, selection.user_name, settings.parent_auth
+            "parent {files}: context {:?}, cluster {:?} ({}), user {:?}; parent auth {:?}",
+            selection.context_name,
+            selection.cluster_name,
+            route::without_userinfo(parent_server),
+            selection.user_name,
+            settings.parent_auth
         )
     });
     let mut entries = Vec::new();
@@ -380,7 +384,12 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target], notes: &mut V
         };
         let user = credentials::user_entry(&parent, &child, notes);
         trace::line(|| {
-            format!("{}: name {name:?}, server {server}, user {}", target.describe(), trace::redacted(&user))
+            format!(
+                "{}: name {name:?}, server {}, user {}",
+                target.describe(),
+                route::without_userinfo(&server),
+                trace::redacted(&user)
+            )
         });
         entries.push(Entries {
             cluster: emit::cluster_entry(selection.cluster, server, ca_data.clone()),
