@@ -48,6 +48,9 @@ static NO_USER: std::sync::LazyLock<Mapping> = std::sync::LazyLock::new(Mapping:
 pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Result<Selection<'a>> {
     let name = match context.filter(|c| !c.is_empty()) {
         Some(name) => name,
+        None if loaded.contexts.is_empty() => {
+            bail!("{} has no contexts (is it empty?); give a kubeconfig with the parent's context", loaded.describe())
+        }
         None => loaded.current_context.as_deref().ok_or_else(|| {
             anyhow!(
                 "{} has no current-context; pass {flag} NAME (contexts: {})",
@@ -74,18 +77,21 @@ pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Resu
             loaded.describe()
         )
     })?;
-    let user = loaded.users.iter().find(|u| u.item.name == ctx.user && !ctx.user.is_empty());
-    let missing_user = match user {
-        Some(_) => None,
-        None if ctx.user.is_empty() => {
-            Some(format!("context {name:?} in {} names no user; set its user field", loaded.describe()))
-        }
-        None => Some(format!(
-            "context {name:?} names user {:?}, which is not in {}; add the user or fix the context",
-            ctx.user,
-            loaded.describe()
-        )),
+    // A context without `user:` is fine until the user is needed (see
+    // `require_user`); one naming a user that is not there is an error, as
+    // for `kubectl config view --minify` ("cannot locate user").
+    let user = match ctx.user.as_str() {
+        "" => None,
+        wanted => Some(loaded.users.iter().find(|u| u.item.name == wanted).ok_or_else(|| {
+            anyhow!(
+                "context {name:?} names user {wanted:?}, which is not in {}; add the user or fix the context",
+                loaded.describe()
+            )
+        })?),
     };
+    let missing_user = user
+        .is_none()
+        .then(|| format!("context {name:?} in {} names no user; set its user field", loaded.describe()));
     Ok(Selection {
         context_name: &context.item.name,
         namespace: ctx.namespace.as_deref().filter(|n| !n.is_empty()),
@@ -167,10 +173,12 @@ contexts:
         let err = |c: Option<&str>| format!("{:#}", select(&l, c, "--context").unwrap_err());
         assert!(err(Some("zz")).contains("context \"zz\" is not in /k/config; pass --context with one of: \"a\""));
         assert!(err(Some("broken")).contains("names cluster \"nope\""));
-        let nouser = select(&l, Some("nouser"), "--context").unwrap();
-        assert!(format!("{:#}", nouser.require_user().unwrap_err()).contains("names user \"ghost\""));
+        assert!(err(Some("nouser")).contains("names user \"ghost\""));
         assert!(select(&l, Some("a"), "--context").unwrap().require_user().is_ok());
+        let l = loaded("contexts:\n- name: a\n  context: {cluster: c1}\nclusters:\n- name: c1\n  cluster: {server: https://one}\n");
+        let s = select(&l, Some("a"), "--context").unwrap();
+        assert!(format!("{:#}", s.require_user().unwrap_err()).contains("names no user"));
         let none = loaded("apiVersion: v1\nkind: Config\n");
-        assert!(format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no current-context"));
+        assert!(format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no contexts (is it empty?)"));
     }
 }

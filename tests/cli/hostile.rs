@@ -116,7 +116,7 @@ fn wrong_types_for_every_field() {
         ),
         ("clusters item", base_with("clusters:\n", "clusters:\n- 42\n"), "clusters[0]: invalid type: integer"),
         ("cluster name", base_with("- name: parent", "- name: [parent]"), "clusters[0].name: invalid type: sequence"),
-        ("cluster name missing", base_with("- name: parent", "- nam: parent"), "clusters[0]: missing field `name`"),
+        ("cluster name missing", base_with("- name: parent", "- nam: parent"), "names cluster \"parent\", which is not in"),
         (
             "cluster body",
             base_with(
@@ -329,7 +329,7 @@ fn nesting_and_alias_bombs_fail_fast_with_bounded_memory() {
         deep_block.push_str(&format!("{}k:\n", "  ".repeat(level)));
     }
     for (label, text, needles) in [
-        ("alias bomb in a user", in_user, &["uses YAML aliases that expand to more than", "(at users[0].user.x"][..]),
+        ("alias bomb in a user", in_user, &["uses YAML aliases that expand to more than", "(at line"][..]),
         ("alias bomb in preferences", in_preferences, &["uses YAML aliases", "(at preferences.x"][..]),
         ("alias bomb through merge keys", merged, &["uses YAML aliases"][..]),
         ("2 MB of [", deep_flow, &["nests lists or mappings deeper than 256 levels (line 2)"][..]),
@@ -671,7 +671,7 @@ fn hostile_merge_targets_are_left_unchanged() {
             format!("kind: Config\nusers:\n- {{name: clusternet-{CLUSTER_ID}, user: {{}}}}\n- {{name: clusternet-{CLUSTER_ID}, user: {{}}}}\n").into_bytes(),
             "has two user entries named",
         ),
-        ("target with clusters: 5", b"kind: Config\nclusters: 5\n".to_vec(), "field clusters is not a list"),
+        ("target with clusters: 5", b"kind: Config\nclusters: 5\n".to_vec(), "clusters: invalid type: integer"),
         (
             "target with a nameless entry",
             b"kind: Config\ncontexts:\n- {context: {}}\n".to_vec(),
