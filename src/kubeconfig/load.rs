@@ -178,6 +178,13 @@ pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
         _ => bail!("is not a kubeconfig (its top level is not a mapping)"),
     }
     let config: Kubeconfig = super::parse::from_value(&value, "kubeconfig")?;
+    check(&config)?;
+    Ok(config)
+}
+
+/// What kubectl checks once a kubeconfig is decoded: its kind and version,
+/// and one entry per name in each list.
+pub fn check(config: &Kubeconfig) -> Result<()> {
     if let Some(kind) = config.kind.as_deref().filter(|k| !k.is_empty())
         && kind != "Config"
     {
@@ -190,8 +197,7 @@ pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
     }
     no_duplicates("cluster", config.clusters.iter().map(|c| c.name.as_str()))?;
     no_duplicates("user", config.users.iter().map(|u| u.name.as_str()))?;
-    no_duplicates("context", config.contexts.iter().map(|c| c.name.as_str()))?;
-    Ok(config)
+    no_duplicates("context", config.contexts.iter().map(|c| c.name.as_str()))
 }
 
 /// kubectl refuses a file with two entries of one name in a list; so do we.

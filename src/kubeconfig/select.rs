@@ -48,7 +48,7 @@ static NO_USER: std::sync::LazyLock<Mapping> = std::sync::LazyLock::new(Mapping:
 pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Result<Selection<'a>> {
     let name = match context.filter(|c| !c.is_empty()) {
         Some(name) => name,
-        None if loaded.contexts.is_empty() => {
+        None if loaded.contexts.is_empty() && loaded.current_context.is_none() => {
             bail!("{} has no contexts (is it empty?); give a kubeconfig with the parent's context", loaded.describe())
         }
         None => loaded.current_context.as_deref().ok_or_else(|| {

@@ -115,7 +115,8 @@ pub fn merge_into(
             // read is not written to.
             let doc = super::parse::value(&text).map_err(unchanged)?;
             if doc.is_mapping() {
-                super::parse::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
+                let config = super::parse::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
+                super::load::check(&config).map_err(unchanged)?;
             }
             (Some(Some(doc).filter(|d| !d.is_null())), Some(meta))
         }

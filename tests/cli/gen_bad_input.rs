@@ -38,7 +38,7 @@ fn parent_file_problems() {
     s.write("empty.yaml", "\n\n");
     refused(&s, &mut gen_with("empty.yaml"), 1, "empty.yaml has no contexts (is it empty?)");
     s.write("garbage.yaml", "clusters: [\n  - {name: x\n");
-    refused(&s, &mut gen_with("garbage.yaml"), 1, "kubeconfig garbage.yaml: is not a valid kubeconfig");
+    refused(&s, &mut gen_with("garbage.yaml"), 1, "kubeconfig garbage.yaml: is not valid YAML");
     s.write("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n");
     refused(&s, &mut gen_with("pod.yaml"), 1, "has kind \"Pod\"");
     s.write("other.yaml", "name: x\nreplicas: 3\n");

@@ -168,7 +168,7 @@ fn wrong_types_for_every_field() {
         (
             "extensions",
             base_with("    server:", "    extensions: 5\n    server:"),
-            "clusters[0].cluster: extensions must be a list of named extensions",
+            "clusters[0].cluster.extensions: extensions must be a list of named extensions",
         ),
         ("users", base_with("users:\n", "users: 7\nx:\n"), "users: invalid type: integer"),
         ("user name", base_with("- name: admin", "- name: {admin: 1}"), "users[0].name: invalid type: map"),
@@ -330,7 +330,7 @@ fn nesting_and_alias_bombs_fail_fast_with_bounded_memory() {
     }
     for (label, text, needles) in [
         ("alias bomb in a user", in_user, &["uses YAML aliases that expand to more than", "(at line"][..]),
-        ("alias bomb in preferences", in_preferences, &["uses YAML aliases", "(at preferences.x"][..]),
+        ("alias bomb in preferences", in_preferences, &["uses YAML aliases", "(at line"][..]),
         ("alias bomb through merge keys", merged, &["uses YAML aliases"][..]),
         ("2 MB of [", deep_flow, &["nests lists or mappings deeper than 256 levels (line 2)"][..]),
         ("300 balanced [", deep_balanced, &["deeper than 256 levels"][..]),

@@ -9,5 +9,6 @@ mod gen_modes;
 mod hostile;
 mod kubectl;
 mod kubectl_matrix;
+mod parity;
 mod secrets;
 mod yaml_quoting;
