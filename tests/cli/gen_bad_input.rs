@@ -42,7 +42,7 @@ fn parent_file_problems() {
     s.write("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n");
     refused(&s, &mut gen_with("pod.yaml"), 1, "has kind \"Pod\"");
     s.write("other.yaml", "name: x\nreplicas: 3\n");
-    refused(&s, &mut gen_with("other.yaml"), 1, "other.yaml: is not a kubeconfig");
+    refused(&s, &mut gen_with("other.yaml"), 1, "other.yaml has no contexts");
     s.write("binary.yaml", "\u{0}\u{1}");
     std::fs::write(s.path("binary.yaml"), b"\xff\xfe\x00kind").unwrap();
     refused(&s, &mut gen_with("binary.yaml"), 1, "binary.yaml: is not UTF-8");

@@ -23,14 +23,15 @@ use crate::support::{CLUSTER_ID, Scratch, stderr};
 
 const GENERATED: &str = "gen";
 
-fn kubectls() -> Vec<Kubectl> {
+pub fn kubectls() -> Vec<Kubectl> {
     let found = kubectl::find();
     assert!(!found.is_empty(), "no kubectl found: the parity suite needs kubectl on PATH");
     found
 }
 
-fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity").join(kind);
+/// The files of `tests/fixtures/<kind>`, sorted.
+pub fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -45,7 +46,7 @@ fn name(path: &Path) -> String {
 }
 
 /// `kubectl config view --raw -o json [extra]`, or kubectl's error.
-fn view(k: &Kubectl, path: &Path, extra: &[&str]) -> Result<Value, String> {
+pub fn view(k: &Kubectl, path: &Path, extra: &[&str]) -> Result<Value, String> {
     let mut args = vec!["config", "view", "--raw", "-o", "json"];
     args.extend_from_slice(extra);
     let out = k.run(path, &args);
@@ -86,7 +87,7 @@ fn generate(s: &Scratch, extra: &[&str]) -> Output {
 
 /// One case against every kubectl; problems are collected, not panicked on,
 /// so that the report lists every failing case.
-fn merge_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
+pub fn merge_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
     let case = name(fixture);
     let s = Scratch::new();
     let target = s.path("target.yaml");
@@ -126,9 +127,14 @@ fn merge_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
 }
 
 fn parent_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
-    let case = name(fixture);
+    parent_text_case(&name(fixture), &fs::read(fixture).unwrap(), &|_| {}, kubectls)
+}
+
+/// A parent given as bytes; `prepare` may add the files it references.
+pub fn parent_text_case(case: &str, parent: &[u8], prepare: &dyn Fn(&Scratch), kubectls: &[Kubectl]) -> Vec<String> {
     let s = Scratch::new();
-    fs::copy(fixture, s.path("parent.yaml")).unwrap();
+    fs::write(s.path("parent.yaml"), parent).unwrap();
+    prepare(&s);
     let out = generate(&s, &["--output-file", "out.yaml"]);
     if !out.status.success() {
         return vec![format!("parent/{case}: gen failed: {}", kubectl::describe(&out))];
@@ -209,7 +215,7 @@ fn list_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
 }
 
 /// Runs every case of one kind on a few threads and fails with all problems.
-fn suite(kind: &str, case: fn(&Path, &[Kubectl]) -> Vec<String>, at_least: usize) {
+pub fn suite(kind: &str, case: fn(&Path, &[Kubectl]) -> Vec<String>, at_least: usize) {
     let kubectls = kubectls();
     let files = fixtures(kind);
     assert!(files.len() >= at_least, "{kind}: {} fixtures, expected at least {at_least}", files.len());
@@ -220,20 +226,20 @@ fn suite(kind: &str, case: fn(&Path, &[Kubectl]) -> Vec<String>, at_least: usize
 
 #[test]
 fn merge_targets_mean_the_same_to_kubectl_afterwards() {
-    suite("merge", merge_case, 30);
+    suite("parity/merge", merge_case, 30);
 }
 
 #[test]
 fn parents_mean_to_us_what_they_mean_to_kubectl() {
-    suite("parent", parent_case, 14);
+    suite("parity/parent", parent_case, 14);
 }
 
 #[test]
 fn what_kubectl_refuses_is_refused_and_left_alone() {
-    suite("refused", refused_case, 14);
+    suite("parity/refused", refused_case, 14);
 }
 
 #[test]
 fn kubeconfig_lists_tolerate_what_kubectl_tolerates() {
-    suite("list", list_case, 7);
+    suite("parity/list", list_case, 7);
 }
