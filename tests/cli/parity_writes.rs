@@ -42,7 +42,9 @@ fn a_merge_keeps_owner_group_and_mode() {
     let meta = fs::metadata(&path).unwrap();
     assert_eq!((meta.uid(), meta.gid()), owner);
     assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
-    assert_eq!(kubectl_view(&path)["clusters"][0]["cluster"]["insecure-skip-tls-verify"], true);
+    let view = kubectl_view(&path);
+    let keep = view["clusters"].as_array().unwrap().iter().find(|c| c["name"] == "keep").unwrap();
+    assert_eq!(keep["cluster"]["insecure-skip-tls-verify"], true);
 }
 
 #[test]
