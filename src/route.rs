@@ -59,23 +59,19 @@ impl Route {
     pub fn from_child_server(input: &str) -> Result<Route> {
         let flag = "--child-server";
         check_text(input, flag)?;
-        let url = Url::parse(input.trim())
-            .map_err(|e| {
-                let shown = without_userinfo(input);
-                anyhow!("{flag} {shown:?} is not a URL ({e}); give http(s)://host[:port][/path]")
-            })?;
+        let url = Url::parse(input.trim()).map_err(|e| {
+            let shown = without_userinfo(input);
+            anyhow!("{flag} {shown:?} is not a URL ({e}); give http(s)://host[:port][/path]")
+        })?;
         let scheme = match url.scheme() {
             "https" => "https",
             "http" => "http",
             other => bail!("{flag} has scheme {other:?}; the hub dials only https:// or http://"),
         };
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| {
-                let shown = without_userinfo(input);
-                anyhow!("{flag} {shown:?} has no host; give http(s)://host[:port][/path]")
-            })?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+            let shown = without_userinfo(input);
+            anyhow!("{flag} {shown:?} has no host; give http(s)://host[:port][/path]")
+        })?;
         reject_extras(&url, flag)?;
         check_host_and_port(input, &url, flag)?;
         let mut target = host.to_string();
@@ -180,7 +176,10 @@ fn reject_extras(url: &Url, field: &str) -> Result<()> {
 mod tests {
     #[test]
     fn user_info_never_shows() {
-        assert_eq!(super::without_userinfo("https://admin:PW@host:99999/x"), "https://<user info removed>@host:99999/x");
+        assert_eq!(
+            super::without_userinfo("https://admin:PW@host:99999/x"),
+            "https://<user info removed>@host:99999/x"
+        );
         assert_eq!(super::without_userinfo("https://a:P@W@ho st"), "https://<user info removed>@ho st");
         assert_eq!(super::without_userinfo("https://host/a@b"), "https://host/a@b");
         let err = format!("{:#}", super::Route::from_child_server("https://admin:PW@ho st").unwrap_err());

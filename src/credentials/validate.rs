@@ -209,10 +209,7 @@ pub(crate) mod tests {
         params.distinguished_name.push(rcgen::DnType::CommonName, "child");
         let v3 = params.self_signed(&key).unwrap().der().to_vec();
         let v1 = testkit_like_v1(&v3);
-        let pem = format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            STANDARD.encode(&v1)
-        );
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", STANDARD.encode(&v1));
         assert_eq!(cert_and_key(pem.as_bytes(), key.serialize_pem().as_bytes(), "c", "k").unwrap(), KeyCheck::Matches);
         let (_, other) = pair();
         assert!(cert_and_key(pem.as_bytes(), other.as_bytes(), "c", "k").is_err());

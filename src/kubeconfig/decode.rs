@@ -40,7 +40,9 @@ pub fn text(bytes: &[u8]) -> Result<Cow<'_, str>> {
         if body.len() % 2 != 0 {
             bail!("is not valid UTF-16 text (odd number of bytes)");
         }
-        let units = body.chunks_exact(2).map(|p| if big { u16::from_be_bytes([p[0], p[1]]) } else { u16::from_le_bytes([p[0], p[1]]) });
+        let units = body
+            .chunks_exact(2)
+            .map(|p| if big { u16::from_be_bytes([p[0], p[1]]) } else { u16::from_le_bytes([p[0], p[1]]) });
         let text: String = char::decode_utf16(units)
             .collect::<Result<_, _>>()
             .map_err(|_| anyhow!("is not valid UTF-16 text (unpaired surrogate)"))?;
@@ -251,7 +253,9 @@ fn merge(map: &mut Mapping, value: Value) -> Result<()> {
 
 /// go-yaml's test for a merge key: `<<` written plain, or tagged `!!merge`.
 fn is_merge_key(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> bool {
-    value == "<<" && (tag.is_none() && style == ScalarStyle::Plain || tag.map(long_tag).as_deref() == Some("tag:yaml.org,2002:merge"))
+    value == "<<"
+        && (tag.is_none() && style == ScalarStyle::Plain
+            || tag.map(long_tag).as_deref() == Some("tag:yaml.org,2002:merge"))
 }
 
 fn long_tag(tag: &Tag) -> String {
@@ -277,7 +281,9 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
                 .map_err(|_| anyhow!("is not valid YAML for kubectl: a !!binary value is not base64"))?;
-            String::from_utf8(bytes).map(Value::String).map_err(|_| anyhow!("is not valid YAML for kubectl: a !!binary value is not text"))
+            String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|_| anyhow!("is not valid YAML for kubectl: a !!binary value is not text"))
         }
         Some(wanted @ ("!!bool" | "!!int" | "!!float" | "!!null")) => {
             let value = resolve(text);
@@ -289,7 +295,11 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value> {
                 }
                 _ => false,
             };
-            if ok { Ok(value) } else { bail!("is not valid YAML for kubectl: a value tagged {wanted} is not of that type") }
+            if ok {
+                Ok(value)
+            } else {
+                bail!("is not valid YAML for kubectl: a value tagged {wanted} is not of that type")
+            }
         }
         // Any other tag (local `!x`, `!!map`, `!!seq`...): the text as it is.
         Some(_) => Ok(Value::String(text.to_string())),
@@ -450,7 +460,9 @@ fn key_string(key: Value) -> Result<String> {
             if let Some(i) = n.as_i64() {
                 Ok(i.to_string())
             } else if n.is_u64() {
-                bail!("is not valid for kubectl: a mapping key is a number beyond 64-bit integers, which kubectl refuses")
+                bail!(
+                    "is not valid for kubectl: a mapping key is a number beyond 64-bit integers, which kubectl refuses"
+                )
             } else {
                 Ok(go_float_key(n.as_f64().unwrap_or_default()))
             }

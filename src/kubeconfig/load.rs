@@ -310,8 +310,14 @@ mod tests {
             ("a: .inf\n", "kubectl cannot read"),
             ("~: x\n", "mapping key is empty or null"),
             ("clusters:\n- name: c\n  cluster: {certificate-authority-data: Q0E}\n", "is not base64"),
-            ("users:\n- name: u\n  user: {client-key-data: 5}\n", "users[0].user.client-key-data: invalid type: integer"),
-            ("users:\n- name: u\n  user: {exec: {provideClusterInfo: \"true\"}}\n", "users[0].user.exec.provideClusterInfo: invalid type: string"),
+            (
+                "users:\n- name: u\n  user: {client-key-data: 5}\n",
+                "users[0].user.client-key-data: invalid type: integer",
+            ),
+            (
+                "users:\n- name: u\n  user: {exec: {provideClusterInfo: \"true\"}}\n",
+                "users[0].user.exec.provideClusterInfo: invalid type: string",
+            ),
             ("clusters:\n- name: c\n  cluster: {extensions: [{name: a}, {name: a}]}\n", "two extensions are named"),
             ("users:\n- name: u\n  user: {}\n- name: u\n  user: {}\n", "two user entries named \"u\""),
             ("clusters:\n- name: c\n  cluster: {server: [a]}\n", "clusters[0].cluster.server"),

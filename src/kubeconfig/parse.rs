@@ -44,7 +44,9 @@ fn located<T: DeserializeOwned>(value: &serde_yaml::Value, error: serde_yaml::Er
     let mut node = value;
     'down: loop {
         let children: Vec<(Step, &Value)> = match node {
-            Value::Mapping(map) => map.iter().filter_map(|(k, v)| Some((Step::Key(k.as_str()?.to_string()), v))).collect(),
+            Value::Mapping(map) => {
+                map.iter().filter_map(|(k, v)| Some((Step::Key(k.as_str()?.to_string()), v))).collect()
+            }
             Value::Sequence(items) => items.iter().enumerate().map(|(i, v)| (Step::Index(i), v)).collect(),
             _ => break,
         };
@@ -53,7 +55,15 @@ fn located<T: DeserializeOwned>(value: &serde_yaml::Value, error: serde_yaml::Er
             Value::Mapping(_) => Value::Mapping(serde_yaml::Mapping::new()),
             _ => Value::Sequence(Vec::new()),
         };
-        if !path.is_empty() && T::deserialize(&path[..path.len() - 1].iter().rev().fold(wrap(&path[path.len() - 1], emptied), |inner, s| wrap(s, inner))).is_err() {
+        if !path.is_empty()
+            && T::deserialize(
+                &path[..path.len() - 1]
+                    .iter()
+                    .rev()
+                    .fold(wrap(&path[path.len() - 1], emptied), |inner, s| wrap(s, inner)),
+            )
+            .is_err()
+        {
             break;
         }
         for (step, child) in children {
@@ -266,16 +276,23 @@ mod tests {
         let c = config("clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: yes}\n");
         assert_eq!(c.clusters[0].cluster.insecure_skip_tls_verify, Some(true));
         for (text, needle) in [
-            ("clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: \"true\"}\n", "expected a boolean"),
+            (
+                "clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: \"true\"}\n",
+                "expected a boolean",
+            ),
             ("clusters:\n- name: c\n  cluster: {server: 5}\n", "clusters[0].cluster.server: invalid type: integer"),
             ("clusters:\n- name: 0123\n  cluster: {server: https://x}\n", "clusters[0].name: invalid type"),
-            ("contexts:\n- name: a\n  context: {cluster: c, user: yes}\n", "contexts[0].context.user: invalid type: boolean"),
+            (
+                "contexts:\n- name: a\n  context: {cluster: c, user: yes}\n",
+                "contexts[0].context.user: invalid type: boolean",
+            ),
         ] {
             let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
         // Unknown fields are ignored, null is unset, later documents are not read.
-        let c = config("kind: Config\nfoo: [1]\nclusters:\n- name: c\n  cluster: {server: ~}\n  extra: 1\n---\n: bad\n");
+        let c =
+            config("kind: Config\nfoo: [1]\nclusters:\n- name: c\n  cluster: {server: ~}\n  extra: 1\n---\n: bad\n");
         assert!(c.clusters[0].cluster.server.is_none());
         // Nothing but unknown fields, comments or `---`: an empty kubeconfig.
         for empty in ["", "# only\n", "---\n", "{}\n", "foo: bar\n", "\u{feff}\n"] {
@@ -324,7 +341,8 @@ mod tests {
         assert_eq!(c.contexts[1].context.cluster, "c");
         // go-yaml v2 applies a merge where it stands: a key after it wins, a
         // key before it loses; in a list the first mapping wins.
-        let v = value("a: &a {k: 1, m: 1}\nb: &b {k: 2, q: 2}\nc: {k: 0, <<: *a}\nd: {<<: [*a, *b]}\ne: {\"<<\": 1}\n").unwrap();
+        let v = value("a: &a {k: 1, m: 1}\nb: &b {k: 2, q: 2}\nc: {k: 0, <<: *a}\nd: {<<: [*a, *b]}\ne: {\"<<\": 1}\n")
+            .unwrap();
         assert_eq!(v["c"]["k"], serde_yaml::Value::from(1));
         assert_eq!(v["d"]["k"], serde_yaml::Value::from(1));
         assert_eq!(v["d"]["q"], serde_yaml::Value::from(2));

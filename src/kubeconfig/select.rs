@@ -89,9 +89,8 @@ pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Resu
             )
         })?),
     };
-    let missing_user = user
-        .is_none()
-        .then(|| format!("context {name:?} in {} names no user; set its user field", loaded.describe()));
+    let missing_user =
+        user.is_none().then(|| format!("context {name:?} in {} names no user; set its user field", loaded.describe()));
     Ok(Selection {
         context_name: &context.item.name,
         namespace: ctx.namespace.as_deref().filter(|n| !n.is_empty()),
@@ -175,10 +174,14 @@ contexts:
         assert!(err(Some("broken")).contains("names cluster \"nope\""));
         assert!(err(Some("nouser")).contains("names user \"ghost\""));
         assert!(select(&l, Some("a"), "--context").unwrap().require_user().is_ok());
-        let l = loaded("contexts:\n- name: a\n  context: {cluster: c1}\nclusters:\n- name: c1\n  cluster: {server: https://one}\n");
+        let l = loaded(
+            "contexts:\n- name: a\n  context: {cluster: c1}\nclusters:\n- name: c1\n  cluster: {server: https://one}\n",
+        );
         let s = select(&l, Some("a"), "--context").unwrap();
         assert!(format!("{:#}", s.require_user().unwrap_err()).contains("names no user"));
         let none = loaded("apiVersion: v1\nkind: Config\n");
-        assert!(format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no contexts (is it empty?)"));
+        assert!(
+            format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no contexts (is it empty?)")
+        );
     }
 }

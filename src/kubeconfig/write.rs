@@ -8,11 +8,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
 use super::emit::Entries;
 use super::merge::{Change, merge};
 use super::model::Kubeconfig;
 use super::yaml;
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// Mode of files this tool creates: they hold credentials.
 pub const PRIVATE_MODE: u32 = 0o600;
@@ -296,7 +296,8 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "b: 2\n");
         let missing = dir.path().join("nope/out");
         assert!(
-            format!("{:#}", write_new(&missing, "", false, &[]).unwrap_err()).contains("does not exist; create it first")
+            format!("{:#}", write_new(&missing, "", false, &[]).unwrap_err())
+                .contains("does not exist; create it first")
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
     }

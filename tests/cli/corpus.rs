@@ -138,7 +138,8 @@ fn keep_sends_what_kubectl_sends_for_the_parent() {
         if !out.status.success() {
             // Only a parent kubectl itself cannot use may be refused.
             if want.is_some() {
-                problems.push(format!("{case}: kubectl reached the parent but gen failed: {}", kubectl::describe(&out)));
+                problems
+                    .push(format!("{case}: kubectl reached the parent but gen failed: {}", kubectl::describe(&out)));
             }
             continue;
         }
@@ -179,7 +180,10 @@ fn keep_follows_client_go_precedence_on_the_wire() {
         ("file-wins", "{token: INLINE, tokenFile: from-file.token}".into()),
         ("empty-inline-token", "{token: \"\", tokenFile: from-file.token}".into()),
         ("unreadable-file", "{token: INLINE, tokenFile: missing.token}".into()),
-        ("empty-cert-data", "{client-certificate-data: \"\", client-certificate: admin.crt, client-key: admin.key}".into()),
+        (
+            "empty-cert-data",
+            "{client-certificate-data: \"\", client-certificate: admin.crt, client-key: admin.key}".into(),
+        ),
         ("basic", "{username: u, password: \"yes\"}".into()),
     ];
     let mut problems = Vec::new();
@@ -206,7 +210,8 @@ fn keep_follows_client_go_precedence_on_the_wire() {
         let _ = newest.run(&s.path(&format!("{case}.yaml")), &["version", "-o", "json"]);
         let got = credentials_sent(&recorder.requests(), &format!("{PROXY_GROUP_PREFIX}{id}/"));
         if want.is_none() || want != got {
-            problems.push(format!("{case}: kubectl sent {want:?} for the parent, {got:?} for the generated kubeconfig"));
+            problems
+                .push(format!("{case}: kubectl sent {want:?} for the parent, {got:?} for the generated kubeconfig"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

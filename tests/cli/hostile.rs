@@ -116,7 +116,11 @@ fn wrong_types_for_every_field() {
         ),
         ("clusters item", base_with("clusters:\n", "clusters:\n- 42\n"), "clusters[0]: invalid type: integer"),
         ("cluster name", base_with("- name: parent", "- name: [parent]"), "clusters[0].name: invalid type: sequence"),
-        ("cluster name missing", base_with("- name: parent", "- nam: parent"), "names cluster \"parent\", which is not in"),
+        (
+            "cluster name missing",
+            base_with("- name: parent", "- nam: parent"),
+            "names cluster \"parent\", which is not in",
+        ),
         (
             "cluster body",
             base_with(

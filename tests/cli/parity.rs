@@ -32,10 +32,8 @@ pub fn kubectls() -> Vec<Kubectl> {
 /// The files of `tests/fixtures/<kind>`, sorted.
 pub fn fixtures(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind);
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<PathBuf> =
+        fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
     files.sort();
     assert!(!files.is_empty(), "no fixtures in {}", dir.display());
     files
@@ -145,7 +143,12 @@ pub fn parent_text_case(case: &str, parent: &[u8], prepare: &dyn Fn(&Scratch), k
             match (view(k, &s.path("parent.yaml"), &["--minify", "--flatten"]), view(k, &s.path("out.yaml"), &[])) {
                 (Ok(p), Ok(g)) => (p, g),
                 (p, g) => {
-                    problems.push(format!("parent/{case}: {}: parent {:?} / generated {:?}", k.label(), p.err(), g.err()));
+                    problems.push(format!(
+                        "parent/{case}: {}: parent {:?} / generated {:?}",
+                        k.label(),
+                        p.err(),
+                        g.err()
+                    ));
                     continue;
                 }
             };
@@ -159,7 +162,12 @@ pub fn parent_text_case(case: &str, parent: &[u8], prepare: &dyn Fn(&Scratch), k
         let (pc, gc) = (&parent["contexts"][0]["context"], &generated["contexts"][0]["context"]);
         for field in ["namespace", "extensions"] {
             if pc[field] != gc[field] {
-                problems.push(format!("parent/{case}: {}: context {field} {} is not the parent's {}", k.label(), gc[field], pc[field]));
+                problems.push(format!(
+                    "parent/{case}: {}: context {field} {} is not the parent's {}",
+                    k.label(),
+                    gc[field],
+                    pc[field]
+                ));
             }
         }
     }
@@ -176,7 +184,15 @@ fn refused_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
     }
     let s = Scratch::new();
     fs::copy(fixture, s.path("bad.yaml")).unwrap();
-    let out = run(&mut s.bare(&["gen", "--kubeconfig", "bad.yaml", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"]));
+    let out = run(&mut s.bare(&[
+        "gen",
+        "--kubeconfig",
+        "bad.yaml",
+        "--cluster-id",
+        CLUSTER_ID,
+        "--token-file",
+        "child.token",
+    ]));
     check_one_error(&format!("refused/{case} as parent"), &out, &mut problems);
     let original = fs::read(fixture).unwrap();
     let out = generate(&s, &["--merge-into", "bad.yaml"]);
@@ -209,7 +225,10 @@ fn list_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
     }
     let out = run(s.bare(&["gen", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"]).env("KUBECONFIG", &list));
     if !out.status.success() {
-        problems.push(format!("list/{case}: gen failed with KUBECONFIG=extra.yaml:parent.yaml: {}", kubectl::describe(&out)));
+        problems.push(format!(
+            "list/{case}: gen failed with KUBECONFIG=extra.yaml:parent.yaml: {}",
+            kubectl::describe(&out)
+        ));
     }
     problems
 }
@@ -219,9 +238,14 @@ pub fn suite(kind: &str, case: fn(&Path, &[Kubectl]) -> Vec<String>, at_least: u
     let kubectls = kubectls();
     let files = fixtures(kind);
     assert!(files.len() >= at_least, "{kind}: {} fixtures, expected at least {at_least}", files.len());
-    let problems: Vec<String> =
-        kubectl::parallel(&files, 3, |f| case(f, &kubectls)).into_iter().flatten().collect();
-    assert!(problems.is_empty(), "{} problem(s) with {} kubectl(s):\n{}", problems.len(), kubectls.len(), problems.join("\n"));
+    let problems: Vec<String> = kubectl::parallel(&files, 3, |f| case(f, &kubectls)).into_iter().flatten().collect();
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) with {} kubectl(s):\n{}",
+        problems.len(),
+        kubectls.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]

@@ -133,7 +133,10 @@ fn inputs_are_never_written_over() {
         (vec!["--token-file", "child.token", "--output-file", "parent.yaml", "--force"], "parent.yaml"),
         (vec!["--token-file", "child.token", "--output-file", "parent-alias.yaml", "--force"], "parent.yaml"),
         (vec!["--token-file", "child.token", "--output-file", "token-link", "--force"], "child.token"),
-        (vec!["--child-kubeconfig", "child.kubeconfig", "--output-file", "child.kubeconfig", "--force"], "child.kubeconfig"),
+        (
+            vec!["--child-kubeconfig", "child.kubeconfig", "--output-file", "child.kubeconfig", "--force"],
+            "child.kubeconfig",
+        ),
     ] {
         let out = s.generate(&args).output().unwrap();
         fails(&out, 1, "an input of this run");
@@ -155,10 +158,14 @@ fn user_info_in_urls_never_shows() {
         "parent.yaml",
         "apiVersion: v1\nkind: Config\ncurrent-context: p\nclusters:\n- name: p\n  cluster: {server: \"https://admin:PW-SECRET-1@host:99999\"}\ncontexts:\n- name: p\n  context: {cluster: p, user: u}\nusers:\n- name: u\n  user: {}\n",
     );
-    let out = s.bare(&["-v", "gen", "--kubeconfig", "parent.yaml", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"]).output().unwrap();
+    let out = s
+        .bare(&["-v", "gen", "--kubeconfig", "parent.yaml", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(!stderr(&out).contains("PW-SECRET-1"), "{}", stderr(&out));
-    for url in ["https://admin:PW-SECRET-1@ho st", "https://admin:PW-SECRET-1@", "https://admin:PW-SECRET-1@host:99999"] {
+    for url in ["https://admin:PW-SECRET-1@ho st", "https://admin:PW-SECRET-1@", "https://admin:PW-SECRET-1@host:99999"]
+    {
         let out = s.generate(&["--token-file", "child.token", "--child-server", url]).output().unwrap();
         assert!(!out.status.success(), "{url}");
         assert!(!stderr(&out).contains("PW-SECRET-1"), "{url}: {}", stderr(&out));
@@ -193,4 +200,3 @@ fn a_closed_stdout_ends_the_run_quietly() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&sh.stderr).contains("error"), "{}", String::from_utf8_lossy(&sh.stderr));
 }
-
