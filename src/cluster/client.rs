@@ -26,11 +26,13 @@ pub struct Connection {
     pub config: kube::Config,
 }
 
-/// Reads the kubeconfig named by `source` with kube's own loader (which
-/// resolves relative paths; nothing loaded here is ever written back).
+/// Reads the kubeconfig named by `source` as kubectl reads it (see
+/// `load::as_json`); nothing loaded here is ever written back.
 pub fn read_kubeconfig(source: &ParentSource) -> Result<Kubeconfig> {
-    let read =
-        |path: &std::path::Path| Kubeconfig::read_from(path).map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()));
+    let read = |path: &std::path::Path| {
+        let json = crate::kubeconfig::load::as_json(path)?;
+        Kubeconfig::from_yaml(&json).map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()))
+    };
     match source {
         ParentSource::Flag(path) | ParentSource::Home(path) => read(path),
         ParentSource::EnvList(paths) => {
