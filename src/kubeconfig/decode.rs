@@ -37,7 +37,7 @@ pub struct Budget {
 pub fn text(bytes: &[u8]) -> Result<Cow<'_, str>> {
     let utf16 = |big: bool| -> Result<Cow<'_, str>> {
         let body = &bytes[2..];
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             bail!("is not valid UTF-16 text (odd number of bytes)");
         }
         let units = body
@@ -489,7 +489,7 @@ fn go_float_key(f: f64) -> String {
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let sign = if negative { "-" } else { "" };
     // Go's %g with the shortest precision: exponent form below 1e-4 and from 1e6.
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let (head, tail) = digits.split_at(1);
         let dot = if tail.is_empty() { String::new() } else { format!(".{tail}") };
         let esign = if exp < 0 { '-' } else { '+' };
