@@ -251,11 +251,15 @@ fn merge(map: &mut Mapping, value: Value) -> Result<()> {
     }
 }
 
-/// go-yaml's test for a merge key: `<<` written plain, or tagged `!!merge`.
+/// go-yaml's test for a merge key: `<<` implicit (written plain, or with the
+/// non-specific tag `!`, as libyaml counts it), or tagged `!!merge`.
 fn is_merge_key(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> bool {
+    let tag = tag.map(long_tag);
     value == "<<"
-        && (tag.is_none() && style == ScalarStyle::Plain
-            || tag.map(long_tag).as_deref() == Some("tag:yaml.org,2002:merge"))
+        && match tag.as_deref() {
+            None => style == ScalarStyle::Plain,
+            Some(tag) => tag == "!" || tag == "tag:yaml.org,2002:merge",
+        }
 }
 
 fn long_tag(tag: &Tag) -> String {

@@ -213,7 +213,7 @@ pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
         serde_yaml::Value::Mapping(_) => {}
         _ => bail!("is not a kubeconfig (its top level is not a mapping)"),
     }
-    let config: Kubeconfig = super::parse::from_value(&value, "kubeconfig")?;
+    let config: Kubeconfig = super::parse::into_typed(value, "kubeconfig", || super::parse::value(&text))?;
     check(&config)?;
     Ok(config)
 }

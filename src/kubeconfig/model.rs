@@ -12,6 +12,8 @@
 //! target is checked with this model, then edited as a raw value (see
 //! `write::merge`), so nothing in it is lost.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer};
 use serde_yaml::{Mapping, Value};
 
@@ -91,75 +93,75 @@ pub struct NamedUser {
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[allow(dead_code)]
-struct AuthInfo {
+struct AuthInfo<'a> {
     #[serde(default)]
-    client_certificate: Option<String>,
-    #[serde(default, deserialize_with = "base64_bytes")]
-    client_certificate_data: Option<String>,
+    client_certificate: Option<&'a str>,
+    #[serde(default, deserialize_with = "base64_checked")]
+    client_certificate_data: (),
     #[serde(default)]
-    client_key: Option<String>,
-    #[serde(default, deserialize_with = "base64_bytes")]
-    client_key_data: Option<String>,
+    client_key: Option<&'a str>,
+    #[serde(default, deserialize_with = "base64_checked")]
+    client_key_data: (),
     #[serde(default)]
-    token: Option<String>,
+    token: Option<&'a str>,
     #[serde(default, rename = "tokenFile")]
-    token_file: Option<String>,
+    token_file: Option<&'a str>,
     #[serde(default, rename = "as")]
-    impersonate: Option<String>,
+    impersonate: Option<&'a str>,
     #[serde(default, rename = "as-uid")]
-    impersonate_uid: Option<String>,
+    impersonate_uid: Option<&'a str>,
     #[serde(default, rename = "as-groups")]
-    impersonate_groups: Option<Vec<String>>,
+    impersonate_groups: Option<Vec<&'a str>>,
     #[serde(default, rename = "as-user-extra")]
-    impersonate_user_extra: Option<std::collections::BTreeMap<String, Option<Vec<String>>>>,
+    impersonate_user_extra: Option<std::collections::BTreeMap<&'a str, Option<Vec<&'a str>>>>,
     #[serde(default)]
-    username: Option<String>,
+    username: Option<&'a str>,
     #[serde(default)]
-    password: Option<String>,
+    password: Option<&'a str>,
     #[serde(default, rename = "auth-provider")]
-    auth_provider: Option<AuthProvider>,
+    auth_provider: Option<AuthProvider<'a>>,
     #[serde(default)]
-    exec: Option<Exec>,
+    exec: Option<Exec<'a>>,
     #[serde(default, deserialize_with = "extension_list")]
     extensions: Option<Value>,
 }
 
 #[derive(Deserialize)]
 #[allow(dead_code)]
-struct AuthProvider {
+struct AuthProvider<'a> {
     #[serde(default)]
-    name: Option<String>,
+    name: Option<&'a str>,
     #[serde(default)]
-    config: Option<std::collections::BTreeMap<String, Option<String>>>,
+    config: Option<std::collections::BTreeMap<&'a str, Option<&'a str>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)]
-struct Exec {
+struct Exec<'a> {
     #[serde(default)]
-    command: Option<String>,
+    command: Option<&'a str>,
     #[serde(default)]
-    args: Option<Vec<Option<String>>>,
+    args: Option<Vec<Option<&'a str>>>,
     #[serde(default)]
-    env: Option<Vec<ExecEnv>>,
+    env: Option<Vec<ExecEnv<'a>>>,
     #[serde(default)]
-    api_version: Option<String>,
+    api_version: Option<&'a str>,
     #[serde(default)]
-    install_hint: Option<String>,
+    install_hint: Option<&'a str>,
     #[serde(default)]
     provide_cluster_info: Option<bool>,
     #[serde(default)]
-    interactive_mode: Option<String>,
+    interactive_mode: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
 #[allow(dead_code)]
-struct ExecEnv {
+struct ExecEnv<'a> {
     #[serde(default)]
-    name: Option<String>,
+    name: Option<&'a str>,
     #[serde(default)]
-    value: Option<String>,
+    value: Option<&'a str>,
 }
 
 /// A user entry kept raw, after checking it as kubectl's `AuthInfo`.
@@ -167,9 +169,30 @@ fn auth_info<'de, D>(deserializer: D) -> Result<Mapping, D::Error>
 where
     D: Deserializer<'de>,
 {
-    let user = Option::<Mapping>::deserialize(deserializer)?.unwrap_or_default();
-    AuthInfo::deserialize(Value::Mapping(user.clone())).map_err(serde::de::Error::custom)?;
-    Ok(user)
+    let user = Value::Mapping(Option::<Mapping>::deserialize(deserializer)?.unwrap_or_default());
+    // Borrowed: nothing of a (large) user entry is copied to check it.
+    AuthInfo::deserialize(&user).map_err(serde::de::Error::custom)?;
+    match user {
+        Value::Mapping(user) => Ok(user),
+        _ => Ok(Mapping::new()),
+    }
+}
+
+/// [`base64_bytes`] for a field only checked, borrowing its text.
+fn base64_checked<'de, D>(deserializer: D) -> Result<(), D::Error>
+where
+    D: Deserializer<'de>,
+{
+    use base64::Engine as _;
+    let Some(text) = Option::<&'de str>::deserialize(deserializer)? else {
+        return Ok(());
+    };
+    let compact: Cow<str> =
+        if text.contains(['\r', '\n']) { text.replace(['\r', '\n'], "").into() } else { Cow::Borrowed(text) };
+    let mut buf = Vec::with_capacity(compact.len() * 3 / 4 + 3);
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(compact.as_bytes(), &mut buf)
+        .map_err(|_| serde::de::Error::custom("is not base64 (kubectl decodes this field as base64)"))
 }
 
 /// A field only checked: null or missing is `None`.

@@ -116,6 +116,7 @@ pub fn merge_into(
             let doc = super::parse::value(&text).map_err(unchanged)?;
             if doc.is_mapping() {
                 let config = super::parse::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
+                // (Borrowed: the document itself is edited and written below.)
                 super::load::check(&config).map_err(unchanged)?;
             }
             (Some(Some(doc).filter(|d| !d.is_null())), Some(meta))
