@@ -38,14 +38,16 @@ pub fn text(bytes: &[u8]) -> Result<Cow<'_, str>> {
     let utf16 = |big: bool| -> Result<Cow<'_, str>> {
         let body = &bytes[2..];
         if !body.len().is_multiple_of(2) {
-            bail!("is not valid UTF-16 text (odd number of bytes)");
+            bail!(
+                "is not UTF-8 text, nor valid UTF-16 (it starts with a UTF-16 byte-order mark, then an odd number of bytes)"
+            );
         }
         let units = body
             .chunks_exact(2)
             .map(|p| if big { u16::from_be_bytes([p[0], p[1]]) } else { u16::from_le_bytes([p[0], p[1]]) });
         let text: String = char::decode_utf16(units)
             .collect::<Result<_, _>>()
-            .map_err(|_| anyhow!("is not valid UTF-16 text (unpaired surrogate)"))?;
+            .map_err(|_| anyhow!("is not UTF-8 text, nor valid UTF-16 (it starts with a UTF-16 byte-order mark, then an unpaired surrogate)"))?;
         Ok(Cow::Owned(text))
     };
     match bytes {
@@ -82,8 +84,9 @@ pub fn document(text: &str, budget: Budget) -> Result<Value> {
             Event::DocumentEnd | Event::StreamEnd => break,
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.as_deref();
-                let value = scalar(&text, style, tag).map_err(|e| anyhow!("{e} ({})", at()))?;
-                builder.scalar(value, is_merge_key(&text, style, tag), anchor, &at)?;
+                let merge_key = is_merge_key(&text, style, tag);
+                let value = scalar(text, style, tag).map_err(|e| anyhow!("{e} ({})", at()))?;
+                builder.scalar(value, merge_key, anchor, &at)?;
             }
             Event::Alias(id) => {
                 let (value, count) = builder.anchors.get(&id).cloned().ok_or_else(|| {
@@ -272,15 +275,15 @@ const CORE: &str = "tag:yaml.org,2002:";
 /// `decoder.scalar`): plain scalars are resolved, quoted and block ones are
 /// strings, `!!str` and the other core tags force a type, unknown tags leave
 /// the text as it is.
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value> {
+fn scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value> {
     let tag = tag.map(long_tag);
     let tag = tag.as_deref().map(|t| t.strip_prefix(CORE).map_or(Cow::Borrowed(t), |s| Cow::Owned(format!("!!{s}"))));
     match tag.as_deref() {
         None if style == ScalarStyle::Plain => Ok(resolve(text)),
-        None => Ok(Value::String(text.to_string())),
+        None => Ok(Value::String(text.into_owned())),
         // `!` (non-specific) in go-yaml v2 resolves like no tag.
-        Some("!") if style == ScalarStyle::Plain => Ok(Value::String(text.to_string())),
-        Some("!!str") | Some("!!timestamp") => Ok(Value::String(text.to_string())),
+        Some("!") if style == ScalarStyle::Plain => Ok(Value::String(text.into_owned())),
+        Some("!!str") | Some("!!timestamp") => Ok(Value::String(text.into_owned())),
         Some("!!binary") => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
@@ -306,21 +309,26 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value> {
             }
         }
         // Any other tag (local `!x`, `!!map`, `!!seq`...): the text as it is.
-        Some(_) => Ok(Value::String(text.to_string())),
+        Some(_) => Ok(Value::String(text.into_owned())),
     }
 }
 
 /// go-yaml v2's `resolve` for a plain scalar without a tag.
-pub fn resolve(text: &str) -> Value {
+pub fn resolve(text: Cow<'_, str>) -> Value {
+    resolve_special(&text).unwrap_or_else(|| Value::String(text.into_owned()))
+}
+
+/// [`resolve`] for what is not a string; `None` for a string.
+fn resolve_special(text: &str) -> Option<Value> {
     let Some(&first) = text.as_bytes().first() else {
-        return Value::Null;
+        return Some(Value::Null);
     };
-    match first {
+    let value = match first {
         b'y' | b'Y' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'o' | b'O' | b'~' => match text {
             "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Value::Bool(true),
             "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => Value::Bool(false),
             "~" | "null" | "Null" | "NULL" => Value::Null,
-            _ => Value::String(text.to_string()),
+            _ => return None,
         },
         b'.' => match text {
             // Infinity and NaN resolve as floats in go-yaml, which JSON cannot
@@ -329,45 +337,46 @@ pub fn resolve(text: &str) -> Value {
             ".inf" | ".Inf" | ".INF" => Value::Number(Number::from(f64::INFINITY)),
             _ => match go_parse_float(text) {
                 Some(f) => Value::Number(Number::from(f)),
-                None => Value::String(text.to_string()),
+                None => return None,
             },
         },
         b'0'..=b'9' | b'+' | b'-' => {
             match text {
-                "+.inf" | "+.Inf" | "+.INF" => return Value::Number(Number::from(f64::INFINITY)),
-                "-.inf" | "-.Inf" | "-.INF" => return Value::Number(Number::from(f64::NEG_INFINITY)),
+                "+.inf" | "+.Inf" | "+.INF" => return Some(Value::Number(Number::from(f64::INFINITY))),
+                "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Number(Number::from(f64::NEG_INFINITY))),
                 _ => {}
             }
             // A timestamp (`2001-12-14`) stays a string, and nothing that has
             // `-` after four digits is a number either.
             let plain: String = text.chars().filter(|&c| c != '_').collect();
             if let Some(i) = go_parse_int(&plain) {
-                return Value::Number(Number::from(i));
+                return Some(Value::Number(Number::from(i)));
             }
             if let Some(u) = go_parse_uint(&plain) {
-                return Value::Number(Number::from(u));
+                return Some(Value::Number(Number::from(u)));
             }
             if is_yaml_style_float(&plain)
                 && let Some(f) = go_parse_float(&plain)
             {
-                return Value::Number(Number::from(f));
+                return Some(Value::Number(Number::from(f)));
             }
             // `0b` followed by a sign, which Go's second try accepts.
             if let Some(rest) = plain.strip_prefix("0b")
                 && let Ok(i) = i64::from_str_radix(rest, 2)
             {
-                return Value::Number(Number::from(i));
+                return Some(Value::Number(Number::from(i)));
             }
             if let Some(rest) = plain.strip_prefix("-0b")
                 && !rest.starts_with(['+', '-'])
                 && let Ok(i) = i64::from_str_radix(&format!("-{rest}"), 2)
             {
-                return Value::Number(Number::from(i));
+                return Some(Value::Number(Number::from(i)));
             }
-            Value::String(text.to_string())
+            return None;
         }
-        _ => Value::String(text.to_string()),
-    }
+        _ => return None,
+    };
+    Some(value)
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then `0x`, `0o`, `0b`
