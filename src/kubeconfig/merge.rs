@@ -63,7 +63,9 @@ fn check_is_kubeconfig(root: &Mapping) -> Result<()> {
         Some(_) => bail!("has a kind other than Config; it is not a kubeconfig"),
     }
     let known = ["apiVersion", "kind", "clusters", "contexts", "users", "current-context", "preferences"];
-    if !known.iter().any(|k| root.contains_key(*k)) {
+    // `{}` is an empty kubeconfig; a file with only other fields is probably
+    // another tool's file given by mistake, and is left alone.
+    if !root.is_empty() && !known.iter().any(|k| root.contains_key(*k)) {
         bail!("is not a kubeconfig (no clusters, contexts, users or kind); give a kubeconfig file or a new path");
     }
     Ok(())
