@@ -6,7 +6,8 @@
 #   FUZZ_PARALLEL=2 scripts/fuzz.sh           two targets at a time
 #
 # Targets: kubeconfig_load (parse + select + server rewrite + emit/merge round
-# trip), server_url (server and --child-server rewriting), credentials (tokens,
+# trip), merge_semantics (a merge keeps the meaning of every untouched entry),
+# server_url (server and --child-server rewriting), credentials (tokens,
 # base64, PEM pairs, child kubeconfigs). Needs nightly Rust and cargo-fuzz
 # (`cargo install cargo-fuzz`). Corpora grow in fuzz/corpus/<target> (seeded
 # from fuzz/seeds/<target>), crashes land in fuzz/artifacts/<target>, logs in
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-600}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(kubeconfig_load server_url credentials)
+[ ${#targets[@]} -eq 0 ] && targets=(kubeconfig_load merge_semantics server_url credentials)
 parallel=${FUZZ_PARALLEL:-1}
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }

@@ -44,6 +44,9 @@ pub fn run() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // stdout closed early (`gen | head -c 10`): quiet, as kubectl, which
+        // SIGPIPE ends; the shell sees the same status, 128 + SIGPIPE.
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             // One line, whatever the causes contain: scripts grep stderr. Causes
             // quote servers and cluster objects: escaped for the terminal.
@@ -52,6 +55,11 @@ pub fn run() -> ExitCode {
             if error::is_usage(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// kubectl's habit `-v=6` (also `--v=6`, `-v6`, `-v 6`): this tool has one

@@ -59,17 +59,19 @@ impl Route {
     pub fn from_child_server(input: &str) -> Result<Route> {
         let flag = "--child-server";
         check_text(input, flag)?;
-        let url = Url::parse(input.trim())
-            .map_err(|e| anyhow!("{flag} {input:?} is not a URL ({e}); give http(s)://host[:port][/path]"))?;
+        let url = Url::parse(input.trim()).map_err(|e| {
+            let shown = without_userinfo(input);
+            anyhow!("{flag} {shown:?} is not a URL ({e}); give http(s)://host[:port][/path]")
+        })?;
         let scheme = match url.scheme() {
             "https" => "https",
             "http" => "http",
             other => bail!("{flag} has scheme {other:?}; the hub dials only https:// or http://"),
         };
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| anyhow!("{flag} {input:?} has no host; give http(s)://host[:port][/path]"))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+            let shown = without_userinfo(input);
+            anyhow!("{flag} {shown:?} has no host; give http(s)://host[:port][/path]")
+        })?;
         reject_extras(&url, flag)?;
         check_host_and_port(input, &url, flag)?;
         let mut target = host.to_string();
@@ -92,6 +94,17 @@ impl Route {
 /// The server of the generated cluster: the parent server, exactly one `/`,
 /// then `apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/<route>`.
 /// A path prefix of the parent (Rancher-style) is kept; `field` names the
+/// A URL for messages and traces: user info (`user:password@`) is cut out,
+/// whether or not the rest parses, since the password is a secret.
+pub fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}<user info removed>@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// parent's server field for messages.
 pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &str) -> Result<String> {
     check_text(parent_server, field)?;
@@ -181,6 +194,18 @@ fn reject_extras(url: &Url, field: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn user_info_never_shows() {
+        assert_eq!(
+            super::without_userinfo("https://admin:PW@host:99999/x"),
+            "https://<user info removed>@host:99999/x"
+        );
+        assert_eq!(super::without_userinfo("https://a:P@W@ho st"), "https://<user info removed>@ho st");
+        assert_eq!(super::without_userinfo("https://host/a@b"), "https://host/a@b");
+        let err = format!("{:#}", super::Route::from_child_server("https://admin:PW@ho st").unwrap_err());
+        assert!(!err.contains("PW"), "{err}");
+    }
+
     use super::*;
 
     const ID: &str = "dc91021d-2361-4f6d-a404-7c33b9e01118";

@@ -52,11 +52,13 @@ pub struct Connection {
     pub config: kube::Config,
 }
 
-/// Reads the kubeconfig named by `source` with kube's own loader (which
-/// resolves relative paths; nothing loaded here is ever written back).
+/// Reads the kubeconfig named by `source` as kubectl reads it (see
+/// `load::as_json`); nothing loaded here is ever written back.
 pub fn read_kubeconfig(source: &ParentSource) -> Result<Kubeconfig> {
-    let read =
-        |path: &std::path::Path| Kubeconfig::read_from(path).map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()));
+    let read = |path: &std::path::Path| {
+        let json = crate::kubeconfig::load::as_json(path)?;
+        Kubeconfig::from_yaml(&json).map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()))
+    };
     match source {
         ParentSource::Flag(path) | ParentSource::Home(path) => read(path),
         ParentSource::EnvList(paths) => {
@@ -119,7 +121,10 @@ pub async fn connect_with(
     config.write_timeout = Some(timeout);
     config.default_retry = retries == Retries::KubeDefault;
     let server = config.cluster_url.to_string();
-    crate::trace::line(|| format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs()));
+    crate::trace::line(|| {
+        let server = crate::route::without_userinfo(&server);
+        format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs())
+    });
     tls::install_provider();
     let client = kube::Client::try_from(config.clone())
         .map_err(|e| anyhow!("context {context_name:?}: {}", tls::client_setup_error(&e)))?;

@@ -50,6 +50,17 @@ pub enum ChildSource {
 }
 
 impl ChildSource {
+    /// The files this source reads (stdin, `-`, is not a file).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let paths: Vec<&PathBuf> = match self {
+            ChildSource::TokenFile(p) => vec![p],
+            ChildSource::CertKeyFiles { cert, key } => vec![cert, key],
+            ChildSource::ChildKubeconfig { path, .. } => vec![path],
+            _ => vec![],
+        };
+        paths.into_iter().filter(|p| p.as_os_str() != "-").cloned().collect()
+    }
+
     /// True when the source reads standard input.
     pub fn reads_stdin(&self) -> bool {
         matches!(self, ChildSource::TokenFile(p) if p.as_os_str() == "-")
@@ -128,6 +139,7 @@ fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<ChildCredential
     let config = load::read_file(path).context("--child-kubeconfig")?;
     let loaded = load::merge(vec![(load::absolute(path), config)]);
     let selection = select::select(&loaded, context, "--child-context").context("--child-kubeconfig")?;
+    selection.require_user().context("--child-kubeconfig")?;
     let user_name = selection.user_name;
     let user = flatten::flatten_user(selection.user, selection.user_dir, user_name).context("--child-kubeconfig")?;
     let origin = format!("user {user_name:?} of --child-kubeconfig {}", path.display());

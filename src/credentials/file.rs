@@ -290,7 +290,7 @@ mod tests {
         let path = dir.path().join("creds.yaml");
         for (text, needle) in [
             ("clusters:\n  a: {}\n", "clusters.a: no credentials"),
-            ("clusters:\n  a: {token: x, tokenFile: y}\n", "more than one"),
+            ("clusters:\n  a: {token: x, tokenFile: t}\n", "more than one"),
             ("clusters:\n  a: {clientKey: k}\n", "clientKey needs clientCertificate"),
             ("clusters:\n  a: {tokn: x}\n", "unknown field `tokn`"),
             ("clusters: {}\n", "no entries"),

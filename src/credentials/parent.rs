@@ -104,6 +104,7 @@ pub fn build(method: &Method, token: Option<Secret>, selection: &Selection) -> R
         (Method::Token(_), Some(token)) => Ok(ParentAuth::Token(token)),
         (Method::Token(_), None) => Err(usage("--parent-auth token needs a parent token")),
         (Method::Keep, _) => {
+            selection.require_user().context("--parent-auth keep")?;
             let user = flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)
                 .context("--parent-auth keep")?;
             Ok(ParentAuth::Keep { user_name: selection.user_name.to_string(), user })

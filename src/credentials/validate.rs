@@ -6,7 +6,6 @@ use anyhow::{Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use rustls::crypto::ring::default_provider;
-use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -109,18 +108,57 @@ pub fn cert_and_key(cert_pem: &[u8], key_pem: &[u8], cert_origin: &str, key_orig
             return Ok(KeyCheck::Unchecked(format!("key type not supported for checking ({e})")));
         }
     };
-    match CertifiedKey::new(vec![cert], signing_key).keys_match() {
-        Ok(()) => Ok(KeyCheck::Matches),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            bail!(
-                "{key_origin} does not belong to {cert_origin}; the hub would answer 400 \"invalid key pair in header\": give the matching key"
-            )
-        }
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
-            Ok(KeyCheck::Unchecked("the key's public half cannot be derived".to_string()))
-        }
-        Err(_) => bail!("{cert_origin} is not a valid X.509 certificate"),
+    // The certificate's public key, read here rather than by webpki, which
+    // refuses X.509 v1 certificates (what `openssl x509 -req` makes by
+    // default, as in the Kubernetes docs) that kubectl and the hub accept.
+    let Some(cert_spki) = subject_public_key_info(cert.as_ref()) else {
+        bail!("{cert_origin} is not a valid X.509 certificate");
+    };
+    let Some(key_spki) = signing_key.public_key() else {
+        return Ok(KeyCheck::Unchecked("the key's public half cannot be derived".to_string()));
+    };
+    if key_spki.as_ref() == cert_spki {
+        Ok(KeyCheck::Matches)
+    } else {
+        bail!(
+            "{key_origin} does not belong to {cert_origin}; the hub would answer 400 \"invalid key pair in header\": give the matching key"
+        )
     }
+}
+
+/// The `subjectPublicKeyInfo` of a DER certificate (its full encoding), for
+/// X.509 v1, v2 and v3 alike: Certificate ::= SEQUENCE { tbsCertificate
+/// SEQUENCE { [0] version OPTIONAL, serial, signature, issuer, validity,
+/// subject, subjectPublicKeyInfo, ... }, ... }.
+fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    let (certificate, _) = der_content(cert)?;
+    let (tbs, _) = der_content(certificate)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xA0) {
+        rest = der_content(rest)?.1;
+    }
+    for _ in 0..5 {
+        rest = der_content(rest)?.1;
+    }
+    let (_, after) = der_content(rest)?;
+    Some(&rest[..rest.len() - after.len()])
+}
+
+/// The content of the DER element at the start of `bytes`, and what follows it.
+fn der_content(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&_tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7F) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 #[cfg(test)]
@@ -175,6 +213,52 @@ pub(crate) mod tests {
         assert!(err(&cert, "hello").contains("KEY is not a PEM private key"));
         assert!(err("hello", &other_key).contains("CERT is not a PEM certificate"));
         assert!(!err(&cert, &other_key).contains("PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn x509_v1_certificates_are_accepted() {
+        // A v1 certificate (no version field, no extensions), as
+        // `openssl x509 -req` makes by default: built from a v3 one by
+        // dropping its [0] version and [3] extensions (the signature is not
+        // checked here, only the key).
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "child");
+        let v3 = params.self_signed(&key).unwrap().der().to_vec();
+        let v1 = testkit_like_v1(&v3);
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", STANDARD.encode(&v1));
+        assert_eq!(cert_and_key(pem.as_bytes(), key.serialize_pem().as_bytes(), "c", "k").unwrap(), KeyCheck::Matches);
+        let (_, other) = pair();
+        assert!(cert_and_key(pem.as_bytes(), other.as_bytes(), "c", "k").is_err());
+    }
+
+    /// Re-encodes a v3 certificate without version and extensions.
+    fn testkit_like_v1(v3: &[u8]) -> Vec<u8> {
+        fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+            let mut out = vec![tag];
+            let len = content.len();
+            if len < 0x80 {
+                out.push(len as u8);
+            } else {
+                let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+                out.push(0x80 | bytes.len() as u8);
+                out.extend(bytes);
+            }
+            out.extend_from_slice(content);
+            out
+        }
+        let (certificate, _) = der_content(v3).unwrap();
+        let (tbs, after_tbs) = der_content(certificate).unwrap();
+        let mut rest = der_content(tbs).unwrap().1; // skip [0] version
+        let mut fields = Vec::new();
+        for _ in 0..6 {
+            let (_, after) = der_content(rest).unwrap();
+            fields.extend_from_slice(&rest[..rest.len() - after.len()]);
+            rest = after;
+        }
+        let mut body = tlv(0x30, &fields);
+        body.extend_from_slice(after_tbs);
+        tlv(0x30, &body)
     }
 
     #[test]

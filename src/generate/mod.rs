@@ -14,14 +14,16 @@ pub mod settings;
 pub mod targets;
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
 pub use self::settings::{Destination, Env, Settings};
-use self::targets::{Found, Pairing, Target, Wanted};
+use self::targets::{ChildCredentialSource, Found, Pairing, Target, Wanted};
 use crate::cli::{GenArgs, OutputFormat};
 use crate::cluster::client::{self, Session};
 use crate::cluster::{hub_token, probe};
+use crate::credentials::parent::GivenToken;
 use crate::credentials::{self, TokenSource};
 use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
@@ -77,7 +79,7 @@ fn generate(settings: &Settings) -> Result<()> {
         let s = connected(&session)?;
         s.block_on(verify(settings, s, &parent, &entries))?;
     }
-    deliver(settings, &entries, parent.selection.context_name)
+    deliver(settings, &entries, parent.selection.context_name, &input_files(settings, &loaded, &targets))
 }
 
 /// The session [`Settings::needs_cluster`] asked for.
@@ -127,6 +129,19 @@ async fn verify(settings: &Settings, session: &Session, parent: &Parent<'_>, ent
     Err(failed)
 }
 
+/// Every file this run reads: an output file must never be one of them.
+fn input_files(settings: &Settings, loaded: &load::Loaded, targets: &[Target]) -> Vec<PathBuf> {
+    let mut files = loaded.files.clone();
+    files.extend(targets.iter().flat_map(|t| t.source.files()));
+    if let ChildCredentialSource::File(credentials) = &settings.child {
+        files.push(credentials.path.clone());
+    }
+    if let credentials::parent::Method::Token(TokenSource::Given(GivenToken::File(path))) = &settings.parent_auth {
+        files.push(path.clone());
+    }
+    files
+}
+
 /// The parent side of a generation: the selected context of the loaded files,
 /// and the parent token when `--parent-auth token`.
 struct Parent<'a> {
@@ -149,9 +164,10 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
         flatten::flatten_user(selection.user, selection.user_dir, selection.user_name).unwrap_or_default();
     trace::line(|| {
         format!(
-            "parent {files}: context {:?}, cluster {:?} ({parent_server}), user {:?}; parent auth {:?}",
+            "parent {files}: context {:?}, cluster {:?} ({}), user {:?}; parent auth {:?}",
             selection.context_name,
             selection.cluster_name,
+            route::without_userinfo(parent_server),
             selection.user_name,
             settings.parent_auth.name()
         )
@@ -180,11 +196,16 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
         };
         let user = credentials::user_entry(&parent, &child);
         trace::line(|| {
-            format!("{}: name {name:?}, server {server}, user {}", target.describe(), trace::redacted(&user))
+            format!(
+                "{}: name {name:?}, server {}, user {}",
+                target.describe(),
+                route::without_userinfo(&server),
+                trace::redacted(&user)
+            )
         });
         entries.push(Entries {
             cluster: emit::cluster_entry(selection.cluster, server, ca_data.clone()),
-            context: emit::context_entry(&name, selection.namespace),
+            context: emit::context_entry(&name, selection.namespace, selection.context_extensions),
             user,
             name,
         });
@@ -241,8 +262,9 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
 }
 
 /// Emits to stdout, writes the file, or merges into the target.
-/// `parent_context` is named when the merge changes the default parent.
-fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str) -> Result<()> {
+/// `parent_context` is named when the merge changes the default parent;
+/// `inputs` are the files this run reads, never written over.
+fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, inputs: &[PathBuf]) -> Result<()> {
     let current = current_context(settings, entries);
     trace::line(|| format!("writing {} context(s) to {:?}", entries.len(), settings.destination));
     match &settings.destination {
@@ -253,7 +275,7 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str) -> Re
         }
         Destination::File { path, force } => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
-            in_cwd(write::write_new(path, &text, *force), path)?;
+            in_cwd(write::write_new(path, &text, *force, inputs), path)?;
             let names: Vec<String> = entries.iter().map(|e| format!("{:?}", e.name)).collect();
             eprintln!("wrote context {} to {} (mode 0600)", names.join(", "), path.display());
             Ok(())
@@ -279,6 +301,9 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str) -> Re
                         current.unwrap_or_default()
                     );
                 }
+            }
+            if let Some(why) = report.in_place {
+                eprintln!("note: {} was rewritten in place, as kubectl does, since {why}", report.path.display());
             }
             if let Some(mode) = report.loose_mode {
                 eprintln!(

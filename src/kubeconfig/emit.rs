@@ -44,10 +44,14 @@ pub fn cluster_entry(parent: &Cluster, server: String, ca_data: Option<String>) 
     map
 }
 
-/// The generated context entry; the parent context's namespace is kept.
-pub fn context_entry(name: &str, namespace: Option<&str>) -> Mapping {
+/// The generated context entry; the parent context's namespace and
+/// extensions are kept.
+pub fn context_entry(name: &str, namespace: Option<&str>, extensions: Option<&Value>) -> Mapping {
     let mut map = Mapping::new();
     map.insert("cluster".into(), name.into());
+    if let Some(ext) = extensions {
+        map.insert("extensions".into(), ext.clone());
+    }
     if let Some(ns) = namespace {
         map.insert("namespace".into(), ns.into());
     }
@@ -113,7 +117,7 @@ mod tests {
         Entries {
             name: "clusternet-x".into(),
             cluster: cluster_entry(&parent, "https://p/apis/x".into(), Some("Q0E=".into())),
-            context: context_entry("clusternet-x", Some("dev")),
+            context: context_entry("clusternet-x", Some("dev"), None),
             user: serde_yaml::from_str("username: system:anonymous").unwrap(),
         }
     }

@@ -116,21 +116,32 @@ fn embed(
         return Ok(());
     };
     let what = format!("users[{user_name:?}].user.{file_key}");
-    let Value::String(reference) = reference else {
-        bail!("{what} must be a string (a file path)");
+    let reference = match reference {
+        Value::String(reference) => reference,
+        Value::Null => return Ok(()),
+        _ => bail!("{what} must be a string (a file path)"),
     };
-    let has_inline = user.get(data_key).is_some_and(|v| !matches!(v, Value::Null));
-    if reference.is_empty() || has_inline {
-        // Inline data wins over the file, as in client-go.
+    // An empty inline field is unset, as for client-go (`token: ""`).
+    let inline = user.get(data_key).and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+    if reference.is_empty() {
         return Ok(());
     }
-    let bytes = read_reference(&reference, base, &what)?;
     let value = match encoding {
-        Encoding::Base64 => STANDARD.encode(&bytes),
-        Encoding::TrimmedText => String::from_utf8(bytes)
-            .map_err(|_| anyhow!("{what}: the token file is not UTF-8 text"))?
-            .trim()
-            .to_string(),
+        // Inline certificate and key data win over the files (client-go's
+        // `dataFromSliceOrFile`).
+        Encoding::Base64 if inline => return Ok(()),
+        Encoding::Base64 => STANDARD.encode(read_reference(&reference, base, &what)?),
+        // A readable token file wins over an inline token: client-go reads
+        // the file on every request and falls back to the inline token only
+        // when it cannot (`NewBearerAuthWithRefreshRoundTripper`).
+        Encoding::TrimmedText => match read_reference(&reference, base, &what) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| anyhow!("{what}: the token file is not UTF-8 text"))?
+                .trim()
+                .to_string(),
+            Err(_) if inline => return Ok(()),
+            Err(e) => return Err(e),
+        },
     };
     user.insert(Value::String(data_key.to_string()), Value::String(value));
     Ok(())
@@ -183,6 +194,22 @@ mod tests {
         assert_eq!(out["exec"]["command"], Value::from("/cfg/./bin/auth"));
         let bare = flatten_user(&user("exec: {command: gke-gcloud-auth-plugin}\n"), Path::new("/cfg"), "u").unwrap();
         assert_eq!(bare["exec"]["command"], Value::from("gke-gcloud-auth-plugin"));
+    }
+
+    #[test]
+    fn empty_inline_fields_are_unset_and_a_readable_token_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("tok"), "FILE\n").unwrap();
+        fs::write(dir.path().join("c.crt"), "CERT").unwrap();
+        let u = user("token: INLINE\ntokenFile: tok\nclient-certificate-data: \"\"\nclient-certificate: c.crt\n");
+        let out = flatten_user(&u, dir.path(), "u").unwrap();
+        assert_eq!(out.get("token").unwrap(), &Value::from("FILE"));
+        assert_eq!(out.get("client-certificate-data").unwrap(), &Value::from(STANDARD.encode("CERT")));
+        // An unreadable token file: the inline token, as client-go falls back to it.
+        let u = user("token: INLINE\ntokenFile: missing\n");
+        assert_eq!(flatten_user(&u, dir.path(), "u").unwrap().get("token").unwrap(), &Value::from("INLINE"));
+        let u = user("token: \"\"\ntokenFile: missing\n");
+        assert!(flatten_user(&u, dir.path(), "u").is_err());
     }
 
     #[test]

@@ -63,7 +63,9 @@ fn check_is_kubeconfig(root: &Mapping) -> Result<()> {
         Some(_) => bail!("has a kind other than Config; it is not a kubeconfig"),
     }
     let known = ["apiVersion", "kind", "clusters", "contexts", "users", "current-context", "preferences"];
-    if !known.iter().any(|k| root.contains_key(*k)) {
+    // `{}` is an empty kubeconfig; a file with only other fields is probably
+    // another tool's file given by mistake, and is left alone.
+    if !root.is_empty() && !known.iter().any(|k| root.contains_key(*k)) {
         bail!("is not a kubeconfig (no clusters, contexts, users or kind); give a kubeconfig file or a new path");
     }
     Ok(())
@@ -86,9 +88,11 @@ fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping
     let mut found = None;
     let mut seen = std::collections::HashSet::new();
     for (index, item) in items.iter().enumerate() {
+        // A missing name is the empty name, as for kubectl.
         let item_name = match item.get("name") {
             Some(Value::String(n)) => n.as_str(),
-            _ => bail!("{list}[{index}] has no name; fix the file first"),
+            None | Some(Value::Null) => "",
+            _ => bail!("{list}[{index}] has a name that is not a string; fix the file first"),
         };
         // kubectl refuses a file with two entries of one name; so do we,
         // rather than write such a file back.
@@ -186,7 +190,7 @@ some-unknown-top-level: 1
             ("foo: bar\n", "not a kubeconfig"),
             ("kind: Pod\n", "kind other than Config"),
             ("kind: Config\nclusters: 5\n", "clusters is not a list"),
-            ("kind: Config\nusers:\n- {user: {}}\n", "users[0] has no name"),
+            ("kind: Config\nusers:\n- {name: [x], user: {}}\n", "users[0] has a name that is not a string"),
             ("kind: Config\nclusters:\n- {name: gen}\n- {name: gen}\n", "two cluster entries"),
             ("kind: Config\nusers:\n- {name: other}\n- {name: other}\n", "two user entries named \"other\""),
         ] {

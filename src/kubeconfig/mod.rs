@@ -1,6 +1,7 @@
 //! Kubeconfig files: the typed model, loading (with kubectl's merge rules),
 //! context selection, embedding of file references, emitting and writing.
 
+pub mod decode;
 pub mod emit;
 pub mod flatten;
 pub mod load;

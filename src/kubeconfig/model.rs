@@ -5,9 +5,14 @@
 //! keep` they are copied as they are, unknown fields included, and their secret
 //! values must never pass through serde's error messages, which quote values),
 //! and nothing uses a `HashMap`, so that output order never depends on hashing.
-//! Top-level fields that generation does not need (`preferences`, `extensions`)
-//! are ignored when reading a parent; a merge target is handled as a raw
-//! `serde_yaml::Value` instead (see `write::merge`), so nothing in it is lost.
+//! Every field kubectl decodes is checked as kubectl's encoding/json decoding
+//! checks it (types, base64 of `*-data`, unique extension names), also where
+//! generation does not use it (`preferences`, user fields), so that what
+//! kubectl refuses is refused here too, before anything is written. A merge
+//! target is checked with this model, then edited as a raw value (see
+//! `write::merge`), so nothing in it is lost.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
 use serde_yaml::{Mapping, Value};
@@ -29,10 +34,24 @@ pub struct Kubeconfig {
     pub users: Vec<NamedUser>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub contexts: Vec<NamedContext>,
+    #[serde(default, deserialize_with = "checked")]
+    pub preferences: Option<Preferences>,
+    #[serde(default, deserialize_with = "extension_list")]
+    pub extensions: Option<Value>,
+}
+
+/// `preferences`, checked only.
+#[derive(Debug, Default, Deserialize)]
+pub struct Preferences {
+    #[serde(default)]
+    pub colors: Option<bool>,
+    #[serde(default, deserialize_with = "extension_list")]
+    pub extensions: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct NamedCluster {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub cluster: Cluster,
@@ -46,7 +65,7 @@ pub struct Cluster {
     pub server: Option<String>,
     #[serde(default)]
     pub certificate_authority: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "base64_bytes")]
     pub certificate_authority_data: Option<String>,
     #[serde(default, deserialize_with = "plain_bool")]
     pub insecure_skip_tls_verify: Option<bool>,
@@ -63,13 +82,149 @@ pub struct Cluster {
 /// A user entry, kept raw: see the module documentation.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NamedUser {
-    pub name: String,
     #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "auth_info")]
     pub user: Mapping,
+}
+
+/// The fields of a user entry as kubectl types them (client-go `AuthInfo`),
+/// to check a user entry as kubectl would; the entry itself stays raw.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+struct AuthInfo<'a> {
+    #[serde(default)]
+    client_certificate: Option<&'a str>,
+    #[serde(default, deserialize_with = "base64_checked")]
+    client_certificate_data: (),
+    #[serde(default)]
+    client_key: Option<&'a str>,
+    #[serde(default, deserialize_with = "base64_checked")]
+    client_key_data: (),
+    #[serde(default)]
+    token: Option<&'a str>,
+    #[serde(default, rename = "tokenFile")]
+    token_file: Option<&'a str>,
+    #[serde(default, rename = "as")]
+    impersonate: Option<&'a str>,
+    #[serde(default, rename = "as-uid")]
+    impersonate_uid: Option<&'a str>,
+    #[serde(default, rename = "as-groups")]
+    impersonate_groups: Option<Vec<&'a str>>,
+    #[serde(default, rename = "as-user-extra")]
+    impersonate_user_extra: Option<std::collections::BTreeMap<&'a str, Option<Vec<&'a str>>>>,
+    #[serde(default)]
+    username: Option<&'a str>,
+    #[serde(default)]
+    password: Option<&'a str>,
+    #[serde(default, rename = "auth-provider")]
+    auth_provider: Option<AuthProvider<'a>>,
+    #[serde(default)]
+    exec: Option<Exec<'a>>,
+    #[serde(default, deserialize_with = "extension_list")]
+    extensions: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct AuthProvider<'a> {
+    #[serde(default)]
+    name: Option<&'a str>,
+    #[serde(default)]
+    config: Option<std::collections::BTreeMap<&'a str, Option<&'a str>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Exec<'a> {
+    #[serde(default)]
+    command: Option<&'a str>,
+    #[serde(default)]
+    args: Option<Vec<Option<&'a str>>>,
+    #[serde(default)]
+    env: Option<Vec<ExecEnv<'a>>>,
+    #[serde(default)]
+    api_version: Option<&'a str>,
+    #[serde(default)]
+    install_hint: Option<&'a str>,
+    #[serde(default)]
+    provide_cluster_info: Option<bool>,
+    #[serde(default)]
+    interactive_mode: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct ExecEnv<'a> {
+    #[serde(default)]
+    name: Option<&'a str>,
+    #[serde(default)]
+    value: Option<&'a str>,
+}
+
+/// A user entry kept raw, after checking it as kubectl's `AuthInfo`.
+fn auth_info<'de, D>(deserializer: D) -> Result<Mapping, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let user = Value::Mapping(Option::<Mapping>::deserialize(deserializer)?.unwrap_or_default());
+    // Borrowed: nothing of a (large) user entry is copied to check it.
+    AuthInfo::deserialize(&user).map_err(serde::de::Error::custom)?;
+    match user {
+        Value::Mapping(user) => Ok(user),
+        _ => Ok(Mapping::new()),
+    }
+}
+
+/// [`base64_bytes`] for a field only checked, borrowing its text.
+fn base64_checked<'de, D>(deserializer: D) -> Result<(), D::Error>
+where
+    D: Deserializer<'de>,
+{
+    use base64::Engine as _;
+    let Some(text) = Option::<&'de str>::deserialize(deserializer)? else {
+        return Ok(());
+    };
+    let compact: Cow<str> =
+        if text.contains(['\r', '\n']) { text.replace(['\r', '\n'], "").into() } else { Cow::Borrowed(text) };
+    let mut buf = Vec::with_capacity(compact.len() * 3 / 4 + 3);
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(compact.as_bytes(), &mut buf)
+        .map_err(|_| serde::de::Error::custom("is not base64 (kubectl decodes this field as base64)"))
+}
+
+/// A field only checked: null or missing is `None`.
+fn checked<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
+
+/// A `[]byte` field of kubectl's types: a JSON string that encoding/json
+/// decodes as standard base64 (padding required, line breaks ignored). kubectl
+/// refuses a kubeconfig where it is not; so do we. Kept as the text it is.
+fn base64_bytes<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    use base64::Engine as _;
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let compact: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .map_err(|_| serde::de::Error::custom("is not base64 (kubectl decodes this field as base64)"))?;
+    Ok(Some(text))
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct NamedContext {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub context: Context,
@@ -77,12 +232,15 @@ pub struct NamedContext {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Context {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub cluster: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub user: String,
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Kept through minification, as `kubectl config view --minify` keeps it.
+    #[serde(default, deserialize_with = "extension_list")]
+    pub extensions: Option<Value>,
 }
 
 /// `extensions` is kept as it is, but must be a list (of named extensions), as
@@ -94,7 +252,23 @@ where
 {
     match Option::<Value>::deserialize(deserializer)? {
         None | Some(Value::Null) => Ok(None),
-        Some(list @ Value::Sequence(_)) => Ok(Some(list)),
+        Some(Value::Sequence(items)) => {
+            // kubectl turns the list into a map by name: a name twice is an error.
+            let mut names = std::collections::HashSet::new();
+            for item in &items {
+                let name = match item.get("name") {
+                    None | Some(Value::Null) => "",
+                    Some(Value::String(name)) => name.as_str(),
+                    Some(_) => return Err(serde::de::Error::custom("an extension name must be a string")),
+                };
+                if !names.insert(name.to_string()) {
+                    return Err(serde::de::Error::custom(format!(
+                        "two extensions are named {name:?}; kubectl refuses such a file too"
+                    )));
+                }
+            }
+            Ok(Some(Value::Sequence(items)))
+        }
         Some(_) => {
             Err(serde::de::Error::custom("extensions must be a list of named extensions (- name: ..., extension: ...)"))
         }

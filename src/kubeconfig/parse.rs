@@ -1,114 +1,123 @@
-//! Reading YAML safely and fast: the parsing under `load` (parents),
-//! `write` (merge targets) and the credentials file.
+//! Reading YAML safely and as kubectl does: the parsing under `load`
+//! (parents, child kubeconfigs), `write` (merge targets) and the credentials
+//! file.
 //!
-//! Two paths. The fast path, serde-saphyr, streams a document into the typed
-//! model without an intermediate event list and enforces its own budget. The
-//! careful path, serde_yaml, runs only when the fast path refuses a document
-//! (or the document has merge keys): it checks the alias and nesting budget
-//! first, words the errors (with the field's path, values cut out) and applies
-//! merge keys as kubectl does. So every error message, and every document
-//! accepted, is the careful path's.
-
-use std::cell::{Cell, RefCell};
-use std::fmt;
+//! One path for every document: [`decode::document`] builds the value kubectl
+//! sees (go-yaml v2's YAML 1.1 through sigs.k8s.io/yaml's `YAMLToJSON`), with
+//! a budget on nodes and nesting; typed models are then read from that value
+//! with serde, which, like encoding/json, refuses a string where a boolean
+//! belongs and ignores unknown fields. Messages name the field, never a value.
 
 use anyhow::{Result, anyhow, bail};
-use serde::de::{self, DeserializeOwned, DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
+use serde::de::DeserializeOwned;
+
+use super::decode::{self, Budget};
 
 /// Parses a document into `T`; `what` names the kind of file in messages
 /// ("kubeconfig", "credentials file").
 pub fn typed<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    match fast_parse(text) {
-        Some(value) => Ok(value),
-        None => careful_parse(text, what),
-    }
+    into_typed(value(text)?, what, || value(text))
 }
 
-/// The fast path: serde-saphyr streams the document into the typed model
-/// without an intermediate event list, about twice as fast as serde_yaml and
-/// with half the memory on a large kubeconfig (see the README's Performance
-/// section). It enforces the same kind of budget itself (nodes, nesting,
-/// aliases). `None` sends the document down [`careful_parse`]: whatever the
-/// fast path refuses (or a document with merge keys, which it would apply
-/// differently) is judged there, so every error message, and every document
-/// accepted, is the careful path's.
-fn fast_parse<T: DeserializeOwned>(text: &str) -> Option<T> {
-    if text.contains("<<") {
-        return None;
-    }
-    serde_saphyr::from_str_with_options(text, fast_options(text)).ok()
-}
-
-/// serde-saphyr's budget scaled to the document, and no source snippets in
-/// errors (they would quote values, secrets included).
-fn fast_options(text: &str) -> serde_saphyr::Options {
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_nodes = ALIAS_FLOOR + text.len() / 2;
-    budget.max_events = 2 * budget.max_nodes;
-    budget.max_depth = MAX_FLOW_DEPTH;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options.with_snippet = false;
-    options
-}
-
-/// Parses a whole document as a raw value (a merge target), with the same
-/// budget and the same two paths as [`parse`]. A document with tags (`!`) or
-/// merge keys takes the careful path, which keeps them as they are written.
-pub fn value(text: &str) -> Result<serde_yaml::Value> {
-    if !text.contains("<<") && !text.contains('!') {
-        let options = fast_options(text);
-        if let Ok(value) = serde_saphyr::from_str_with_options(text, options) {
-            return Ok(value);
+/// `T` from a value, consuming it (no string is copied). Only when that
+/// fails is the value built again, by `again`, to say where the error is.
+pub fn into_typed<T: DeserializeOwned>(
+    value: serde_yaml::Value,
+    what: &str,
+    again: impl FnOnce() -> Result<serde_yaml::Value>,
+) -> Result<T> {
+    match T::deserialize(value) {
+        Ok(typed) => Ok(typed),
+        Err(e) => {
+            let value = again()?;
+            Err(anyhow!("is not a valid {what}: {}", located::<T>(&value, e)))
         }
     }
-    check_budget(text)?;
-    serde_yaml::from_str(text)
-        .map_err(|e| anyhow!("is not valid YAML ({})", redact_values(&e.to_string()).replace('\n', " ")))
 }
 
-/// The careful path: the alias and nesting budget checked first, serde_yaml's
-/// messages (with the field's path, values redacted), merge keys applied.
-fn careful_parse<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    check_budget(text)?;
-    let invalid = |e: serde_yaml::Error| anyhow!("is not a valid {what}: {}", redact_values(&e.to_string()));
-    let mut config: T = serde_yaml::from_str(text).map_err(invalid)?;
-    if text.contains("<<") {
-        // Merge keys (`<<: *base`), which kubectl applies: read again through
-        // a value with the merges applied. Only then, as it costs a second parse.
-        let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(invalid)?;
-        value.apply_merge().map_err(invalid)?;
-        config = serde_yaml::from_value(value).map_err(invalid)?;
+/// `T` from a value built by [`value`], as encoding/json would decode it.
+pub fn from_value<T: DeserializeOwned>(value: &serde_yaml::Value, what: &str) -> Result<T> {
+    T::deserialize(value).map_err(|e| anyhow!("is not a valid {what}: {}", located::<T>(value, e)))
+}
+
+/// serde says what is wrong but not where: on this error path alone, the
+/// field is found by trying each part of the document on its own (the part
+/// at that path, nothing else), going down while the error persists. So the
+/// message names the field (`clusters[0].cluster.server: invalid type: ...`);
+/// values are cut out of it.
+fn located<T: DeserializeOwned>(value: &serde_yaml::Value, error: serde_yaml::Error) -> String {
+    use serde_yaml::Value;
+    /// A key, or an index in a list.
+    enum Step {
+        Key(String),
+        Index(usize),
     }
-    Ok(config)
+    let wrap = |step: &Step, inner: Value| match step {
+        Step::Key(key) => Value::Mapping(std::iter::once((Value::String(key.clone()), inner)).collect()),
+        Step::Index(_) => Value::Sequence(vec![inner]),
+    };
+    let mut path: Vec<Step> = Vec::new();
+    let mut node = value;
+    'down: loop {
+        let children: Vec<(Step, &Value)> = match node {
+            Value::Mapping(map) => {
+                map.iter().filter_map(|(k, v)| Some((Step::Key(k.as_str()?.to_string()), v))).collect()
+            }
+            Value::Sequence(items) => items.iter().enumerate().map(|(i, v)| (Step::Index(i), v)).collect(),
+            _ => break,
+        };
+        // Wrong as a whole (a list where a string belongs): the error is here.
+        let emptied = match node {
+            Value::Mapping(_) => Value::Mapping(serde_yaml::Mapping::new()),
+            _ => Value::Sequence(Vec::new()),
+        };
+        if !path.is_empty()
+            && T::deserialize(
+                &path[..path.len() - 1]
+                    .iter()
+                    .rev()
+                    .fold(wrap(&path[path.len() - 1], emptied), |inner, s| wrap(s, inner)),
+            )
+            .is_err()
+        {
+            break;
+        }
+        for (step, child) in children {
+            let alone = path.iter().rev().fold(wrap(&step, child.clone()), |inner, s| wrap(s, inner));
+            if T::deserialize(&alone).is_err() {
+                path.push(step);
+                node = child;
+                continue 'down;
+            }
+        }
+        break;
+    }
+    let mut shown = String::new();
+    for step in &path {
+        match step {
+            Step::Key(key) if shown.is_empty() => shown.push_str(key),
+            Step::Key(key) => {
+                shown.push('.');
+                shown.push_str(key);
+            }
+            Step::Index(i) => shown.push_str(&format!("[{i}]")),
+        }
+    }
+    let message = redact_values(&error.to_string());
+    if shown.is_empty() { message } else { format!("{shown}: {message}") }
+}
+
+/// Parses a whole document as a value: the value kubectl sees. Null for a
+/// document with no content (empty, comments only, `---`).
+pub fn value(text: &str) -> Result<serde_yaml::Value> {
+    check_nesting(text)?;
+    decode::document(text, Budget { nodes: ALIAS_FLOOR + text.len() / 2, depth: MAX_FLOW_DEPTH })
+        .map_err(|e| anyhow!("{}", redact_values(&format!("{e:#}"))))
 }
 
 /// Nodes a document may always expand to through YAML aliases; beyond that, as
 /// many as half its length in bytes (no node takes less than two bytes of text).
 const ALIAS_FLOOR: usize = 200_000;
-
-/// Refuses a document whose aliases expand it far beyond its size (an "alias
-/// bomb": a few lines that expand to billions of nodes). kubectl refuses
-/// those too ("document contains excessive aliasing"). The check walks the
-/// document as serde_yaml would expand it, counting nodes and stopping at the
-/// budget, so it takes time and memory bounded by the text's size; it runs
-/// only when the text contains an alias (`*name`) at all.
-pub fn check_budget(text: &str) -> Result<()> {
-    check_nesting(text)?;
-    if !may_have_alias(text) {
-        return Ok(());
-    }
-    let budget = ALIAS_FLOOR + text.len() / 2;
-    let counter = Counter { left: Cell::new(budget), path: RefCell::new(Vec::new()), over: RefCell::new(None) };
-    // Any other error is the real parse's to report, with its position.
-    let _ = (&counter).deserialize(serde_yaml::Deserializer::from_str(text));
-    match counter.over.into_inner() {
-        Some(at) => bail!(
-            "uses YAML aliases that expand to more than {budget} nodes (at {at}); kubectl refuses such excessive aliasing too: write the values out instead of aliasing them"
-        ),
-        None => Ok(()),
-    }
-}
 
 /// Flow collections (`[`, `{`) nested deeper than this are refused before
 /// parsing: libyaml's scanner takes time quadratic in the nesting depth (a
@@ -179,126 +188,6 @@ fn check_nesting(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// An alias is `*` at the start of a node: after whitespace, a flow indicator,
-/// or at the very start. Without one, nothing can expand.
-fn may_have_alias(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| b == b'*' && (i == 0 || b" \t\r\n[{,".contains(&bytes[i - 1])))
-}
-
-/// Counts the nodes of a document as deserialized (aliases expanded) and
-/// fails once the budget is spent, remembering where.
-struct Counter {
-    left: Cell<usize>,
-    path: RefCell<Vec<String>>,
-    over: RefCell<Option<String>>,
-}
-
-const OVER_BUDGET: &str = "alias budget exceeded";
-
-impl Counter {
-    fn spend<E: de::Error>(&self) -> Result<(), E> {
-        match self.left.get() {
-            0 => {
-                if self.over.borrow().is_none() {
-                    *self.over.borrow_mut() = Some(self.where_());
-                }
-                Err(E::custom(OVER_BUDGET))
-            }
-            n => {
-                self.left.set(n - 1);
-                Ok(())
-            }
-        }
-    }
-
-    fn where_(&self) -> String {
-        let path = self.path.borrow();
-        if path.is_empty() {
-            return "the top level".to_string();
-        }
-        let mut out = String::new();
-        for part in path.iter() {
-            if !part.starts_with('[') && !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-        out
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for &Counter {
-    /// A scalar's text, for naming map keys in the path.
-    type Value = Option<String>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Option<String>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for &Counter {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML node")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<String>, E> {
-        self.spend().map(|()| Some(v.to_string()))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
-        self.spend().map(|()| Some(v.to_string()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
-        self.spend().map(|()| Some(v.to_string()))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<String>, E> {
-        self.spend().map(|()| None)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
-        // Only short keys are worth naming; values are never kept.
-        self.spend().map(|()| (v.len() <= 64).then(|| v.to_string()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
-        self.spend().map(|()| None)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
-        self.spend().map(|()| None)
-    }
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
-        self.spend()?;
-        let mut index = 0usize;
-        loop {
-            self.path.borrow_mut().push(format!("[{index}]"));
-            let more = seq.next_element_seed(self);
-            self.path.borrow_mut().pop();
-            if more?.is_none() {
-                return Ok(None);
-            }
-            index += 1;
-        }
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
-        self.spend()?;
-        while let Some(key) = map.next_key_seed(self)? {
-            self.path.borrow_mut().push(key.unwrap_or_else(|| "?".to_string()));
-            let value = map.next_value_seed(self);
-            self.path.borrow_mut().pop();
-            value?;
-        }
-        Ok(None)
-    }
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Option<String>, A::Error> {
-        // A tagged node (`!tag value`).
-        let (_, variant) = data.variant_seed(self)?;
-        variant.newtype_variant_seed(self).map(|_| None)
-    }
-}
-
 /// serde's messages quote the offending value (`invalid type: string "..."`);
 /// a value may be a secret put in the wrong field, so it is cut out, keeping
 /// the field path, the expected type and the position.
@@ -356,59 +245,89 @@ mod tests {
         parse(text.as_bytes()).unwrap()
     }
 
-    /// A merge target read on the fast path is written back with every scalar
-    /// meaning to kubectl what it meant before.
+    /// Scalars mean what YAML 1.1 (go-yaml v2, kubectl) says they mean.
     #[test]
-    fn merge_targets_keep_their_scalars() {
-        let text = "kind: Config\npreferences:\n  a: 0123\n  b: yes\n  c: ~\n  d: 1e3\n  e: 0x1F\n  f: \"0123\"\n  g: 1.50\n  h: 12:30\n  i: 2001-12-14\n  j: .inf\n  k: -0\n  l: +1\n";
-        let fast = value(text).unwrap();
-        let careful: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
-        assert_eq!(fast, careful);
-        assert_eq!(fast["preferences"]["a"], serde_yaml::Value::from("0123"));
-        assert_eq!(fast["preferences"]["b"], serde_yaml::Value::from("yes"));
+    fn scalars_resolve_as_in_kubectl() {
+        let v = value("p:\n  a: 0123\n  b: yes\n  c: ~\n  d: 1e3\n  e: 0x1F\n  f: \"0123\"\n  g: 1.50\n  h: 12:30\n  i: 2001-12-14\n  k: -0\n  l: +1\n  m: Off\n  n1: y\n  o: 08\n  p: 1_000\n  q: !!str yes\n  r: !x 12\n  s: 'on'\n  t: |\n    yes\n  u: NULL\n  v: .5\n  w: 0b101\n  x: 0o17\n  y1: yEs\n  z:\n").unwrap();
+        let p = &v["p"];
+        let n = |f: &str| serde_yaml::Value::from(serde_json::from_str::<f64>(f).unwrap());
+        assert_eq!(p["a"], serde_yaml::Value::from(83));
+        assert_eq!(p["b"], serde_yaml::Value::from(true));
+        assert!(p["c"].is_null() && p["u"].is_null() && p["z"].is_null());
+        assert_eq!(p["d"], n("1000"));
+        assert_eq!(p["e"], serde_yaml::Value::from(31));
+        assert_eq!(p["f"], serde_yaml::Value::from("0123"));
+        assert_eq!(p["g"], n("1.5"));
+        assert_eq!(p["h"], serde_yaml::Value::from("12:30"));
+        assert_eq!(p["i"], serde_yaml::Value::from("2001-12-14"));
+        assert_eq!(p["k"], serde_yaml::Value::from(0));
+        assert_eq!(p["l"], serde_yaml::Value::from(1));
+        assert_eq!(p["m"], serde_yaml::Value::from(false));
+        assert_eq!(p["n1"], serde_yaml::Value::from(true));
+        assert_eq!(p["o"], n("8"));
+        assert_eq!(p["p"], serde_yaml::Value::from(1000));
+        assert_eq!(p["q"], serde_yaml::Value::from("yes"));
+        assert_eq!(p["r"], serde_yaml::Value::from("12"));
+        assert_eq!(p["s"], serde_yaml::Value::from("on"));
+        assert_eq!(p["t"], serde_yaml::Value::from("yes\n"));
+        assert_eq!(p["v"], n("0.5"));
+        assert_eq!(p["w"], serde_yaml::Value::from(5));
+        assert_eq!(p["x"], serde_yaml::Value::from(15));
+        assert_eq!(p["y1"], serde_yaml::Value::from("yEs"));
     }
 
-    /// The fast path never accepts what the careful path refuses, and reads
-    /// what both accept the same way.
     #[test]
-    fn fast_path_agrees_with_the_careful_path() {
-        let docs = [
-            "current-context: a\n",
-            "clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: \"true\"}\n",
-            "clusters:\n- name: c\n  cluster: {server: 5}\n",
-            "clusters:\n- name: 0123\n  cluster: {server: https://x}\n",
-            "clusters:\n- name: c\n  cluster: {server: https://x, disable-compression: 1}\n",
-            "users:\n- name: u\n  user: {token: [a], as-user-extra: {k: [v]}}\n",
-            "users:\n- name: u\n  user: !tagged {token: x}\n",
-            "users:\n- name: u\n  user: {token: ~, x: .inf, y: 0x1F, z: 1e3}\n",
-            "contexts:\n- name: a\n  context: {cluster: c, user: u, namespace: null}\n",
-            "contexts:\n- name: a\n  context: {cluster: c, user: u, namespace: 7}\n",
-            "current-context: a\n---\ncurrent-context: b\n",
-            "base: &b {server: https://x}\nclusters:\n- name: c\n  cluster: *b\n",
-            "clusters:\n- name: c\n  cluster: {server: https://x}\n  extra: 1\n",
-            "{\"kind\": \"Config\", \"clusters\": [{\"name\": \"c\", \"cluster\": {\"server\": \"https://x\"}}]}",
-            "clusters:\n\t- name: c\n",
-            "current-context: a\ncurrent-context: b\n",
-            "clusters:\n- name: c\n  cluster:\n    server: https://x\n    extensions: [{name: e, extension: {a: [1, true, null, \"yes\"]}}]\n",
-        ];
-        for doc in docs {
-            match (fast_parse::<Kubeconfig>(doc), careful_parse::<Kubeconfig>(doc, "kubeconfig")) {
-                (Some(f), Ok(c)) => assert_eq!(format!("{f:?}"), format!("{c:?}"), "{doc}"),
-                (Some(f), Err(e)) => panic!("fast path accepted what the careful path refuses ({e:#}): {doc}\n{f:?}"),
-                (None, _) => {}
-            }
+    fn keys_become_strings_and_the_last_duplicate_wins() {
+        let v = value("1: a\nyes: b\n1.5: c\n2e6: d\nk: 1\nk: 2\n").unwrap();
+        let keys: Vec<&str> = v.as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+        assert_eq!(keys, ["1", "true", "1.5", "2e+06", "k"]);
+        assert_eq!(v["k"], serde_yaml::Value::from(2));
+        for bad in ["~: x\n", "[a]: x\n", "a: .inf\n", "a: [.nan]\n", "18446744073709551615: x\n"] {
+            assert!(value(bad).is_err(), "{bad}");
         }
-        // YAML 1.1's `yes` is a boolean to kubectl (go-yaml v2) and to the fast
-        // path, in typed fields and in kept values alike; serde_yaml alone reads
-        // it as a string (so a kept `yes` stays a string on the careful path).
-        let yes = fast_parse::<Kubeconfig>(
-            "clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: yes}\n",
-        );
-        assert_eq!(yes.unwrap().clusters[0].cluster.insecure_skip_tls_verify, Some(true));
     }
 
     #[test]
-    fn deep_flow_nesting_is_refused_before_libyaml_sees_it() {
+    fn typed_fields_are_decoded_as_encoding_json_does() {
+        let c = config("clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: yes}\n");
+        assert_eq!(c.clusters[0].cluster.insecure_skip_tls_verify, Some(true));
+        for (text, needle) in [
+            (
+                "clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: \"true\"}\n",
+                "expected a boolean",
+            ),
+            ("clusters:\n- name: c\n  cluster: {server: 5}\n", "clusters[0].cluster.server: invalid type: integer"),
+            ("clusters:\n- name: 0123\n  cluster: {server: https://x}\n", "clusters[0].name: invalid type"),
+            (
+                "contexts:\n- name: a\n  context: {cluster: c, user: yes}\n",
+                "contexts[0].context.user: invalid type: boolean",
+            ),
+        ] {
+            let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        // Unknown fields are ignored, null is unset, later documents are not read.
+        let c =
+            config("kind: Config\nfoo: [1]\nclusters:\n- name: c\n  cluster: {server: ~}\n  extra: 1\n---\n: bad\n");
+        assert!(c.clusters[0].cluster.server.is_none());
+        // Nothing but unknown fields, comments or `---`: an empty kubeconfig.
+        for empty in ["", "# only\n", "---\n", "{}\n", "foo: bar\n", "\u{feff}\n"] {
+            let c = config(empty);
+            assert!(c.clusters.is_empty() && c.contexts.is_empty(), "{empty:?}");
+        }
+    }
+
+    #[test]
+    fn utf16_with_a_byte_order_mark_is_read() {
+        let text = "current-context: a\n";
+        let le: Vec<u8> = [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let be: Vec<u8> = [0xFE, 0xFF].into_iter().chain(text.encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        assert_eq!(parse(&le).unwrap().current_context.as_deref(), Some("a"));
+        assert_eq!(parse(&be).unwrap().current_context.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_parser_sees_it() {
         let start = std::time::Instant::now();
         let deep = format!("kind: Config\nclusters: {}\n", "[".repeat(1_000_000));
         let err = format!("{:#}", parse(deep.as_bytes()).unwrap_err());
@@ -424,17 +343,27 @@ mod tests {
         );
         assert_eq!(config(&text).users[0].name, "don't");
         assert!(check_nesting(&format!("a: {}1{}", "[".repeat(120), "]".repeat(120))).is_ok());
+        let block = format!("a:\n{}", (1..300).map(|i| format!("{}k:\n", " ".repeat(i))).collect::<String>());
+        assert!(format!("{:#}", value(&block).unwrap_err()).contains("deeper than 256 levels"));
     }
 
     #[test]
-    fn modest_aliases_and_merge_keys_work_as_in_kubectl() {
+    fn aliases_and_merge_keys_work_as_in_kubectl() {
         let c = config(
-            "current-context: x\nclusters:\n- name: base\n  cluster: &base {server: https://a, certificate-authority-data: Q0EK}\n- name: c\n  cluster:\n    <<: *base\n    server: https://c\ncontexts:\n- name: x\n  context: &ctx {cluster: c, user: u}\n- name: y\n  context: *ctx\n",
+            "current-context: x\nclusters:\n- name: base\n  cluster: &base {server: https://a, certificate-authority-data: Q0EK}\n- name: c\n  cluster:\n    <<: *base\n    server: https://c\ncontexts:\n- name: x\n  context: &ctx {cluster: c, user: u}\n- name: z\n  context: *ctx\n",
         );
         assert_eq!(c.clusters[1].cluster.server.as_deref(), Some("https://c"));
         assert_eq!(c.clusters[1].cluster.certificate_authority_data.as_deref(), Some("Q0EK"));
         assert_eq!(c.contexts[1].context.cluster, "c");
-        assert!(!may_have_alias("server: https://*.example\ntoken: a*b\n"));
-        assert!(may_have_alias("a: *x") && may_have_alias("*x") && may_have_alias("a: [1,*x]"));
+        // go-yaml v2 applies a merge where it stands: a key after it wins, a
+        // key before it loses; in a list the first mapping wins.
+        let v = value("a: &a {k: 1, m: 1}\nb: &b {k: 2, q: 2}\nc: {k: 0, <<: *a}\nd: {<<: [*a, *b]}\ne: {\"<<\": 1}\n")
+            .unwrap();
+        assert_eq!(v["c"]["k"], serde_yaml::Value::from(1));
+        assert_eq!(v["d"]["k"], serde_yaml::Value::from(1));
+        assert_eq!(v["d"]["q"], serde_yaml::Value::from(2));
+        assert_eq!(v["e"]["<<"], serde_yaml::Value::from(1));
+        assert!(value("a: {<<: 1}\n").is_err());
+        assert!(value("a: &a [*a]\n").is_err());
     }
 }

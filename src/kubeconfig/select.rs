@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
-use serde_yaml::Mapping;
+use serde_yaml::{Mapping, Value};
 
 use super::load::Loaded;
 use super::model::Cluster;
@@ -17,17 +17,40 @@ pub struct Selection<'a> {
     pub cluster: &'a Cluster,
     /// Directory that relative paths in the cluster entry are resolved against.
     pub cluster_dir: &'a Path,
+    /// Context extensions, kept as `kubectl config view --minify` keeps them.
+    pub context_extensions: Option<&'a Value>,
     pub user_name: &'a str,
+    /// The user entry; empty when the context names none or a missing one
+    /// (see [`Selection::require_user`]).
     pub user: &'a Mapping,
     /// Directory that relative paths in the user entry are resolved against.
     pub user_dir: &'a Path,
+    /// Why there is no user entry, when there is none.
+    missing_user: Option<String>,
 }
+
+impl Selection<'_> {
+    /// Fails when the context has no user entry. Only what uses the user
+    /// needs one: with `--parent-auth anonymous` or `token`, a context
+    /// without `user:` is fine, as it is for kubectl.
+    pub fn require_user(&self) -> Result<()> {
+        match &self.missing_user {
+            Some(problem) => bail!("{problem}"),
+            None => Ok(()),
+        }
+    }
+}
+
+static NO_USER: std::sync::LazyLock<Mapping> = std::sync::LazyLock::new(Mapping::new);
 
 /// Selects `context` (or the current context) and checks that its cluster and
 /// user exist. `flag` names the flag that picks the context, for messages.
 pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Result<Selection<'a>> {
     let name = match context.filter(|c| !c.is_empty()) {
         Some(name) => name,
+        None if loaded.contexts.is_empty() && loaded.current_context.is_none() => {
+            bail!("{} has no contexts (is it empty?); give a kubeconfig with the parent's context", loaded.describe())
+        }
         None => loaded.current_context.as_deref().ok_or_else(|| {
             anyhow!(
                 "{} has no current-context; pass {flag} NAME (contexts: {})",
@@ -47,9 +70,6 @@ pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Resu
     if ctx.cluster.is_empty() {
         bail!("context {name:?} in {} names no cluster; set its cluster field", loaded.describe());
     }
-    if ctx.user.is_empty() {
-        bail!("context {name:?} in {} names no user; set its user field", loaded.describe());
-    }
     let cluster = loaded.clusters.iter().find(|c| c.item.name == ctx.cluster).ok_or_else(|| {
         anyhow!(
             "context {name:?} names cluster {:?}, which is not in {}; add the cluster or fix the context",
@@ -57,22 +77,31 @@ pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Resu
             loaded.describe()
         )
     })?;
-    let user = loaded.users.iter().find(|u| u.item.name == ctx.user).ok_or_else(|| {
-        anyhow!(
-            "context {name:?} names user {:?}, which is not in {}; add the user or fix the context",
-            ctx.user,
-            loaded.describe()
-        )
-    })?;
+    // A context without `user:` is fine until the user is needed (see
+    // `require_user`); one naming a user that is not there is an error, as
+    // for `kubectl config view --minify` ("cannot locate user").
+    let user = match ctx.user.as_str() {
+        "" => None,
+        wanted => Some(loaded.users.iter().find(|u| u.item.name == wanted).ok_or_else(|| {
+            anyhow!(
+                "context {name:?} names user {wanted:?}, which is not in {}; add the user or fix the context",
+                loaded.describe()
+            )
+        })?),
+    };
+    let missing_user =
+        user.is_none().then(|| format!("context {name:?} in {} names no user; set its user field", loaded.describe()));
     Ok(Selection {
         context_name: &context.item.name,
         namespace: ctx.namespace.as_deref().filter(|n| !n.is_empty()),
         cluster_name: &cluster.item.name,
         cluster: &cluster.item.cluster,
         cluster_dir: loaded.base_dir(cluster.file),
-        user_name: &user.item.name,
-        user: &user.item.user,
-        user_dir: loaded.base_dir(user.file),
+        context_extensions: ctx.extensions.as_ref(),
+        user_name: &ctx.user,
+        user: user.map_or(&*NO_USER, |u| &u.item.user),
+        user_dir: loaded.base_dir(user.map_or(cluster.file, |u| u.file)),
+        missing_user,
     })
 }
 
@@ -144,7 +173,15 @@ contexts:
         assert!(err(Some("zz")).contains("context \"zz\" is not in /k/config; pass --context with one of: \"a\""));
         assert!(err(Some("broken")).contains("names cluster \"nope\""));
         assert!(err(Some("nouser")).contains("names user \"ghost\""));
+        assert!(select(&l, Some("a"), "--context").unwrap().require_user().is_ok());
+        let l = loaded(
+            "contexts:\n- name: a\n  context: {cluster: c1}\nclusters:\n- name: c1\n  cluster: {server: https://one}\n",
+        );
+        let s = select(&l, Some("a"), "--context").unwrap();
+        assert!(format!("{:#}", s.require_user().unwrap_err()).contains("names no user"));
         let none = loaded("apiVersion: v1\nkind: Config\n");
-        assert!(format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no current-context"));
+        assert!(
+            format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no contexts (is it empty?)")
+        );
     }
 }

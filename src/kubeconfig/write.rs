@@ -4,38 +4,57 @@
 
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use serde_yaml::Value;
-
 use super::emit::Entries;
 use super::merge::{Change, merge};
+use super::model::Kubeconfig;
 use super::yaml;
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// Mode of files this tool creates: they hold credentials.
 pub const PRIVATE_MODE: u32 = 0o600;
 
 /// Writes `text` to `path` atomically with mode 0600. Without `force` an
-/// existing file is left alone and reported.
-pub fn write_new(path: &Path, text: &str, force: bool) -> Result<()> {
+/// existing file is left alone and reported. `inputs` are the files this run
+/// reads (parent kubeconfigs, child kubeconfigs, credentials and token files):
+/// none of them is ever written over, even with `force`.
+pub fn write_new(path: &Path, text: &str, force: bool, inputs: &[PathBuf]) -> Result<()> {
     let shown = path.display();
-    if !force && fs::symlink_metadata(path).is_ok() {
-        bail!("--output-file {shown} already exists; pass --force to replace it");
+    // A symlink is written through, to its target, as kubectl does.
+    let target = follow_links(path);
+    match fs::metadata(&target) {
+        Ok(meta) if meta.is_dir() => bail!("--output-file {shown} is a directory; give a file path"),
+        Ok(meta) if !meta.is_file() => bail!(
+            "--output-file {shown} is not a regular file ({}); it is left alone: give a file path, or leave out --output-file to write to stdout",
+            file_kind(&meta)
+        ),
+        Ok(meta) => {
+            if let Some(input) = same_file_as(&meta, inputs) {
+                bail!(
+                    "--output-file {shown} is {}, an input of this run; it is never written over (not even with --force): give another path",
+                    input.display()
+                );
+            }
+            if !force {
+                bail!("--output-file {shown} already exists; pass --force to replace it");
+            }
+        }
+        Err(_) if !force && fs::symlink_metadata(path).is_ok() && target == path => {
+            bail!("--output-file {shown} already exists; pass --force to replace it")
+        }
+        Err(_) => {}
     }
-    if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        bail!("--output-file {shown} is a directory; give a file path");
-    }
-    let dir = parent_dir(path);
+    let dir = parent_dir(&target);
     check_dir(&dir, "--output-file")?;
     let temp = temp_file(&dir, text, PRIVATE_MODE).context("--output-file")?;
     let result = if force {
-        temp.persist(path).map(|_| ()).map_err(|e| e.error)
+        temp.persist(&target).map(|_| ()).map_err(|e| e.error)
     } else {
         // No-clobber rename: a file that appeared meanwhile is not replaced.
-        temp.persist_noclobber(path).map(|_| ()).map_err(|e| e.error)
+        temp.persist_noclobber(&target).map(|_| ()).map_err(|e| e.error)
     };
     result.map_err(|e| match e.kind() {
         ErrorKind::AlreadyExists => {
@@ -54,9 +73,17 @@ pub struct MergeReport {
     pub current_context_set: bool,
     /// The mode of an existing file that others can read.
     pub loose_mode: Option<u32>,
+    /// Written in place rather than replaced (see [`merge_into`]), and why.
+    pub in_place: Option<&'static str>,
 }
 
 /// Merges `entries` into the kubeconfig at `path` under kubectl's lock.
+///
+/// The file keeps its owner, group and mode. It is replaced atomically (a
+/// temporary file renamed over it) unless that would break something kubectl
+/// keeps, since kubectl writes in place: a file with several hard links, or
+/// an owner this process cannot give the new file. Then the new content,
+/// fully written to a temporary file first, is copied into the file itself.
 pub fn merge_into(
     path: &Path,
     entries: &[Entries],
@@ -68,32 +95,33 @@ pub fn merge_into(
     if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         bail!("--merge-into {shown} is a directory; give a kubeconfig file path");
     }
-    let dir = parent_dir(path);
+    // Write through a symlink (~/.kube/config -> dotfiles/kube.yaml) to the real
+    // file, as kubectl does, also when that file does not exist yet.
+    let target = follow_links(path);
+    let dir = parent_dir(&target);
     check_dir(&dir, "--merge-into")?;
     let _lock = Lock::acquire(path, lock_timeout)?;
-    // Write through a symlink (~/.kube/config -> dotfiles/kube.yaml) to the real
-    // file, as kubectl does, instead of replacing the link with a file.
-    let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (existing, mode) = match fs::metadata(&target) {
-        Ok(meta) if !meta.is_file() => bail!("--merge-into {shown} is not a regular file"),
+    let (existing, meta) = match fs::metadata(&target) {
+        Ok(meta) if !meta.is_file() => bail!(
+            "--merge-into {shown} is not a regular file ({}); it is left alone: give a kubeconfig file path",
+            file_kind(&meta)
+        ),
         Ok(meta) => {
             let bytes = fs::read(&target).map_err(|e| anyhow!("--merge-into {shown} cannot be read: {e}"))?;
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| anyhow!("--merge-into {shown} is not UTF-8 text; it was left unchanged"))?;
-            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-            let doc: Option<Value> = if text.trim().is_empty() {
-                None
-            } else {
-                // The same alias and nesting budget as for a parent: a hostile
-                // target fails fast instead of expanding in memory.
-                Some(
-                    super::parse::value(text)
-                        .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?,
-                )
-            };
-            (Some(doc), meta.permissions().mode() & 0o7777)
+            let unchanged = |e: anyhow::Error| anyhow!("--merge-into {shown} {e:#}; it was left unchanged");
+            let text = super::decode::text(&bytes).map_err(unchanged)?;
+            // The same budget as for a parent: a hostile target fails fast
+            // instead of expanding in memory. And what kubectl refuses to
+            // read is not written to.
+            let doc = super::parse::value(&text).map_err(unchanged)?;
+            if doc.is_mapping() {
+                let config = super::parse::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
+                // (Borrowed: the document itself is edited and written below.)
+                super::load::check(&config).map_err(unchanged)?;
+            }
+            (Some(Some(doc).filter(|d| !d.is_null())), Some(meta))
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => (None, PRIVATE_MODE),
+        Err(e) if e.kind() == ErrorKind::NotFound => (None, None),
         Err(e) => bail!("--merge-into {shown} cannot be read: {e}"),
     };
     let created = existing.is_none();
@@ -101,16 +129,85 @@ pub fn merge_into(
     let (doc, changes) = merge(existing.flatten(), entries, current, set_current)
         .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?;
     let current_context_set = doc.get("current-context") != had_current.as_ref();
-    let temp_dir = parent_dir(&target);
-    let temp = temp_file(&temp_dir, &yaml::to_yaml(&doc), mode).context("--merge-into")?;
-    temp.persist(&target).map_err(|e| anyhow!("--merge-into {shown} cannot be written: {}", e.error))?;
+    let mode = meta.as_ref().map_or(PRIVATE_MODE, |m| m.permissions().mode() & 0o7777);
+    let temp = temp_file(&dir, &yaml::to_yaml(&doc), mode).context("--merge-into")?;
+    let in_place = match &meta {
+        Some(meta) if meta.nlink() > 1 => Some("it has several hard links"),
+        Some(meta) if (meta.uid(), meta.gid()) != owner_of(temp.as_file())? => {
+            match std::os::unix::fs::fchown(temp.as_file(), Some(meta.uid()), Some(meta.gid())) {
+                Ok(()) => None,
+                Err(_) => Some("its owner or group differs from this user's"),
+            }
+        }
+        _ => None,
+    };
+    match in_place {
+        None => {
+            temp.persist(&target).map_err(|e| anyhow!("--merge-into {shown} cannot be written: {}", e.error))?;
+        }
+        Some(_) => {
+            let text = fs::read(temp.path()).context("--merge-into: reading the temporary file")?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(|e| anyhow!("--merge-into {shown} cannot be written: {e}"))?;
+            file.set_len(0)
+                .and_then(|()| file.write_all(&text))
+                .and_then(|()| file.sync_all())
+                .map_err(|e| anyhow!("--merge-into {shown} cannot be written: {e}"))?;
+        }
+    }
     Ok(MergeReport {
         path: path.to_path_buf(),
         created,
         changes,
         current_context_set,
         loose_mode: (!created && mode & 0o077 != 0).then_some(mode),
+        in_place,
     })
+}
+
+/// The owner and group of an open file.
+fn owner_of(file: &fs::File) -> Result<(u32, u32)> {
+    let meta = file.metadata().context("reading the temporary file's owner")?;
+    Ok((meta.uid(), meta.gid()))
+}
+
+/// The file a path names once symlinks are followed, whether or not it
+/// exists (client-go writes through a link to a missing file, creating it).
+/// A loop or a chain of more than 40 links stops where it is.
+pub fn follow_links(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::read_link(&current) {
+            Ok(next) => {
+                current = if next.is_absolute() { next } else { parent_dir(&current).join(next) };
+            }
+            Err(_) => return current,
+        }
+    }
+    current
+}
+
+/// The input `meta` is (same device and inode), if any.
+fn same_file_as<'a>(meta: &fs::Metadata, inputs: &'a [PathBuf]) -> Option<&'a PathBuf> {
+    inputs.iter().find(|input| fs::metadata(input).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino()))
+}
+
+/// A non-regular file's kind, for messages.
+fn file_kind(meta: &fs::Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    }
 }
 
 /// The directory a file goes in; `.` for a bare file name.
@@ -191,16 +288,17 @@ mod tests {
     fn write_new_is_private_and_refuses_to_clobber() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
-        write_new(&path, "a: 1\n", false).unwrap();
+        write_new(&path, "a: 1\n", false, &[]).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let err = write_new(&path, "b: 2\n", false).unwrap_err();
+        let err = write_new(&path, "b: 2\n", false, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("already exists; pass --force"));
         assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
-        write_new(&path, "b: 2\n", true).unwrap();
+        write_new(&path, "b: 2\n", true, &[]).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "b: 2\n");
         let missing = dir.path().join("nope/out");
         assert!(
-            format!("{:#}", write_new(&missing, "", false).unwrap_err()).contains("does not exist; create it first")
+            format!("{:#}", write_new(&missing, "", false, &[]).unwrap_err())
+                .contains("does not exist; create it first")
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
     }

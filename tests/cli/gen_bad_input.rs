@@ -36,13 +36,13 @@ fn parent_file_problems() {
     refused(&s, &mut gen_with("pki"), 1, "kubeconfig pki is a directory");
     refused(&s, &mut gen_with("/proc/self/mem"), 1, "kubeconfig /proc/self/mem cannot be read");
     s.write("empty.yaml", "\n\n");
-    refused(&s, &mut gen_with("empty.yaml"), 1, "kubeconfig empty.yaml: is empty");
+    refused(&s, &mut gen_with("empty.yaml"), 1, "empty.yaml has no contexts (is it empty?)");
     s.write("garbage.yaml", "clusters: [\n  - {name: x\n");
-    refused(&s, &mut gen_with("garbage.yaml"), 1, "kubeconfig garbage.yaml: is not a valid kubeconfig");
+    refused(&s, &mut gen_with("garbage.yaml"), 1, "kubeconfig garbage.yaml: is not valid YAML");
     s.write("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n");
     refused(&s, &mut gen_with("pod.yaml"), 1, "has kind \"Pod\"");
     s.write("other.yaml", "name: x\nreplicas: 3\n");
-    refused(&s, &mut gen_with("other.yaml"), 1, "other.yaml: is not a kubeconfig");
+    refused(&s, &mut gen_with("other.yaml"), 1, "other.yaml has no contexts");
     s.write("binary.yaml", "\u{0}\u{1}");
     std::fs::write(s.path("binary.yaml"), b"\xff\xfe\x00kind").unwrap();
     refused(&s, &mut gen_with("binary.yaml"), 1, "binary.yaml: is not UTF-8");
@@ -196,11 +196,11 @@ fn child_kubeconfig_problems() {
     let s = Scratch::new();
     s.write(
         "child.yaml",
-        "current-context: e\nclusters:\n- name: c\n  cluster: {server: https://c}\ncontexts:\n- name: e\n  context: {cluster: c, user: e}\n- name: n\n  context: {cluster: c, user: n}\n- name: f\n  context: {cluster: c, user: f}\n- name: k\n  context: {cluster: c, user: k}\nusers:\n- name: e\n  user: {exec: {command: aws, apiVersion: client.authentication.k8s.io/v1}}\n- name: n\n  user: {}\n- name: f\n  user: {tokenFile: gone.token}\n- name: k\n  user: {client-certificate-data: QQ==}\n",
+        "current-context: e\nclusters:\n- name: c\n  cluster: {server: https://c}\ncontexts:\n- name: e\n  context: {cluster: c, user: e}\n- name: nc\n  context: {cluster: c, user: nc}\n- name: f\n  context: {cluster: c, user: f}\n- name: k\n  context: {cluster: c, user: k}\nusers:\n- name: e\n  user: {exec: {command: aws, apiVersion: client.authentication.k8s.io/v1}}\n- name: nc\n  user: {}\n- name: f\n  user: {tokenFile: gone.token}\n- name: k\n  user: {client-certificate-data: QQ==}\n",
     );
     let child = |ctx: &str| s.generate(&["--child-kubeconfig", "child.yaml", "--child-context", ctx]);
     refused(&s, &mut child("e"), 1, "authenticates with an exec or auth-provider plugin");
-    refused(&s, &mut child("n"), 1, "has no token and no client certificate");
+    refused(&s, &mut child("nc"), 1, "has no token and no client certificate");
     refused(&s, &mut child("f"), 1, "users[\"f\"].user.tokenFile: file");
     refused(&s, &mut child("k"), 1, "has a client certificate but no client key");
     refused(&s, &mut child("zz"), 1, "context \"zz\" is not in");

@@ -116,7 +116,11 @@ fn wrong_types_for_every_field() {
         ),
         ("clusters item", base_with("clusters:\n", "clusters:\n- 42\n"), "clusters[0]: invalid type: integer"),
         ("cluster name", base_with("- name: parent", "- name: [parent]"), "clusters[0].name: invalid type: sequence"),
-        ("cluster name missing", base_with("- name: parent", "- nam: parent"), "clusters[0]: missing field `name`"),
+        (
+            "cluster name missing",
+            base_with("- name: parent", "- nam: parent"),
+            "names cluster \"parent\", which is not in",
+        ),
         (
             "cluster body",
             base_with(
@@ -168,7 +172,7 @@ fn wrong_types_for_every_field() {
         (
             "extensions",
             base_with("    server:", "    extensions: 5\n    server:"),
-            "clusters[0].cluster: extensions must be a list of named extensions",
+            "clusters[0].cluster.extensions: extensions must be a list of named extensions",
         ),
         ("users", base_with("users:\n", "users: 7\nx:\n"), "users: invalid type: integer"),
         ("user name", base_with("- name: admin", "- name: {admin: 1}"), "users[0].name: invalid type: map"),
@@ -226,23 +230,26 @@ fn truncated_and_malformed_yaml() {
         (
             "cut in a flow mapping",
             b"kind: Config\ncontexts: [{name: main, context: {cluster: par".to_vec(),
-            "is not a valid kubeconfig",
+            "hostile.yaml: is not valid",
         ),
-        ("cut in a quoted string", b"kind: Config\ncurrent-context: \"mai".to_vec(), "is not a valid kubeconfig"),
+        ("cut in a quoted string", b"kind: Config\ncurrent-context: \"mai".to_vec(), "hostile.yaml: is not valid"),
         ("cut inside a UTF-8 character", "current-context: grüße".as_bytes()[..20].to_vec(), "is not UTF-8"),
-        ("tab indentation", base_with("    server:", "\tserver:").into_bytes(), "is not a valid kubeconfig"),
+        ("tab indentation", base_with("    server:", "\tserver:").into_bytes(), "hostile.yaml: is not valid"),
         ("undefined alias", base_with("users:\n", "users:\n- *nope\n").into_bytes(), "unknown anchor"),
-        ("two documents", format!("{BASE}---\n{BASE}").into_bytes(), "more than one document"),
-        ("a lone ---", b"---\n".to_vec(), "is not a kubeconfig"),
-        ("NUL byte", base_with("admin\n", "ad\0min\n").into_bytes(), "is not a valid kubeconfig"),
+        // kubectl reads the first of two documents (tests/cli/parity.rs), and
+        // a lone `---` as an empty kubeconfig.
+        ("a lone ---", b"---\n".to_vec(), "has no contexts (is it empty?)"),
+        ("NUL byte", base_with("admin\n", "ad\0min\n").into_bytes(), "hostile.yaml: is not valid"),
         // Valid YAML (a flow mapping may end in a comma), as for kubectl.
-        ("JSON with a trailing comma", b"{\"kind\": \"Config\",}".to_vec(), "has no current-context"),
+        ("JSON with a trailing comma", b"{\"kind\": \"Config\",}".to_vec(), "has no contexts (is it empty?)"),
         (
             "JSON with a comment",
             b"{\"kind\": \"Config\" /* c */, \"clusters\": []}".to_vec(),
-            "is not a valid kubeconfig",
+            "hostile.yaml: is not valid",
         ),
-        ("UTF-16 with BOM", utf16le(BASE), "is not UTF-8 text (invalid byte at offset 0)"),
+        // UTF-16 with a byte-order mark is read, as by kubectl (tests/cli/parity.rs);
+        // without one it is not text.
+        ("UTF-16 without BOM", utf16le(BASE)[2..].to_vec(), "is not"),
         (
             "Latin-1 byte in a name",
             [b"current-context: caf".as_slice(), b"\xe9\n", BASE.as_bytes()].concat(),
@@ -268,17 +275,12 @@ fn truncated_and_malformed_yaml() {
             base_with("  context:\n    cluster: parent\n    user: admin\n", "  context: ~\n").into_bytes(),
             "context \"main\" in",
         ),
+        // Of two equal keys the last one wins, as for kubectl (tests/cli/parity.rs).
         (
-            "duplicate key in a cluster",
-            base_with("    server:", "    server: https://10.0.0.11\n    server:").into_bytes(),
-            "clusters[0].cluster: duplicate field `server`",
+            "duplicate top-level key, the last one empty",
+            format!("{BASE}clusters: []\n").into_bytes(),
+            "names cluster \"parent\", which is not in",
         ),
-        (
-            "duplicate key in a user (the secret)",
-            base_with("    token:", &format!("    token: {PARENT_TOKEN}\n    token:")).into_bytes(),
-            "duplicate entry with key \"token\"",
-        ),
-        ("duplicate top-level key", format!("{BASE}clusters: []\n").into_bytes(), "duplicate field `clusters`"),
         (
             "duplicate user names",
             format!("{BASE}- name: admin\n  user: {{token: x}}\n").into_bytes(),
@@ -329,12 +331,12 @@ fn nesting_and_alias_bombs_fail_fast_with_bounded_memory() {
         deep_block.push_str(&format!("{}k:\n", "  ".repeat(level)));
     }
     for (label, text, needles) in [
-        ("alias bomb in a user", in_user, &["uses YAML aliases that expand to more than", "(at users[0].user.x"][..]),
-        ("alias bomb in preferences", in_preferences, &["uses YAML aliases", "(at preferences.x"][..]),
+        ("alias bomb in a user", in_user, &["uses YAML aliases that expand to more than", "(at line"][..]),
+        ("alias bomb in preferences", in_preferences, &["uses YAML aliases", "(at line"][..]),
         ("alias bomb through merge keys", merged, &["uses YAML aliases"][..]),
         ("2 MB of [", deep_flow, &["nests lists or mappings deeper than 256 levels (line 2)"][..]),
         ("300 balanced [", deep_balanced, &["deeper than 256 levels"][..]),
-        ("300 nested block mappings", deep_block, &["recursion limit exceeded"][..]),
+        ("300 nested block mappings", deep_block, &["deeper than 256 levels"][..]),
     ] {
         let start = Instant::now();
         let mut needles = needles.to_vec();
@@ -671,11 +673,11 @@ fn hostile_merge_targets_are_left_unchanged() {
             format!("kind: Config\nusers:\n- {{name: clusternet-{CLUSTER_ID}, user: {{}}}}\n- {{name: clusternet-{CLUSTER_ID}, user: {{}}}}\n").into_bytes(),
             "has two user entries named",
         ),
-        ("target with clusters: 5", b"kind: Config\nclusters: 5\n".to_vec(), "field clusters is not a list"),
+        ("target with clusters: 5", b"kind: Config\nclusters: 5\n".to_vec(), "clusters: invalid type: integer"),
         (
-            "target with a nameless entry",
-            b"kind: Config\ncontexts:\n- {context: {}}\n".to_vec(),
-            "contexts[0] has no name",
+            "target with a name that is not a string",
+            b"kind: Config\ncontexts:\n- {name: [x], context: {}}\n".to_vec(),
+            "contexts[0].name: invalid type: sequence",
         ),
         ("truncated target", b"kind: Config\nclusters:\n- name: \"a".to_vec(), "is not valid YAML"),
     ] {
