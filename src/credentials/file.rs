@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn an_id_key_never_matches_a_name_and_a_bare_name_must_be_unique() {
-        let (c, _dir, _) = read(&format!("clusters:\n  {ID_A}: {{token: a}}\n  child-a: {{token: n}}\n"));
+        let (c, _dir, _) = read(&format!("clusters:\n  {ID_A}: {{token: a}}\n  child-a: {{token: tok-n}}\n"));
         // A ManagedCluster named like child-a's ID, with another ID.
         assert_eq!(key_of(&c, &id(ID_B), Some(("rogue", ID_A)), 1), None);
         // A second child-a elsewhere: the bare name is ambiguous for both.
