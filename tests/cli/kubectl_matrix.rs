@@ -1,4 +1,4 @@
-//! Issue 3: every kubectl on this machine × route × child credentials × parent
+//! Every kubectl on this machine × route × child credentials × parent
 //! auth, against the recording server. Each cell generates a kubeconfig with
 //! the real binary, runs `kubectl version -o json` and `kubectl get ns`, and
 //! checks what reached the server. Run with `--nocapture` to see the matrix.

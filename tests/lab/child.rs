@@ -1,4 +1,4 @@
-//! Issue 8, the child side made real: `child-real` is a second kube-apiserver
+//! The child side made real: `child-real` is a second kube-apiserver
 //! (its own CA, client CA and service-account key, etcd prefix
 //! /child-registry), and the hub stand-in forwards its requests there as
 //! clusternet-hub's exchanger would (from its ManagedCluster's

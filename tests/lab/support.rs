@@ -311,7 +311,7 @@ pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     p
 }
 
-/// data.token of the clusternet-hub-proxy Secret, base64-decoded (contract §4).
+/// data.token of the clusternet-hub-proxy Secret, base64-decoded.
 pub fn hub_proxy_token() -> String {
     use base64::Engine as _;
     let b64 = kubectl_ok(
