@@ -183,16 +183,25 @@ fn base64_checked<'de, D>(deserializer: D) -> Result<(), D::Error>
 where
     D: Deserializer<'de>,
 {
+    match Option::<&'de str>::deserialize(deserializer)? {
+        Some(text) if !is_base64(text) => Err(not_base64()),
+        _ => Ok(()),
+    }
+}
+
+fn not_base64<E: serde::de::Error>() -> E {
+    E::custom("is not base64 (kubectl decodes this field as base64)")
+}
+
+/// Whether encoding/json decodes `text` as a `[]byte`: standard base64,
+/// padding required, line breaks ignored. Checked without copying the text
+/// unless it has line breaks (a large kubeconfig has thousands of these).
+fn is_base64(text: &str) -> bool {
     use base64::Engine as _;
-    let Some(text) = Option::<&'de str>::deserialize(deserializer)? else {
-        return Ok(());
-    };
     let compact: Cow<str> =
         if text.contains(['\r', '\n']) { text.replace(['\r', '\n'], "").into() } else { Cow::Borrowed(text) };
     let mut buf = Vec::with_capacity(compact.len() * 3 / 4 + 3);
-    base64::engine::general_purpose::STANDARD
-        .decode_vec(compact.as_bytes(), &mut buf)
-        .map_err(|_| serde::de::Error::custom("is not base64 (kubectl decodes this field as base64)"))
+    base64::engine::general_purpose::STANDARD.decode_vec(compact.as_bytes(), &mut buf).is_ok()
 }
 
 /// A field only checked: null or missing is `None`.
@@ -211,15 +220,10 @@ fn base64_bytes<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    use base64::Engine as _;
-    let Some(text) = Option::<String>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    let compact: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(&compact)
-        .map_err(|_| serde::de::Error::custom("is not base64 (kubectl decodes this field as base64)"))?;
-    Ok(Some(text))
+    match Option::<String>::deserialize(deserializer)? {
+        Some(text) if !is_base64(&text) => Err(not_base64()),
+        text => Ok(text),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

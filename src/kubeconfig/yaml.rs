@@ -9,6 +9,7 @@
 //! Layout follows `kubectl config view`: block mappings indented by two, block
 //! sequences at their key's indentation.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde_yaml::{Mapping, Value};
@@ -87,15 +88,17 @@ fn pad(out: &mut String, indent: usize) {
 
 /// A value on one line: scalars, and flow style for the rare nested collection
 /// that has no block position (a sequence inside a sequence, a tagged value).
-fn inline(value: &Value) -> String {
+/// A string written plain is borrowed, not copied: a large merge target is
+/// mostly such strings.
+fn inline(value: &Value) -> Cow<'_, str> {
     match value {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string().into(),
+        Value::Number(n) => n.to_string().into(),
         Value::String(s) => string(s),
         Value::Sequence(items) => {
-            let parts: Vec<String> = items.iter().map(inline).collect();
-            format!("[{}]", parts.join(", "))
+            let parts: Vec<Cow<str>> = items.iter().map(inline).collect();
+            format!("[{}]", parts.join(", ")).into()
         }
         Value::Mapping(map) => {
             let parts: Vec<String> = map
@@ -106,9 +109,9 @@ fn inline(value: &Value) -> String {
                     format!("{explicit}{key}: {}", inline(v))
                 })
                 .collect();
-            format!("{{{}}}", parts.join(", "))
+            format!("{{{}}}", parts.join(", ")).into()
         }
-        Value::Tagged(tagged) => format!("{} {}", written_tag(&tagged.tag.to_string()), inline(&tagged.value)),
+        Value::Tagged(tagged) => format!("{} {}", written_tag(&tagged.tag.to_string()), inline(&tagged.value)).into(),
     }
 }
 
@@ -135,8 +138,8 @@ fn written_tag(tag: &str) -> String {
 }
 
 /// A string scalar: plain when that is unambiguous, double-quoted otherwise.
-pub fn string(s: &str) -> String {
-    if is_plain_safe(s) { s.to_string() } else { quoted(s) }
+pub fn string(s: &str) -> Cow<'_, str> {
+    if is_plain_safe(s) { Cow::Borrowed(s) } else { Cow::Owned(quoted(s)) }
 }
 
 /// Words that YAML 1.1 (go-yaml v2, and so kubectl) reads as booleans or null.
