@@ -275,7 +275,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs the YAML loader to refuse duplicate keys in every file it reads (src/kubeconfig/, worked on in parallel)"]
     fn duplicate_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds.yaml");

@@ -30,6 +30,10 @@ pub struct Budget {
     pub nodes: usize,
     /// Nesting of collections.
     pub depth: usize,
+    /// Refuse two equal keys in one mapping. kubectl keeps the last one
+    /// (go-yaml v2 is not strict there); this tool's own files ask for it,
+    /// since two entries for one cluster would leave it to guess.
+    pub unique_keys: bool,
 }
 
 /// The text of a file, decoded as go-yaml decodes it: UTF-8, or UTF-16 with a
@@ -207,7 +211,15 @@ impl Builder {
                 match key.take() {
                     // The last one wins, as in go-yaml v2 (kubectl): no error.
                     Some(Key::Name(name)) => {
-                        map.insert(Value::String(name), value);
+                        let key = Value::String(name);
+                        if self.budget.unique_keys && map.contains_key(&key) {
+                            bail!(
+                                "has a duplicate entry with key {:?} ({}); keep one entry per key",
+                                key.as_str().unwrap_or_default(),
+                                at()
+                            );
+                        }
+                        map.insert(key, value);
                     }
                     Some(Key::Merge) => merge(map, value).map_err(in_error)?,
                     None => {}

@@ -13,10 +13,13 @@ use serde::de::DeserializeOwned;
 
 use super::decode::{self, Budget};
 
-/// Parses a document into `T`; `what` names the kind of file in messages
-/// ("kubeconfig", "credentials file").
+/// Parses one of this tool's own files (the credentials file) into `T`;
+/// `what` names the kind of file in messages. Read as kubectl reads YAML,
+/// except that two equal keys in one mapping are refused: kubectl keeps the
+/// last, which here would pick one of two credentials for a cluster silently.
 pub fn typed<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    into_typed(value(text)?, what, || value(text))
+    let strict = || document(text, true);
+    into_typed(strict()?, what, strict)
 }
 
 /// `T` from a value, consuming it (no string is copied). Only when that
@@ -110,9 +113,13 @@ fn located<T: DeserializeOwned>(value: &serde_yaml::Value, error: serde_yaml::Er
 /// Parses a whole document as a value: the value kubectl sees. Null for a
 /// document with no content (empty, comments only, `---`).
 pub fn value(text: &str) -> Result<serde_yaml::Value> {
+    document(text, false)
+}
+
+fn document(text: &str, unique_keys: bool) -> Result<serde_yaml::Value> {
     check_nesting(text)?;
-    decode::document(text, Budget { nodes: ALIAS_FLOOR + text.len() / 2, depth: MAX_FLOW_DEPTH })
-        .map_err(|e| anyhow!("{}", redact_values(&format!("{e:#}"))))
+    let budget = Budget { nodes: ALIAS_FLOOR + text.len() / 2, depth: MAX_FLOW_DEPTH, unique_keys };
+    decode::document(text, budget).map_err(|e| anyhow!("{}", redact_values(&format!("{e:#}"))))
 }
 
 /// Nodes a document may always expand to through YAML aliases; beyond that, as
