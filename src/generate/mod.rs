@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 
 pub use self::settings::{Destination, Env, Settings};
 use self::targets::{ChildCredentialSource, Found, Pairing, Target, Wanted};
-use crate::cli::{GenArgs, OutputFormat};
+use crate::cli::GenArgs;
 use crate::cluster::client::{self, Session};
 use crate::cluster::{hub_token, probe};
 use crate::credentials::parent::GivenToken;
@@ -230,7 +230,7 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     let mut failures = Vec::new();
     for entry in entries {
         let doc = emit::document(std::slice::from_ref(entry), Some(&entry.name));
-        let text = emit::render(&doc, OutputFormat::Yaml)?;
+        let text = emit::render(&doc, emit::Format::Yaml)?;
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| anyhow!("internal: {e}"))?;
         let secrets = credentials::secrets_in(&entry.user);
         match probe::probe(kubeconfig, &entry.name, settings.timeout, &secrets).await? {

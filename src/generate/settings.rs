@@ -14,6 +14,7 @@ use crate::credentials::file::Credentials;
 use crate::credentials::parent::{GivenToken, Method, TokenSource};
 use crate::credentials::{ChildSource, child, parent};
 use crate::error::{in_cwd, refuse_dash, usage};
+use crate::kubeconfig::emit;
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::names;
 use crate::notes;
@@ -40,7 +41,7 @@ pub struct Settings {
     pub parent_auth: Method,
     pub name: Option<String>,
     pub set_current: bool,
-    pub format: OutputFormat,
+    pub format: emit::Format,
     pub destination: Destination,
     pub verify: bool,
     /// Write even when the verification fails.
@@ -119,7 +120,10 @@ impl Settings {
             parent_auth,
             name,
             set_current: !t.no_current_context,
-            format: args.out.output,
+            format: match args.out.output {
+                OutputFormat::Yaml => emit::Format::Yaml,
+                OutputFormat::Json => emit::Format::Json,
+            },
             destination,
             verify: args.verify,
             write_unverified: args.write_unverified,

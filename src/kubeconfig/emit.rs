@@ -5,7 +5,6 @@ use serde_yaml::{Mapping, Value};
 
 use super::model::Cluster;
 use super::yaml;
-use crate::cli::OutputFormat;
 
 /// The three entries a generation produces, all under one name.
 #[derive(Debug, Clone)]
@@ -89,11 +88,18 @@ pub fn document(entries: &[Entries], current: Option<&str>) -> Value {
     Value::Mapping(map)
 }
 
+/// The text formats a kubeconfig is written in (kubectl reads both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
 /// The document as text in the requested format, ending in a newline.
-pub fn render(doc: &Value, format: OutputFormat) -> Result<String> {
+pub fn render(doc: &Value, format: Format) -> Result<String> {
     match format {
-        OutputFormat::Yaml => Ok(yaml::to_yaml(doc)),
-        OutputFormat::Json => {
+        Format::Yaml => Ok(yaml::to_yaml(doc)),
+        Format::Json => {
             let mut text = serde_json::to_string_pretty(doc).context("rendering JSON")?;
             text.push('\n');
             Ok(text)
@@ -124,7 +130,7 @@ mod tests {
 
     #[test]
     fn document_layout() {
-        let text = render(&document(&[entries()], Some("clusternet-x")), OutputFormat::Yaml).unwrap();
+        let text = render(&document(&[entries()], Some("clusternet-x")), Format::Yaml).unwrap();
         assert_eq!(
             text,
             "apiVersion: v1
@@ -157,7 +163,7 @@ users:
     #[test]
     fn json_is_the_same_document() {
         let doc = document(&[entries()], Some("clusternet-x"));
-        let json = render(&doc, OutputFormat::Json).unwrap();
+        let json = render(&doc, Format::Json).unwrap();
         let back: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back, doc);
     }
