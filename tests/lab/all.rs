@@ -53,16 +53,7 @@ fn all_writes_one_context_per_cluster_with_credentials_and_skips_the_rest() {
     let dir = tempdir();
     let (creds, t) = credentials(dir.path());
     let out = dir.path().join("all.kubeconfig");
-    let (_, err) = tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--all",
-        "--credentials",
-        creds.to_str().unwrap(),
-        "--output-file",
-        out.to_str().unwrap(),
-    ]);
+    let (_, err) = lab_gen().args(&["--all"]).credentials(&creds).output_file(&out).ok();
     let d = doc(&out);
     assert_eq!(context_names(&d), ["clusternet-child-a", "clusternet-child-b", "clusternet-dup"]);
     // --all names no cluster, so none is made current (the listing's first is
@@ -91,17 +82,7 @@ fn strict_fails_and_writes_nothing() {
     let dir = tempdir();
     let (creds, _) = credentials(dir.path());
     let out = dir.path().join("strict.kubeconfig");
-    let err = tool_err(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--all",
-        "--strict",
-        "--credentials",
-        creds.to_str().unwrap(),
-        "--output-file",
-        out.to_str().unwrap(),
-    ]);
+    let err = lab_gen().args(&["--all", "--strict"]).credentials(&creds).output_file(&out).err();
     assert!(err.contains("--strict") && err.contains("no credentials for"), "{err}");
     // The first cluster without an entry, in namespace/name order, is dup #2.
     assert!(err.contains(DUP_2.id), "{err}");
@@ -114,18 +95,7 @@ fn selector_picks_the_matching_clusters_only() {
     let (creds, t) = credentials(dir.path());
     let out = dir.path().join("sel.kubeconfig");
     let sel = format!("clusters.clusternet.io/cluster-id={}", CHILD_B.id);
-    let (_, err) = tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--all",
-        "-l",
-        &sel,
-        "--credentials",
-        creds.to_str().unwrap(),
-        "--output-file",
-        out.to_str().unwrap(),
-    ]);
+    let (_, err) = lab_gen().args(&["--all", "-l", &sel]).credentials(&creds).output_file(&out).ok();
     assert!(err.contains("listed 1 ManagedClusters in 1 request(s)"), "{err}");
     assert!(!err.contains("warning"), "{err}");
     let d = doc(&out);
@@ -133,16 +103,7 @@ fn selector_picks_the_matching_clusters_only() {
     reaches(&out, "clusternet-child-b", CHILD_B.id, &t.b);
 
     // A selector nothing matches is an error, not an empty kubeconfig.
-    let err = tool_err(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--all",
-        "-l",
-        "nothing=here",
-        "--credentials",
-        creds.to_str().unwrap(),
-    ]);
+    let err = lab_gen().args(&["--all", "-l", "nothing=here"]).credentials(&creds).err();
     assert!(err.contains("no ManagedCluster matches") && err.contains("nothing=here"), "{err}");
 }
 
@@ -152,22 +113,13 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
     let dir = tempdir();
     let (creds, t) = credentials(dir.path());
     let out = dir.path().join("rep.kubeconfig");
-    let (_, err) = tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster",
-        "child-a",
-        "--cluster-id",
-        CHILD_B.id,
-        "--cluster-id",
-        DUP_1.id,
-        "--credentials",
-        creds.to_str().unwrap(),
-        "--no-current-context",
-        "--output-file",
-        out.to_str().unwrap(),
-    ]);
+    let (_, err) = lab_gen()
+        .cluster("child-a")
+        .args(&["--cluster-id", CHILD_B.id, "--cluster-id", DUP_1.id])
+        .credentials(&creds)
+        .args(&["--no-current-context"])
+        .output_file(&out)
+        .ok();
     let d = doc(&out);
     let mut names = context_names(&d);
     names.sort();
@@ -181,19 +133,8 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
     reaches(&out, "clusternet-dup", DUP_1.id, &t.dup1);
 
     // -n is the namespace of --cluster; an ID is found in any namespace.
-    let (out2, err) = tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster",
-        "dup",
-        "-n",
-        DUP_1.namespace,
-        "--cluster-id",
-        CHILD_B.id,
-        "--credentials",
-        creds.to_str().unwrap(),
-    ]);
+    let (out2, err) =
+        lab_gen().cluster("dup").args(&["-n", DUP_1.namespace, "--cluster-id", CHILD_B.id]).credentials(&creds).ok();
     let d2: Value = serde_yaml::from_str(&out2).unwrap();
     let mut names = context_names(&d2);
     names.sort();
@@ -201,30 +142,9 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
     assert_eq!(server_of(&d2, "clusternet-dup"), format!("{}{PROXY_PREFIX}{}/proxy/direct", lab.server(), DUP_1.id));
 
     // A name without an entry is skipped with a warning; --strict refuses.
-    let (_, err) = tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster",
-        "child-a",
-        "--cluster",
-        "child-offline",
-        "--credentials",
-        creds.to_str().unwrap(),
-    ]);
+    let (_, err) = lab_gen().cluster("child-a").cluster("child-offline").credentials(&creds).ok();
     assert!(err.contains("no credentials for") && err.contains(CHILD_OFFLINE.id), "{err}");
-    let err = tool_err(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster",
-        "child-a",
-        "--cluster",
-        "child-offline",
-        "--strict",
-        "--credentials",
-        creds.to_str().unwrap(),
-    ]);
+    let err = lab_gen().cluster("child-a").cluster("child-offline").args(&["--strict"]).credentials(&creds).err();
     assert!(err.contains("(--strict)") && err.contains("child-offline"), "{err}");
 }
 
@@ -240,18 +160,7 @@ fn same_name_in_two_namespaces_gets_qualified_names() {
     );
     let out = dir.path().join("dups.kubeconfig");
     let sel = format!("clusters.clusternet.io/cluster-id in ({},{})", DUP_1.id, DUP_2.id);
-    tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--all",
-        "-l",
-        &sel,
-        "--credentials",
-        creds.to_str().unwrap(),
-        "--output-file",
-        out.to_str().unwrap(),
-    ]);
+    lab_gen().args(&["--all", "-l", &sel]).credentials(&creds).output_file(&out).ok();
     let n1 = format!("clusternet-{}-dup", DUP_1.namespace);
     let n2 = format!("clusternet-{}-dup", DUP_2.namespace);
     assert_eq!(context_names(&doc(&out)), [n1.clone(), n2.clone()]);

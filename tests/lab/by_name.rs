@@ -21,7 +21,7 @@ fn cluster_name_resolves_to_its_id() {
 
 #[test]
 fn duplicate_name_is_an_error_listing_both() {
-    let err = tool_err(&["gen", "--kubeconfig", admin(), "--cluster", "dup", "--token", "t-dup"]);
+    let err = lab_gen().cluster("dup").args(&["--token", "t-dup"]).err();
     for seed in [DUP_1, DUP_2] {
         let candidate = format!("{}/dup ({})", seed.namespace, seed.id);
         assert!(err.contains(&candidate), "{candidate} missing: {err}");
@@ -44,20 +44,10 @@ fn duplicate_name_with_namespace_works() {
 
 #[test]
 fn typo_suggests_the_closest_name() {
-    let err = tool_err(&["gen", "--kubeconfig", admin(), "--cluster", "chld-a", "--token", "t-typo"]);
+    let err = lab_gen().cluster("chld-a").args(&["--token", "t-typo"]).err();
     assert!(err.contains("no ManagedCluster named \"chld-a\""), "{err}");
     assert!(err.contains(&format!("closest: {}/child-a", CHILD_A.namespace)), "{err}");
     // In a namespace where it does not exist.
-    let err = tool_err(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster",
-        "child-a",
-        "-n",
-        CHILD_B.namespace,
-        "--token",
-        "t-typo",
-    ]);
+    let err = lab_gen().cluster("child-a").args(&["-n", CHILD_B.namespace, "--token", "t-typo"]).err();
     assert!(err.contains(&format!("in namespace {:?}", CHILD_B.namespace)), "{err}");
 }

@@ -61,17 +61,7 @@ fn list_and_gen_all_page_through_a_thousand_clusters() {
     let managed_before = apiserver_requests(&[r#"resource="managedclusters""#]);
     let lists_before = managedcluster_lists();
     let t0 = Instant::now();
-    let (_, err) = tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--all",
-        "--strict",
-        "--credentials",
-        creds.to_str().unwrap(),
-        "--output-file",
-        out.to_str().unwrap(),
-    ]);
+    let (_, err) = lab_gen().args(&["--all", "--strict"]).credentials(&creds).output_file(&out).ok();
     let gen_time = t0.elapsed();
     let lists = managedcluster_lists() - lists_before;
     // Everything the apiserver served meanwhile, the lab's own background

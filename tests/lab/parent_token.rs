@@ -84,41 +84,16 @@ fn token_request_gives_a_fresh_working_token() {
 fn wrong_system_namespace_offers_token_request() {
     let dir = tempdir();
     let out = dir.path().join("never.kubeconfig");
-    let err = tool_err(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster-id",
-        CHILD_A.id,
-        "--token",
-        "child-tok",
-        "--parent-auth",
-        "token",
-        "--system-namespace",
-        "clusternet-sys",
-        "--output-file",
-        out.to_str().unwrap(),
-    ]);
+    // The child's credentials and the parent's token from the kubeconfig.
+    let child_a = || lab_gen().args(&["--cluster-id", CHILD_A.id, "--token", "child-tok", "--parent-auth", "token"]);
+    let err = child_a().args(&["--system-namespace", "clusternet-sys"]).output_file(&out).err();
     assert!(err.contains("namespace \"clusternet-sys\""), "{err}");
     assert!(err.contains("--parent-token-request"), "{err}");
     assert!(err.contains("context \"lab\""), "{err}");
     assert!(!out.exists());
 
     // The TokenRequest in a namespace without the service account: also named.
-    let err = tool_err(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster-id",
-        CHILD_A.id,
-        "--token",
-        "child-tok",
-        "--parent-auth",
-        "token",
-        "--parent-token-request",
-        "--system-namespace",
-        "clusternet-sys",
-    ]);
+    let err = child_a().args(&["--parent-token-request", "--system-namespace", "clusternet-sys"]).err();
     assert!(err.contains("clusternet-sys/clusternet-hub-proxy"), "{err}");
     assert!(err.contains("--system-namespace"), "{err}");
 }

@@ -399,6 +399,48 @@ pub fn tool_err(args: &[&str]) -> String {
     stderr
 }
 
+/// `clusternet-kubeconfig gen --kubeconfig <lab admin>` and then the
+/// arguments the test adds, in the order it adds them.
+pub fn lab_gen() -> Gen {
+    Gen(vec!["gen".into(), "--kubeconfig".into(), admin().into()])
+}
+
+/// The argv of one `gen` run against the lab, built by [`lab_gen`].
+pub struct Gen(Vec<String>);
+
+impl Gen {
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.0.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn cluster(self, name: &str) -> Self {
+        self.args(&["--cluster", name])
+    }
+
+    pub fn credentials(self, path: &Path) -> Self {
+        self.args(&["--credentials", path.to_str().unwrap()])
+    }
+
+    pub fn output_file(self, path: &Path) -> Self {
+        self.args(&["--output-file", path.to_str().unwrap()])
+    }
+
+    fn argv(&self) -> Vec<&str> {
+        self.0.iter().map(String::as_str).collect()
+    }
+
+    /// [`tool_ok`]: (stdout, stderr).
+    pub fn ok(self) -> (String, String) {
+        tool_ok(&self.argv())
+    }
+
+    /// [`tool_err`]: stderr.
+    pub fn err(self) -> String {
+        tool_err(&self.argv())
+    }
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -73,19 +73,7 @@ fn context_flag_picks_the_context() {
         &format!("clusters:\n  child-a: {{token: {ta}}}\n  child-b: {{token: {tb}}}\n"),
     );
     let kc = dir.path().join("two.kubeconfig");
-    tool_ok(&[
-        "gen",
-        "--kubeconfig",
-        admin(),
-        "--cluster",
-        "child-a",
-        "--cluster",
-        "child-b",
-        "--credentials",
-        creds.to_str().unwrap(),
-        "--output-file",
-        kc.to_str().unwrap(),
-    ]);
+    lab_gen().cluster("child-a").cluster("child-b").credentials(&creds).output_file(&kc).ok();
     let (ok, stdout, stderr) = verify(&kc, &["--context", "clusternet-child-b"]);
     assert!(ok, "{stderr}");
     assert!(stdout.starts_with("context \"clusternet-child-b\": child cluster reachable"), "{stdout}");
