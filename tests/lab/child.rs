@@ -81,14 +81,8 @@ fn child_username(kc: &Path) -> String {
 /// Recorded requests carrying `header: value`, once one of them satisfies
 /// `want` (the stand-in appends after it answered; others may share the value).
 fn records_until(header: &str, value: &str, want: impl Fn(&Rec) -> bool) -> Vec<Rec> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let recs = records_with(header, value, 1);
-        if recs.iter().any(&want) || std::time::Instant::now() > deadline {
-            return recs;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    Wait { within: std::time::Duration::from_secs(5), every: std::time::Duration::from_millis(50) }
+        .until(|| records_with(header, value, 1), |recs| recs.iter().any(&want))
 }
 
 /// The recorded requests for `header: value` went to the child at `route`,
@@ -424,15 +418,11 @@ fn child_forbidding_the_request_is_diagnosed() {
         kubectl_ok(child_admin, &["delete", "clusterrolebinding", b]);
     }
     // RBAC changes reach the authorizer's cache within a moment.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let stderr = loop {
-        let (ok, _, stderr) = verify(&kc);
-        if !ok && stderr.contains("HTTP 403") {
-            break stderr;
-        }
-        assert!(std::time::Instant::now() < deadline, "no 403 from the child: {stderr}");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
+    let forbidden = |(ok, _, stderr): &(bool, String, String)| !ok && stderr.contains("HTTP 403");
+    let last = Wait { within: std::time::Duration::from_secs(30), every: std::time::Duration::from_millis(300) }
+        .until(|| verify(&kc), forbidden);
+    assert!(forbidden(&last), "no 403 from the child: {}", last.2);
+    let stderr = last.2;
     assert!(stderr.contains("child forbids the request"), "{stderr}");
     assert!(stderr.contains("grant it RBAC in the child"), "{stderr}");
     assert!(!stderr.contains("Clusternet RBAC missing"), "{stderr}");

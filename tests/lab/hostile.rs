@@ -395,16 +395,16 @@ fn several_hub_proxy_secrets_are_refused_by_name() {
 
     delete("hub-proxy-planted");
     // The token controller fills the remaining one.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let yaml = loop {
-        let (out, elapsed, rss) = timed(&args);
-        check("one Secret", &out, elapsed, rss);
-        if out.status.success() || Instant::now() > deadline {
-            assert!(out.status.success(), "{}", text(&out.stderr));
-            break text(&out.stdout);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let out = Wait { within: Duration::from_secs(20), every: Duration::from_millis(200) }.until(
+        || {
+            let (out, elapsed, rss) = timed(&args);
+            check("one Secret", &out, elapsed, rss);
+            out
+        },
+        |out| out.status.success(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
     let d: Value = serde_yaml::from_str(&yaml).unwrap();
     assert!(d["users"][0]["user"]["token"].as_str().is_some_and(|t| t.starts_with("eyJ")), "{yaml}");
 

@@ -106,16 +106,11 @@ fn anonymous_without_impersonation() {
         "    username: system:anonymous",
     );
     let _ = kubectl(&proxied, &["version", "-o", "json"]);
-    let recs: Vec<Rec> = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        loop {
-            let r: Vec<Rec> = records().into_iter().filter(|r| r.path.contains(&marker)).collect();
-            if !r.is_empty() || std::time::Instant::now() > deadline {
-                break r;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
+    let recs: Vec<Rec> =
+        Wait { within: std::time::Duration::from_secs(3), every: std::time::Duration::from_millis(50) }.until(
+            || records().into_iter().filter(|r| r.path.contains(&marker)).collect(),
+            |r: &Vec<Rec>| !r.is_empty(),
+        );
     assert!(!recs.is_empty(), "the anonymous request should reach the hub");
     for r in &recs {
         assert_eq!(r.header("x-remote-user"), Some("system:anonymous"), "{r:?}");

@@ -230,17 +230,35 @@ pub fn records() -> Vec<Rec> {
         .collect()
 }
 
+/// How a test waits for the lab to catch up: try every `every`, for at most
+/// `within`.
+pub struct Wait {
+    pub within: Duration,
+    pub every: Duration,
+}
+
+impl Wait {
+    /// `attempt` until `done` holds for what it returned or time is up: the
+    /// last result either way, for the caller to assert on.
+    pub fn until<T>(&self, mut attempt: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+        let deadline = Instant::now() + self.within;
+        loop {
+            let result = attempt();
+            if done(&result) || Instant::now() > deadline {
+                return result;
+            }
+            std::thread::sleep(self.every);
+        }
+    }
+}
+
 /// Recorded requests carrying `header: value`, waiting briefly for at least
 /// `min` of them (the stand-in may append after it answered).
 pub fn records_with(header: &str, value: &str, min: usize) -> Vec<Rec> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let found: Vec<Rec> = records().into_iter().filter(|r| r.header(header) == Some(value)).collect();
-        if found.len() >= min || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Wait { within: Duration::from_secs(3), every: Duration::from_millis(50) }.until(
+        || records().into_iter().filter(|r| r.header(header) == Some(value)).collect::<Vec<Rec>>(),
+        |found| found.len() >= min,
+    )
 }
 
 pub fn json(s: &str) -> Value {

@@ -379,15 +379,10 @@ fn create(dir: &Path, json: &str) {
 
 /// Polls verify until `pred(success, stderr)` holds; the last stderr.
 fn verify_until(kc: &Path, what: &str, pred: impl Fn(bool, &str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (ok, _, err) = verify(kc, &["--timeout", "5"]);
-        if pred(ok, &err) {
-            return err;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within 60s; last: {err}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let (ok, _, err) = Wait { within: Duration::from_secs(60), every: Duration::from_millis(300) }
+        .until(|| verify(kc, &["--timeout", "5"]), |(ok, _, err)| pred(*ok, err));
+    assert!(pred(ok, &err), "{what}: not within 60s; last: {err}");
+    err
 }
 
 /// RBAC removed, then the APIService removed: each diagnosed, each restored.
