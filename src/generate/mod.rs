@@ -264,7 +264,7 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
 /// Names the flag that gave the path of a refused or failed write.
 fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
     move |e| match e {
-        write::WriteError::File(message) => anyhow::anyhow!("{flag} {message}"),
+        write::WriteError::File(message) => anyhow!("{flag} {message}"),
         write::WriteError::Place(e) => e.context(flag.to_owned()),
         write::WriteError::Other(e) => e,
     }
@@ -324,5 +324,26 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_name_the_flag_that_gave_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |p: &std::path::Path, flag| {
+            format!("{:#}", write::write_new(p, "", false, &[]).map_err(flagged(flag)).unwrap_err())
+        };
+        assert_eq!(
+            err(dir.path(), "--output-file"),
+            format!("--output-file {} is a directory; give a file path", dir.path().display())
+        );
+        assert_eq!(
+            err(&dir.path().join("nope/out"), "--output-file"),
+            format!("--output-file: directory {} does not exist; create it first", dir.path().join("nope").display())
+        );
     }
 }
