@@ -86,8 +86,8 @@ pub fn load(source: &ChildSource) -> Result<ChildCredentials> {
         ChildSource::CertKeyFiles { cert, key } => {
             let cert_origin = file_origin("--client-certificate", cert);
             let key_origin = file_origin("--client-key", key);
-            let cert_pem = in_cwd(flatten::read_path(cert, "--client-certificate"), cert)?;
-            let key_pem = in_cwd(flatten::read_path(key, "--client-key"), key)?;
+            let cert_pem = in_cwd(flatten::read_path(cert).context("--client-certificate"), cert)?;
+            let key_pem = in_cwd(flatten::read_path(key).context("--client-key"), key)?;
             cert_key(cert_pem, key_pem, &cert_origin, &key_origin)
         }
         ChildSource::CertKeyData { cert, key } => {
@@ -120,7 +120,7 @@ pub fn read_token_file(path: &Path, origin: &str) -> Result<Vec<u8>> {
         return Ok(buf);
     }
     let flag = origin.split(' ').next().unwrap_or(origin);
-    flatten::read_path_at_most(path, flag, validate::MAX_TOKEN_BYTES + 2)
+    flatten::read_path_at_most(path, validate::MAX_TOKEN_BYTES + 2).with_context(|| flag.to_owned())
 }
 
 fn cert_key(cert_pem: Vec<u8>, key_pem: Vec<u8>, cert_origin: &str, key_origin: &str) -> Result<ChildCredentials> {

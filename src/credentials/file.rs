@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Deserialize;
 
 use super::child::ChildSource;
@@ -120,7 +120,7 @@ impl Credentials {
     /// and no two keys may name the same cluster.
     pub fn read(path: &Path) -> Result<Credentials> {
         let what = format!("--credentials {}", path.display());
-        let bytes = flatten::read_path(path, "--credentials")?;
+        let bytes = flatten::read_path(path).context("--credentials")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{what} is not UTF-8 text"))?;
         // Inline tokens may sit here: the parser's messages never quote values.
         let file: File = parse::typed(text, "credentials file").map_err(|e| anyhow!("{what} {e:#}"))?;

@@ -261,6 +261,15 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     }
 }
 
+/// Names the flag that gave the path of a refused or failed write.
+fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
+    move |e| match e {
+        write::WriteError::File(message) => anyhow!("{flag} {message}"),
+        write::WriteError::Place(e) => e.context(flag.to_owned()),
+        write::WriteError::Other(e) => e,
+    }
+}
+
 /// Emits to stdout, writes the file, or merges into the target.
 /// `parent_context` is named when the merge changes the default parent;
 /// `inputs` are the files this run reads, never written over.
@@ -275,14 +284,15 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
         }
         Destination::File { path, force } => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
-            in_cwd(write::write_new(path, &text, *force, inputs), path)?;
+            in_cwd(write::write_new(path, &text, *force, inputs).map_err(flagged("--output-file")), path)?;
             let names: Vec<String> = entries.iter().map(|e| format!("{:?}", e.name)).collect();
             eprintln!("wrote context {} to {} (mode 0600)", names.join(", "), path.display());
             Ok(())
         }
         Destination::Merge { path, set_current_context, lock_timeout } => {
             let report = in_cwd(
-                write::merge_into(path, entries, current.as_deref(), *set_current_context, *lock_timeout),
+                write::merge_into(path, entries, current.as_deref(), *set_current_context, *lock_timeout)
+                    .map_err(flagged("--merge-into")),
                 path,
             )?;
             let changes: Vec<String> = report
@@ -314,5 +324,26 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_name_the_flag_that_gave_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |p: &std::path::Path, flag| {
+            format!("{:#}", write::write_new(p, "", false, &[]).map_err(flagged(flag)).unwrap_err())
+        };
+        assert_eq!(
+            err(dir.path(), "--output-file"),
+            format!("--output-file {} is a directory; give a file path", dir.path().display())
+        );
+        assert_eq!(
+            err(&dir.path().join("nope/out"), "--output-file"),
+            format!("--output-file: directory {} does not exist; create it first", dir.path().join("nope").display())
+        );
     }
 }

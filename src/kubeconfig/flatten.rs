@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{ErrorKind, Read as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_yaml::{Mapping, Value};
@@ -25,35 +25,36 @@ pub fn resolve(reference: &str, base: &Path) -> PathBuf {
 /// Reads a referenced file. `what` says where the reference is, e.g.
 /// `certificate-authority of cluster "prod"`; it starts every message.
 pub fn read_reference(reference: &str, base: &Path, what: &str) -> Result<Vec<u8>> {
-    read_path(&resolve(reference, base), what)
+    read_path(&resolve(reference, base)).with_context(|| what.to_owned())
 }
 
-/// Reads a file named by a flag or a reference; refuses what is not a regular
-/// file, and what is larger than a kubeconfig may be.
-pub fn read_path(path: &Path, what: &str) -> Result<Vec<u8>> {
-    read_path_at_most(path, what, super::load::MAX_FILE_BYTES)
+/// Reads a file; refuses what is not a regular file, and what is larger than
+/// a kubeconfig may be. The caller says where the path came from (a flag, a
+/// reference) as the error's context.
+pub fn read_path(path: &Path) -> Result<Vec<u8>> {
+    read_path_at_most(path, super::load::MAX_FILE_BYTES)
 }
 
 /// [`read_path`] with its own size limit: a larger file is refused before it
 /// is read, and never read past `limit` (it may grow meanwhile).
-pub fn read_path_at_most(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
+pub fn read_path_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let shown = path.display();
     let read_error = |e: std::io::Error| match e.kind() {
-        ErrorKind::NotFound => anyhow!("{what}: file {shown} does not exist"),
+        ErrorKind::NotFound => anyhow!("file {shown} does not exist"),
         ErrorKind::PermissionDenied => {
-            anyhow!("{what}: file {shown} cannot be read (permission denied)")
+            anyhow!("file {shown} cannot be read (permission denied)")
         }
-        _ => anyhow!("{what}: file {shown} cannot be read: {e}"),
+        _ => anyhow!("file {shown} cannot be read: {e}"),
     };
     let meta = fs::metadata(path).map_err(read_error)?;
     if meta.is_dir() {
-        bail!("{what}: {shown} is a directory, not a file");
+        bail!("{shown} is a directory, not a file");
     }
     if !meta.is_file() {
-        bail!("{what}: {shown} is not a regular file");
+        bail!("{shown} is not a regular file");
     }
     let too_big =
-        |len: u64| anyhow!("{what}: file {shown} is larger than {} ({len} bytes); is it the right file?", size(limit));
+        |len: u64| anyhow!("file {shown} is larger than {} ({len} bytes); is it the right file?", size(limit));
     if meta.len() > limit {
         return Err(too_big(meta.len()));
     }
@@ -135,10 +136,9 @@ fn embed(
         // the file on every request and falls back to the inline token only
         // when it cannot (`NewBearerAuthWithRefreshRoundTripper`).
         Encoding::TrimmedText => match read_reference(&reference, base, &what) {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map_err(|_| anyhow!("{what}: the token file is not UTF-8 text"))?
-                .trim()
-                .to_string(),
+            Ok(bytes) => {
+                String::from_utf8(bytes).map_err(|_| anyhow!("the token file is not UTF-8 text"))?.trim().to_string()
+            }
             Err(_) if inline => return Ok(()),
             Err(e) => return Err(e),
         },

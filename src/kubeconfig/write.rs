@@ -12,44 +12,79 @@ use super::emit::Entries;
 use super::merge::{Change, merge};
 use super::model::Kubeconfig;
 use super::yaml;
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 
 /// Mode of files this tool creates: they hold credentials.
 pub const PRIVATE_MODE: u32 = 0o600;
+
+/// Why a write was refused or failed. The path came from the command line,
+/// and only the caller knows which flag gave it, so it names the flag.
+#[derive(Debug)]
+pub enum WriteError {
+    /// About the file itself; the message starts with its path.
+    File(String),
+    /// About where the file goes: its directory, the temporary file beside it.
+    Place(anyhow::Error),
+    /// Anything else (the lock), already complete.
+    Other(anyhow::Error),
+}
+
+/// The message without a flag, as a caller that has none shows it.
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::File(message) => f.write_str(message),
+            WriteError::Place(e) | WriteError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for WriteError {
+    fn from(e: anyhow::Error) -> Self {
+        WriteError::Other(e)
+    }
+}
+
+/// Shorthand for a refusal about the file itself.
+macro_rules! refuse {
+    ($($arg:tt)*) => {
+        return Err(WriteError::File(format!($($arg)*)))
+    };
+}
 
 /// Writes `text` to `path` atomically with mode 0600. Without `force` an
 /// existing file is left alone and reported. `inputs` are the files this run
 /// reads (parent kubeconfigs, child kubeconfigs, credentials and token files):
 /// none of them is ever written over, even with `force`.
-pub fn write_new(path: &Path, text: &str, force: bool, inputs: &[PathBuf]) -> Result<()> {
+pub fn write_new(path: &Path, text: &str, force: bool, inputs: &[PathBuf]) -> Result<(), WriteError> {
     let shown = path.display();
     // A symlink is written through, to its target, as kubectl does.
     let target = follow_links(path);
     match fs::metadata(&target) {
-        Ok(meta) if meta.is_dir() => bail!("--output-file {shown} is a directory; give a file path"),
-        Ok(meta) if !meta.is_file() => bail!(
-            "--output-file {shown} is not a regular file ({}); it is left alone: give a file path, or leave out --output-file to write to stdout",
+        Ok(meta) if meta.is_dir() => refuse!("{shown} is a directory; give a file path"),
+        Ok(meta) if !meta.is_file() => refuse!(
+            "{shown} is not a regular file ({}); it is left alone: give a file path, or leave out --output-file to write to stdout",
             file_kind(&meta)
         ),
         Ok(meta) => {
             if let Some(input) = same_file_as(&meta, inputs) {
-                bail!(
-                    "--output-file {shown} is {}, an input of this run; it is never written over (not even with --force): give another path",
+                refuse!(
+                    "{shown} is {}, an input of this run; it is never written over (not even with --force): give another path",
                     input.display()
                 );
             }
             if !force {
-                bail!("--output-file {shown} already exists; pass --force to replace it");
+                refuse!("{shown} already exists; pass --force to replace it");
             }
         }
         Err(_) if !force && fs::symlink_metadata(path).is_ok() && target == path => {
-            bail!("--output-file {shown} already exists; pass --force to replace it")
+            refuse!("{shown} already exists; pass --force to replace it")
         }
         Err(_) => {}
     }
     let dir = parent_dir(&target);
-    check_dir(&dir, "--output-file")?;
-    let temp = temp_file(&dir, text, PRIVATE_MODE).context("--output-file")?;
+    check_dir(&dir).map_err(WriteError::Place)?;
+    let temp = temp_file(&dir, text, PRIVATE_MODE).map_err(WriteError::Place)?;
     let result = if force {
         temp.persist(&target).map(|_| ()).map_err(|e| e.error)
     } else {
@@ -57,10 +92,8 @@ pub fn write_new(path: &Path, text: &str, force: bool, inputs: &[PathBuf]) -> Re
         temp.persist_noclobber(&target).map(|_| ()).map_err(|e| e.error)
     };
     result.map_err(|e| match e.kind() {
-        ErrorKind::AlreadyExists => {
-            anyhow!("--output-file {shown} already exists; pass --force to replace it")
-        }
-        _ => anyhow!("--output-file {shown} cannot be written: {e}"),
+        ErrorKind::AlreadyExists => WriteError::File(format!("{shown} already exists; pass --force to replace it")),
+        _ => WriteError::File(format!("{shown} cannot be written: {e}")),
     })
 }
 
@@ -90,25 +123,25 @@ pub fn merge_into(
     current: Option<&str>,
     set_current: bool,
     lock_timeout: Duration,
-) -> Result<MergeReport> {
+) -> Result<MergeReport, WriteError> {
     let shown = path.display();
     if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        bail!("--merge-into {shown} is a directory; give a kubeconfig file path");
+        refuse!("{shown} is a directory; give a kubeconfig file path");
     }
     // Write through a symlink (~/.kube/config -> dotfiles/kube.yaml) to the real
     // file, as kubectl does, also when that file does not exist yet.
     let target = follow_links(path);
     let dir = parent_dir(&target);
-    check_dir(&dir, "--merge-into")?;
+    check_dir(&dir).map_err(WriteError::Place)?;
     let _lock = Lock::acquire(path, lock_timeout)?;
     let (existing, meta) = match fs::metadata(&target) {
-        Ok(meta) if !meta.is_file() => bail!(
-            "--merge-into {shown} is not a regular file ({}); it is left alone: give a kubeconfig file path",
+        Ok(meta) if !meta.is_file() => refuse!(
+            "{shown} is not a regular file ({}); it is left alone: give a kubeconfig file path",
             file_kind(&meta)
         ),
         Ok(meta) => {
-            let bytes = fs::read(&target).map_err(|e| anyhow!("--merge-into {shown} cannot be read: {e}"))?;
-            let unchanged = |e: anyhow::Error| anyhow!("--merge-into {shown} {e:#}; it was left unchanged");
+            let bytes = fs::read(&target).map_err(|e| WriteError::File(format!("{shown} cannot be read: {e}")))?;
+            let unchanged = |e: anyhow::Error| WriteError::File(format!("{shown} {e:#}; it was left unchanged"));
             let text = super::decode::text(&bytes).map_err(unchanged)?;
             // The same budget as for a parent: a hostile target fails fast
             // instead of expanding in memory. And what kubectl refuses to
@@ -122,15 +155,15 @@ pub fn merge_into(
             (Some(Some(doc).filter(|d| !d.is_null())), Some(meta))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => (None, None),
-        Err(e) => bail!("--merge-into {shown} cannot be read: {e}"),
+        Err(e) => refuse!("{shown} cannot be read: {e}"),
     };
     let created = existing.is_none();
     let had_current = existing.as_ref().and_then(|d| d.as_ref()).and_then(|d| d.get("current-context")).cloned();
     let (doc, changes) = merge(existing.flatten(), entries, current, set_current)
-        .map_err(|e| anyhow!("--merge-into {shown} {e:#}; it was left unchanged"))?;
+        .map_err(|e| WriteError::File(format!("{shown} {e:#}; it was left unchanged")))?;
     let current_context_set = doc.get("current-context") != had_current.as_ref();
     let mode = meta.as_ref().map_or(PRIVATE_MODE, |m| m.permissions().mode() & 0o7777);
-    let temp = temp_file(&dir, &yaml::to_yaml(&doc), mode).context("--merge-into")?;
+    let temp = temp_file(&dir, &yaml::to_yaml(&doc), mode).map_err(WriteError::Place)?;
     let in_place = match &meta {
         Some(meta) if meta.nlink() > 1 => Some("it has several hard links"),
         Some(meta) if (meta.uid(), meta.gid()) != owner_of(temp.as_file())? => {
@@ -143,18 +176,18 @@ pub fn merge_into(
     };
     match in_place {
         None => {
-            temp.persist(&target).map_err(|e| anyhow!("--merge-into {shown} cannot be written: {}", e.error))?;
+            temp.persist(&target).map_err(|e| WriteError::File(format!("{shown} cannot be written: {}", e.error)))?;
         }
         Some(_) => {
-            let text = fs::read(temp.path()).context("--merge-into: reading the temporary file")?;
+            let text = fs::read(temp.path()).context("reading the temporary file").map_err(WriteError::Place)?;
             let mut file = OpenOptions::new()
                 .write(true)
                 .open(&target)
-                .map_err(|e| anyhow!("--merge-into {shown} cannot be written: {e}"))?;
+                .map_err(|e| WriteError::File(format!("{shown} cannot be written: {e}")))?;
             file.set_len(0)
                 .and_then(|()| file.write_all(&text))
                 .and_then(|()| file.sync_all())
-                .map_err(|e| anyhow!("--merge-into {shown} cannot be written: {e}"))?;
+                .map_err(|e| WriteError::File(format!("{shown} cannot be written: {e}")))?;
         }
     }
     Ok(MergeReport {
@@ -218,11 +251,11 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn check_dir(dir: &Path, flag: &str) -> Result<()> {
+fn check_dir(dir: &Path) -> Result<()> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => bail!("{flag}: {} is not a directory", dir.display()),
-        Err(_) => bail!("{flag}: directory {} does not exist; create it first", dir.display()),
+        Ok(_) => bail!("{} is not a directory", dir.display()),
+        Err(_) => bail!("directory {} does not exist; create it first", dir.display()),
     }
 }
 
