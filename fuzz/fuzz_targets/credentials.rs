@@ -69,8 +69,7 @@ fuzz_target!(|data: &[u8]| {
             file.write_all(rest).unwrap();
             drop(file);
             let source = ChildSource::ChildKubeconfig { path, context: None };
-            let mut notes = Vec::new();
-            if let Err(e) = child::load(&source, &mut notes) {
+            if let Err(e) = child::load(&source) {
                 let message = format!("{e:#}");
                 assert!(!message.contains("PRIVATE KEY-----"), "key echoed: {message}");
             }
