@@ -159,9 +159,12 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
     let parent = credentials::parent::build(&settings.parent_auth, token.clone(), selection)?;
-    // Unreadable references cannot be compared; `keep` reports them itself.
-    let parent_user =
-        flatten::flatten_user(selection.user, selection.user_dir, selection.user_name).unwrap_or_default();
+    // `keep` has flattened the user already; otherwise flatten it for the
+    // comparison alone (unreadable references cannot be compared).
+    let parent_user = match &parent {
+        credentials::ParentAuth::Keep { user, .. } => user.clone(),
+        _ => flatten::flatten_user(selection.user, selection.user_dir, selection.user_name).unwrap_or_default(),
+    };
     trace::line(|| {
         format!(
             "parent {files}: context {:?}, cluster {:?} ({}), user {:?}; parent auth {:?}",
