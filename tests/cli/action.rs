@@ -1,4 +1,4 @@
-//! The GitHub Action (action.yml -> scripts/action.sh) under a simulated
+//! The GitHub Action (.github/actions/kubeconfig/action.yml -> .github/actions/kubeconfig/action.sh) under a simulated
 //! runner: temporary RUNNER_TEMP, GITHUB_ENV, GITHUB_OUTPUT and GITHUB_PATH,
 //! inputs as INPUT_* variables (as action.yml passes them), the binary under
 //! test either given directly or packed into a fake release served from a
@@ -63,11 +63,11 @@ impl Runner {
         fs::read_to_string(self.path(&format!("{name}.argv"))).ok()
     }
 
-    /// scripts/action.sh with `inputs` (action.yml's names), as the runner starts a
+    /// .github/actions/kubeconfig/action.sh with `inputs` (action.yml's names), as the runner starts a
     /// Linux x64 step: a clean environment plus the runner's variables.
     fn run(&self, inputs: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new("bash");
-        cmd.arg(repo().join("scripts/action.sh"))
+        cmd.arg(repo().join(".github/actions/kubeconfig/action.sh"))
             .current_dir(self.path("workspace"))
             .env_clear()
             .env("PATH", format!("{}:{}", self.path("bin").display(), std::env::var("PATH").unwrap()))

@@ -64,7 +64,7 @@ fn script(s: &Scratch, shell: &str) -> String {
 }
 
 /// The folder of the binary under test (the static one under
-/// scripts/test-static.sh), put first on the shells' PATH.
+/// tests/static.sh), put first on the shells' PATH.
 fn bin_dir() -> PathBuf {
     bin().parent().unwrap().to_path_buf()
 }

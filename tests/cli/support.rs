@@ -23,7 +23,7 @@ pub const PARENT_TOKEN: &str = "SECRET-parent-token-91bc";
 pub const PARENT_USER_TOKEN: &str = "SECRET-parent-user-token-55de";
 
 /// The binary under test: `CLUSTERNET_KUBECONFIG_BIN` when set (the static
-/// release build, say: scripts/test-static.sh), else the one cargo just built.
+/// release build, say: tests/static.sh), else the one cargo just built.
 /// A set variable that names no file fails every test rather than quietly
 /// testing the other binary.
 pub fn bin() -> PathBuf {

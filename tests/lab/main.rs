@@ -1,4 +1,4 @@
-//! Tests against the loopback Kubernetes lab (`lab/lab.sh up`).
+//! Tests against the loopback Kubernetes lab (`tests/lab-env/lab.sh up`).
 //!
 //! A real kube-apiserver (RBAC, anonymous auth on, aggregation layer) with the
 //! Clusternet socket-proxy RBAC, and the hub stand-in registered as the
@@ -6,9 +6,9 @@
 //! binary, then real `kubectl` with its output, and read what reached the
 //! stand-in from its record file (JSON lines, one per request).
 //!
-//! The lab is described by `lab/state/lab.env` (or `$CLUSTERNET_LAB_ENV`):
+//! The lab is described by `tests/lab-env/state/lab.env` (or `$CLUSTERNET_LAB_ENV`):
 //! when it is missing the tests FAIL (they never skip). They are opt-in, so
-//! that a plain `cargo test` needs no lab: `scripts/lab-test.sh` brings the lab
+//! that a plain `cargo test` needs no lab: `tests/lab-env/test.sh` brings the lab
 //! up, runs them (`--features lab-tests`) and brings it down.
 
 mod support;

@@ -17,7 +17,7 @@ pub use testkit::lab::{
 
 pub const PROXY_PREFIX: &str = "/apis/proxies.clusternet.io/v1alpha1/sockets/";
 
-/// The running lab, as `lab/lab.sh up` wrote it to `lab.env`: what is known
+/// The running lab, as `tests/lab-env/lab.sh up` wrote it to `lab.env`: what is known
 /// only at run time (ports, paths). What it seeded is in `testkit::lab`.
 pub struct Lab {
     vars: HashMap<String, String>,
@@ -44,7 +44,7 @@ impl Lab {
 fn env_file() -> PathBuf {
     match std::env::var_os("CLUSTERNET_LAB_ENV") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/state/lab.env"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab-env/state/lab.env"),
     }
 }
 
@@ -56,7 +56,7 @@ pub fn lab() -> &'static Lab {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "the lab is not up: cannot read {} ({e}).\n\
-                 Start it with `lab/lab.sh up` (or run scripts/lab-test.sh), \
+                 Start it with `tests/lab-env/lab.sh up` (or run tests/lab-env/test.sh), \
                  or point CLUSTERNET_LAB_ENV at a running lab's lab.env.",
                 path.display()
             )
@@ -72,7 +72,7 @@ pub fn lab() -> &'static Lab {
         let out = kubectl_unlocked(lab.kubeconfig(), &["get", "--raw", "/readyz"]);
         assert!(
             out.status.success(),
-            "the lab described by {} does not answer (stale state? run `lab/lab.sh down && lab/lab.sh up`): {}",
+            "the lab described by {} does not answer (stale state? run `tests/lab-env/lab.sh down && tests/lab-env/lab.sh up`): {}",
             path.display(),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -470,17 +470,17 @@ pub fn admin() -> &'static str {
 
 // ------------------------------------------------------------------- lab.sh
 
-/// `lab/lab.sh <args>` on this lab's state dir; stdout.
+/// `tests/lab-env/lab.sh <args>` on this lab's state dir; stdout.
 pub fn lab_sh(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/lab.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab-env/lab.sh");
     let out = Command::new("bash")
         .arg(script)
         .args(args)
         .env("CLUSTERNET_LAB_STATE", lab().var("LAB_STATE"))
         .stdin(Stdio::null())
         .output()
-        .expect("run lab/lab.sh");
-    assert!(out.status.success(), "lab/lab.sh {args:?} failed:\n{}", text(&out.stderr));
+        .expect("run tests/lab-env/lab.sh");
+    assert!(out.status.success(), "tests/lab-env/lab.sh {args:?} failed:\n{}", text(&out.stderr));
     text(&out.stdout)
 }
 

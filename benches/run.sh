@@ -2,7 +2,7 @@
 # The benchmark: builds the release binary and, in one run on this machine,
 # measures median wall time (hyperfine) and peak memory (GNU time, median of 5)
 # of gen and list beside what users do today with kubectl, then prints one table.
-# Usage: bench/run.sh [--no-lab]   (--no-lab skips rows 4 and 5, which need the lab)
+# Usage: benches/run.sh [--no-lab]   (--no-lab skips rows 4 and 5, which need the lab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,7 +21,7 @@ rm -rf "$work" && mkdir -p "$work"
 id=dc91021d-2361-4f6d-a404-7c33b9e01118
 typical=$root/examples/parent.kubeconfig
 token=$root/examples/child.token
-python3 bench/make-big-kubeconfig.py "$work/big.kubeconfig" 5000
+python3 benches/make-big-kubeconfig.py "$work/big.kubeconfig" 5000
 results=$work/results.tsv
 : > "$results"
 
@@ -50,7 +50,7 @@ kc_typ=(env -u KUBECONFIG kubectl config view --minify --raw --kubeconfig "$typi
 seed=(bash "$root/bench/seed-procedure.sh" "$typical" "$id" "$token" "$work/seed.kubeconfig")
 row "1 gen, typical kubeconfig (3 contexts)" "$(wall gen_typ 100 "${gen_typ[@]}")" "$(wall kc_typ 30 "${kc_typ[@]}")" ms "kubectl config view --minify --raw" ""
 row "1 memory" "$(peak "${gen_typ[@]}")" "$(peak "${kc_typ[@]}")" MiB "kubectl config view --minify --raw" ""
-row "1 gen vs the seed procedure" "$(wall gen_typ2 100 "${gen_typ[@]}")" "$(wall seed 10 "${seed[@]}")" ms "bench/seed-procedure.sh (how-to, scripted)" ""
+row "1 gen vs the seed procedure" "$(wall gen_typ2 100 "${gen_typ[@]}")" "$(wall seed 10 "${seed[@]}")" ms "benches/seed-procedure.sh (how-to, scripted)" ""
 
 echo "bench: 2/5 5,000-context gen ($(du -m "$work/big.kubeconfig" | cut -f1) MB)"
 gen_big=(env -u KUBECONFIG "$bin" gen --kubeconfig "$work/big.kubeconfig" --context ctx-04999 --cluster-id "$id" --token-file "$token")
@@ -67,10 +67,10 @@ row "3 memory" "$(peak "${merge[@]}")" "$(peak "${kc_set[@]}")" MiB "kubectl con
 
 if ((with_lab)); then
   export CLUSTERNET_LAB_STATE=$root/target/bench-lab-state
-  trap 'bash lab/lab.sh down > /dev/null 2>&1 || true' EXIT
-  bash lab/lab.sh build > /dev/null
-  bash lab/lab.sh up > /dev/null
-  bash lab/lab.sh seed-many 1000 > /dev/null
+  trap 'bash tests/lab-env/lab.sh down > /dev/null 2>&1 || true' EXIT
+  bash tests/lab-env/lab.sh build > /dev/null
+  bash tests/lab-env/lab.sh up > /dev/null
+  bash tests/lab-env/lab.sh seed-many 1000 > /dev/null
   # shellcheck disable=SC1091
   source "$CLUSTERNET_LAB_STATE/lab.env"
   n=$(kubectl --kubeconfig "$LAB_KUBECONFIG" get managedclusters -A --no-headers | wc -l)

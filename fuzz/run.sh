@@ -2,8 +2,8 @@
 # Runs the cargo-fuzz targets in fuzz/ for a while each and prints how many
 # inputs each executed and whether it found a crash.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target, default 600
-#   FUZZ_PARALLEL=2 scripts/fuzz.sh           two targets at a time
+#   fuzz/run.sh [SECONDS] [TARGET...]     SECONDS per target, default 600
+#   FUZZ_PARALLEL=2 fuzz/run.sh           two targets at a time
 #
 # Targets: kubeconfig_load (parse + select + server rewrite + emit/merge round
 # trip), merge_semantics (a merge keeps the meaning of every untouched entry),

@@ -9,5 +9,5 @@ cargo test --workspace --locked --lib --bins --test cli
 cargo test --locked -p testkit --test recorder
 echo "offline tests: $(( $(date +%s) - start ))s"
 
-bash scripts/lab-test.sh
+bash tests/lab-env/test.sh
 echo "all tests: $(( $(date +%s) - start ))s"

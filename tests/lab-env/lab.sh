@@ -6,17 +6,17 @@
 # (testkit's `hub-standin`) registered as the aggregated API
 # v1alpha1.proxies.clusternet.io. No containers, no root-only features.
 #
-#   lab/lab.sh build          build the binaries when missing (cached)
-#   lab/lab.sh up             start the lab (exits 0 when it is already up), with a
+#   tests/lab-env/lab.sh build          build the binaries when missing (cached)
+#   tests/lab-env/lab.sh up             start the lab (exits 0 when it is already up), with a
 #                             real child kube-apiserver behind the stand-in (child-real)
-#   lab/lab.sh seed-many N    add N extra ManagedClusters (one `kubectl apply`)
-#   lab/lab.sh up-noanon      a second kube-apiserver, --anonymous-auth=false, same etcd
-#   lab/lab.sh hub-stop       stop the hub stand-in (the APIService stays registered)
-#   lab/lab.sh hub-start [--feature-gates SocketConnection=false]
+#   tests/lab-env/lab.sh seed-many N    add N extra ManagedClusters (one `kubectl apply`)
+#   tests/lab-env/lab.sh up-noanon      a second kube-apiserver, --anonymous-auth=false, same etcd
+#   tests/lab-env/lab.sh hub-stop       stop the hub stand-in (the APIService stays registered)
+#   tests/lab-env/lab.sh hub-start [--feature-gates SocketConnection=false]
 #                             (re)start the hub stand-in; waits for the APIService Available
-#   lab/lab.sh env            print `export NAME=value` lines for the running lab
-#   lab/lab.sh status         what is running, ports, APIService availability
-#   lab/lab.sh down           stop the recorded PIDs, remove the state dir
+#   tests/lab-env/lab.sh env            print `export NAME=value` lines for the running lab
+#   tests/lab-env/lab.sh status         what is running, ports, APIService availability
+#   tests/lab-env/lab.sh down           stop the recorded PIDs, remove the state dir
 #
 # Environment:
 #   CLUSTERNET_LAB_CACHE  binaries (default ~/.cache/clusternet-kubeconfig/lab)
@@ -27,13 +27,13 @@
 #
 # The certificates, kubeconfigs and every object the lab seeds (and their
 # names and IDs, which the tests share) come from testkit's `lab-setup`
-# (testkit/src/lab.rs); this script builds, starts, waits and stops.
+# (tests/testkit/src/lab.rs); this script builds, starts, waits and stops.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$LAB_DIR/.." && pwd)
+REPO=$(cd "$LAB_DIR/../.." && pwd)
 CACHE=${CLUSTERNET_LAB_CACHE:-$HOME/.cache/clusternet-kubeconfig/lab}
-STATE=${CLUSTERNET_LAB_STATE:-$REPO/lab/state}
+STATE=${CLUSTERNET_LAB_STATE:-$LAB_DIR/state}
 READY_TIMEOUT=${LAB_READY_TIMEOUT:-90}
 CLUSTERNET_VERSION=v0.18.1
 
@@ -365,10 +365,10 @@ apply_clusternet() {
     log "NOTICE: Clusternet manifests: upstream github.com/clusternet/clusternet@$CLUSTERNET_VERSION ($dir)"
     crds=$dir/manifests/crds/
     # Only the RBAC of deploy/hub: its Deployment/Service would clash with the
-    # stand-in's ExternalName Service. lab/manifests/rbac.yaml is applied after it.
+    # stand-in's ExternalName Service. tests/lab-env/manifests/rbac.yaml is applied after it.
     for f in "$dir"/deploy/hub/*rbac*.yaml; do [[ -e $f ]] && rbac+=(-f "$f"); done
   else
-    log "NOTICE: Clusternet manifests: AUTHORED lab/manifests/ (github.com/clusternet/clusternet@$CLUSTERNET_VERSION is not served by the Go module proxy here)"
+    log "NOTICE: Clusternet manifests: AUTHORED tests/lab-env/manifests/ (github.com/clusternet/clusternet@$CLUSTERNET_VERSION is not served by the Go module proxy here)"
   fi
   echo "${src:-authored}" >"$STATE/manifests-source"
   kc apply -f "$crds" -f "$STATE/manifests/parent.json" "${rbac[@]}" -f "$LAB_DIR/manifests/rbac.yaml" >/dev/null

@@ -1,4 +1,4 @@
-//! `lab-setup`: the files `lab/lab.sh` starts the loopback lab with, made
+//! `lab-setup`: the files `tests/lab-env/lab.sh` starts the loopback lab with, made
 //! from testkit's `lab` module (the constants the lab tests use).
 //!
 //! ```text

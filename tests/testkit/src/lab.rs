@@ -1,6 +1,6 @@
 //! The loopback lab's fixed data: the seeded ManagedClusters and the child
 //! cluster's objects, as constants the lab tests use directly, and the files
-//! `lab/lab.sh up` starts the lab with (PKI, kubeconfigs, manifests), written
+//! `tests/lab-env/lab.sh up` starts the lab with (PKI, kubeconfigs, manifests), written
 //! by the `lab-setup` binary from the same constants.
 
 use std::fs;
