@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod completions;
 pub mod credentials;
 pub mod error;
+pub mod fs;
 pub mod generate;
 pub mod kubeconfig;
 pub mod list;

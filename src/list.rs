@@ -25,7 +25,8 @@ pub fn run(args: ListArgs) -> Result<()> {
     let source = load::parent_source_from_env(args.parent_config.kubeconfig.as_deref())?;
     // Our own loader first: its errors name the file and the fix.
     let loaded = crate::generate::load_parent(&source)?;
-    crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref(), "--context")?;
+    crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref())
+        .map_err(|e| e.naming("--context"))?;
     if let Some(ns) = &args.namespace {
         names::check_namespace(ns, "-n/--namespace").map_err(|e| usage(format!("{e:#}")))?;
     }

@@ -53,7 +53,7 @@ pub fn load_parent(source: &ParentSource) -> Result<load::Loaded> {
 /// The pipeline, from the parent kubeconfig to the written entries.
 fn generate(settings: &Settings) -> Result<()> {
     let loaded = load_parent(&settings.parent)?;
-    let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
+    let selection = select::select(&loaded, settings.context.as_deref()).map_err(|e| e.naming("--context"))?;
     guard::refuse_generated_parent(&loaded, &selection)?;
     // Connected only when something must be asked of the parent.
     let session = settings
@@ -264,10 +264,19 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     }
 }
 
-/// Names the flag that gave the path of a refused or failed write.
+/// Names the flag that gave the path of a refused or failed write, and says
+/// how to get past a refusal in terms of this command's flags.
 fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
     move |e| match e {
         write::WriteError::File(message) => anyhow!("{flag} {message}"),
+        write::WriteError::Refused(message, fix) => {
+            let advice = match fix {
+                write::Fix::Replace => "pass --force to replace it".to_string(),
+                write::Fix::FilePathOrStdout => format!("give a file path, or leave out {flag} to write to stdout"),
+                write::Fix::OtherPath => "it is never written over (not even with --force): give another path".into(),
+            };
+            anyhow!("{flag} {message}; {advice}")
+        }
         write::WriteError::Place(e) => e.context(flag.to_owned()),
         write::WriteError::Other(e) => e,
     }

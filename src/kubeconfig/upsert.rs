@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 use serde_yaml::{Mapping, Value};
 
-use super::emit::{Entries, document, named};
+use crate::kubeconfig::emit::{Entries, document, named};
 
 /// What a merge did to one entry, for the report on stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct Change {
 /// file). An entry with a generated name is replaced where it stands, a new one
 /// is appended. `current-context` becomes `current` only with `set_current`, or
 /// when the file has none (a new file, say).
-pub fn merge(
+pub fn apply(
     doc: Option<Value>,
     entries: &[Entries],
     current: Option<&str>,
@@ -157,7 +157,7 @@ some-unknown-top-level: 1
     #[test]
     fn replaces_in_place_appends_and_keeps_the_rest() {
         let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
-        let (out, changes) = merge(Some(doc.clone()), &[entries("gen")], Some("gen"), false).unwrap();
+        let (out, changes) = apply(Some(doc.clone()), &[entries("gen")], Some("gen"), false).unwrap();
         assert_eq!(
             changes.iter().map(|c| (c.kind, c.added)).collect::<Vec<_>>(),
             [("cluster", false), ("context", true), ("user", true)]
@@ -176,9 +176,9 @@ some-unknown-top-level: 1
     #[test]
     fn current_context_only_when_asked_or_unset() {
         let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
-        let (out, _) = merge(Some(doc), &[entries("gen")], Some("gen"), true).unwrap();
+        let (out, _) = apply(Some(doc), &[entries("gen")], Some("gen"), true).unwrap();
         assert_eq!(out["current-context"], Value::from("gen"));
-        let (fresh, changes) = merge(None, &[entries("gen")], Some("gen"), false).unwrap();
+        let (fresh, changes) = apply(None, &[entries("gen")], Some("gen"), false).unwrap();
         assert_eq!(fresh["current-context"], Value::from("gen"));
         assert!(changes.iter().all(|c| c.added));
     }
@@ -195,7 +195,7 @@ some-unknown-top-level: 1
             ("kind: Config\nusers:\n- {name: other}\n- {name: other}\n", "two user entries named \"other\""),
         ] {
             let doc: Value = serde_yaml::from_str(text).unwrap();
-            let err = format!("{:#}", merge(Some(doc), &[entries("gen")], Some("gen"), false).unwrap_err());
+            let err = format!("{:#}", apply(Some(doc), &[entries("gen")], Some("gen"), false).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
