@@ -33,7 +33,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
     refuse_unrouted(&selection, &loaded.describe())?;
     let secrets = credentials::secrets_in(selection.user);
     let timeout = args.timeout;
-    let kubeconfig = client::read_kubeconfig(&source)?;
+    let kubeconfig = client::kubeconfig_for(&selection)?;
     let outcome = client::block_on(probe::probe(kubeconfig, &context, timeout, &secrets))??;
     match outcome {
         Ok(reached) => {

@@ -56,10 +56,7 @@ fn generate(settings: &Settings) -> Result<()> {
     let selection = select::select(&loaded, settings.context.as_deref()).map_err(|e| e.naming("--context"))?;
     guard::refuse_generated_parent(&loaded, &selection)?;
     // Connected only when something must be asked of the parent.
-    let session = settings
-        .needs_cluster()
-        .then(|| Session::connect(&settings.parent, Some(selection.context_name), settings.timeout))
-        .transpose()?;
+    let session = settings.needs_cluster().then(|| Session::connect(&selection, settings.timeout)).transpose()?;
     let (found, ids) = match &settings.wanted {
         Wanted::Named { ids, names, .. } if names.is_empty() => (Found::default(), ids.as_slice()),
         wanted => {

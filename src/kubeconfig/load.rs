@@ -174,42 +174,6 @@ pub fn read_file(path: &Path) -> Result<Kubeconfig> {
     from_bytes(&bytes).with_context(|| format!("kubeconfig {shown}"))
 }
 
-/// One kubeconfig file as JSON for kube's client (`list`, `verify`, lookups):
-/// read as kubectl reads it, like every other kubeconfig here, rather than by
-/// kube's own YAML reader (which reads YAML 1.2 and every document of the
-/// file), with relative paths made absolute against the file's directory, as
-/// kube's `Kubeconfig::read_from` would.
-pub fn as_json(path: &Path) -> Result<String> {
-    use serde_yaml::Value;
-    read_file(path)?;
-    let bytes = fs::read(path).map_err(|e| anyhow!("kubeconfig {} cannot be read: {e}", path.display()))?;
-    let text = super::yaml::text(&bytes)?;
-    let mut doc = super::yaml::value(&text)?;
-    let dir = absolute(path).parent().map(Path::to_path_buf).unwrap_or_default();
-    let absolute_in = |map: Option<&mut Value>, key: &str, only_with_separator: bool| {
-        if let Some(Value::String(file)) = map.and_then(|m| m.get_mut(key))
-            && !file.is_empty()
-            && Path::new(file.as_str()).is_relative()
-            && (!only_with_separator || file.contains('/'))
-        {
-            *file = dir.join(file.as_str()).display().to_string();
-        }
-    };
-    for cluster in doc.get_mut("clusters").and_then(Value::as_sequence_mut).into_iter().flatten() {
-        absolute_in(cluster.get_mut("cluster"), "certificate-authority", false);
-    }
-    for user in doc.get_mut("users").and_then(Value::as_sequence_mut).into_iter().flatten() {
-        for key in ["client-certificate", "client-key", "tokenFile"] {
-            absolute_in(user.get_mut("user"), key, false);
-        }
-        absolute_in(user.get_mut("user").and_then(|u| u.get_mut("exec")), "command", true);
-    }
-    if doc.is_null() {
-        return Ok("{}".to_string());
-    }
-    serde_json::to_string(&doc).with_context(|| format!("kubeconfig {}", path.display()))
-}
-
 /// The largest kubeconfig read: eight times the biggest real ones seen (a
 /// few MB for hundreds of clusters), and a bound on the memory used.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
@@ -431,25 +395,6 @@ mod tests {
             assert!(err.contains(needle), "{text:?}: {err}");
             assert!(!err.contains("SECRET") && !err.contains("1234567"), "{err}");
         }
-    }
-
-    #[test]
-    fn kube_client_json_reads_as_kubectl_and_resolves_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config");
-        fs::write(
-            &path,
-            "clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: yes, certificate-authority: pki/ca.crt}\nusers:\n- name: u\n  user: {tokenFile: t, exec: {command: ./bin/x}}\n---\nignored: 1\n",
-        )
-        .unwrap();
-        let json: serde_json::Value = serde_json::from_str(&as_json(&path).unwrap()).unwrap();
-        let cluster = &json["clusters"][0]["cluster"];
-        assert_eq!(cluster["insecure-skip-tls-verify"], true);
-        assert_eq!(cluster["certificate-authority"], dir.path().join("pki/ca.crt").display().to_string());
-        assert_eq!(json["users"][0]["user"]["tokenFile"], dir.path().join("t").display().to_string());
-        assert_eq!(json["users"][0]["user"]["exec"]["command"], dir.path().join("./bin/x").display().to_string());
-        fs::write(&path, "").unwrap();
-        assert_eq!(as_json(&path).unwrap(), "{}");
     }
 
     #[test]
