@@ -80,7 +80,7 @@ fn context_flag_picks_the_context() {
     let recs = records_with("x-remote-extra-clusternet-token", &tb, 2);
     assert!(recs.iter().all(|r| r.path.contains(CHILD_B.id)), "{recs:?}");
     assert!(records_with("x-remote-extra-clusternet-token", &ta, 0).is_empty(), "child-a was not probed");
-    let err = tool_err(&["verify", "--kubeconfig", kc.to_str().unwrap(), "--context", "nope"]);
+    let err = lab_verify(&kc).args(&["--context", "nope"]).err();
     assert!(err.contains("nope"), "{err}");
 }
 
@@ -328,7 +328,7 @@ fn gen_verify_writes_only_on_success_or_with_write_unverified() {
     assert!(!err.contains(&token), "{err}");
     assert!(!bad.exists(), "nothing written on failure");
     // To stdout: nothing on stdout either.
-    let out = tool(&["gen", "--kubeconfig", admin(), "--cluster-id", id, "--token", &token, "--verify"]);
+    let out = lab_cmd("gen").args(&["--cluster-id", id, "--token", &token, "--verify"]).run();
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 
