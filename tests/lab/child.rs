@@ -270,7 +270,7 @@ fn list_shows_child_real_ready() {
 
 /// `verify --kubeconfig kc`: (success, stdout, stderr).
 fn verify(kc: &Path) -> (bool, String, String) {
-    let out = lab_verify(&kc).args(&["--timeout", "10"]).run();
+    let out = lab_verify(kc).args(&["--timeout", "10"]).run();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
