@@ -15,11 +15,16 @@ use anyhow::{Context as _, Result, anyhow, bail};
 /// Mode of files this tool creates: they hold credentials.
 pub const PRIVATE_MODE: u32 = 0o600;
 
+/// The largest file read (kubeconfigs, credentials files, certificates):
+/// eight times the biggest real kubeconfigs seen (a few MB for hundreds of
+/// clusters), and a bound on the memory used.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// Reads a file; refuses what is not a regular file, and what is larger than
 /// a kubeconfig may be. The caller says where the path came from (a flag, a
 /// reference) as the error's context.
 pub fn read_path(path: &Path) -> Result<Vec<u8>> {
-    read_path_at_most(path, crate::kubeconfig::load::MAX_FILE_BYTES)
+    read_path_at_most(path, MAX_FILE_BYTES)
 }
 
 /// [`read_path`] with its own size limit: a larger file is refused before it

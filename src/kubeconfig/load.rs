@@ -174,9 +174,8 @@ pub fn read_file(path: &Path) -> Result<Kubeconfig> {
     from_bytes(&bytes).with_context(|| format!("kubeconfig {shown}"))
 }
 
-/// The largest kubeconfig read: eight times the biggest real ones seen (a
-/// few MB for hundreds of clusters), and a bound on the memory used.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+/// The largest kubeconfig read (see [`crate::fs::MAX_FILE_BYTES`]).
+pub use crate::fs::MAX_FILE_BYTES;
 
 fn too_big(shown: &impl fmt::Display, len: u64) -> String {
     format!(
