@@ -164,8 +164,8 @@ fn certificate_and_key_problems() {
         "enc.key",
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
     );
-    let other = Scratch::new();
-    s.write("other.key", &other.key_pem);
+    // The parent admin's key: a valid key of another certificate.
+    s.write("other.key", &s.parent_key_pem);
     let pair = |c: &str, k: &str| s.generate(&["--client-certificate", c, "--client-key", k]);
     refused(&s, &mut pair("not.pem", "child.key"), 1, "--client-certificate not.pem is not a PEM certificate");
     refused(&s, &mut pair("child.crt", "not.pem"), 1, "--client-key not.pem is not a PEM private key");
@@ -185,7 +185,7 @@ fn certificate_and_key_problems() {
     );
     refused(
         &s,
-        &mut s.generate(&["--client-certificate-data", &b64(&s.cert_pem), "--client-key-data", &b64(&other.key_pem)]),
+        &mut s.generate(&["--client-certificate-data", &b64(&s.cert_pem), "--client-key-data", &b64(&s.parent_key_pem)]),
         1,
         "does not belong",
     );
