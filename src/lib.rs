@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod completions;
 pub mod credentials;
 pub mod error;
+pub mod exec;
 pub mod generate;
 pub mod kubeconfig;
 pub mod list;
@@ -36,14 +37,20 @@ pub fn run() -> ExitCode {
     let args = kubectl_verbosity(std::env::args_os().collect(), &mut |note| eprintln!("{note}"));
     let cli = cli::Cli::parse_from(args);
     trace::enable(cli.verbose);
+    // exec ends with its command's status; its own failures have codes of their own.
+    let mut failure_code: fn(&anyhow::Error) -> u8 = |err| if error::is_usage(err) { 2 } else { 1 };
     let outcome = match cli.command {
-        cli::Command::Gen(args) => generate::run(*args),
-        cli::Command::List(args) => list::run(args),
-        cli::Command::Verify(args) => verify::run(args),
-        cli::Command::Completions(args) => completions::run(args),
+        cli::Command::Gen(args) => generate::run(*args).map(|()| 0),
+        cli::Command::List(args) => list::run(args).map(|()| 0),
+        cli::Command::Verify(args) => verify::run(args).map(|()| 0),
+        cli::Command::Exec(args) => {
+            failure_code = exec::failure_code;
+            exec::run(*args)
+        }
+        cli::Command::Completions(args) => completions::run(args).map(|()| 0),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         // stdout closed early (`gen | head -c 10`): quiet, as kubectl, which
         // SIGPIPE ends; the shell sees the same status, 128 + SIGPIPE.
         Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
@@ -52,7 +59,7 @@ pub fn run() -> ExitCode {
             // quote servers and cluster objects: escaped for the terminal.
             let line = format!("{err:#}").replace(['\n', '\r'], " ");
             eprintln!("error: {}", terminal::escape(&line));
-            if error::is_usage(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
+            ExitCode::from(failure_code(&err))
         }
     }
 }

@@ -52,6 +52,24 @@ pub fn load_parent(source: &ParentSource) -> Result<load::Loaded> {
 
 /// The pipeline, from the parent kubeconfig to the written entries.
 fn generate(settings: &Settings) -> Result<()> {
+    let produced = produce(settings)?;
+    deliver(settings, &produced.entries, &produced.parent_context, &produced.inputs)
+}
+
+/// What the pipeline produced, before it is written anywhere.
+pub struct Produced {
+    /// One per target, in the same order.
+    pub targets: Vec<Target>,
+    pub entries: Vec<Entries>,
+    /// The selected parent context.
+    pub parent_context: String,
+    /// Every file this run read.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// The pipeline up to the entries (verified when asked), nothing written:
+/// `gen` delivers them, `exec` runs a command with each.
+pub fn produce(settings: &Settings) -> Result<Produced> {
     let loaded = load_parent(&settings.parent)?;
     let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
     guard::refuse_generated_parent(&loaded, &selection)?;
@@ -79,7 +97,8 @@ fn generate(settings: &Settings) -> Result<()> {
         let s = connected(&session)?;
         s.block_on(verify(settings, s, &parent, &entries))?;
     }
-    deliver(settings, &entries, parent.selection.context_name, &input_files(settings, &loaded, &targets))
+    let inputs = input_files(settings, &loaded, &targets);
+    Ok(Produced { parent_context: parent.selection.context_name.to_string(), targets, entries, inputs })
 }
 
 /// The session [`Settings::needs_cluster`] asked for.

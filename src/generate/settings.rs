@@ -94,7 +94,7 @@ impl Settings {
         if several && args.out.name.is_some() {
             return Err(usage("--name names one cluster's entries; with several clusters the names are derived"));
         }
-        let route = match args.child_server.as_deref() {
+        let route = match args.route.child_server.as_deref() {
             Some(url) => Route::from_child_server(url).map_err(|e| usage(format!("{e:#}")))?,
             None => Route::Direct,
         };
