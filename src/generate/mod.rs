@@ -29,7 +29,7 @@ use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
-use crate::kubeconfig::{flatten, select, write};
+use crate::kubeconfig::{flatten, plan, select, write};
 use crate::notes;
 use crate::route;
 use crate::secret::Secret;
@@ -298,6 +298,9 @@ fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
 fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, inputs: &[PathBuf]) -> Result<()> {
     let current = current_context(settings, entries);
     trace::line(|| format!("writing {} context(s) to {:?}", entries.len(), settings.destination));
+    if settings.dry_run {
+        return dry_run(settings, entries, current.as_deref(), inputs);
+    }
     match &settings.destination {
         Destination::Stdout => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
@@ -317,11 +320,8 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
                     .map_err(flagged("--merge-into")),
                 path,
             )?;
-            let changes: Vec<String> = report
-                .changes
-                .iter()
-                .map(|c| format!("{} {:?} {}", c.kind, c.name, if c.added { "added" } else { "updated" }))
-                .collect();
+            let changes: Vec<String> =
+                report.changes.iter().map(|c| format!("{} {:?} {}", c.kind, c.name, c.action.name())).collect();
             let file = if report.created { "new file" } else { "file" };
             eprintln!("{} in {file} {}", changes.join(", "), report.path.display());
             if report.current_context_set {
@@ -347,6 +347,25 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
             Ok(())
         }
     }
+}
+
+/// `--dry-run`: the plan the write would carry out, printed on stdout with
+/// secrets left out; nothing is written (no file, no lock, no temporary file).
+fn dry_run(settings: &Settings, entries: &[Entries], current: Option<&str>, inputs: &[PathBuf]) -> Result<()> {
+    let (plan, target) = match &settings.destination {
+        Destination::File { path, force } => {
+            let doc = emit::document(entries, current);
+            let plan = write::plan_new(path, doc, entries, *force, inputs).map_err(flagged("--output-file"));
+            (in_cwd(plan, path)?, format!("--output-file {}", path.display()))
+        }
+        Destination::Merge { path, set_current_context, .. } => {
+            let plan = write::plan_merge(path, entries, current, *set_current_context).map_err(flagged("--merge-into"));
+            (in_cwd(plan, path)?, format!("--merge-into {}", path.display()))
+        }
+        Destination::Stdout => bail!("internal: --dry-run without a file to write"),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(plan::render(&plan, &target).as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct Settings {
     pub set_current: bool,
     pub format: emit::Format,
     pub destination: Destination,
+    /// Print what the write would change; write nothing.
+    pub dry_run: bool,
     pub verify: bool,
     /// Write even when the verification fails.
     pub write_unverified: bool,
@@ -125,6 +127,7 @@ impl Settings {
                 OutputFormat::Json => emit::Format::Json,
             },
             destination,
+            dry_run: args.out.dry_run,
             verify: args.verify,
             write_unverified: args.write_unverified,
             timeout: args.timeout,
@@ -198,6 +201,11 @@ fn destination(out: &OutputArgs) -> Result<Destination> {
     if out.force && !matches!(destination, Destination::File { .. }) {
         return Err(usage(
             "--force replaces an existing --output-file; to write despite a failed --verify, use --write-unverified",
+        ));
+    }
+    if out.dry_run && destination == Destination::Stdout {
+        return Err(usage(
+            "--dry-run shows what --output-file or --merge-into would change; without them nothing is written anyway",
         ));
     }
     if matches!(destination, Destination::Merge { .. }) && out.output == OutputFormat::Json {
