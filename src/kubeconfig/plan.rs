@@ -205,3 +205,109 @@ pub fn render(plan: &Plan, target: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(name: &str, token: &str) -> Entries {
+        Entries {
+            name: name.into(),
+            cluster: serde_yaml::from_str("server: https://u:pw@parent/apis/x").unwrap(),
+            context: super::super::emit::context_entry(name, None, None),
+            user: serde_yaml::from_str(&format!(
+                "as: clusternet\nas-user-extra: {{clusternet-token: [{token}]}}\nusername: system:anonymous"
+            ))
+            .unwrap(),
+        }
+    }
+
+    const EXISTING: &str = "\
+kind: Config
+current-context: admin
+clusters:
+- {name: parent, cluster: {server: https://parent}}
+- {name: gen, cluster: {server: https://old}}
+contexts:
+- {name: admin, context: {cluster: parent, user: admin}}
+- {name: gen, context: {cluster: gen, user: gen}}
+users:
+- {name: admin, user: {token: SECRET-admin}}
+";
+
+    fn actions(plan: &Plan) -> Vec<(&str, &str, Action)> {
+        plan.changes.iter().map(|c| (c.kind, c.name.as_str(), c.action)).collect()
+    }
+
+    #[test]
+    fn merge_plan_lists_generated_entries_and_counts_the_rest() {
+        let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
+        let plan = merge_plan(Some(doc), &[entries("gen", "SECRET-1")], Some("gen"), true).unwrap();
+        assert_eq!(
+            actions(&plan),
+            [
+                ("cluster", "gen", Action::Updated),
+                ("context", "gen", Action::Unchanged),
+                ("user", "gen", Action::Added)
+            ]
+        );
+        assert_eq!(plan.kept, [1, 1, 1]);
+        assert_eq!((plan.current_before.as_deref(), plan.current_after.as_deref()), (Some("admin"), Some("gen")));
+        assert!(!plan.created);
+        assert_eq!(plan.changes[0].details, ["server https://old -> https://<user info removed>@parent/apis/x"]);
+        assert_eq!(plan.changes[2].details, ["as clusternet", "as-user-extra (redacted)", "username system:anonymous"]);
+        // Merged again with another token: only the user changes.
+        let again = merge_plan(Some(plan.doc.clone()), &[entries("gen", "SECRET-2")], Some("gen"), false).unwrap();
+        assert_eq!(
+            actions(&again),
+            [
+                ("cluster", "gen", Action::Unchanged),
+                ("context", "gen", Action::Unchanged),
+                ("user", "gen", Action::Updated)
+            ]
+        );
+        assert_eq!(again.changes[2].details, ["as-user-extra (redacted)"]);
+        assert_eq!(again.current_before, again.current_after);
+    }
+
+    #[test]
+    fn replace_plan_lists_what_the_old_file_loses() {
+        let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
+        let new = super::super::emit::document(&[entries("gen", "SECRET-1")], Some("gen"));
+        let plan = replace_plan(Some(doc), new, &[entries("gen", "SECRET-1")]);
+        assert_eq!(
+            actions(&plan),
+            [
+                ("cluster", "gen", Action::Updated),
+                ("context", "gen", Action::Unchanged),
+                ("user", "gen", Action::Added),
+                ("cluster", "parent", Action::Removed),
+                ("context", "admin", Action::Removed),
+                ("user", "admin", Action::Removed),
+            ]
+        );
+        assert_eq!(plan.kept, [0, 0, 0]);
+        // Not a kubeconfig before: as if there were none.
+        let fresh = replace_plan(Some(Value::from("text")), Value::Mapping(Default::default()), &[]);
+        assert!(fresh.created && fresh.changes.is_empty());
+    }
+
+    #[test]
+    fn render_redacts_secrets_and_says_nothing_is_written() {
+        let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
+        let plan = merge_plan(Some(doc), &[entries("gen\x1b[31m", "SECRET-1")], None, false).unwrap();
+        let text = render(&plan, "--merge-into /k/config");
+        assert_eq!(
+            text,
+            "\
+dry run: --merge-into /k/config (existing file); nothing written
+  cluster \"gen^[[31m\" added: server https://<user info removed>@parent/apis/x
+  context \"gen^[[31m\" added: cluster gen^[[31m, user gen^[[31m
+  user \"gen^[[31m\" added: as clusternet, as-user-extra (redacted), username system:anonymous
+  other entries unchanged: 2 clusters, 2 contexts, 1 user
+current-context: \"admin\" (unchanged)
+"
+        );
+        assert!(!text.contains("SECRET") && !text.contains("pw"), "{text}");
+    }
+}

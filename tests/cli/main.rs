@@ -7,6 +7,7 @@ mod action;
 mod completions;
 mod concurrency;
 mod corpus;
+mod dry_run;
 mod gen_bad_input;
 mod gen_modes;
 mod guard_rails;
