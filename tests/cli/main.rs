@@ -8,6 +8,7 @@ mod completions;
 mod concurrency;
 mod corpus;
 mod dry_run;
+mod exec;
 mod gen_bad_input;
 mod gen_modes;
 mod guard_rails;
