@@ -48,6 +48,9 @@ pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
     if command.first().is_none_or(|p| p.is_empty()) {
         return Err(usage("give the command to run after --, e.g. -- kubectl get nodes"));
     }
+    if targets.no_current_context {
+        return Err(usage("--no-current-context is for gen: each kubeconfig of exec has one context, the current one"));
+    }
     // Nothing is written where `gen` would write: the runner writes each entry.
     let out = OutputArgs {
         name: None,
