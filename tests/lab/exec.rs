@@ -171,7 +171,7 @@ fn a_child_that_refuses_fails_its_row_only() {
     );
     assert_eq!(out.status.code(), Some(1));
     let (so, se) = (text(&out.stdout), text(&out.stderr));
-    assert!(tagged(&se, CHILD_REAL.name).contains("Unauthorized"), "{se}");
+    assert!(tagged(&se, CHILD_REAL.name).contains("error: You must be logged in to the server"), "{se}");
     assert!(tagged(&so, CHILD_A.name).contains(&format!("namespace/{}", testkit::CHILD_NAMESPACE)), "{so}");
     let table: Vec<Vec<&str>> =
         se.lines().skip_while(|l| !l.starts_with("CLUSTER ")).skip(1).map(|l| l.split_whitespace().collect()).collect();
