@@ -94,7 +94,7 @@ Examples:
 
 CMD runs with KUBECONFIG set to a kubeconfig generated as `gen` would (one context, the
 current one) in a private temporary directory (0700, the file 0600), removed when CMD ends,
-fails, cannot be started, or on SIGINT/SIGTERM (forwarded to CMD first). Its environment also
+fails, cannot be started, or on SIGINT/SIGTERM/SIGHUP (forwarded to CMD, which is waited for). Its environment also
 has CLUSTERNET_CLUSTER_ID and CLUSTERNET_CLUSTER_NAME (the ManagedCluster's name, or the ID
 when only --cluster-id was given); CLUSTERNET_CHILD_TOKEN and CLUSTERNET_PARENT_TOKEN are
 removed from it. Secrets are never on CMD's command line.
@@ -115,7 +115,7 @@ Exit codes:
   125      exec itself failed (parent kubeconfig, credentials, cluster lookup, temporary
            file); one `error:` line; CMD did not run
   126/127  one cluster: CMD cannot be executed / was not found
-  130/143  exec was interrupted by SIGINT/SIGTERM (forwarded to CMD, files removed)
+  130/143/129  exec was interrupted by SIGINT/SIGTERM/SIGHUP (forwarded to CMD, files removed)
 ";
 
 const VERIFY_HELP: &str = concat!(

@@ -27,7 +27,7 @@ fn exec(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// The lines tagged with `label`, without the tag.
-fn tagged<'a>(text: &'a str, label: &str) -> String {
+fn tagged(text: &str, label: &str) -> String {
     let prefix = format!("{label}\t");
     text.lines().filter_map(|l| l.strip_prefix(&prefix)).map(|l| format!("{l}\n")).collect()
 }
