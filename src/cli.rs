@@ -210,19 +210,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct GenArgs {
     #[command(flatten)]
-    pub parent_config: ParentConfigArgs,
-
-    #[command(flatten)]
-    pub targets: TargetArgs,
-
-    #[command(flatten)]
-    pub route: RouteArgs,
-
-    #[command(flatten)]
-    pub child: ChildCredentialArgs,
-
-    #[command(flatten)]
-    pub parent: ParentAuthArgs,
+    pub source: SourceArgs,
 
     #[command(flatten)]
     pub out: OutputArgs,
@@ -245,19 +233,7 @@ pub struct GenArgs {
 #[command(mut_arg("no_current_context", |a| a.hide(true)))]
 pub struct ExecArgs {
     #[command(flatten)]
-    pub parent_config: ParentConfigArgs,
-
-    #[command(flatten)]
-    pub targets: TargetArgs,
-
-    #[command(flatten)]
-    pub route: RouteArgs,
-
-    #[command(flatten)]
-    pub child: ChildCredentialArgs,
-
-    #[command(flatten)]
-    pub parent: ParentAuthArgs,
+    pub source: SourceArgs,
 
     /// How many clusters CMD runs on at once
     #[arg(long, value_name = "N", value_hint = ValueHint::Other, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Running")]
@@ -284,6 +260,26 @@ pub struct ExecArgs {
 pub enum SummaryFormat {
     Table,
     Json,
+}
+
+/// What `gen` and `exec` generate from: the parent, the child clusters, the
+/// route and the credentials.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    #[command(flatten)]
+    pub parent_config: ParentConfigArgs,
+
+    #[command(flatten)]
+    pub targets: TargetArgs,
+
+    #[command(flatten)]
+    pub route: RouteArgs,
+
+    #[command(flatten)]
+    pub child: ChildCredentialArgs,
+
+    #[command(flatten)]
+    pub parent: ParentAuthArgs,
 }
 
 /// The route through the hub to the child apiserver.

@@ -44,11 +44,11 @@ pub fn run(args: ExecArgs) -> Result<u8> {
 /// The flags: the selection and credentials become `gen`'s settings (the
 /// same rules, the same errors), the rest how to run.
 pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
-    let ExecArgs { parent_config, targets, route, child, parent, parallel, fail_fast, output, timeout, command } = args;
+    let ExecArgs { source, parallel, fail_fast, output, timeout, command } = args;
     if command.first().is_none_or(|p| p.is_empty()) {
         return Err(usage("give the command to run after --, e.g. -- kubectl get nodes"));
     }
-    if targets.no_current_context {
+    if source.targets.no_current_context {
         return Err(usage("--no-current-context is for gen: each kubeconfig of exec has one context, the current one"));
     }
     // Nothing is written where `gen` would write: the runner writes each entry.
@@ -62,8 +62,7 @@ pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
         dry_run: false,
         lock_timeout: Duration::ZERO,
     };
-    let gen_args =
-        GenArgs { parent_config, targets, route, child, parent, out, verify: false, write_unverified: false, timeout };
+    let gen_args = GenArgs { source, out, verify: false, write_unverified: false, timeout };
     let settings = Settings::resolve(gen_args, env)?;
     Ok((settings, Plan { command, parallel: usize::from(parallel), fail_fast, summary: output }))
 }

@@ -91,6 +91,12 @@ fn target(s: &Scratch) -> std::path::PathBuf {
     s.path("target.yaml")
 }
 
+/// A new entry `fresh` merged into target.yaml and made current, plus `extra`.
+fn merge_fresh(s: &Scratch, extra: &[&str]) -> std::process::Output {
+    let mut cmd = s.generate(&["--token-file", "child.token", "--name", "fresh", "--merge-into", "target.yaml"]);
+    cmd.arg("--set-current-context").args(extra).output().unwrap()
+}
+
 #[test]
 fn merge_dry_run_writes_nothing_and_the_merge_then_does_what_it_said() {
     let s = Scratch::new();
@@ -99,19 +105,7 @@ fn merge_dry_run_writes_nothing_and_the_merge_then_does_what_it_said() {
     s.write("target.yaml.lock", "");
     let listing = s.listing();
     let when = mtime(&path);
-    let out = s
-        .generate(&[
-            "--token-file",
-            "child.token",
-            "--name",
-            "fresh",
-            "--merge-into",
-            "target.yaml",
-            "--set-current-context",
-            "--dry-run",
-        ])
-        .output()
-        .unwrap();
+    let out = merge_fresh(&s, &["--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = stdout(&out);
     no_secrets(&plan);
@@ -127,18 +121,7 @@ fn merge_dry_run_writes_nothing_and_the_merge_then_does_what_it_said() {
     fs::remove_file(s.path("target.yaml.lock")).unwrap();
 
     let before = kubectl_view(&path);
-    let real = s
-        .generate(&[
-            "--token-file",
-            "child.token",
-            "--name",
-            "fresh",
-            "--merge-into",
-            "target.yaml",
-            "--set-current-context",
-        ])
-        .output()
-        .unwrap();
+    let real = merge_fresh(&s, &[]);
     assert!(real.status.success(), "{}", stderr(&real));
     let after = kubectl_view(&path);
     check_plan_against_views(&plan, &before, &after);

@@ -262,32 +262,39 @@ fn a_command_that_cannot_start_is_127_or_126_and_leaves_nothing() {
 #[test]
 fn own_failures_are_125_or_2_and_run_nothing() {
     let s = scratch();
-    let touch = ["--", "touch", "ran"];
-    let out = s
-        .bare(&["exec", "--kubeconfig", "missing.yaml", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"])
-        .args(touch)
-        .output()
-        .unwrap();
-    fails(&out, 125, "missing.yaml");
-    let out = s
-        .bare(&["exec", "--kubeconfig", "parent.yaml", "--cluster-id", CLUSTER_ID, "--token-file", "nope.token"])
-        .args(touch)
-        .output()
-        .unwrap();
-    fails(&out, 125, "nope.token");
-    // Usage: two clusters without --credentials; no command.
-    let out = exec(&s, &["--cluster-id", CLUSTER_ID, "--cluster-id", ID_B, "--token-file", "child.token"])
-        .args(touch)
-        .output()
-        .unwrap();
-    fails(&out, 2, "several clusters need --credentials FILE");
-    let out = exec(&s, &["--cluster-id", CLUSTER_ID, "--token-file", "child.token"]).output().unwrap();
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("<CMD>"), "{}", stderr(&out));
-    let out = exec(&s, &["--cluster-id", CLUSTER_ID, "--token-file", "child.token", "--parallel", "0", "--", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+    let one = ["--cluster-id", CLUSTER_ID, "--token-file", "child.token"];
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["--kubeconfig", "missing.yaml", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"],
+            125,
+            "missing.yaml",
+        ),
+        (&["--kubeconfig", "parent.yaml", "--cluster-id", CLUSTER_ID, "--token-file", "nope.token"], 125, "nope.token"),
+        // Usage: two clusters without --credentials.
+        (
+            &[
+                "--kubeconfig",
+                "parent.yaml",
+                "--cluster-id",
+                ID_B,
+                "--cluster-id",
+                CLUSTER_ID,
+                "--token-file",
+                "child.token",
+            ],
+            2,
+            "several clusters need --credentials FILE",
+        ),
+    ];
+    for (args, status, needle) in cases {
+        let out = s.bare(&["exec"]).args(args).args(["--", "touch", "ran"]).output().unwrap();
+        fails(&out, status, needle);
+    }
+    // No command; no cluster at all.
+    for extra in [&[][..], &["--parallel", "0", "--", "touch", "ran"]] {
+        let out = exec(&s, &one).args(extra).output().unwrap();
+        assert_eq!(code(&out), 2, "{extra:?}: {}", stderr(&out));
+    }
     assert!(!s.path("ran").exists(), "CMD ran after exec's own failure");
 }
 
