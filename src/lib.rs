@@ -5,7 +5,7 @@
 //! select the context ([`kubeconfig::select`]) → route the server ([`route`]) →
 //! attach credentials ([`credentials`]) → emit or write ([`kubeconfig::emit`],
 //! [`kubeconfig::write`]). Subcommands live in one module each ([`generate`] for
-//! `gen`, [`list`], [`verify`], [`completions`]) and only wire those stages
+//! `gen`, [`exec`], [`list`], [`verify`], [`completions`]) and only wire those stages
 //! together; [`cluster`] is the only module that talks to a cluster.
 
 pub mod cli;
@@ -32,7 +32,8 @@ use clap::Parser;
 /// Parses the command line, runs the subcommand and prints its error once.
 ///
 /// Usage errors (bad flags or flag values) exit with 2, like clap's own; every
-/// other failure exits with 1.
+/// other failure exits with 1, except in `exec`, which ends with its
+/// command's status and has a code of its own for its failures (125).
 pub fn run() -> ExitCode {
     let args = kubectl_verbosity(std::env::args_os().collect(), &mut |note| eprintln!("{note}"));
     let cli = cli::Cli::parse_from(args);

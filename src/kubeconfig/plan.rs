@@ -36,7 +36,8 @@ pub struct Change {
     pub kind: &'static str,
     pub name: String,
     pub action: Action,
-    /// Added or updated: what is new, secrets left out (see [`fields`]).
+    /// Added or updated: what is new, secrets left out (only names, flags and
+    /// URLs are shown).
     pub details: Vec<String>,
 }
 
