@@ -104,3 +104,60 @@ fn execute(settings: &Settings, plan: &Plan) -> Result<u8> {
 pub fn failure_code(err: &anyhow::Error) -> u8 {
     if crate::error::is_usage(err) { 2 } else { OWN_FAILURE }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::generate::Destination;
+    use crate::generate::targets::Wanted;
+
+    fn args(argv: &[&str]) -> ExecArgs {
+        let cli = Cli::try_parse_from(["clusternet-kubeconfig", "exec"].iter().chain(argv)).unwrap();
+        match cli.command {
+            Command::Exec(args) => *args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const ID: &str = "dc91021d-2361-4f6d-a404-7c33b9e01118";
+
+    #[test]
+    fn flags_become_gens_settings_and_how_to_run() {
+        let argv = [
+            "--kubeconfig",
+            "/k/config",
+            "--cluster-id",
+            ID,
+            "--token",
+            "t",
+            "--parallel",
+            "3",
+            "--fail-fast",
+            "-o",
+            "json",
+        ];
+        let a = args(&[&argv[..], &["--", "kubectl", "get", "ns"]].concat());
+        let (settings, plan) = resolve(a, Env::default()).unwrap();
+        assert!(matches!(&settings.wanted, Wanted::Named { ids, names, .. } if ids.len() == 1 && names.is_empty()));
+        assert_eq!(settings.destination, Destination::Stdout);
+        assert!(!settings.verify && !settings.dry_run);
+        assert_eq!(plan.command, ["kubectl", "get", "ns"]);
+        assert_eq!((plan.parallel, plan.fail_fast, plan.summary), (3, true, SummaryFormat::Json));
+    }
+
+    #[test]
+    fn gens_usage_errors_and_exec_own_are_usage_errors() {
+        for argv in [
+            &["--cluster-id", ID, "--token", "t", "--no-current-context", "--", "true"][..],
+            &["--cluster-id", ID, "--cluster-id", ID, "--token", "t", "--", "true"],
+            &["--cluster-id", ID, "--token", "t", "--", ""],
+        ] {
+            let err = resolve(args(argv), Env::default()).unwrap_err();
+            assert_eq!(failure_code(&err), 2, "{argv:?}: {err:#}");
+        }
+        assert_eq!(failure_code(&anyhow::anyhow!("a file")), OWN_FAILURE);
+    }
+}

@@ -24,7 +24,8 @@ pub enum Status {
     Exited(i32),
     /// Ended by this signal.
     Killed(i32),
-    /// Could not be started: 127 not found, 126 anything else (as a shell).
+    /// Could not be started: 127 not found, 126 anything else (as a shell),
+    /// [`OWN_FAILURE`] when its kubeconfig could not be written.
     NotStarted(u8),
     /// Never started: `--fail-fast` or a signal stopped the run first.
     Skipped,

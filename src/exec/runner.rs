@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use super::report::{Cluster, Lines, Outcome, Status, tag};
+use super::report::{Cluster, Lines, OWN_FAILURE, Outcome, Status, tag};
 use crate::credentials::{child, parent};
 
 /// One cluster and the kubeconfig CMD gets for it.
@@ -177,8 +177,9 @@ struct NotStarted {
 fn start(job: &Job, file: &Path, command: &[OsString], tagged: bool) -> Result<tokio::process::Child, NotStarted> {
     let program = command.first().cloned().unwrap_or_default();
     let shown = program.to_string_lossy().into_owned();
+    // exec's own failure, not CMD's.
     write_private(file, &job.kubeconfig)
-        .map_err(|e| NotStarted { status: Status::NotStarted(126), message: format!("{e:#}") })?;
+        .map_err(|e| NotStarted { status: Status::NotStarted(OWN_FAILURE), message: format!("{e:#}") })?;
     let mut cmd = tokio::process::Command::new(&program);
     cmd.args(&command[1..])
         .env("KUBECONFIG", file)
