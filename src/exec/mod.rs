@@ -12,9 +12,10 @@ pub mod report;
 pub mod runner;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use self::report::{Cluster, OWN_FAILURE};
 use self::runner::{Job, Running};
@@ -92,10 +93,19 @@ fn execute(settings: &Settings, plan: &Plan) -> Result<u8> {
     let how = Running { command: &plan.command, parallel: plan.parallel, fail_fast: plan.fail_fast };
     let finished = runner::run(&jobs, &how)?;
     let code = report::exit_code(&finished.outcomes, finished.interrupted);
+    // Written, not printed: a closed stdout (`| head`) is an error like any
+    // other write (status 141, as for gen), not a panic.
     match plan.summary {
-        SummaryFormat::Table if jobs.len() > 1 => eprint!("{}", report::table(&finished.outcomes)),
+        SummaryFormat::Table if jobs.len() > 1 => {
+            let _ = std::io::stderr().write_all(report::table(&finished.outcomes).as_bytes());
+        }
         SummaryFormat::Table => {}
-        SummaryFormat::Json => print!("{}", report::json(&finished.outcomes, code)),
+        SummaryFormat::Json => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(report::json(&finished.outcomes, code).as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing the summary to stdout")?;
+        }
     }
     Ok(code)
 }
