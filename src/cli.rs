@@ -94,10 +94,10 @@ Examples:
 
 CMD runs with KUBECONFIG set to a kubeconfig generated as `gen` would (one context, the
 current one) in a private temporary directory (0700, the file 0600), removed when CMD ends,
-fails, cannot be started, or on SIGINT/SIGTERM/SIGHUP (forwarded to CMD, which is waited for). Its environment also
-has CLUSTERNET_CLUSTER_ID and CLUSTERNET_CLUSTER_NAME (the ManagedCluster's name, or the ID
-when only --cluster-id was given); CLUSTERNET_CHILD_TOKEN and CLUSTERNET_PARENT_TOKEN are
-removed from it. Secrets are never on CMD's command line.
+fails, cannot be started, or on SIGINT/SIGTERM/SIGHUP (forwarded to CMD, which is waited
+for). CMD's environment also has CLUSTERNET_CLUSTER_ID and CLUSTERNET_CLUSTER_NAME (the
+ManagedCluster's name, or the ID when only --cluster-id was given); CLUSTERNET_CHILD_TOKEN
+and CLUSTERNET_PARENT_TOKEN are removed from it. Secrets are never on CMD's command line.
 
 Several clusters: CMD runs once per cluster, stdin closed; each line CMD writes is prefixed
 with `<cluster><TAB>` on the same stream (as `parallel --tag`); a summary (cluster, status,
@@ -108,13 +108,13 @@ duration) ends stderr, or with -o json stdout, as one line:
 One cluster: no prefix, no summary unless -o json.
 
 Exit codes:
-  0        CMD succeeded (on every cluster)
-  1..255   one cluster: CMD's own exit status (128+N when a signal N ended it)
-  1        several clusters: CMD failed, was killed or did not start on at least one
-  2        usage: unknown or malformed flags, flags that do not combine; nothing ran
-  125      exec itself failed (parent kubeconfig, credentials, cluster lookup, temporary
-           file); one `error:` line; CMD did not run
-  126/127  one cluster: CMD cannot be executed / was not found
+  0            CMD succeeded (on every cluster)
+  1..255       one cluster: CMD's own exit status (128+N when a signal N ended it)
+  1            several clusters: CMD failed, was killed or did not start on at least one
+  2            usage: unknown or malformed flags, flags that do not combine; nothing ran
+  125          exec itself failed (parent kubeconfig, credentials, cluster lookup, temporary
+               file); one `error:` line; CMD did not run
+  126/127      one cluster: CMD cannot be executed / was not found
   130/143/129  exec was interrupted by SIGINT/SIGTERM/SIGHUP (forwarded to CMD, files removed)
 ";
 

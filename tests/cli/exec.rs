@@ -328,9 +328,9 @@ fn gone(paths: &[PathBuf]) {
 }
 
 #[test]
-fn sigint_and_sigterm_are_forwarded_and_everything_is_removed() {
+fn sigint_sigterm_and_sighup_are_forwarded_and_everything_is_removed() {
     let script = r#"echo "$KUBECONFIG"; exec sleep 30"#;
-    for (signal, status) in [("INT", 130), ("TERM", 143)] {
+    for (signal, status) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
         let s = scratch();
         let one = ["--cluster-id", CLUSTER_ID, "--token-file", "child.token", "--", "sh", "-c", script];
         let (out, paths) = interrupt(&s, &one, 1, signal);
