@@ -14,6 +14,7 @@ pub mod completions;
 pub mod credentials;
 pub mod error;
 pub mod exec;
+pub mod fs;
 pub mod generate;
 pub mod kubeconfig;
 pub mod list;

@@ -25,7 +25,9 @@ pub fn run(args: ListArgs) -> Result<()> {
     let source = load::parent_source_from_env(args.parent_config.kubeconfig.as_deref())?;
     // Our own loader first: its errors name the file and the fix.
     let loaded = crate::generate::load_parent(&source)?;
-    crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref(), "--context")?;
+    let selection = crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref())
+        .map_err(|e| e.naming("--context"))?;
+    let kubeconfig = client::kubeconfig_for(&selection)?;
     if let Some(ns) = &args.namespace {
         names::check_namespace(ns, "-n/--namespace").map_err(|e| usage(format!("{e:#}")))?;
     }
@@ -36,7 +38,7 @@ pub fn run(args: ListArgs) -> Result<()> {
         Query { namespace: args.namespace.clone(), label_selector: args.selector.clone(), field_selector: None };
     let timeout = args.timeout;
     let listing = client::block_on(async {
-        let conn = client::connect_source(&source, args.parent_config.context.as_deref(), timeout).await?;
+        let conn = client::connect(kubeconfig, None, timeout).await?;
         managed::list(&conn, &query).await
     })??;
     if listing.clusters.is_empty() {

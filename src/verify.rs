@@ -28,12 +28,12 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         _ => {}
     }
     let loaded = crate::generate::load_parent(&source)?;
-    let selection = select::select(&loaded, args.context.as_deref(), "--context")?;
+    let selection = select::select(&loaded, args.context.as_deref()).map_err(|e| e.naming("--context"))?;
     let context = selection.context_name.to_string();
     refuse_unrouted(&selection, &loaded.describe())?;
     let secrets = credentials::secrets_in(selection.user);
     let timeout = args.timeout;
-    let kubeconfig = client::read_kubeconfig(&source)?;
+    let kubeconfig = client::kubeconfig_for(&selection)?;
     let outcome = client::block_on(probe::probe(kubeconfig, &context, timeout, &secrets))??;
     match outcome {
         Ok(reached) => {

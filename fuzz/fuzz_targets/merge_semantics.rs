@@ -11,18 +11,18 @@
 
 use clusternet_kubeconfig::kubeconfig::emit::Entries;
 use clusternet_kubeconfig::kubeconfig::model::Kubeconfig;
-use clusternet_kubeconfig::kubeconfig::{decode, load, merge, parse, yaml};
+use clusternet_kubeconfig::kubeconfig::{load, upsert, yaml};
 use libfuzzer_sys::fuzz_target;
 use serde_yaml::{Mapping, Value};
 
 const NAME: &str = "fuzz-gen";
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = decode::text(data) else { return };
-    let Ok(before) = parse::value(&text) else { return };
+    let Ok(text) = yaml::text(data) else { return };
+    let Ok(before) = yaml::value(&text) else { return };
     // What kubectl refuses, a merge refuses too (and writes nothing).
     if before.is_mapping() {
-        let Ok(config) = parse::from_value::<Kubeconfig>(&before, "kubeconfig") else { return };
+        let Ok(config) = yaml::from_value::<Kubeconfig>(&before, "kubeconfig") else { return };
         if load::check(&config).is_err() {
             return;
         }
@@ -34,10 +34,10 @@ fuzz_target!(|data: &[u8]| {
         user: Mapping::from_iter([("token".into(), "t".into())]),
     };
     let doc = Some(before.clone()).filter(|d| !d.is_null());
-    let Ok((merged, _)) = merge::merge(doc, &[entry], Some(NAME), false) else { return };
+    let Ok((merged, _)) = upsert::apply(doc, &[entry], Some(NAME), false) else { return };
     let written = yaml::to_yaml(&merged);
-    let after = parse::value(&written).unwrap_or_else(|e| panic!("the merged file does not parse ({e}):\n{written}"));
-    let config: Kubeconfig = parse::from_value(&after, "kubeconfig")
+    let after = yaml::value(&written).unwrap_or_else(|e| panic!("the merged file does not parse ({e}):\n{written}"));
+    let config: Kubeconfig = yaml::from_value(&after, "kubeconfig")
         .unwrap_or_else(|e| panic!("kubectl would refuse the merged file ({e}):\n{written}"));
     load::check(&config).unwrap_or_else(|e| panic!("kubectl would refuse the merged file ({e}):\n{written}"));
     let Value::Mapping(before) = before else { return };

@@ -9,7 +9,8 @@ use anyhow::{Context as _, Result, anyhow};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::{tls, transport};
-use crate::kubeconfig::load::ParentSource;
+use crate::kubeconfig::flatten;
+use crate::kubeconfig::select::Selection;
 
 /// Runs `future` to completion on a single-threaded runtime.
 pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
@@ -30,10 +31,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for `context` of the kubeconfig named by `source`.
-    pub fn connect(source: &ParentSource, context: Option<&str>, timeout: Duration) -> Result<Session> {
+    /// A session for the selected context.
+    pub fn connect(selection: &Selection, timeout: Duration) -> Result<Session> {
+        let kubeconfig = kubeconfig_for(selection)?;
         let runtime = runtime()?;
-        let conn = runtime.block_on(connect_source(source, context, timeout))?;
+        let conn = runtime.block_on(connect(kubeconfig, None, timeout))?;
         Ok(Session { conn, runtime })
     }
 
@@ -52,37 +54,45 @@ pub struct Connection {
     pub config: kube::Config,
 }
 
-/// Reads the kubeconfig named by `source` as kubectl reads it (see
-/// `load::as_json`); nothing loaded here is ever written back.
-pub fn read_kubeconfig(source: &ParentSource) -> Result<Kubeconfig> {
-    let read = |path: &std::path::Path| {
-        let json = crate::kubeconfig::load::as_json(path)?;
-        Kubeconfig::from_yaml(&json).map_err(|e| anyhow!("kubeconfig {}: {e}", path.display()))
-    };
-    match source {
-        ParentSource::Flag(path) | ParentSource::Home(path) => read(path),
-        ParentSource::EnvList(paths) => {
-            let mut merged: Option<Kubeconfig> = None;
-            for path in paths.iter().filter(|p| p.exists()) {
-                let next = read(path)?;
-                merged = Some(match merged {
-                    None => next,
-                    Some(m) => m.merge(next).map_err(|e| anyhow!("KUBECONFIG: {e}"))?,
-                });
-            }
-            merged.ok_or_else(|| {
-                anyhow!(
-                    "none of the files in KUBECONFIG exists ({}); pass --kubeconfig PATH or fix KUBECONFIG",
-                    crate::kubeconfig::load::describe_missing(paths)
-                )
-            })
-        }
-    }
-}
-
-/// A client for `context` of the kubeconfig named by `source`.
-pub async fn connect_source(source: &ParentSource, context: Option<&str>, timeout: Duration) -> Result<Connection> {
-    connect(read_kubeconfig(source)?, context, timeout).await
+/// The selected context as kube's client takes it, built from the kubeconfig
+/// this tool has already read (kubectl's YAML and KUBECONFIG rules), so the
+/// file is parsed once. Files the entries name are embedded, as
+/// `kubectl config view --minify --flatten` would, so kube reads none itself.
+pub fn kubeconfig_for(selection: &Selection) -> Result<Kubeconfig> {
+    let cluster = selection.cluster;
+    let ca_data = flatten::ca_data(cluster, selection.cluster_dir, selection.cluster_name)?;
+    let user = flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)?;
+    // Keys are strings (kubectl's YAML reader makes them so); checked, not assumed.
+    let user = serde_json::to_value(&user)
+        .map_err(|_| anyhow!("context {:?}: its user entry has a key that is not a string", selection.context_name))?;
+    let document = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": selection.context_name,
+        "clusters": [{
+            "name": selection.cluster_name,
+            "cluster": {
+                "server": cluster.server,
+                "certificate-authority-data": ca_data,
+                "insecure-skip-tls-verify": cluster.insecure_skip_tls_verify,
+                "tls-server-name": cluster.tls_server_name,
+                "proxy-url": cluster.proxy_url,
+                "disable-compression": cluster.disable_compression,
+            },
+        }],
+        "users": [{ "name": selection.user_name, "user": user }],
+        "contexts": [{
+            "name": selection.context_name,
+            "context": {
+                "cluster": selection.cluster_name,
+                "user": selection.user_name,
+                "namespace": selection.namespace,
+            },
+        }],
+    });
+    // kube's own messages quote values; never let one carry a credential.
+    serde_json::from_value(document)
+        .map_err(|_| anyhow!("context {:?}: its user entry is not one kube's client can use", selection.context_name))
 }
 
 /// A client for `context` (or the current context) of `kubeconfig`, with
@@ -111,7 +121,7 @@ pub async fn connect_with(
     let context_name = context
         .map(str::to_string)
         .or_else(|| kubeconfig.current_context.clone())
-        .ok_or_else(|| anyhow!("the kubeconfig has no current-context; pass --context NAME"))?;
+        .ok_or_else(|| anyhow!("the kubeconfig has no current-context"))?;
     let options = KubeConfigOptions { context: Some(context_name.clone()), cluster: None, user: None };
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
@@ -174,6 +184,7 @@ pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kubeconfig::{load, select};
 
     #[test]
     fn probes_do_not_retry_503() {
@@ -189,5 +200,35 @@ mod tests {
         })
         .unwrap();
         assert_eq!(retry, (true, false), "kube retries 429/503/504 by default; a probe must not");
+    }
+
+    #[test]
+    fn kube_gets_the_selected_context_as_kubectl_reads_it_with_files_embedded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pki")).unwrap();
+        std::fs::write(dir.path().join("pki/ca.crt"), "CA").unwrap();
+        std::fs::write(dir.path().join("t"), " tok\n").unwrap();
+        let path = dir.path().join("config");
+        // YAML 1.1 `yes`, relative references, a second document kubectl ignores.
+        std::fs::write(
+            &path,
+            "current-context: a\nclusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: yes, certificate-authority: pki/ca.crt}\n\
+             users:\n- name: u\n  user: {tokenFile: t, exec: {command: ./bin/x, apiVersion: client.authentication.k8s.io/v1}}\n\
+             contexts:\n- name: a\n  context: {cluster: c, user: u, namespace: ns}\n- name: b\n  context: {cluster: c, user: u}\n---\nignored: 1\n",
+        )
+        .unwrap();
+        let loaded = load::combine(vec![(path.clone(), load::read_file(&path).unwrap())]);
+        let kubeconfig = kubeconfig_for(&select::select(&loaded, None).unwrap()).unwrap();
+        assert_eq!(kubeconfig.current_context.as_deref(), Some("a"));
+        assert_eq!(kubeconfig.contexts.len(), 1, "only the selected context");
+        let cluster = kubeconfig.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.insecure_skip_tls_verify, Some(true));
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some("Q0E="));
+        let user = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap();
+        assert!(user.token.is_some() && user.token_file.is_none(), "the token file is embedded");
+        let exec = user.exec.as_ref().unwrap();
+        assert_eq!(exec.command.as_deref(), Some(dir.path().join("./bin/x").to_str().unwrap()));
+        let context = kubeconfig.contexts[0].context.as_ref().unwrap();
+        assert_eq!(context.namespace.as_deref(), Some("ns"));
     }
 }

@@ -78,16 +78,12 @@ pub fn load(source: &ChildSource) -> Result<ChildCredentials> {
         ChildSource::TokenEnv(t) => {
             Ok(ChildCredentials::Token(validate::token_from_file(t.expose().as_bytes(), TOKEN_ENV)?))
         }
-        ChildSource::TokenFile(path) => {
-            let origin = file_origin("--token-file", path);
-            let raw = in_cwd(read_token_file(path, &origin), path)?;
-            Ok(ChildCredentials::Token(validate::token_from_file(&raw, &origin)?))
-        }
+        ChildSource::TokenFile(path) => Ok(ChildCredentials::Token(read_token(path, "--token-file")?)),
         ChildSource::CertKeyFiles { cert, key } => {
             let cert_origin = file_origin("--client-certificate", cert);
             let key_origin = file_origin("--client-key", key);
-            let cert_pem = in_cwd(flatten::read_path(cert).context("--client-certificate"), cert)?;
-            let key_pem = in_cwd(flatten::read_path(key).context("--client-key"), key)?;
+            let cert_pem = in_cwd(crate::fs::read_path(cert).context("--client-certificate"), cert)?;
+            let key_pem = in_cwd(crate::fs::read_path(key).context("--client-key"), key)?;
             cert_key(cert_pem, key_pem, &cert_origin, &key_origin)
         }
         ChildSource::CertKeyData { cert, key } => {
@@ -103,9 +99,17 @@ fn file_origin(flag: &str, path: &Path) -> String {
     if path.as_os_str() == "-" { format!("{flag} - (stdin)") } else { format!("{flag} {}", path.display()) }
 }
 
+/// Reads and checks a token from a file, or standard input for `-`; `flag`
+/// names where the path came from, for messages.
+pub fn read_token(path: &Path, flag: &str) -> Result<Secret> {
+    let origin = file_origin(flag, path);
+    let raw = in_cwd(read_token_file(path, flag, &origin), path)?;
+    validate::token_from_file(&raw, &origin)
+}
+
 /// Reads a token file, or standard input for `-`, never past
 /// [`validate::MAX_TOKEN_BYTES`] (and its line break).
-pub fn read_token_file(path: &Path, origin: &str) -> Result<Vec<u8>> {
+fn read_token_file(path: &Path, flag: &str, origin: &str) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         // Two more bytes: a token of the largest size with its CRLF is fine.
@@ -114,13 +118,12 @@ pub fn read_token_file(path: &Path, origin: &str) -> Result<Vec<u8>> {
         if buf.len() as u64 > limit {
             bail!(
                 "{origin}: more than {} on stdin; a token is at most that long",
-                flatten::size(validate::MAX_TOKEN_BYTES)
+                crate::fs::size(validate::MAX_TOKEN_BYTES)
             );
         }
         return Ok(buf);
     }
-    let flag = origin.split(' ').next().unwrap_or(origin);
-    flatten::read_path_at_most(path, validate::MAX_TOKEN_BYTES + 2).with_context(|| flag.to_owned())
+    crate::fs::read_path_at_most(path, validate::MAX_TOKEN_BYTES + 2).with_context(|| flag.to_owned())
 }
 
 fn cert_key(cert_pem: Vec<u8>, key_pem: Vec<u8>, cert_origin: &str, key_origin: &str) -> Result<ChildCredentials> {
@@ -137,8 +140,9 @@ fn cert_key(cert_pem: Vec<u8>, key_pem: Vec<u8>, cert_origin: &str, key_origin: 
 /// or files, resolved against that kubeconfig's directory).
 fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<ChildCredentials> {
     let config = load::read_file(path).context("--child-kubeconfig")?;
-    let loaded = load::merge(vec![(load::absolute(path), config)]);
-    let selection = select::select(&loaded, context, "--child-context").context("--child-kubeconfig")?;
+    let loaded = load::combine(vec![(load::absolute(path), config)]);
+    let selection =
+        select::select(&loaded, context).map_err(|e| e.naming("--child-context")).context("--child-kubeconfig")?;
     selection.require_user().context("--child-kubeconfig")?;
     let user_name = selection.user_name;
     let user = flatten::flatten_user(selection.user, selection.user_dir, user_name).context("--child-kubeconfig")?;

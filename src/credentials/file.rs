@@ -29,7 +29,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Deserialize;
 
 use super::child::ChildSource;
-use crate::kubeconfig::{flatten, load, parse};
+use crate::kubeconfig::{flatten, load, yaml};
 use crate::names;
 use crate::notes;
 use crate::route::ClusterId;
@@ -120,10 +120,10 @@ impl Credentials {
     /// and no two keys may name the same cluster.
     pub fn read(path: &Path) -> Result<Credentials> {
         let what = format!("--credentials {}", path.display());
-        let bytes = flatten::read_path(path).context("--credentials")?;
+        let bytes = crate::fs::read_path(path).context("--credentials")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{what} is not UTF-8 text"))?;
         // Inline tokens may sit here: the parser's messages never quote values.
-        let file: File = parse::typed(text, "credentials file").map_err(|e| anyhow!("{what} {e:#}"))?;
+        let file: File = yaml::typed(text, "credentials file").map_err(|e| anyhow!("{what} {e:#}"))?;
         let base = load::absolute(path).parent().map(Path::to_path_buf).unwrap_or_default();
         let mut entries: BTreeMap<Key, (String, ChildSource)> = BTreeMap::new();
         for (text, entry) in file.clusters {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde_yaml::Mapping;
 
-use super::child::read_token_file;
+use super::child::read_token;
 use super::validate;
 use crate::error::usage;
 use crate::kubeconfig::flatten;
@@ -83,15 +83,7 @@ impl GivenToken {
             // Checked and trimmed alike from every source, as the child token.
             GivenToken::Flag(t) => validate::token_from_file(t.expose().as_bytes(), "--parent-token"),
             GivenToken::Env(t) => validate::token_from_file(t.expose().as_bytes(), TOKEN_ENV),
-            GivenToken::File(path) => {
-                let origin = if path.as_os_str() == "-" {
-                    "--parent-token-file - (stdin)".to_string()
-                } else {
-                    format!("--parent-token-file {}", path.display())
-                };
-                let raw = crate::error::in_cwd(read_token_file(path, &origin), path)?;
-                validate::token_from_file(&raw, &origin)
-            }
+            GivenToken::File(path) => read_token(path, "--parent-token-file"),
         }
     }
 }

@@ -77,8 +77,8 @@ pub fn refuse_same_server(parent_server: &str, child: &ChildSource) -> Result<()
     let Ok(config) = load::read_file(path) else {
         return Ok(());
     };
-    let loaded = load::merge(vec![(load::absolute(path), config)]);
-    let Ok(selection) = select::select(&loaded, context.as_deref(), "--child-context") else {
+    let loaded = load::combine(vec![(load::absolute(path), config)]);
+    let Ok(selection) = select::select(&loaded, context.as_deref()) else {
         return Ok(());
     };
     let normal = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
@@ -110,7 +110,7 @@ pub fn is_default_parent(path: &Path, default_parent: &ParentSource) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubeconfig::load::{merge, parse};
+    use crate::kubeconfig::load::{combine, from_bytes};
     use crate::kubeconfig::select::select;
 
     const FILE: &str = "\
@@ -136,12 +136,9 @@ contexts:
 
     #[test]
     fn generated_contexts_are_refused_with_the_parent_contexts_named() {
-        let loaded = merge(vec![("/k/config".into(), parse(FILE.as_bytes()).unwrap())]);
+        let loaded = combine(vec![("/k/config".into(), from_bytes(FILE.as_bytes()).unwrap())]);
         let err = |ctx: &str| {
-            format!(
-                "{:#}",
-                refuse_generated_parent(&loaded, &select(&loaded, Some(ctx), "--context").unwrap()).unwrap_err()
-            )
+            format!("{:#}", refuse_generated_parent(&loaded, &select(&loaded, Some(ctx)).unwrap()).unwrap_err())
         };
         let e = err("gen");
         assert!(e.contains("context \"gen\" in /k/config is a generated Clusternet context"), "{e}");
@@ -151,7 +148,7 @@ contexts:
         );
         assert!(e.contains("pass --context with the parent's own context (\"admin@parent\")"), "{e}");
         assert!(err("byhand").contains("impersonates clusternet with a child's credentials"));
-        refuse_generated_parent(&loaded, &select(&loaded, Some("admin@parent"), "--context").unwrap()).unwrap();
+        refuse_generated_parent(&loaded, &select(&loaded, Some("admin@parent")).unwrap()).unwrap();
     }
 
     #[test]

@@ -71,13 +71,10 @@ pub struct Produced {
 /// `gen` delivers them, `exec` runs a command with each.
 pub fn produce(settings: &Settings) -> Result<Produced> {
     let loaded = load_parent(&settings.parent)?;
-    let selection = select::select(&loaded, settings.context.as_deref(), "--context")?;
+    let selection = select::select(&loaded, settings.context.as_deref()).map_err(|e| e.naming("--context"))?;
     guard::refuse_generated_parent(&loaded, &selection)?;
     // Connected only when something must be asked of the parent.
-    let session = settings
-        .needs_cluster()
-        .then(|| Session::connect(&settings.parent, Some(selection.context_name), settings.timeout))
-        .transpose()?;
+    let session = settings.needs_cluster().then(|| Session::connect(&selection, settings.timeout)).transpose()?;
     let (found, ids) = match &settings.wanted {
         Wanted::Named { ids, names, .. } if names.is_empty() => (Found::default(), ids.as_slice()),
         wanted => {
@@ -283,10 +280,19 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     }
 }
 
-/// Names the flag that gave the path of a refused or failed write.
+/// Names the flag that gave the path of a refused or failed write, and says
+/// how to get past a refusal in terms of this command's flags.
 fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
     move |e| match e {
         write::WriteError::File(message) => anyhow!("{flag} {message}"),
+        write::WriteError::Refused(message, fix) => {
+            let advice = match fix {
+                write::Fix::Replace => "pass --force to replace it".to_string(),
+                write::Fix::FilePathOrStdout => format!("give a file path, or leave out {flag} to write to stdout"),
+                write::Fix::OtherPath => "it is never written over (not even with --force): give another path".into(),
+            };
+            anyhow!("{flag} {message}; {advice}")
+        }
         write::WriteError::Place(e) => e.context(flag.to_owned()),
         write::WriteError::Other(e) => e,
     }

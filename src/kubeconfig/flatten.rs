@@ -5,8 +5,6 @@
 //! kubeconfig may be copied to another machine, so every file it would need is
 //! embedded, as `kubectl config view --flatten` does.
 
-use std::fs;
-use std::io::{ErrorKind, Read as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -15,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_yaml::{Mapping, Value};
 
 use super::model::Cluster;
+use crate::fs::read_path;
 
 /// `reference` resolved against `base` when it is relative.
 pub fn resolve(reference: &str, base: &Path) -> PathBuf {
@@ -26,49 +25,6 @@ pub fn resolve(reference: &str, base: &Path) -> PathBuf {
 /// `certificate-authority of cluster "prod"`; it starts every message.
 pub fn read_reference(reference: &str, base: &Path, what: &str) -> Result<Vec<u8>> {
     read_path(&resolve(reference, base)).with_context(|| what.to_owned())
-}
-
-/// Reads a file; refuses what is not a regular file, and what is larger than
-/// a kubeconfig may be. The caller says where the path came from (a flag, a
-/// reference) as the error's context.
-pub fn read_path(path: &Path) -> Result<Vec<u8>> {
-    read_path_at_most(path, super::load::MAX_FILE_BYTES)
-}
-
-/// [`read_path`] with its own size limit: a larger file is refused before it
-/// is read, and never read past `limit` (it may grow meanwhile).
-pub fn read_path_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let shown = path.display();
-    let read_error = |e: std::io::Error| match e.kind() {
-        ErrorKind::NotFound => anyhow!("file {shown} does not exist"),
-        ErrorKind::PermissionDenied => {
-            anyhow!("file {shown} cannot be read (permission denied)")
-        }
-        _ => anyhow!("file {shown} cannot be read: {e}"),
-    };
-    let meta = fs::metadata(path).map_err(read_error)?;
-    if meta.is_dir() {
-        bail!("{shown} is a directory, not a file");
-    }
-    if !meta.is_file() {
-        bail!("{shown} is not a regular file");
-    }
-    let too_big =
-        |len: u64| anyhow!("file {shown} is larger than {} ({len} bytes); is it the right file?", size(limit));
-    if meta.len() > limit {
-        return Err(too_big(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes)).map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_big(bytes.len() as u64));
-    }
-    Ok(bytes)
-}
-
-/// `64 MiB`, `1 MiB` (whole MiB, rounded down), `4096 bytes`.
-pub fn size(bytes: u64) -> String {
-    if bytes >= 1 << 20 { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
 }
 
 /// The cluster's CA bundle as inline base64 data, or `None` when it has none.
@@ -165,6 +121,7 @@ fn absolutise_exec_command(user: &mut Mapping, base: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn user(text: &str) -> Mapping {
         serde_yaml::from_str(text).unwrap()

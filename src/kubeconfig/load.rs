@@ -1,6 +1,6 @@
 //! Reading kubeconfig files, and kubectl's rules for merging a KUBECONFIG list.
 //!
-//! File I/O stays in [`read_file`]; [`parse`] and [`merge`] are pure.
+//! File I/O stays in [`read_file`]; [`from_bytes`] and [`combine`] are pure.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -87,7 +87,7 @@ pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
     match source {
         ParentSource::Flag(path) => {
             let config = read_file(path).context("--kubeconfig")?;
-            Ok(merge(vec![(absolute(path), config)]))
+            Ok(combine(vec![(absolute(path), config)]))
         }
         ParentSource::Home(path) => {
             if !path.exists() {
@@ -97,7 +97,7 @@ pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
                 );
             }
             let config = read_file(path)?;
-            Ok(merge(vec![(absolute(path), config)]))
+            Ok(combine(vec![(absolute(path), config)]))
         }
         ParentSource::EnvList(paths) => {
             let mut files = Vec::new();
@@ -116,7 +116,7 @@ pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
                     describe_missing(paths)
                 );
             }
-            Ok(merge(files))
+            Ok(combine(files))
         }
     }
 }
@@ -171,48 +171,11 @@ pub fn read_file(path: &Path) -> Result<Kubeconfig> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         bail!("{}", too_big(&shown, bytes.len() as u64));
     }
-    parse(&bytes).with_context(|| format!("kubeconfig {shown}"))
+    from_bytes(&bytes).with_context(|| format!("kubeconfig {shown}"))
 }
 
-/// One kubeconfig file as JSON for kube's client (`list`, `verify`, lookups):
-/// read as kubectl reads it, like every other kubeconfig here, rather than by
-/// kube's own YAML reader (which reads YAML 1.2 and every document of the
-/// file), with relative paths made absolute against the file's directory, as
-/// kube's `Kubeconfig::read_from` would.
-pub fn as_json(path: &Path) -> Result<String> {
-    use serde_yaml::Value;
-    read_file(path)?;
-    let bytes = fs::read(path).map_err(|e| anyhow!("kubeconfig {} cannot be read: {e}", path.display()))?;
-    let text = super::decode::text(&bytes)?;
-    let mut doc = super::parse::value(&text)?;
-    let dir = absolute(path).parent().map(Path::to_path_buf).unwrap_or_default();
-    let absolute_in = |map: Option<&mut Value>, key: &str, only_with_separator: bool| {
-        if let Some(Value::String(file)) = map.and_then(|m| m.get_mut(key))
-            && !file.is_empty()
-            && Path::new(file.as_str()).is_relative()
-            && (!only_with_separator || file.contains('/'))
-        {
-            *file = dir.join(file.as_str()).display().to_string();
-        }
-    };
-    for cluster in doc.get_mut("clusters").and_then(Value::as_sequence_mut).into_iter().flatten() {
-        absolute_in(cluster.get_mut("cluster"), "certificate-authority", false);
-    }
-    for user in doc.get_mut("users").and_then(Value::as_sequence_mut).into_iter().flatten() {
-        for key in ["client-certificate", "client-key", "tokenFile"] {
-            absolute_in(user.get_mut("user"), key, false);
-        }
-        absolute_in(user.get_mut("user").and_then(|u| u.get_mut("exec")), "command", true);
-    }
-    if doc.is_null() {
-        return Ok("{}".to_string());
-    }
-    serde_json::to_string(&doc).with_context(|| format!("kubeconfig {}", path.display()))
-}
-
-/// The largest kubeconfig read: eight times the biggest real ones seen (a
-/// few MB for hundreds of clusters), and a bound on the memory used.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+/// The largest kubeconfig read (see [`crate::fs::MAX_FILE_BYTES`]).
+pub use crate::fs::MAX_FILE_BYTES;
 
 fn too_big(shown: &impl fmt::Display, len: u64) -> String {
     format!(
@@ -225,15 +188,15 @@ fn too_big(shown: &impl fmt::Display, len: u64) -> String {
 /// Parses one kubeconfig document and checks the rules kubectl enforces on
 /// load. A document without content (empty, comments only, `---`) is an empty
 /// kubeconfig, as for kubectl; so is one with unknown fields only.
-pub fn parse(bytes: &[u8]) -> Result<Kubeconfig> {
-    let text = super::decode::text(bytes)?;
-    let value = super::parse::value(&text)?;
+pub fn from_bytes(bytes: &[u8]) -> Result<Kubeconfig> {
+    let text = super::yaml::text(bytes)?;
+    let value = super::yaml::value(&text)?;
     match &value {
         serde_yaml::Value::Null => return Ok(Kubeconfig::default()),
         serde_yaml::Value::Mapping(_) => {}
         _ => bail!("is not a kubeconfig (its top level is not a mapping)"),
     }
-    let config: Kubeconfig = super::parse::into_typed(value, "kubeconfig", || super::parse::value(&text))?;
+    let config: Kubeconfig = super::yaml::into_typed(value, "kubeconfig", || super::yaml::value(&text))?;
     check(&config)?;
     Ok(config)
 }
@@ -270,7 +233,7 @@ fn no_duplicates<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result
 /// Merges files with kubectl's rules (client-go `ClientConfigLoadingRules.Load`):
 /// "the first file to set a particular map key wins and map key's value is
 /// never changed", and `current-context` comes from the first file that sets it.
-pub fn merge(files: Vec<(PathBuf, Kubeconfig)>) -> Loaded {
+pub fn combine(files: Vec<(PathBuf, Kubeconfig)>) -> Loaded {
     let mut loaded = Loaded::default();
     let mut clusters = HashSet::new();
     let mut users = HashSet::new();
@@ -309,7 +272,7 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> Kubeconfig {
-        parse(text.as_bytes()).unwrap()
+        from_bytes(text.as_bytes()).unwrap()
     }
 
     #[test]
@@ -338,7 +301,7 @@ mod tests {
             "current-context: x\nclusters:\n- name: c\n  cluster: {server: https://b}\n- name: d\n  cluster: {server: https://d}\n",
         );
         let c = config("current-context: z\n");
-        let m = merge(vec![("/1/a".into(), a), ("/2/b".into(), b), ("/3/c".into(), c)]);
+        let m = combine(vec![("/1/a".into(), a), ("/2/b".into(), b), ("/3/c".into(), c)]);
         assert_eq!(m.current_context.as_deref(), Some("x"));
         assert_eq!(m.clusters.len(), 2);
         assert_eq!(m.clusters[0].item.cluster.server.as_deref(), Some("https://a"));
@@ -378,10 +341,10 @@ mod tests {
             ("users:\n- name: u\n  user: {}\n- name: u\n  user: {}\n", "two user entries named \"u\""),
             ("clusters:\n- name: c\n  cluster: {server: [a]}\n", "clusters[0].cluster.server"),
         ] {
-            let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+            let err = format!("{:#}", from_bytes(text.as_bytes()).unwrap_err());
             assert!(err.contains(needle), "{text:?}: {err}");
         }
-        assert!(format!("{:#}", parse(b"\xfe\xfe").unwrap_err()).contains("not UTF-8"));
+        assert!(format!("{:#}", from_bytes(b"\xfe\xfe").unwrap_err()).contains("not UTF-8"));
     }
 
     /// What kubectl reads without complaint: an empty kubeconfig, the last of
@@ -408,7 +371,7 @@ mod tests {
             text.push_str(&format!("    - *a{}\n", i - 1).repeat(1000));
         }
         let start = std::time::Instant::now();
-        let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+        let err = format!("{:#}", from_bytes(text.as_bytes()).unwrap_err());
         assert!(err.contains("uses YAML aliases that expand to more than"), "{err}");
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
@@ -427,29 +390,10 @@ mod tests {
                 "verify: invalid type: integer <value>",
             ),
         ] {
-            let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+            let err = format!("{:#}", from_bytes(text.as_bytes()).unwrap_err());
             assert!(err.contains(needle), "{text:?}: {err}");
             assert!(!err.contains("SECRET") && !err.contains("1234567"), "{err}");
         }
-    }
-
-    #[test]
-    fn kube_client_json_reads_as_kubectl_and_resolves_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config");
-        fs::write(
-            &path,
-            "clusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: yes, certificate-authority: pki/ca.crt}\nusers:\n- name: u\n  user: {tokenFile: t, exec: {command: ./bin/x}}\n---\nignored: 1\n",
-        )
-        .unwrap();
-        let json: serde_json::Value = serde_json::from_str(&as_json(&path).unwrap()).unwrap();
-        let cluster = &json["clusters"][0]["cluster"];
-        assert_eq!(cluster["insecure-skip-tls-verify"], true);
-        assert_eq!(cluster["certificate-authority"], dir.path().join("pki/ca.crt").display().to_string());
-        assert_eq!(json["users"][0]["user"]["tokenFile"], dir.path().join("t").display().to_string());
-        assert_eq!(json["users"][0]["user"]["exec"]["command"], dir.path().join("./bin/x").display().to_string());
-        fs::write(&path, "").unwrap();
-        assert_eq!(as_json(&path).unwrap(), "{}");
     }
 
     #[test]

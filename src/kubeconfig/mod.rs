@@ -1,14 +1,15 @@
-//! Kubeconfig files: the typed model, loading (with kubectl's merge rules),
-//! context selection, embedding of file references, emitting and writing.
+//! Kubeconfig files, in the order data flows through them: the typed
+//! [`model`] read through [`yaml`], [`load`]ed with kubectl's KUBECONFIG
+//! rules, a context [`select`]ed, file references [`flatten`]ed, entries
+//! [`emit`]ted, then written ([`write`]) or upserted into a file kubectl
+//! shares ([`upsert`]).
 
-pub mod decode;
 pub mod emit;
 pub mod flatten;
 pub mod load;
-pub mod merge;
 pub mod model;
-pub mod parse;
 pub mod plan;
 pub mod select;
+pub mod upsert;
 pub mod write;
 pub mod yaml;

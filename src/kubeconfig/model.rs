@@ -10,7 +10,7 @@
 //! generation does not use it (`preferences`, user fields), so that what
 //! kubectl refuses is refused here too, before anything is written. A merge
 //! target is checked with this model, then edited as a raw value (see
-//! `write::merge`), so nothing in it is lost.
+//! `upsert::apply`), so nothing in it is lost.
 
 use std::borrow::Cow;
 

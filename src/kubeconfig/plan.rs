@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_yaml::Value;
 
 use super::emit::Entries;
-use super::merge::merge;
+use super::upsert::apply;
 
 /// What happens to one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ const KINDS: [(&str, &str); 3] = [("clusters", "cluster"), ("contexts", "context
 /// an empty one).
 pub fn merge_plan(existing: Option<Value>, entries: &[Entries], current: Option<&str>, set: bool) -> Result<Plan> {
     let before = existing.clone().filter(|d| !d.is_null());
-    let doc = merge(existing, entries, current, set)?;
+    let doc = apply(existing, entries, current, set)?;
     let generated: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     Ok(compare(before.as_ref(), doc, &generated))
 }

@@ -43,32 +43,66 @@ impl Selection<'_> {
 
 static NO_USER: std::sync::LazyLock<Mapping> = std::sync::LazyLock::new(Mapping::new);
 
+/// Why no context was selected. Only the caller knows which flag picks the
+/// context (`--context`, `--child-context`), so [`SelectError::naming`] puts
+/// it into the advice; the domain never names flags.
+#[derive(Debug)]
+pub enum SelectError {
+    /// No context was asked for and the file has no current-context.
+    NoCurrent { file: String, contexts: String },
+    /// The context asked for is not in the file.
+    NotFound { name: String, file: String, contexts: String },
+    /// The file itself must be fixed (no contexts, a missing cluster or user).
+    File(anyhow::Error),
+}
+
+impl SelectError {
+    /// The error for a user who picks the context with `flag`.
+    pub fn naming(self, flag: &str) -> anyhow::Error {
+        match self {
+            SelectError::NoCurrent { file, contexts } => {
+                anyhow!("{file} has no current-context; pass {flag} NAME (contexts: {contexts})")
+            }
+            SelectError::NotFound { name, file, contexts } => {
+                anyhow!("context {name:?} is not in {file}; pass {flag} with one of: {contexts}")
+            }
+            SelectError::File(e) => e,
+        }
+    }
+}
+
+impl From<anyhow::Error> for SelectError {
+    fn from(e: anyhow::Error) -> Self {
+        SelectError::File(e)
+    }
+}
+
 /// Selects `context` (or the current context) and checks that its cluster and
-/// user exist. `flag` names the flag that picks the context, for messages.
-pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>, flag: &str) -> Result<Selection<'a>> {
+/// user exist.
+pub fn select<'a>(loaded: &'a Loaded, context: Option<&str>) -> Result<Selection<'a>, SelectError> {
+    let contexts = || list(loaded.contexts.iter().map(|c| c.item.name.as_str()));
     let name = match context.filter(|c| !c.is_empty()) {
         Some(name) => name,
         None if loaded.contexts.is_empty() && loaded.current_context.is_none() => {
-            bail!("{} has no contexts (is it empty?); give a kubeconfig with the parent's context", loaded.describe())
-        }
-        None => loaded.current_context.as_deref().ok_or_else(|| {
-            anyhow!(
-                "{} has no current-context; pass {flag} NAME (contexts: {})",
-                loaded.describe(),
-                list(loaded.contexts.iter().map(|c| c.item.name.as_str()))
+            return Err(anyhow!(
+                "{} has no contexts (is it empty?); give a kubeconfig with the parent's context",
+                loaded.describe()
             )
-        })?,
+            .into());
+        }
+        None => loaded
+            .current_context
+            .as_deref()
+            .ok_or_else(|| SelectError::NoCurrent { file: loaded.describe(), contexts: contexts() })?,
     };
-    let context = loaded.contexts.iter().find(|c| c.item.name == name).ok_or_else(|| {
-        anyhow!(
-            "context {name:?} is not in {}; pass {flag} with one of: {}",
-            loaded.describe(),
-            list(loaded.contexts.iter().map(|c| c.item.name.as_str()))
-        )
+    let context = loaded.contexts.iter().find(|c| c.item.name == name).ok_or_else(|| SelectError::NotFound {
+        name: name.to_owned(),
+        file: loaded.describe(),
+        contexts: contexts(),
     })?;
     let ctx = &context.item.context;
     if ctx.cluster.is_empty() {
-        bail!("context {name:?} in {} names no cluster; set its cluster field", loaded.describe());
+        return Err(anyhow!("context {name:?} in {} names no cluster; set its cluster field", loaded.describe()).into());
     }
     let cluster = loaded.clusters.iter().find(|c| c.item.name == ctx.cluster).ok_or_else(|| {
         anyhow!(
@@ -122,7 +156,7 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubeconfig::load::{merge, parse};
+    use crate::kubeconfig::load::{combine, from_bytes};
 
     const TWO: &str = "\
 current-context: b
@@ -146,13 +180,13 @@ contexts:
 ";
 
     fn loaded(text: &str) -> Loaded {
-        merge(vec![("/k/config".into(), parse(text.as_bytes()).unwrap())])
+        combine(vec![("/k/config".into(), from_bytes(text.as_bytes()).unwrap())])
     }
 
     #[test]
     fn current_context_is_the_default() {
         let l = loaded(TWO);
-        let s = select(&l, None, "--context").unwrap();
+        let s = select(&l, None).unwrap();
         assert_eq!(s.context_name, "b");
         assert_eq!(s.cluster.server.as_deref(), Some("https://two"));
         assert_eq!(s.namespace, None);
@@ -162,26 +196,27 @@ contexts:
     #[test]
     fn explicit_context_with_namespace() {
         let l = loaded(TWO);
-        let s = select(&l, Some("a"), "--context").unwrap();
+        let s = select(&l, Some("a")).unwrap();
         assert_eq!((s.cluster_name, s.user_name, s.namespace), ("c1", "u1", Some("ns")));
     }
 
     #[test]
     fn errors_name_the_problem_and_the_fix() {
         let l = loaded(TWO);
-        let err = |c: Option<&str>| format!("{:#}", select(&l, c, "--context").unwrap_err());
+        let err = |c: Option<&str>| format!("{:#}", select(&l, c).unwrap_err().naming("--context"));
         assert!(err(Some("zz")).contains("context \"zz\" is not in /k/config; pass --context with one of: \"a\""));
         assert!(err(Some("broken")).contains("names cluster \"nope\""));
         assert!(err(Some("nouser")).contains("names user \"ghost\""));
-        assert!(select(&l, Some("a"), "--context").unwrap().require_user().is_ok());
+        assert!(select(&l, Some("a")).unwrap().require_user().is_ok());
         let l = loaded(
             "contexts:\n- name: a\n  context: {cluster: c1}\nclusters:\n- name: c1\n  cluster: {server: https://one}\n",
         );
-        let s = select(&l, Some("a"), "--context").unwrap();
+        let s = select(&l, Some("a")).unwrap();
         assert!(format!("{:#}", s.require_user().unwrap_err()).contains("names no user"));
         let none = loaded("apiVersion: v1\nkind: Config\n");
         assert!(
-            format!("{:#}", select(&none, None, "--context").unwrap_err()).contains("has no contexts (is it empty?)")
+            format!("{:#}", select(&none, None).unwrap_err().naming("--context"))
+                .contains("has no contexts (is it empty?)")
         );
     }
 }

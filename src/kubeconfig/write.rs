@@ -2,27 +2,31 @@
 //! the target (readers see the old file or the new one, never half of one), and
 //! kubectl's lock around a read-modify-write of a shared kubeconfig.
 
-use std::fs::{self, OpenOptions, Permissions};
+use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::emit::Entries;
 use super::model::Kubeconfig;
 use super::plan::{self, Change, Plan};
 use super::yaml;
-use anyhow::{Context as _, Result, bail};
-
-/// Mode of files this tool creates: they hold credentials.
-pub const PRIVATE_MODE: u32 = 0o600;
+use crate::fs::{
+    Lock, PRIVATE_MODE, check_dir, file_kind, follow_links, owner_of, parent_dir, same_file_as, temp_file,
+};
+use anyhow::{Context as _, Result};
 
 /// Why a write was refused or failed. The path came from the command line,
-/// and only the caller knows which flag gave it, so it names the flag.
+/// and only the caller knows which flag gave it, so it names the flag and
+/// turns the [`Fix`] into advice in the user's terms.
 #[derive(Debug)]
 pub enum WriteError {
     /// About the file itself; the message starts with its path.
     File(String),
+    /// A refusal that the user fixes by choosing differently on the command
+    /// line; the message starts with the file's path.
+    Refused(String, Fix),
     /// About where the file goes: its directory, the temporary file beside it.
     Place(anyhow::Error),
     /// Anything else (the lock), already complete.
@@ -33,7 +37,7 @@ pub enum WriteError {
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WriteError::File(message) => f.write_str(message),
+            WriteError::File(message) | WriteError::Refused(message, _) => f.write_str(message),
             WriteError::Place(e) | WriteError::Other(e) => write!(f, "{e:#}"),
         }
     }
@@ -45,8 +49,22 @@ impl From<anyhow::Error> for WriteError {
     }
 }
 
+/// How the user gets past a refusal; the caller, which knows the flags, says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// The file exists: ask for it to be replaced.
+    Replace,
+    /// Not a regular file: give a file path, or write to stdout instead.
+    FilePathOrStdout,
+    /// An input of this run: never written over, even when asked to replace.
+    OtherPath,
+}
+
 /// Shorthand for a refusal about the file itself.
 macro_rules! refuse {
+    ($fix:expr; $($arg:tt)*) => {
+        return Err(WriteError::Refused(format!($($arg)*), $fix))
+    };
     ($($arg:tt)*) => {
         return Err(WriteError::File(format!($($arg)*)))
     };
@@ -67,7 +85,7 @@ pub fn write_new(path: &Path, text: &str, force: bool, inputs: &[PathBuf]) -> Re
         temp.persist_noclobber(&target).map(|_| ()).map_err(|e| e.error)
     };
     result.map_err(|e| match e.kind() {
-        ErrorKind::AlreadyExists => WriteError::File(format!("{shown} already exists; pass --force to replace it")),
+        ErrorKind::AlreadyExists => WriteError::Refused(format!("{shown} already exists"), Fix::Replace),
         _ => WriteError::File(format!("{shown} cannot be written: {e}")),
     })
 }
@@ -79,23 +97,19 @@ fn check_new(path: &Path, force: bool, inputs: &[PathBuf]) -> Result<PathBuf, Wr
     let target = follow_links(path);
     match fs::metadata(&target) {
         Ok(meta) if meta.is_dir() => refuse!("{shown} is a directory; give a file path"),
-        Ok(meta) if !meta.is_file() => refuse!(
-            "{shown} is not a regular file ({}); it is left alone: give a file path, or leave out --output-file to write to stdout",
-            file_kind(&meta)
-        ),
+        Ok(meta) if !meta.is_file() => {
+            refuse!(Fix::FilePathOrStdout; "{shown} is not a regular file ({}); it is left alone", file_kind(&meta))
+        }
         Ok(meta) => {
             if let Some(input) = same_file_as(&meta, inputs) {
-                refuse!(
-                    "{shown} is {}, an input of this run; it is never written over (not even with --force): give another path",
-                    input.display()
-                );
+                refuse!(Fix::OtherPath; "{shown} is {}, an input of this run", input.display());
             }
             if !force {
-                refuse!("{shown} already exists; pass --force to replace it");
+                refuse!(Fix::Replace; "{shown} already exists");
             }
         }
         Err(_) if !force && fs::symlink_metadata(path).is_ok() && target == path => {
-            refuse!("{shown} already exists; pass --force to replace it")
+            refuse!(Fix::Replace; "{shown} already exists")
         }
         Err(_) => {}
     }
@@ -114,9 +128,7 @@ pub fn plan_new(
 ) -> Result<Plan, WriteError> {
     let target = check_new(path, force, inputs)?;
     // What is there now, when it can be read as a kubeconfig at all.
-    let existing = fs::read(&target)
-        .ok()
-        .and_then(|bytes| super::decode::text(&bytes).ok().and_then(|t| super::parse::value(&t).ok()));
+    let existing = fs::read(&target).ok().and_then(|bytes| yaml::text(&bytes).ok().and_then(|t| yaml::value(&t).ok()));
     Ok(plan::replace_plan(existing, doc, entries))
 }
 
@@ -207,13 +219,11 @@ fn merge_place(path: &Path) -> Result<(PathBuf, PathBuf), WriteError> {
     Ok((target, dir))
 }
 
-/// The target of a merge as it is now: `None` when missing, `Some(None)`
-/// when empty; refused when kubectl would not read it.
-#[allow(clippy::type_complexity)]
-fn read_merge_target(
-    path: &Path,
-    target: &Path,
-) -> Result<(Option<Option<serde_yaml::Value>>, Option<fs::Metadata>), WriteError> {
+/// The target of a merge as it is now, and its metadata: `None` when
+/// missing, `Some(None)` when empty; refused when kubectl would not read it.
+type Existing = (Option<Option<serde_yaml::Value>>, Option<fs::Metadata>);
+
+fn read_merge_target(path: &Path, target: &Path) -> Result<Existing, WriteError> {
     let shown = path.display();
     match fs::metadata(target) {
         Ok(meta) if !meta.is_file() => refuse!(
@@ -223,13 +233,13 @@ fn read_merge_target(
         Ok(meta) => {
             let bytes = fs::read(target).map_err(|e| WriteError::File(format!("{shown} cannot be read: {e}")))?;
             let unchanged = |e: anyhow::Error| WriteError::File(format!("{shown} {e:#}; it was left unchanged"));
-            let text = super::decode::text(&bytes).map_err(unchanged)?;
+            let text = yaml::text(&bytes).map_err(unchanged)?;
             // The same budget as for a parent: a hostile target fails fast
             // instead of expanding in memory. And what kubectl refuses to
             // read is not written to.
-            let doc = super::parse::value(&text).map_err(unchanged)?;
+            let doc = yaml::value(&text).map_err(unchanged)?;
             if doc.is_mapping() {
-                let config = super::parse::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
+                let config = yaml::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
                 // (Borrowed: the document itself is edited and written below.)
                 super::load::check(&config).map_err(unchanged)?;
             }
@@ -248,124 +258,10 @@ pub fn plan_merge(
     current: Option<&str>,
     set_current: bool,
 ) -> Result<Plan, WriteError> {
-    let shown = path.display();
     let (target, _) = merge_place(path)?;
     let (existing, _) = read_merge_target(path, &target)?;
     plan::merge_plan(existing.flatten(), entries, current, set_current)
-        .map_err(|e| WriteError::File(format!("{shown} {e:#}; it was left unchanged")))
-}
-
-/// The owner and group of an open file.
-fn owner_of(file: &fs::File) -> Result<(u32, u32)> {
-    let meta = file.metadata().context("reading the temporary file's owner")?;
-    Ok((meta.uid(), meta.gid()))
-}
-
-/// The file a path names once symlinks are followed, whether or not it
-/// exists (client-go writes through a link to a missing file, creating it).
-/// A loop or a chain of more than 40 links stops where it is.
-pub fn follow_links(path: &Path) -> PathBuf {
-    let mut current = path.to_path_buf();
-    for _ in 0..40 {
-        match fs::read_link(&current) {
-            Ok(next) => {
-                current = if next.is_absolute() { next } else { parent_dir(&current).join(next) };
-            }
-            Err(_) => return current,
-        }
-    }
-    current
-}
-
-/// The input `meta` is (same device and inode), if any.
-fn same_file_as<'a>(meta: &fs::Metadata, inputs: &'a [PathBuf]) -> Option<&'a PathBuf> {
-    inputs.iter().find(|input| fs::metadata(input).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino()))
-}
-
-/// A non-regular file's kind, for messages.
-fn file_kind(meta: &fs::Metadata) -> &'static str {
-    let kind = meta.file_type();
-    if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "not a plain file"
-    }
-}
-
-/// The directory a file goes in; `.` for a bare file name.
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn check_dir(dir: &Path) -> Result<()> {
-    match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => bail!("{} is not a directory", dir.display()),
-        Err(_) => bail!("directory {} does not exist; create it first", dir.display()),
-    }
-}
-
-/// A fully written and synced temporary file beside the target.
-fn temp_file(dir: &Path, text: &str, mode: u32) -> Result<tempfile::NamedTempFile> {
-    let mut temp = tempfile::Builder::new()
-        .prefix(".clusternet-kubeconfig-")
-        .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    // The umask may have narrowed the mode given at creation; set it exactly.
-    fs::set_permissions(temp.path(), Permissions::from_mode(mode)).context("setting the file mode")?;
-    temp.write_all(text.as_bytes()).context("writing the temporary file")?;
-    temp.as_file().sync_all().context("syncing the temporary file")?;
-    Ok(temp)
-}
-
-/// kubectl's lock: `<file>.lock`, created exclusively, removed when done
-/// (client-go `clientcmd.lockFile`). kubectl gives up at once when the lock is
-/// held; this waits up to a timeout, since kubectl holds it only briefly.
-pub struct Lock {
-    path: PathBuf,
-}
-
-impl Lock {
-    pub fn acquire(target: &Path, timeout: Duration) -> Result<Lock> {
-        let mut name = target.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
-        let start = Instant::now();
-        loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(_) => return Ok(Lock { path }),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    if start.elapsed() >= timeout {
-                        bail!(
-                            "lock file {} is held (waited {}s); if no kubectl or clusternet-kubeconfig is writing {}, it was left by a killed process: remove it with `rm {}`",
-                            path.display(),
-                            timeout.as_secs(),
-                            target.display(),
-                            path.display()
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => bail!("cannot create lock file {}: {e}", path.display()),
-            }
-        }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
+        .map_err(|e| WriteError::File(format!("{} {e:#}; it was left unchanged", path.display())))
 }
 
 #[cfg(test)]
@@ -379,7 +275,7 @@ mod tests {
         write_new(&path, "a: 1\n", false, &[]).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let err = write_new(&path, "b: 2\n", false, &[]).unwrap_err();
-        assert!(format!("{err:#}").contains("already exists; pass --force"));
+        assert!(matches!(&err, WriteError::Refused(m, Fix::Replace) if m.ends_with("out already exists")), "{err}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
         write_new(&path, "b: 2\n", true, &[]).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "b: 2\n");
@@ -389,16 +285,5 @@ mod tests {
                 .contains("does not exist; create it first")
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
-    }
-
-    #[test]
-    fn held_lock_times_out_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("config");
-        let held = Lock::acquire(&target, Duration::ZERO).unwrap();
-        let err = Lock::acquire(&target, Duration::from_millis(50)).err().unwrap();
-        assert!(format!("{err:#}").contains("config.lock is held"));
-        drop(held);
-        assert!(Lock::acquire(&target, Duration::ZERO).is_ok());
     }
 }

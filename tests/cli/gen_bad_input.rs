@@ -194,10 +194,7 @@ fn certificate_and_key_problems() {
 #[test]
 fn child_kubeconfig_problems() {
     let s = Scratch::new();
-    s.write(
-        "child.yaml",
-        "current-context: e\nclusters:\n- name: c\n  cluster: {server: https://c}\ncontexts:\n- name: e\n  context: {cluster: c, user: e}\n- name: nc\n  context: {cluster: c, user: nc}\n- name: f\n  context: {cluster: c, user: f}\n- name: k\n  context: {cluster: c, user: k}\nusers:\n- name: e\n  user: {exec: {command: aws, apiVersion: client.authentication.k8s.io/v1}}\n- name: nc\n  user: {}\n- name: f\n  user: {tokenFile: gone.token}\n- name: k\n  user: {client-certificate-data: QQ==}\n",
-    );
+    s.write("child.yaml", include_str!("../fixtures/child/unusable-users.yaml"));
     let child = |ctx: &str| s.generate(&["--child-kubeconfig", "child.yaml", "--child-context", ctx]);
     refused(&s, &mut child("e"), 1, "authenticates with an exec or auth-provider plugin");
     refused(&s, &mut child("nc"), 1, "has no token and no client certificate");

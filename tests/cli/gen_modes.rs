@@ -69,12 +69,7 @@ fn client_certificate_files_and_data_become_base64_extras() {
 #[test]
 fn child_kubeconfig_token_or_relative_cert_files() {
     let s = Scratch::new();
-    s.write(
-        "child/config",
-        &format!(
-            "current-context: tok\nclusters:\n- name: c\n  cluster: {{server: https://child:6443}}\ncontexts:\n- name: tok\n  context: {{cluster: c, user: tok}}\n- name: crt\n  context: {{cluster: c, user: crt}}\nusers:\n- name: tok\n  user: {{token: {CHILD_TOKEN}}}\n- name: crt\n  user: {{client-certificate: ../child.crt, client-key: ../child.key}}\n"
-        ),
-    );
+    s.write("child/config", include_str!("../fixtures/child/token-and-cert-files.yaml"));
     assert_eq!(
         ok(&mut s.generate(&["--child-kubeconfig", "child/config"])),
         ok(&mut s.generate(&["--token", CHILD_TOKEN]))

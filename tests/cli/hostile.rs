@@ -569,7 +569,9 @@ fn huge_files() {
     let (out, rss) = with_max_rss(&mut gen_on(&s, large.as_bytes()));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("server: https://10.0.39.15:6443/"));
-    assert!(start.elapsed() < Duration::from_secs(20), "took {:?}", start.elapsed());
+    // A bound far above the normal figure (see the benchmark): it catches
+    // quadratic behaviour, not slowness on a loaded machine.
+    assert!(start.elapsed() < Duration::from_secs(120), "took {:?}", start.elapsed());
     assert!(rss < 600_000, "peak RSS {rss} KB for 30 MB");
 }
 

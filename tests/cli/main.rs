@@ -19,6 +19,7 @@ mod parity;
 mod parity_writes;
 mod readme;
 mod secrets;
+mod snapshots;
 mod transport;
 mod verify_hostile;
 mod yaml_quoting;

@@ -46,11 +46,13 @@ pub struct Scratch {
     pub parent_key_pem: String,
 }
 
-fn pair(cn: &str) -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec![cn.into()]).unwrap().self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
+/// Fixed certificates and keys (tests/fixtures/pki): outputs that embed them
+/// are the same on every run, so they can be compared whole.
+const CHILD_CERT: &str = include_str!("../fixtures/pki/child.crt");
+const CHILD_KEY: &str = include_str!("../fixtures/pki/child.key");
+const PARENT_CERT: &str = include_str!("../fixtures/pki/admin.crt");
+const PARENT_KEY: &str = include_str!("../fixtures/pki/admin.key");
+const PARENT_CA: &str = include_str!("../fixtures/pki/ca.crt");
 
 impl Scratch {
     /// A parent kubeconfig `parent.yaml` with contexts `main` (current: CA file
@@ -60,11 +62,14 @@ impl Scratch {
     /// `child.crt`, `child.key`.
     pub fn new() -> Scratch {
         let dir = tempfile::tempdir().unwrap();
-        let (cert_pem, key_pem) = pair("child-user");
-        let (parent_cert_pem, parent_key_pem) = pair("parent-admin");
-        let (ca_pem, _) = pair("parent-ca");
-        let s = Scratch { dir, cert_pem, key_pem, parent_cert_pem, parent_key_pem };
-        s.write("pki/ca.crt", &ca_pem);
+        let s = Scratch {
+            dir,
+            cert_pem: CHILD_CERT.into(),
+            key_pem: CHILD_KEY.into(),
+            parent_cert_pem: PARENT_CERT.into(),
+            parent_key_pem: PARENT_KEY.into(),
+        };
+        s.write("pki/ca.crt", PARENT_CA);
         s.write("pki/admin.crt", &s.parent_cert_pem);
         s.write("pki/admin.key", &s.parent_key_pem);
         s.write("parent-user.token", &format!("{PARENT_USER_TOKEN}\n"));
@@ -245,4 +250,25 @@ pub fn b64(text: &str) -> String {
 
 pub fn proxy_server(parent: &str, route: &str) -> String {
     format!("{parent}/{PROXY}/{CLUSTER_ID}/proxy/{route}")
+}
+
+/// Compares `actual` with the whole expected text in
+/// `tests/fixtures/snapshots/<name>` (where output is deterministic, the
+/// whole of it is the specification). `UPDATE_SNAPSHOTS=1` rewrites the
+/// file instead: review the diff before committing it.
+pub fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshots").join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("snapshot {} cannot be read ({e}); run with UPDATE_SNAPSHOTS=1 to create it", path.display())
+    });
+    assert!(
+        expected == actual,
+        "output differs from {} (UPDATE_SNAPSHOTS=1 rewrites it):\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
 }

@@ -245,7 +245,7 @@ fn child_kubeconfig() {
 #[test]
 fn list_shows_child_real_ready() {
     let lab = lab();
-    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json"]);
+    let (out, _) = lab_cmd("list").args(&["-o", "json"]).ok();
     let items = json(&out)["items"].as_array().expect("items").clone();
     let item = items.iter().find(|i| i["clusterId"] == id()).unwrap_or_else(|| panic!("child-real not listed: {out}"));
     assert_eq!(
@@ -261,7 +261,7 @@ fn list_shows_child_real_ready() {
             "apiserverURL": child_server(),
         })
     );
-    let (table, _) = tool_ok(&["list", "--kubeconfig", admin(), "-n", CHILD_REAL.namespace]);
+    let (table, _) = lab_cmd("list").args(&["-n", CHILD_REAL.namespace]).ok();
     let row = table.lines().find(|l| l.contains("child-real")).unwrap_or_else(|| panic!("{table}"));
     for want in [id(), "True", child_server()] {
         assert!(row.contains(want), "{want} missing: {row}");
@@ -270,7 +270,7 @@ fn list_shows_child_real_ready() {
 
 /// `verify --kubeconfig kc`: (success, stdout, stderr).
 fn verify(kc: &Path) -> (bool, String, String) {
-    let out = tool(&["verify", "--kubeconfig", kc.to_str().unwrap(), "--timeout", "10"]);
+    let out = lab_verify(kc).args(&["--timeout", "10"]).run();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 

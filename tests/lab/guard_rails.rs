@@ -75,7 +75,7 @@ fn x509_v1_client_certificates_work_like_with_kubectl() {
         &["--kubeconfig", kc_s, "--cluster", "child-a", "--token", &token, "--parent-auth", "keep", "--verify"],
     );
     // verify on what it wrote, and kubectl through the proxy with it.
-    let (reached, err) = tool_ok(&["verify", "--kubeconfig", out.to_str().unwrap()]);
+    let (reached, err) = lab_verify(&out).ok();
     assert!(reached.contains("child cluster reachable"), "{reached}\n{err}");
     let v = json(&kubectl_ok(&out, &["version", "-o", "json"]));
     assert_eq!(v["serverVersion"]["gitVersion"], testkit::CHILD_GIT_VERSION);
@@ -89,7 +89,7 @@ fn verify_refuses_kubeconfigs_that_are_not_generated() {
     let child = Path::new(lab.var("LAB_STATE")).join("child.kubeconfig");
     for kc in [PathBuf::from(admin()), child] {
         assert!(kc.exists(), "{}", kc.display());
-        let err = tool_err(&["verify", "--kubeconfig", kc.to_str().unwrap()]);
+        let err = lab_verify(&kc).err();
         assert!(err.contains("is not a generated Clusternet context: its server"), "{}: {err}", kc.display());
         assert!(err.contains("pass --kubeconfig with the file `gen` wrote"), "{err}");
     }

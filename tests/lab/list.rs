@@ -29,7 +29,7 @@ fn find<'a>(items: &'a [Value], id: &str) -> &'a Value {
 
 #[test]
 fn json_shows_every_seeded_cluster_with_its_fields() {
-    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json"]);
+    let (out, _) = lab_cmd("list").args(&["-o", "json"]).ok();
     let items = items_of(&out);
     for (seed, sync, ready, url) in expected() {
         let item = find(&items, seed.id);
@@ -55,8 +55,8 @@ fn json_shows_every_seeded_cluster_with_its_fields() {
 
 #[test]
 fn yaml_is_the_same_data_as_json() {
-    let (j, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", CHILD_B.namespace]);
-    let (y, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "yaml", "-n", CHILD_B.namespace]);
+    let (j, _) = lab_cmd("list").args(&["-o", "json", "-n", CHILD_B.namespace]).ok();
+    let (y, _) = lab_cmd("list").args(&["-o", "yaml", "-n", CHILD_B.namespace]).ok();
     let from_yaml: Value = serde_yaml::from_str(&y).unwrap_or_else(|e| panic!("not YAML ({e}): {y}"));
     assert_eq!(from_yaml, json(&j));
     assert_eq!(from_yaml["items"][0]["clusterId"], CHILD_B.id);
@@ -65,7 +65,7 @@ fn yaml_is_the_same_data_as_json() {
 
 #[test]
 fn table_has_one_aligned_row_per_cluster() {
-    let (out, _) = tool_ok(&["list", "--kubeconfig", admin()]);
+    let (out, _) = lab_cmd("list").ok();
     let lines: Vec<&str> = out.lines().collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
@@ -87,33 +87,33 @@ fn table_has_one_aligned_row_per_cluster() {
 
 #[test]
 fn namespace_and_label_selector() {
-    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", DUP_2.namespace]);
+    let (out, _) = lab_cmd("list").args(&["-o", "json", "-n", DUP_2.namespace]).ok();
     let items = items_of(&out);
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["clusterId"], DUP_2.id);
     assert_eq!(items[0]["name"], "dup");
 
     let sel = format!("clusters.clusternet.io/cluster-id={}", CHILD_OFFLINE.id);
-    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-l", &sel]);
+    let (out, _) = lab_cmd("list").args(&["-o", "json", "-l", &sel]).ok();
     let items = items_of(&out);
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["name"], "child-offline");
     assert_eq!(items[0]["ready"], "False");
 
     // Nothing matches: empty list on stdout, a note on stderr.
-    let (out, err) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-l", "no-such-label=x"]);
+    let (out, err) = lab_cmd("list").args(&["-o", "json", "-l", "no-such-label=x"]).ok();
     assert_eq!(json(&out)["items"], serde_json::json!([]));
     assert!(err.contains("No ManagedClusters found"), "{err}");
 
     // -v traces the pages it asked for.
-    let (_, err) = tool_ok(&["list", "--kubeconfig", admin(), "-v", "-l", &sel]);
+    let (_, err) = lab_cmd("list").args(&["-v", "-l", &sel]).ok();
     assert!(err.contains("LIST managedclusters page 1: 1 items"), "{err}");
 }
 
 #[test]
 fn a_missing_namespace_is_an_empty_list_and_bad_context_is_named() {
-    let (out, _) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-n", "no-such-namespace"]);
+    let (out, _) = lab_cmd("list").args(&["-o", "json", "-n", "no-such-namespace"]).ok();
     assert_eq!(json(&out)["items"], serde_json::json!([]));
-    let err = tool_err(&["list", "--kubeconfig", admin(), "--context", "nope"]);
+    let err = lab_cmd("list").args(&["--context", "nope"]).err();
     assert!(err.contains("nope"), "{err}");
 }

@@ -19,7 +19,7 @@ fn list_and_gen_all_page_through_a_thousand_clusters() {
     // list: every cluster, ceil(n/500) LISTs as the apiserver counts them.
     let before = managedcluster_lists();
     let t0 = Instant::now();
-    let (out, err) = tool_ok(&["list", "--kubeconfig", admin(), "-o", "json", "-v"]);
+    let (out, err) = lab_cmd("list").args(&["-o", "json", "-v"]).ok();
     let list_time = t0.elapsed();
     let lists = managedcluster_lists() - before;
     let items = json(&out)["items"].as_array().unwrap().clone();
@@ -47,7 +47,7 @@ fn list_and_gen_all_page_through_a_thousand_clusters() {
     );
 
     // The whole table too (default output).
-    let (table, _) = tool_ok(&["list", "--kubeconfig", admin()]);
+    let (table, _) = lab_cmd("list").ok();
     assert_eq!(table.lines().count(), n + 1);
 
     // gen --all with a credentials file keyed by ID, one entry per cluster.

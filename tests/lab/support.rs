@@ -417,18 +417,38 @@ pub fn tool_err(args: &[&str]) -> String {
     stderr
 }
 
-/// `clusternet-kubeconfig gen --kubeconfig <lab admin>` and then the
-/// arguments the test adds, in the order it adds them.
-pub fn lab_gen() -> Gen {
-    Gen(vec!["gen".into(), "--kubeconfig".into(), admin().into()])
+/// `clusternet-kubeconfig <subcommand> --kubeconfig <lab admin>` and then
+/// the arguments the test adds, in the order it adds them.
+pub fn lab_cmd(subcommand: &str) -> Cmd {
+    Cmd { subcommand: subcommand.into(), kubeconfig: admin().into(), args: Vec::new() }
 }
 
-/// The argv of one `gen` run against the lab, built by [`lab_gen`].
-pub struct Gen(Vec<String>);
+/// `gen` against the lab as its admin: [`lab_cmd`]`("gen")`.
+pub fn lab_gen() -> Cmd {
+    lab_cmd("gen")
+}
 
-impl Gen {
+/// `verify --kubeconfig <kubeconfig>` (a generated one).
+pub fn lab_verify(kubeconfig: &Path) -> Cmd {
+    lab_cmd("verify").kubeconfig(kubeconfig)
+}
+
+/// The argv of one run of the tool against the lab, built by [`lab_cmd`].
+pub struct Cmd {
+    subcommand: String,
+    kubeconfig: PathBuf,
+    args: Vec<String>,
+}
+
+impl Cmd {
+    /// Another kubeconfig than the lab admin's.
+    pub fn kubeconfig(mut self, path: impl AsRef<Path>) -> Self {
+        self.kubeconfig = path.as_ref().to_path_buf();
+        self
+    }
+
     pub fn args(mut self, args: &[&str]) -> Self {
-        self.0.extend(args.iter().map(|a| a.to_string()));
+        self.args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -445,7 +465,13 @@ impl Gen {
     }
 
     fn argv(&self) -> Vec<&str> {
-        self.0.iter().map(String::as_str).collect()
+        let head = [self.subcommand.as_str(), "--kubeconfig", self.kubeconfig.to_str().unwrap()];
+        head.into_iter().chain(self.args.iter().map(String::as_str)).collect()
+    }
+
+    /// [`tool`]: the whole output, whatever the exit status.
+    pub fn run(self) -> Output {
+        tool(&self.argv())
     }
 
     /// [`tool_ok`]: (stdout, stderr).

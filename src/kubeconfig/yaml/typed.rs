@@ -257,11 +257,11 @@ fn redact_values(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubeconfig::load::parse;
+    use crate::kubeconfig::load::from_bytes;
     use crate::kubeconfig::model::Kubeconfig;
 
     fn config(text: &str) -> Kubeconfig {
-        parse(text.as_bytes()).unwrap()
+        from_bytes(text.as_bytes()).unwrap()
     }
 
     /// Scalars mean what YAML 1.1 (go-yaml v2, kubectl) says they mean.
@@ -322,7 +322,7 @@ mod tests {
                 "contexts[0].context.user: invalid type: boolean",
             ),
         ] {
-            let err = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+            let err = format!("{:#}", from_bytes(text.as_bytes()).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
         // Unknown fields are ignored, null is unset, later documents are not read.
@@ -341,15 +341,15 @@ mod tests {
         let text = "current-context: a\n";
         let le: Vec<u8> = [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
         let be: Vec<u8> = [0xFE, 0xFF].into_iter().chain(text.encode_utf16().flat_map(u16::to_be_bytes)).collect();
-        assert_eq!(parse(&le).unwrap().current_context.as_deref(), Some("a"));
-        assert_eq!(parse(&be).unwrap().current_context.as_deref(), Some("a"));
+        assert_eq!(from_bytes(&le).unwrap().current_context.as_deref(), Some("a"));
+        assert_eq!(from_bytes(&be).unwrap().current_context.as_deref(), Some("a"));
     }
 
     #[test]
     fn deep_flow_nesting_is_refused_before_the_parser_sees_it() {
         let start = std::time::Instant::now();
         let deep = format!("kind: Config\nclusters: {}\n", "[".repeat(1_000_000));
-        let err = format!("{:#}", parse(deep.as_bytes()).unwrap_err());
+        let err = format!("{:#}", from_bytes(deep.as_bytes()).unwrap_err());
         assert!(err.contains("deeper than 256 levels (line 2)"), "{err}");
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
         // Brackets in quotes, comments and plain scalars are not nesting.

@@ -8,7 +8,7 @@
 //! first half: it builds the same JSON-like value (strings, booleans, numbers,
 //! null, sequences, mappings with string keys, in document order) that
 //! `YAMLToJSON` produces, so every field means to us what it means to kubectl.
-//! The second half (typed decoding) is serde over that value, in `parse`.
+//! The second half (typed decoding) is serde over that value, in `typed`.
 //!
 //! The events come from granit-parser (a YAML parser in Rust that reports the
 //! style and tag of each scalar); the resolution of plain scalars, the merge
@@ -23,7 +23,7 @@ use base64::Engine as _;
 use granit_parser::{Event, Options, Parser, ScalarStyle, Tag};
 use serde_yaml::{Mapping, Number, Value};
 
-/// Limits on what a document may expand to; see `parse`.
+/// Limits on what a document may expand to; see `typed`.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     /// Nodes, aliases expanded.

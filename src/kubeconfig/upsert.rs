@@ -5,13 +5,13 @@
 use anyhow::{Result, bail};
 use serde_yaml::{Mapping, Value};
 
-use super::emit::{Entries, document, named};
+use crate::kubeconfig::emit::{Entries, document, named};
 
 /// Merges `entries` into `doc` (the parsed target; `None` for a new or empty
 /// file). An entry with a generated name is replaced where it stands, a new one
 /// is appended. `current-context` becomes `current` only with `set_current`, or
 /// when the file has none (a new file, say).
-pub fn merge(doc: Option<Value>, entries: &[Entries], current: Option<&str>, set_current: bool) -> Result<Value> {
+pub fn apply(doc: Option<Value>, entries: &[Entries], current: Option<&str>, set_current: bool) -> Result<Value> {
     let Some(doc) = doc.filter(|d| !d.is_null()) else {
         return Ok(document(entries, current));
     };
@@ -155,7 +155,7 @@ some-unknown-top-level: 1
     #[test]
     fn current_context_only_when_asked_or_unset() {
         let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
-        let out = merge(Some(doc), &[entries("gen")], Some("gen"), true).unwrap();
+        let out = apply(Some(doc), &[entries("gen")], Some("gen"), true).unwrap();
         assert_eq!(out["current-context"], Value::from("gen"));
         let fresh = merge_plan(None, &[entries("gen")], Some("gen"), false).unwrap();
         assert_eq!(fresh.doc["current-context"], Value::from("gen"));
@@ -174,7 +174,7 @@ some-unknown-top-level: 1
             ("kind: Config\nusers:\n- {name: other}\n- {name: other}\n", "two user entries named \"other\""),
         ] {
             let doc: Value = serde_yaml::from_str(text).unwrap();
-            let err = format!("{:#}", merge(Some(doc), &[entries("gen")], Some("gen"), false).unwrap_err());
+            let err = format!("{:#}", apply(Some(doc), &[entries("gen")], Some("gen"), false).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
