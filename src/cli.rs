@@ -83,6 +83,41 @@ Output of -o json (the same fields with -o yaml), sorted by namespace, then name
 
 const MAIN_HELP: &str = concat!(examples!(), "\n", exit_codes!());
 
+const EXEC_HELP: &str = "\
+Examples:
+  # One cluster: CMD's output and exit status as they are
+  clusternet-kubeconfig exec --cluster-id dc91021d-... --token-file child.token -- kubectl get nodes
+
+  # Every cluster labelled env=prod, four at a time, a JSON summary as the last line of stdout
+  clusternet-kubeconfig exec --all -l env=prod --credentials creds.yaml --parallel 4 -o json \\
+      -- kubectl get deploy -A
+
+CMD runs with KUBECONFIG set to a kubeconfig generated as `gen` would (one context, the
+current one) in a private temporary directory (0700, the file 0600), removed when CMD ends,
+fails, cannot be started, or on SIGINT/SIGTERM/SIGHUP (forwarded to CMD, which is waited
+for). CMD's environment also has CLUSTERNET_CLUSTER_ID and CLUSTERNET_CLUSTER_NAME (the
+ManagedCluster's name, or the ID when only --cluster-id was given); CLUSTERNET_CHILD_TOKEN
+and CLUSTERNET_PARENT_TOKEN are removed from it. Secrets are never on CMD's command line.
+
+Several clusters: CMD runs once per cluster, stdin closed; each line CMD writes is prefixed
+with `<cluster><TAB>` on the same stream (as `parallel --tag`); a summary (cluster, status,
+duration) ends stderr, or with -o json stdout, as one line:
+  {\"clusters\": [{\"cluster\": \"child-a\", \"namespace\": \"...\", \"clusterId\": \"...\",
+    \"status\": \"succeeded|failed|killed|not-started|skipped\", \"exitCode\": 0, \"signal\": null,
+    \"durationMs\": 812}], \"exitCode\": 0}
+One cluster: no prefix, no summary unless -o json.
+
+Exit codes:
+  0            CMD succeeded (on every cluster)
+  1..255       one cluster: CMD's own exit status (128+N when a signal N ended it)
+  1            several clusters: CMD failed, was killed or did not start on at least one
+  2            usage: unknown or malformed flags, flags that do not combine; nothing ran
+  125          exec itself failed (parent kubeconfig, credentials, cluster lookup, temporary
+               file); one `error:` line; CMD did not run
+  126/127      one cluster: CMD cannot be executed / was not found
+  130/143/129  exec was interrupted by SIGINT/SIGTERM/SIGHUP (forwarded to CMD, files removed)
+";
+
 const VERIFY_HELP: &str = concat!(
     "\
 verify accepts only a context whose server is a socket-proxy route
@@ -117,6 +152,9 @@ pub enum Command {
     /// Check a generated kubeconfig: the child's /version and /api through the proxy
     #[command(after_long_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Run a command with KUBECONFIG set to a temporary kubeconfig for each child cluster
+    #[command(after_long_help = EXEC_HELP)]
+    Exec(Box<ExecArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
 }
@@ -172,21 +210,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct GenArgs {
     #[command(flatten)]
-    pub parent_config: ParentConfigArgs,
-
-    #[command(flatten)]
-    pub targets: TargetArgs,
-
-    /// Child apiserver as the agent dials it: http(s)://host[:port][/path]
-    /// [default: route `direct`, the URL the agent reported]
-    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
-    pub child_server: Option<String>,
-
-    #[command(flatten)]
-    pub child: ChildCredentialArgs,
-
-    #[command(flatten)]
-    pub parent: ParentAuthArgs,
+    pub source: SourceArgs,
 
     #[command(flatten)]
     pub out: OutputArgs,
@@ -203,6 +227,68 @@ pub struct GenArgs {
     /// How long to wait for each request to the parent, e.g. 10s, 1m (plain numbers are seconds)
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout, help_heading = "Verification")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(mut_arg("no_current_context", |a| a.hide(true)))]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// How many clusters CMD runs on at once
+    #[arg(long, value_name = "N", value_hint = ValueHint::Other, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Running")]
+    pub parallel: u16,
+
+    /// With several clusters: after the first failure start no more, and terminate the running ones
+    #[arg(long, help_heading = "Running")]
+    pub fail_fast: bool,
+
+    /// Summary format: a table on stderr (several clusters), or one JSON line on stdout
+    #[arg(short = 'o', long, value_enum, default_value_t = SummaryFormat::Table, help_heading = "Running")]
+    pub output: SummaryFormat,
+
+    /// How long to wait for each request to the parent, e.g. 10s, 1m (plain numbers are seconds)
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout, help_heading = "Running")]
+    pub timeout: Duration,
+
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD", value_hint = ValueHint::CommandWithArguments)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Table,
+    Json,
+}
+
+/// What `gen` and `exec` generate from: the parent, the child clusters, the
+/// route and the credentials.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    #[command(flatten)]
+    pub parent_config: ParentConfigArgs,
+
+    #[command(flatten)]
+    pub targets: TargetArgs,
+
+    #[command(flatten)]
+    pub route: RouteArgs,
+
+    #[command(flatten)]
+    pub child: ChildCredentialArgs,
+
+    #[command(flatten)]
+    pub parent: ParentAuthArgs,
+}
+
+/// The route through the hub to the child apiserver.
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// Child apiserver as the agent dials it: http(s)://host[:port][/path]
+    /// [default: route `direct`, the URL the agent reported]
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    pub child_server: Option<String>,
 }
 
 /// The parent kubeconfig, shared by every subcommand that reads one.
@@ -281,6 +367,10 @@ pub struct OutputArgs {
     /// With --merge-into: make the generated context the current one
     #[arg(long, requires = "merge_into")]
     pub set_current_context: bool,
+
+    /// With --output-file or --merge-into: print what would change (secrets redacted), write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// With --merge-into: how long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration, requires = "merge_into")]

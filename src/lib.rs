@@ -5,7 +5,7 @@
 //! select the context ([`kubeconfig::select`]) → route the server ([`route`]) →
 //! attach credentials ([`credentials`]) → emit or write ([`kubeconfig::emit`],
 //! [`kubeconfig::write`]). Subcommands live in one module each ([`generate`] for
-//! `gen`, [`list`], [`verify`], [`completions`]) and only wire those stages
+//! `gen`, [`exec`], [`list`], [`verify`], [`completions`]) and only wire those stages
 //! together; [`cluster`] is the only module that talks to a cluster.
 
 pub mod cli;
@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod completions;
 pub mod credentials;
 pub mod error;
+pub mod exec;
 pub mod fs;
 pub mod generate;
 pub mod kubeconfig;
@@ -32,19 +33,26 @@ use clap::Parser;
 /// Parses the command line, runs the subcommand and prints its error once.
 ///
 /// Usage errors (bad flags or flag values) exit with 2, like clap's own; every
-/// other failure exits with 1.
+/// other failure exits with 1, except in `exec`, which ends with its
+/// command's status and has a code of its own for its failures (125).
 pub fn run() -> ExitCode {
     let args = kubectl_verbosity(std::env::args_os().collect(), &mut |note| eprintln!("{note}"));
     let cli = cli::Cli::parse_from(args);
     trace::enable(cli.verbose);
+    // exec ends with its command's status; its own failures have codes of their own.
+    let mut failure_code: fn(&anyhow::Error) -> u8 = |err| if error::is_usage(err) { 2 } else { 1 };
     let outcome = match cli.command {
-        cli::Command::Gen(args) => generate::run(*args),
-        cli::Command::List(args) => list::run(args),
-        cli::Command::Verify(args) => verify::run(args),
-        cli::Command::Completions(args) => completions::run(args),
+        cli::Command::Gen(args) => generate::run(*args).map(|()| 0),
+        cli::Command::List(args) => list::run(args).map(|()| 0),
+        cli::Command::Verify(args) => verify::run(args).map(|()| 0),
+        cli::Command::Exec(args) => {
+            failure_code = exec::failure_code;
+            exec::run(*args)
+        }
+        cli::Command::Completions(args) => completions::run(args).map(|()| 0),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         // stdout closed early (`gen | head -c 10`): quiet, as kubectl, which
         // SIGPIPE ends; the shell sees the same status, 128 + SIGPIPE.
         Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
@@ -53,7 +61,7 @@ pub fn run() -> ExitCode {
             // quote servers and cluster objects: escaped for the terminal.
             let line = format!("{err:#}").replace(['\n', '\r'], " ");
             eprintln!("error: {}", terminal::escape(&line));
-            if error::is_usage(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
+            ExitCode::from(failure_code(&err))
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
-use crate::kubeconfig::{flatten, select, write};
+use crate::kubeconfig::{flatten, plan, select, write};
 use crate::notes;
 use crate::route;
 use crate::secret::Secret;
@@ -52,6 +52,24 @@ pub fn load_parent(source: &ParentSource) -> Result<load::Loaded> {
 
 /// The pipeline, from the parent kubeconfig to the written entries.
 fn generate(settings: &Settings) -> Result<()> {
+    let produced = produce(settings)?;
+    deliver(settings, &produced.entries, &produced.parent_context, &produced.inputs)
+}
+
+/// What the pipeline produced, before it is written anywhere.
+pub struct Produced {
+    /// One per target, in the same order.
+    pub targets: Vec<Target>,
+    pub entries: Vec<Entries>,
+    /// The selected parent context.
+    pub parent_context: String,
+    /// Every file this run read.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// The pipeline up to the entries (verified when asked), nothing written:
+/// `gen` delivers them, `exec` runs a command with each.
+pub fn produce(settings: &Settings) -> Result<Produced> {
     let loaded = load_parent(&settings.parent)?;
     let selection = select::select(&loaded, settings.context.as_deref()).map_err(|e| e.naming("--context"))?;
     guard::refuse_generated_parent(&loaded, &selection)?;
@@ -76,7 +94,8 @@ fn generate(settings: &Settings) -> Result<()> {
         let s = connected(&session)?;
         s.block_on(verify(settings, s, &parent, &entries))?;
     }
-    deliver(settings, &entries, parent.selection.context_name, &input_files(settings, &loaded, &targets))
+    let inputs = input_files(settings, &loaded, &targets);
+    Ok(Produced { parent_context: parent.selection.context_name.to_string(), targets, entries, inputs })
 }
 
 /// The session [`Settings::needs_cluster`] asked for.
@@ -285,6 +304,9 @@ fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
 fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, inputs: &[PathBuf]) -> Result<()> {
     let current = current_context(settings, entries);
     trace::line(|| format!("writing {} context(s) to {:?}", entries.len(), settings.destination));
+    if settings.dry_run {
+        return dry_run(settings, entries, current.as_deref(), inputs);
+    }
     match &settings.destination {
         Destination::Stdout => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
@@ -304,11 +326,8 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
                     .map_err(flagged("--merge-into")),
                 path,
             )?;
-            let changes: Vec<String> = report
-                .changes
-                .iter()
-                .map(|c| format!("{} {:?} {}", c.kind, c.name, if c.added { "added" } else { "updated" }))
-                .collect();
+            let changes: Vec<String> =
+                report.changes.iter().map(|c| format!("{} {:?} {}", c.kind, c.name, c.action.name())).collect();
             let file = if report.created { "new file" } else { "file" };
             eprintln!("{} in {file} {}", changes.join(", "), report.path.display());
             if report.current_context_set {
@@ -334,6 +353,25 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
             Ok(())
         }
     }
+}
+
+/// `--dry-run`: the plan the write would carry out, printed on stdout with
+/// secrets left out; nothing is written (no file, no lock, no temporary file).
+fn dry_run(settings: &Settings, entries: &[Entries], current: Option<&str>, inputs: &[PathBuf]) -> Result<()> {
+    let (plan, target) = match &settings.destination {
+        Destination::File { path, force } => {
+            let doc = emit::document(entries, current);
+            let plan = write::plan_new(path, doc, entries, *force, inputs).map_err(flagged("--output-file"));
+            (in_cwd(plan, path)?, format!("--output-file {}", path.display()))
+        }
+        Destination::Merge { path, set_current_context, .. } => {
+            let plan = write::plan_merge(path, entries, current, *set_current_context).map_err(flagged("--merge-into"));
+            (in_cwd(plan, path)?, format!("--merge-into {}", path.display()))
+        }
+        Destination::Stdout => bail!("internal: --dry-run without a file to write"),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(plan::render(&plan, &target).as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct Settings {
     pub set_current: bool,
     pub format: emit::Format,
     pub destination: Destination,
+    /// Print what the write would change; write nothing.
+    pub dry_run: bool,
     pub verify: bool,
     /// Write even when the verification fails.
     pub write_unverified: bool,
@@ -76,29 +78,29 @@ impl Settings {
     /// Stage two: raw flags to settings. Every error here is a usage error,
     /// except reading the credentials file.
     pub fn resolve(args: GenArgs, env: Env) -> Result<Settings> {
-        let t = &args.targets;
+        let t = &args.source.targets;
         for (flag, path) in [
-            ("--kubeconfig", &args.parent_config.kubeconfig),
-            ("--client-certificate", &args.child.client_certificate),
-            ("--client-key", &args.child.client_key),
-            ("--child-kubeconfig", &args.child.child_kubeconfig),
+            ("--kubeconfig", &args.source.parent_config.kubeconfig),
+            ("--client-certificate", &args.source.child.client_certificate),
+            ("--client-key", &args.source.child.client_key),
+            ("--child-kubeconfig", &args.source.child.child_kubeconfig),
             ("--credentials", &t.credentials),
             ("--merge-into", &args.out.merge_into),
         ] {
             refuse_dash(flag, path.as_deref())?;
         }
-        let wanted = wanted(t, &args.parent.system_namespace)?;
+        let wanted = wanted(t, &args.source.parent.system_namespace)?;
         warn_secrets_on_argv(&args);
         let several = wanted.count().is_none_or(|n| n > 1);
         let child = child_credentials(&args, env.child_token, several)?;
         if several && args.out.name.is_some() {
             return Err(usage("--name names one cluster's entries; with several clusters the names are derived"));
         }
-        let route = match args.child_server.as_deref() {
+        let route = match args.source.route.child_server.as_deref() {
             Some(url) => Route::from_child_server(url).map_err(|e| usage(format!("{e:#}")))?,
             None => Route::Direct,
         };
-        let parent_auth = parent_method(&args.parent, env.parent_token)?;
+        let parent_auth = parent_method(&args.source.parent, env.parent_token)?;
         let child_reads_stdin = matches!(&child, ChildCredentialSource::Flags(s) if s.reads_stdin());
         if child_reads_stdin && matches!(&parent_auth, Method::Token(TokenSource::Given(s)) if s.reads_stdin()) {
             return Err(usage("--token-file - and --parent-token-file - cannot both read stdin; use a file for one"));
@@ -107,12 +109,12 @@ impl Settings {
         let destination = destination(&args.out)?;
         Ok(Settings {
             parent: load::parent_source(
-                args.parent_config.kubeconfig.as_deref(),
+                args.source.parent_config.kubeconfig.as_deref(),
                 env.kubeconfig.clone(),
                 env.home.clone(),
             )?,
             default_parent: load::parent_source(None, env.kubeconfig, env.home).ok(),
-            context: args.parent_config.context,
+            context: args.source.parent_config.context,
             wanted,
             route,
             child,
@@ -125,6 +127,7 @@ impl Settings {
                 OutputFormat::Json => emit::Format::Json,
             },
             destination,
+            dry_run: args.out.dry_run,
             verify: args.verify,
             write_unverified: args.write_unverified,
             timeout: args.timeout,
@@ -165,7 +168,7 @@ fn wanted(t: &TargetArgs, system_namespace: &str) -> Result<Wanted> {
 /// The child credentials: per cluster from `--credentials`, or one source
 /// from the flags (for one cluster only).
 fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -> Result<ChildCredentialSource> {
-    match &args.targets.credentials {
+    match &args.source.targets.credentials {
         Some(path) => {
             if is_set(&env_token) {
                 notes::push(unused_env_warning(child::TOKEN_ENV, "--credentials gives the child credentials"));
@@ -180,7 +183,7 @@ fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -
         None if several => {
             Err(usage("several clusters need --credentials FILE (child credentials differ per cluster)"))
         }
-        None => Ok(ChildCredentialSource::Flags(child_source(&args.child, env_token)?)),
+        None => Ok(ChildCredentialSource::Flags(child_source(&args.source.child, env_token)?)),
     }
 }
 
@@ -200,6 +203,11 @@ fn destination(out: &OutputArgs) -> Result<Destination> {
             "--force replaces an existing --output-file; to write despite a failed --verify, use --write-unverified",
         ));
     }
+    if out.dry_run && destination == Destination::Stdout {
+        return Err(usage(
+            "--dry-run shows what --output-file or --merge-into would change; without them nothing is written anyway",
+        ));
+    }
     if matches!(destination, Destination::Merge { .. }) && out.output == OutputFormat::Json {
         return Err(usage("--merge-into writes YAML; drop -o json"));
     }
@@ -214,9 +222,13 @@ fn warn_secrets_on_argv(args: &GenArgs) {
         return;
     }
     let flags = [
-        ("--token", args.child.token.is_some(), "--token-file - or env CLUSTERNET_CHILD_TOKEN"),
-        ("--client-key-data", args.child.client_key_data.is_some(), "--client-key FILE"),
-        ("--parent-token", args.parent.parent_token.is_some(), "--parent-token-file - or env CLUSTERNET_PARENT_TOKEN"),
+        ("--token", args.source.child.token.is_some(), "--token-file - or env CLUSTERNET_CHILD_TOKEN"),
+        ("--client-key-data", args.source.child.client_key_data.is_some(), "--client-key FILE"),
+        (
+            "--parent-token",
+            args.source.parent.parent_token.is_some(),
+            "--parent-token-file - or env CLUSTERNET_PARENT_TOKEN",
+        ),
     ];
     for (flag, given, instead) in flags {
         if given {
@@ -244,7 +256,7 @@ fn check_names(t: &TargetArgs, system_namespace: &str) -> Result<()> {
 }
 
 fn has_child_flags(args: &GenArgs) -> bool {
-    let c = &args.child;
+    let c = &args.source.child;
     c.token.is_some()
         || c.token_file.is_some()
         || c.client_certificate.is_some()

@@ -8,6 +8,7 @@ pub mod emit;
 pub mod flatten;
 pub mod load;
 pub mod model;
+pub mod plan;
 pub mod select;
 pub mod upsert;
 pub mod write;

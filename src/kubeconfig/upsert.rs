@@ -7,44 +7,25 @@ use serde_yaml::{Mapping, Value};
 
 use crate::kubeconfig::emit::{Entries, document, named};
 
-/// What a merge did to one entry, for the report on stderr.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub kind: &'static str,
-    pub name: String,
-    pub added: bool,
-}
-
 /// Merges `entries` into `doc` (the parsed target; `None` for a new or empty
 /// file). An entry with a generated name is replaced where it stands, a new one
 /// is appended. `current-context` becomes `current` only with `set_current`, or
 /// when the file has none (a new file, say).
-pub fn apply(
-    doc: Option<Value>,
-    entries: &[Entries],
-    current: Option<&str>,
-    set_current: bool,
-) -> Result<(Value, Vec<Change>)> {
+pub fn apply(doc: Option<Value>, entries: &[Entries], current: Option<&str>, set_current: bool) -> Result<Value> {
     let Some(doc) = doc.filter(|d| !d.is_null()) else {
-        let changes = entries
-            .iter()
-            .flat_map(|e| ["cluster", "context", "user"].map(|kind| Change { kind, name: e.name.clone(), added: true }))
-            .collect();
-        return Ok((document(entries, current), changes));
+        return Ok(document(entries, current));
     };
     let Value::Mapping(mut root) = doc else {
         bail!("is not a kubeconfig (its top level is not a mapping); give a kubeconfig file or a new path");
     };
     check_is_kubeconfig(&root)?;
-    let mut changes = Vec::new();
     for entry in entries {
         for (list, kind, body) in [
             ("clusters", "cluster", &entry.cluster),
             ("contexts", "context", &entry.context),
             ("users", "user", &entry.user),
         ] {
-            let added = upsert(&mut root, list, kind, &entry.name, body)?;
-            changes.push(Change { kind, name: entry.name.clone(), added });
+            upsert(&mut root, list, kind, &entry.name, body)?;
         }
     }
     let has_current = matches!(root.get("current-context"), Some(Value::String(s)) if !s.is_empty());
@@ -53,7 +34,7 @@ pub fn apply(
     {
         root.insert("current-context".into(), current.into());
     }
-    Ok((Value::Mapping(root), changes))
+    Ok(Value::Mapping(root))
 }
 
 fn check_is_kubeconfig(root: &Mapping) -> Result<()> {
@@ -71,9 +52,9 @@ fn check_is_kubeconfig(root: &Mapping) -> Result<()> {
     Ok(())
 }
 
-/// Replaces the entry named `name` in `root[list]`, or appends it. Returns
-/// true when it was added. Refuses lists kubectl would refuse.
-fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping) -> Result<bool> {
+/// Replaces the entry named `name` in `root[list]`, or appends it. Refuses
+/// lists kubectl would refuse.
+fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping) -> Result<()> {
     let items = match root.get_mut(list) {
         None | Some(Value::Null) => {
             root.insert(list.into(), Value::Sequence(Vec::new()));
@@ -105,20 +86,16 @@ fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping
     }
     let entry = named(kind, name, body);
     match found {
-        Some(index) => {
-            items[index] = entry;
-            Ok(false)
-        }
-        None => {
-            items.push(entry);
-            Ok(true)
-        }
+        Some(index) => items[index] = entry,
+        None => items.push(entry),
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kubeconfig::plan::{Action, merge_plan};
     use crate::kubeconfig::yaml::to_yaml;
 
     fn entries(name: &str) -> Entries {
@@ -157,11 +134,13 @@ some-unknown-top-level: 1
     #[test]
     fn replaces_in_place_appends_and_keeps_the_rest() {
         let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
-        let (out, changes) = apply(Some(doc.clone()), &[entries("gen")], Some("gen"), false).unwrap();
+        let plan = merge_plan(Some(doc.clone()), &[entries("gen")], Some("gen"), false).unwrap();
         assert_eq!(
-            changes.iter().map(|c| (c.kind, c.added)).collect::<Vec<_>>(),
-            [("cluster", false), ("context", true), ("user", true)]
+            plan.changes.iter().map(|c| (c.kind, c.action)).collect::<Vec<_>>(),
+            [("cluster", Action::Updated), ("context", Action::Added), ("user", Action::Added)]
         );
+        assert_eq!(plan.kept, [1, 1, 1]);
+        let out = plan.doc;
         assert_eq!(out["clusters"][1]["cluster"]["server"], Value::from("https://new"));
         assert_eq!(out["clusters"][0], doc["clusters"][0]);
         assert_eq!(out["users"][0], doc["users"][0]);
@@ -176,11 +155,11 @@ some-unknown-top-level: 1
     #[test]
     fn current_context_only_when_asked_or_unset() {
         let doc: Value = serde_yaml::from_str(EXISTING).unwrap();
-        let (out, _) = apply(Some(doc), &[entries("gen")], Some("gen"), true).unwrap();
+        let out = apply(Some(doc), &[entries("gen")], Some("gen"), true).unwrap();
         assert_eq!(out["current-context"], Value::from("gen"));
-        let (fresh, changes) = apply(None, &[entries("gen")], Some("gen"), false).unwrap();
-        assert_eq!(fresh["current-context"], Value::from("gen"));
-        assert!(changes.iter().all(|c| c.added));
+        let fresh = merge_plan(None, &[entries("gen")], Some("gen"), false).unwrap();
+        assert_eq!(fresh.doc["current-context"], Value::from("gen"));
+        assert!(fresh.created && fresh.changes.iter().all(|c| c.action == Action::Added));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::emit::Entries;
 use super::model::Kubeconfig;
-use super::upsert::{self, Change};
+use super::plan::{self, Change, Plan};
 use super::yaml;
 use crate::fs::{
     Lock, PRIVATE_MODE, check_dir, file_kind, follow_links, owner_of, parent_dir, same_file_as, temp_file,
@@ -76,7 +76,24 @@ macro_rules! refuse {
 /// none of them is ever written over, even with `force`.
 pub fn write_new(path: &Path, text: &str, force: bool, inputs: &[PathBuf]) -> Result<(), WriteError> {
     let shown = path.display();
-    // A symlink is written through, to its target, as kubectl does.
+    let target = check_new(path, force, inputs)?;
+    let temp = temp_file(&parent_dir(&target), text, PRIVATE_MODE).map_err(WriteError::Place)?;
+    let result = if force {
+        temp.persist(&target).map(|_| ()).map_err(|e| e.error)
+    } else {
+        // No-clobber rename: a file that appeared meanwhile is not replaced.
+        temp.persist_noclobber(&target).map(|_| ()).map_err(|e| e.error)
+    };
+    result.map_err(|e| match e.kind() {
+        ErrorKind::AlreadyExists => WriteError::Refused(format!("{shown} already exists"), Fix::Replace),
+        _ => WriteError::File(format!("{shown} cannot be written: {e}")),
+    })
+}
+
+/// The checks of [`write_new`] before it writes: the file it would write
+/// (a symlink is written through, to its target, as kubectl does).
+fn check_new(path: &Path, force: bool, inputs: &[PathBuf]) -> Result<PathBuf, WriteError> {
+    let shown = path.display();
     let target = follow_links(path);
     match fs::metadata(&target) {
         Ok(meta) if meta.is_dir() => refuse!("{shown} is a directory; give a file path"),
@@ -96,19 +113,23 @@ pub fn write_new(path: &Path, text: &str, force: bool, inputs: &[PathBuf]) -> Re
         }
         Err(_) => {}
     }
-    let dir = parent_dir(&target);
-    check_dir(&dir).map_err(WriteError::Place)?;
-    let temp = temp_file(&dir, text, PRIVATE_MODE).map_err(WriteError::Place)?;
-    let result = if force {
-        temp.persist(&target).map(|_| ()).map_err(|e| e.error)
-    } else {
-        // No-clobber rename: a file that appeared meanwhile is not replaced.
-        temp.persist_noclobber(&target).map(|_| ()).map_err(|e| e.error)
-    };
-    result.map_err(|e| match e.kind() {
-        ErrorKind::AlreadyExists => WriteError::Refused(format!("{shown} already exists"), Fix::Replace),
-        _ => WriteError::File(format!("{shown} cannot be written: {e}")),
-    })
+    check_dir(&parent_dir(&target)).map_err(WriteError::Place)?;
+    Ok(target)
+}
+
+/// `--dry-run` of [`write_new`]: the same checks, and what replacing the file
+/// by `doc` would change; nothing is written.
+pub fn plan_new(
+    path: &Path,
+    doc: serde_yaml::Value,
+    entries: &[Entries],
+    force: bool,
+    inputs: &[PathBuf],
+) -> Result<Plan, WriteError> {
+    let target = check_new(path, force, inputs)?;
+    // What is there now, when it can be read as a kubeconfig at all.
+    let existing = fs::read(&target).ok().and_then(|bytes| yaml::text(&bytes).ok().and_then(|t| yaml::value(&t).ok()));
+    Ok(plan::replace_plan(existing, doc, entries))
 }
 
 /// What a merge did, for the report on stderr.
@@ -139,45 +160,16 @@ pub fn merge_into(
     lock_timeout: Duration,
 ) -> Result<MergeReport, WriteError> {
     let shown = path.display();
-    if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        refuse!("{shown} is a directory; give a kubeconfig file path");
-    }
-    // Write through a symlink (~/.kube/config -> dotfiles/kube.yaml) to the real
-    // file, as kubectl does, also when that file does not exist yet.
-    let target = follow_links(path);
-    let dir = parent_dir(&target);
-    check_dir(&dir).map_err(WriteError::Place)?;
+    let (target, dir) = merge_place(path)?;
     let _lock = Lock::acquire(path, lock_timeout)?;
-    let (existing, meta) = match fs::metadata(&target) {
-        Ok(meta) if !meta.is_file() => refuse!(
-            "{shown} is not a regular file ({}); it is left alone: give a kubeconfig file path",
-            file_kind(&meta)
-        ),
-        Ok(meta) => {
-            let bytes = fs::read(&target).map_err(|e| WriteError::File(format!("{shown} cannot be read: {e}")))?;
-            let unchanged = |e: anyhow::Error| WriteError::File(format!("{shown} {e:#}; it was left unchanged"));
-            let text = yaml::text(&bytes).map_err(unchanged)?;
-            // The same budget as for a parent: a hostile target fails fast
-            // instead of expanding in memory. And what kubectl refuses to
-            // read is not written to.
-            let doc = yaml::value(&text).map_err(unchanged)?;
-            if doc.is_mapping() {
-                let config = yaml::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
-                // (Borrowed: the document itself is edited and written below.)
-                super::load::check(&config).map_err(unchanged)?;
-            }
-            (Some(Some(doc).filter(|d| !d.is_null())), Some(meta))
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => (None, None),
-        Err(e) => refuse!("{shown} cannot be read: {e}"),
-    };
+    let (existing, meta) = read_merge_target(path, &target)?;
     let created = existing.is_none();
-    let had_current = existing.as_ref().and_then(|d| d.as_ref()).and_then(|d| d.get("current-context")).cloned();
-    let (doc, changes) = upsert::apply(existing.flatten(), entries, current, set_current)
+    let plan = plan::merge_plan(existing.flatten(), entries, current, set_current)
         .map_err(|e| WriteError::File(format!("{shown} {e:#}; it was left unchanged")))?;
-    let current_context_set = doc.get("current-context") != had_current.as_ref();
+    let current_context_set = plan.current_after != plan.current_before;
+    let doc = &plan.doc;
     let mode = meta.as_ref().map_or(PRIVATE_MODE, |m| m.permissions().mode() & 0o7777);
-    let temp = temp_file(&dir, &yaml::to_yaml(&doc), mode).map_err(WriteError::Place)?;
+    let temp = temp_file(&dir, &yaml::to_yaml(doc), mode).map_err(WriteError::Place)?;
     let in_place = match &meta {
         Some(meta) if meta.nlink() > 1 => Some("it has several hard links"),
         Some(meta) if (meta.uid(), meta.gid()) != owner_of(temp.as_file())? => {
@@ -207,11 +199,69 @@ pub fn merge_into(
     Ok(MergeReport {
         path: path.to_path_buf(),
         created,
-        changes,
+        changes: plan.changes,
         current_context_set,
         loose_mode: (!created && mode & 0o077 != 0).then_some(mode),
         in_place,
     })
+}
+
+/// The file a merge writes and its directory. A symlink (~/.kube/config ->
+/// dotfiles/kube.yaml) is written through to the real file, as kubectl does,
+/// also when that file does not exist yet.
+fn merge_place(path: &Path) -> Result<(PathBuf, PathBuf), WriteError> {
+    if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        refuse!("{} is a directory; give a kubeconfig file path", path.display());
+    }
+    let target = follow_links(path);
+    let dir = parent_dir(&target);
+    check_dir(&dir).map_err(WriteError::Place)?;
+    Ok((target, dir))
+}
+
+/// The target of a merge as it is now, and its metadata: `None` when
+/// missing, `Some(None)` when empty; refused when kubectl would not read it.
+type Existing = (Option<Option<serde_yaml::Value>>, Option<fs::Metadata>);
+
+fn read_merge_target(path: &Path, target: &Path) -> Result<Existing, WriteError> {
+    let shown = path.display();
+    match fs::metadata(target) {
+        Ok(meta) if !meta.is_file() => refuse!(
+            "{shown} is not a regular file ({}); it is left alone: give a kubeconfig file path",
+            file_kind(&meta)
+        ),
+        Ok(meta) => {
+            let bytes = fs::read(target).map_err(|e| WriteError::File(format!("{shown} cannot be read: {e}")))?;
+            let unchanged = |e: anyhow::Error| WriteError::File(format!("{shown} {e:#}; it was left unchanged"));
+            let text = yaml::text(&bytes).map_err(unchanged)?;
+            // The same budget as for a parent: a hostile target fails fast
+            // instead of expanding in memory. And what kubectl refuses to
+            // read is not written to.
+            let doc = yaml::value(&text).map_err(unchanged)?;
+            if doc.is_mapping() {
+                let config = yaml::from_value::<Kubeconfig>(&doc, "kubeconfig").map_err(unchanged)?;
+                // (Borrowed: the document itself is edited and written below.)
+                super::load::check(&config).map_err(unchanged)?;
+            }
+            Ok((Some(Some(doc).filter(|d| !d.is_null())), Some(meta)))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, None)),
+        Err(e) => refuse!("{shown} cannot be read: {e}"),
+    }
+}
+
+/// `--dry-run` of [`merge_into`]: the same checks and the same plan, without
+/// the lock and without writing anything.
+pub fn plan_merge(
+    path: &Path,
+    entries: &[Entries],
+    current: Option<&str>,
+    set_current: bool,
+) -> Result<Plan, WriteError> {
+    let (target, _) = merge_place(path)?;
+    let (existing, _) = read_merge_target(path, &target)?;
+    plan::merge_plan(existing.flatten(), entries, current, set_current)
+        .map_err(|e| WriteError::File(format!("{} {e:#}; it was left unchanged", path.display())))
 }
 
 #[cfg(test)]

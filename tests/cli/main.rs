@@ -7,6 +7,8 @@ mod action;
 mod completions;
 mod concurrency;
 mod corpus;
+mod dry_run;
+mod exec;
 mod gen_bad_input;
 mod gen_modes;
 mod guard_rails;

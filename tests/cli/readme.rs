@@ -56,7 +56,8 @@ fn readme_usage_block_matches_each_subcommands_flags() {
                 problems.push(format!("README lists subcommand {sub}, which does not exist"));
                 continue;
             };
-            for arg in cmd.get_arguments() {
+            // A hidden flag is not in --help either.
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
                 let (Some(long), short) = (arg.get_long(), arg.get_short()) else { continue };
                 let long = format!("--{long}");
                 let by_short = short.is_some_and(|s| words.contains(format!("-{s}").as_str()));
@@ -64,7 +65,11 @@ fn readme_usage_block_matches_each_subcommands_flags() {
                     problems.push(format!("{sub}: {long} is in --help but not in the README usage block"));
                 }
             }
-            cmd.get_arguments().filter_map(|a| a.get_long()).map(|l| format!("--{l}")).collect()
+            cmd.get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .filter_map(|a| a.get_long())
+                .map(|l| format!("--{l}"))
+                .collect()
         };
         if sub == "global" {
             for missing in real.difference(listed) {

@@ -26,6 +26,9 @@ mod many;
 mod parent_token;
 mod verify;
 
+// A command run with a temporary kubeconfig per cluster.
+mod exec;
+
 // A real child kube-apiserver behind the stand-in.
 mod child;
 
