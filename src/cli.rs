@@ -233,8 +233,8 @@ pub struct TargetArgs {
     #[arg(short = 'n', long, value_name = "NAMESPACE", value_hint = ValueHint::Other)]
     pub namespace: Option<String>,
 
-    /// Every ManagedCluster on the parent (one context each); needs --credentials
-    #[arg(long, conflicts_with_all = ["cluster_id", "cluster"], requires = "credentials")]
+    /// Every ManagedCluster on the parent (one context each); needs --credentials or --child-credentials hub
+    #[arg(long, conflicts_with_all = ["cluster_id", "cluster"])]
     pub all: bool,
 
     /// With --all: only ManagedClusters matching this label selector
@@ -322,6 +322,27 @@ pub struct ChildCredentialArgs {
     /// Context of --child-kubeconfig [default: its current-context]
     #[arg(long, value_name = "NAME", value_hint = ValueHint::Other, requires = "child_kubeconfig")]
     pub child_context: Option<String>,
+
+    /// hub: each child's token from the Secret child-cluster-deployer that Clusternet's agent
+    /// stores in the ManagedCluster's namespace (the child's cluster-admin credential)
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub child_credentials: Option<ChildCredentialsFrom>,
+
+    /// With the child credential, ask the child's TokenRequest API (through the proxy) for a
+    /// token of this service account, and write only that token
+    #[arg(long, value_name = "NAMESPACE/SERVICEACCOUNT", value_hint = ValueHint::Other)]
+    pub child_token_request: Option<String>,
+
+    /// Lifetime asked for with --child-token-request, e.g. 1h, 30m (at least 10m; the child may shorten it)
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "1h", value_parser = parse_duration, requires = "child_token_request")]
+    pub child_token_ttl: Duration,
+}
+
+/// Where `--child-credentials` takes the child credentials from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChildCredentialsFrom {
+    /// The Secret child-cluster-deployer on the parent, written by Clusternet's agent
+    Hub,
 }
 
 /// How the generated kubeconfig authenticates to the parent apiserver.

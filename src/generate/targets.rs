@@ -3,12 +3,16 @@
 //! `--cluster-id` alone needs nothing but the ID. `--cluster NAME` and `--all`
 //! look ManagedClusters up on the parent with one paginated LIST.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, anyhow, bail};
 
 use crate::cluster::client::Connection;
+use crate::cluster::deployer::{self, Held};
 use crate::cluster::managed::{self, ManagedCluster, Query};
 use crate::credentials::ChildSource;
 use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
+use crate::credentials::origin::CredentialOrigin;
 use crate::notes;
 use crate::route::ClusterId;
 use crate::terminal::escape;
@@ -49,6 +53,9 @@ pub enum ChildCredentialSource {
     Flags(ChildSource),
     /// Per cluster, from `--credentials`.
     File(Credentials),
+    /// Per cluster, the Secret Clusternet's agent stores on the parent
+    /// (`--child-credentials hub`).
+    Hub,
 }
 
 /// One cluster to generate a context for.
@@ -58,6 +65,8 @@ pub struct Target {
     /// The ManagedCluster, when it was looked up.
     pub cluster: Option<ManagedCluster>,
     pub source: ChildSource,
+    /// Where `source` came from (the record a kubeconfig may keep).
+    pub origin: CredentialOrigin,
 }
 
 impl Target {
@@ -91,10 +100,11 @@ pub struct Found {
     pub seen_every_name: bool,
 }
 
-/// The ManagedClusters asked for, looked up with as few LISTs as possible.
+/// The ManagedClusters asked for, looked up with as few LISTs as possible
+/// (IDs too, when the caller needs their ManagedClusters).
 pub async fn look_up(conn: &Connection, wanted: &Wanted) -> Result<Found> {
     match wanted {
-        Wanted::Named { names, .. } if names.is_empty() => Ok(Found::default()),
+        Wanted::Named { ids, names, .. } if ids.is_empty() && names.is_empty() => Ok(Found::default()),
         Wanted::Named { ids, names, namespace } => find_named(conn, ids, names, namespace).await,
         Wanted::All { namespace, selector } => list_all(conn, namespace, selector).await,
     }
@@ -178,9 +188,24 @@ fn selector_note(selector: &Option<String>) -> String {
     selector.as_ref().map(|s| format!(" with selector {s:?}")).unwrap_or_default()
 }
 
+/// The hub-held credentials of the clusters, read with
+/// [`read_held`], by namespace.
+pub type HeldByNamespace = BTreeMap<String, Held>;
+
+/// `--child-credentials hub`: the Secret of every cluster, one GET each.
+pub async fn read_held(conn: &Connection, clusters: &[ManagedCluster]) -> Result<HeldByNamespace> {
+    let mut held = BTreeMap::new();
+    for c in clusters {
+        held.insert(c.namespace.clone(), deployer::read(conn, &c.namespace, &c.cluster_id).await?);
+    }
+    Ok(held)
+}
+
 /// What [`pair`] needs besides the clusters.
 pub struct Pairing<'a> {
     pub credentials: &'a ChildCredentialSource,
+    /// With [`ChildCredentialSource::Hub`]: what [`read_held`] found.
+    pub held: &'a HeldByNamespace,
     /// A skipped cluster is an error.
     pub strict: bool,
     /// Every ManagedCluster known (for the uniqueness of bare names).
@@ -199,8 +224,8 @@ pub fn pair(clusters: Vec<ManagedCluster>, ids: &[ClusterId], with: &Pairing) ->
     let looked_up = clusters.into_iter().map(|c| cluster_id(&c).map(|id| (id, Some(c))));
     for item in offline.chain(looked_up.collect::<Vec<_>>()) {
         let paired = item.and_then(|(id, cluster)| {
-            let source = credentials_for(&id, cluster.as_ref(), with)?;
-            Ok(Target { id, cluster, source })
+            let (source, origin) = credentials_for(&id, cluster.as_ref(), with)?;
+            Ok(Target { id, cluster, source, origin })
         });
         match paired {
             Ok(target) => targets.push(target),
@@ -243,22 +268,28 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// The credentials of one cluster, from the flags or the credentials file.
-fn credentials_for(id: &ClusterId, cluster: Option<&ManagedCluster>, with: &Pairing) -> Result<ChildSource> {
-    let file = match with.credentials {
-        ChildCredentialSource::Flags(source) => return Ok(source.clone()),
-        ChildCredentialSource::File(file) => file,
-    };
-    let object = cluster.map(|c| (c.namespace.as_str(), c.name.as_str()));
-    let same_name = cluster.map_or(0, |c| with.seen.iter().filter(|o| o.name == c.name).count());
+/// The credentials of one cluster, from the flags, the credentials file or
+/// the hub, and where they came from.
+fn credentials_for(
+    id: &ClusterId,
+    cluster: Option<&ManagedCluster>,
+    with: &Pairing,
+) -> Result<(ChildSource, CredentialOrigin)> {
     let what = match cluster {
         Some(c) => format!("{}/{} ({id})", c.namespace, c.name),
         None => id.to_string(),
     };
+    let file = match with.credentials {
+        ChildCredentialSource::Flags(source) => return Ok((source.clone(), source.origin())),
+        ChildCredentialSource::Hub => return held_for(id, cluster, &what, with.held),
+        ChildCredentialSource::File(file) => file,
+    };
+    let object = cluster.map(|c| (c.namespace.as_str(), c.name.as_str()));
+    let same_name = cluster.map_or(0, |c| with.seen.iter().filter(|o| o.name == c.name).count());
     match file.lookup(Lookup { id, object, same_name }) {
         Entry::One { key, source } => {
             crate::trace::line(|| format!("--credentials: key {:?} matched {what}", escape(key)));
-            Ok(source.clone())
+            Ok((source.clone(), CredentialOrigin::CredentialsFile { path: file.path.clone(), key: key.to_string() }))
         }
         Entry::AmbiguousName { key } => {
             let name = cluster.map(|c| c.name.as_str()).unwrap_or_default();
@@ -274,5 +305,32 @@ fn credentials_for(id: &ClusterId, cluster: Option<&ManagedCluster>, with: &Pair
             )
         }
         Entry::None => bail!("no credentials for {what} in --credentials {}", file.path.display()),
+    }
+}
+
+/// The hub-held credential of one looked-up cluster; a Secret that is missing
+/// or unusable is an error for [`pair`] to skip or report.
+fn held_for(
+    id: &ClusterId,
+    cluster: Option<&ManagedCluster>,
+    what: &str,
+    held: &HeldByNamespace,
+) -> Result<(ChildSource, CredentialOrigin)> {
+    let namespace = cluster.map(|c| c.namespace.as_str()).unwrap_or_default();
+    let secret = deployer::secret_ref(namespace);
+    let give_another = "check that its clusternet-agent runs, or give the child credentials with --credentials or a flag";
+    match held.get(namespace) {
+        Some(Held::Token(token)) => Ok((ChildSource::Token(token.clone()), CredentialOrigin::Hub { secret })),
+        Some(Held::Missing) => bail!(
+            "no Secret {secret} on the parent for cluster {what}: Clusternet's agent stores the child's credentials there when it registers; {give_another}"
+        ),
+        Some(Held::EmptyToken) => bail!(
+            "Secret {secret} for cluster {what} has an empty token: the agent has not stored the child's credentials; {give_another}"
+        ),
+        Some(Held::OtherCluster(other)) => bail!(
+            "Secret {secret} is labelled for cluster ID {:?}, not {id}: it does not hold {what}'s credentials; {give_another}",
+            escape(&clip(other))
+        ),
+        None => bail!("internal: the hub-held credentials of cluster {what} were not read"),
     }
 }
