@@ -245,8 +245,9 @@ pub struct TargetArgs {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub credentials: Option<PathBuf>,
 
-    /// Fail when a cluster has no entry in --credentials (default: skip it with a warning)
-    #[arg(long, requires = "credentials")]
+    /// Fail when a cluster has no entry in --credentials, or no usable Secret with
+    /// --child-credentials hub (default: skip it with a warning)
+    #[arg(long)]
     pub strict: bool,
 
     /// With several clusters: leave current-context unset [default: the first named cluster's; --all sets none]

@@ -132,13 +132,15 @@ async fn request_tokens(
     let several = targets.len() > 1;
     for (target, entry) in targets.iter_mut().zip(entries.iter_mut()) {
         let kubeconfig = kube_config(entry)?;
+        let asked_at = SystemTime::now();
         let issued = token_request::request(kubeconfig, &entry.name, request, settings.timeout).await;
         let issued = match several {
             true => issued.with_context(|| format!("cluster {}", target.describe()))?,
             false => issued?,
         };
-        let granted = issued.expiration.duration_since(SystemTime::now()).unwrap_or_default();
-        // A minute of slack for the time the request took.
+        // To the minute: the child counts from its own clock, in whole seconds.
+        let granted = issued.expiration.duration_since(asked_at).unwrap_or_default();
+        let granted = Duration::from_secs((granted.as_secs() + 30) / 60 * 60);
         if granted + Duration::from_secs(60) < request.ttl {
             notes::push(format!(
                 "note: the child shortened the token of {} for {}: asked for {}, it expires at {} (in {})",

@@ -168,11 +168,13 @@ fn token_request(args: &ChildCredentialArgs) -> Result<Option<ChildTokenRequest>
         return Ok(None);
     };
     let flag = "--child-token-request";
-    let (namespace, name) = text.split_once('/').filter(|(_, n)| !n.contains('/')).ok_or_else(|| {
-        usage(format!("{flag} {text:?} is not NAMESPACE/SERVICEACCOUNT; give e.g. ci/deployer"))
-    })?;
+    let (namespace, name) = text
+        .split_once('/')
+        .filter(|(_, n)| !n.contains('/'))
+        .ok_or_else(|| usage(format!("{flag} {text:?} is not NAMESPACE/SERVICEACCOUNT; give e.g. ci/deployer")))?;
     names::check_namespace(namespace, &format!("the namespace of {flag}")).map_err(|e| usage(format!("{e:#}")))?;
-    names::check_service_account(name, &format!("the service account of {flag}")).map_err(|e| usage(format!("{e:#}")))?;
+    names::check_service_account(name, &format!("the service account of {flag}"))
+        .map_err(|e| usage(format!("{e:#}")))?;
     let ttl = args.child_token_ttl;
     if ttl < MIN_CHILD_TOKEN_TTL {
         return Err(usage(format!(
@@ -228,10 +230,11 @@ fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -
         }
         return Ok(ChildCredentialSource::Hub);
     }
+    if args.targets.strict && args.targets.credentials.is_none() {
+        return Err(usage("--strict is for --credentials FILE or --child-credentials hub"));
+    }
     if args.targets.all && args.targets.credentials.is_none() {
-        return Err(usage(
-            "--all needs child credentials per cluster: --credentials FILE, or --child-credentials hub",
-        ));
+        return Err(usage("--all needs child credentials per cluster: --credentials FILE, or --child-credentials hub"));
     }
     match &args.targets.credentials {
         Some(path) => {

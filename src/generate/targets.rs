@@ -318,7 +318,8 @@ fn held_for(
 ) -> Result<(ChildSource, CredentialOrigin)> {
     let namespace = cluster.map(|c| c.namespace.as_str()).unwrap_or_default();
     let secret = deployer::secret_ref(namespace);
-    let give_another = "check that its clusternet-agent runs, or give the child credentials with --credentials or a flag";
+    let give_another =
+        "check that its clusternet-agent runs, or give the child credentials with --credentials or a flag";
     match held.get(namespace) {
         Some(Held::Token(token)) => Ok((ChildSource::Token(token.clone()), CredentialOrigin::Hub { secret })),
         Some(Held::Missing) => bail!(

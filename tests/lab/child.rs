@@ -72,7 +72,7 @@ fn assert_child_namespaces(kc: &Path) {
 
 /// Who the child says we are (`kubectl auth whoami`: a POST of a
 /// SelfSubjectReview, so the request body travels through the stand-in too).
-fn child_username(kc: &Path) -> String {
+pub(crate) fn child_username(kc: &Path) -> String {
     let review = json(&kubectl_ok(kc, &["auth", "whoami", "-o", "json"]));
     assert_eq!(review["kind"], "SelfSubjectReview", "{review}");
     review["status"]["userInfo"]["username"].as_str().unwrap_or_default().to_string()

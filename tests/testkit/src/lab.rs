@@ -298,8 +298,17 @@ impl State {
     /// empty token, of [`CHILD_EMPTY_TOKEN`]) with the keys the agent writes.
     pub fn write_deployer_secrets(&self, child_port: u16) -> io::Result<()> {
         let duration = format!("{CHILD_MAX_TOKEN_HOURS}h");
-        let token = self.child_kubectl(&["-n", DEPLOYER_NAMESPACE, "create", "token", DEPLOYER_SA, "--duration", &duration])?;
-        let uid = self.child_kubectl(&["-n", DEPLOYER_NAMESPACE, "get", "sa", DEPLOYER_SA, "-o", "jsonpath={.metadata.uid}"])?;
+        let token =
+            self.child_kubectl(&["-n", DEPLOYER_NAMESPACE, "create", "token", DEPLOYER_SA, "--duration", &duration])?;
+        let uid = self.child_kubectl(&[
+            "-n",
+            DEPLOYER_NAMESPACE,
+            "get",
+            "sa",
+            DEPLOYER_SA,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])?;
         let dir = self.dir.join("child");
         fs::create_dir_all(&dir)?;
         write_private(&dir.join("deployer.token"), &token)?;

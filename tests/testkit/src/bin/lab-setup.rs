@@ -103,7 +103,9 @@ fn run(argv: &[String]) -> Result<(), String> {
         }
         "deployer-secrets" => {
             let f = Flags::parse(rest, &["--state", "--child-port"])?;
-            f.state().write_deployer_secrets(f.number("--child-port")?).map_err(|e| format!("the deployer Secrets: {e}"))
+            f.state()
+                .write_deployer_secrets(f.number("--child-port")?)
+                .map_err(|e| format!("the deployer Secrets: {e}"))
         }
         "seed-many" => {
             let f = Flags::parse(rest, &["--count"])?;
