@@ -654,6 +654,14 @@ mod tests {
     }
 
     #[test]
+    fn lab_sh_starts_the_child_with_the_max_token_lifetime_the_tests_expect() {
+        let script = include_str!("../../lab-env/lab.sh");
+        let line = format!("\nCHILD_MAX_TOKEN_HOURS={}\n", super::CHILD_MAX_TOKEN_HOURS);
+        assert!(script.contains(&line), "lab.sh must set{line}");
+        assert!(script.contains("--service-account-max-token-expiration \"$CHILD_MAX_TOKEN_HOURS\"h"));
+    }
+
+    #[test]
     fn seeds_are_unique_where_the_tests_need_them() {
         let seeds = super::SEEDS;
         for (i, a) in seeds.iter().enumerate() {
