@@ -108,7 +108,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate a dedicated kubeconfig for child clusters (no network unless --cluster, --all,
-    /// --verify, or --parent-auth token without a given token)
+    /// --verify, --child-credentials hub, --child-token-request, or --parent-auth token without a
+    /// given token)
     #[command(after_long_help = MAIN_HELP)]
     Gen(Box<GenArgs>),
     /// List the ManagedClusters of the parent (one paginated LIST)

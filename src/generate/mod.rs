@@ -6,8 +6,10 @@
 //! select the context → find the clusters → pair them with credentials → the
 //! parent token → route the server and build the entries → verify → emit or
 //! write. Plain `gen --cluster-id` never touches the network nor starts an
-//! async runtime; only `--cluster`, `--all`, a parent token read from the
-//! cluster and `--verify` connect to the parent (through [`crate::cluster`]).
+//! async runtime; only `--cluster`, `--all`, `--child-credentials hub`, a
+//! parent token read from the cluster and `--verify` connect to the parent, and
+//! `--child-token-request` reaches the child through it (all through
+//! [`crate::cluster`]).
 
 pub mod guard;
 pub mod settings;
@@ -138,6 +140,14 @@ async fn request_tokens(
             true => issued.with_context(|| format!("cluster {}", target.describe()))?,
             false => issued?,
         };
+        trace::line(|| {
+            format!(
+                "{}: TokenRequest for {} through the proxy: expires at {}",
+                target.describe(),
+                request.service_account,
+                origin::rfc3339(issued.expiration)
+            )
+        });
         // To the minute: the child counts from its own clock, in whole seconds.
         let granted = issued.expiration.duration_since(asked_at).unwrap_or_default();
         let granted = Duration::from_secs((granted.as_secs() + 30) / 60 * 60);
@@ -230,7 +240,8 @@ struct Parent<'a> {
     token: Option<Secret>,
 }
 
-/// route → credentials: the entries for every target, nothing written.
+/// route → credentials: the entries for every target (one each, in the
+/// order of `targets`), nothing written.
 fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
     let Parent { files, selection, token } = parent;
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
