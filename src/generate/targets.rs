@@ -335,3 +335,65 @@ fn held_for(
         None => bail!("internal: the hub-held credentials of cluster {what} were not read"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::origin::ObjectRef;
+    use crate::secret::Secret;
+
+    fn cluster(namespace: &str, name: &str, id: &str) -> ManagedCluster {
+        ManagedCluster {
+            namespace: namespace.into(),
+            name: name.into(),
+            cluster_id: id.into(),
+            cluster_type: String::new(),
+            sync_mode: String::new(),
+            kubernetes_version: String::new(),
+            ready: String::new(),
+            apiserver_url: String::new(),
+        }
+    }
+
+    const ID_A: &str = "1b2f7d0a-4c1e-4e6b-9a51-0000000000a1";
+    const ID_B: &str = "2c3e8e1b-5d2f-4f7c-8b62-0000000000b2";
+
+    #[test]
+    fn hub_held_tokens_pair_with_their_clusters_and_unusable_secrets_are_skipped() {
+        let clusters = vec![cluster("ns-a", "a", ID_A), cluster("ns-b", "b", ID_B)];
+        let held: HeldByNamespace = [
+            ("ns-a".to_string(), Held::Token(Secret::new("tok-a".into()))),
+            ("ns-b".to_string(), Held::OtherCluster("someone-else".into())),
+        ]
+        .into();
+        let pairing = Pairing { credentials: &ChildCredentialSource::Hub, strict: false, seen: &[], held: &held };
+        let targets = pair(clusters.clone(), &[], &pairing).unwrap();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].source, ChildSource::Token(Secret::new("tok-a".into())));
+        let secret = ObjectRef { namespace: "ns-a".into(), name: "child-cluster-deployer".into() };
+        assert_eq!(targets[0].origin, CredentialOrigin::Hub { secret });
+        let warning = notes::take().join("\n");
+        assert!(
+            warning.contains("Secret ns-b/child-cluster-deployer is labelled for cluster ID \"someone-else\", not")
+                && warning.ends_with("; skipped"),
+            "{warning}"
+        );
+        let strict = Pairing { strict: true, ..pairing };
+        let e = format!("{:#}", pair(clusters, &[], &strict).unwrap_err());
+        assert!(e.contains("ns-b/b") && e.ends_with("(--strict)"), "{e}");
+    }
+
+    #[test]
+    fn each_source_records_its_origin() {
+        let file = ChildSource::TokenFile("t".into());
+        let pairing = Pairing {
+            credentials: &ChildCredentialSource::Flags(file),
+            strict: false,
+            seen: &[],
+            held: &Default::default(),
+        };
+        let (id, _) = ClusterId::parse(ID_A).unwrap();
+        let targets = pair(vec![], &[id], &pairing).unwrap();
+        assert_eq!(targets[0].origin, CredentialOrigin::Files { flag: "--token-file", paths: vec!["t".into()] });
+    }
+}
