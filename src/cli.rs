@@ -31,6 +31,11 @@ Examples:
   clusternet-kubeconfig gen --cluster-id dc91021d-... --child-server https://10.0.0.5:6443 \\
       --child-kubeconfig ~/.kube/child.config --output-file child.kubeconfig
 
+  # CI: a one-hour token of a narrowly bound child service account, asked for with the
+  # child's cluster-admin credential that the hub holds (which is not written)
+  clusternet-kubeconfig gen --cluster child-a --child-credentials hub \\
+      --child-token-request ci/deployer --child-token-ttl 1h --output-file ci.kubeconfig
+
   # Client certificate of the child, the parent's own credentials, merged into ~/.kube/config
   clusternet-kubeconfig gen --cluster-id dc91021d-... --client-certificate child.crt \\
       --client-key child.key --parent-auth keep --merge-into ~/.kube/config --set-current-context

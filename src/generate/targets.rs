@@ -196,7 +196,17 @@ pub type HeldByNamespace = BTreeMap<String, Held>;
 pub async fn read_held(conn: &Connection, clusters: &[ManagedCluster]) -> Result<HeldByNamespace> {
     let mut held = BTreeMap::new();
     for c in clusters {
-        held.insert(c.namespace.clone(), deployer::read(conn, &c.namespace, &c.cluster_id).await?);
+        let found = deployer::read(conn, &c.namespace, &c.cluster_id).await?;
+        crate::trace::line(|| {
+            let what = match &found {
+                Held::Token(_) => "a token".to_string(),
+                Held::Missing => "missing".to_string(),
+                Held::EmptyToken => "an empty token".to_string(),
+                Held::OtherCluster(id) => format!("labelled for cluster ID {:?}", escape(&clip(id))),
+            };
+            format!("GET Secret {}: {what}", deployer::secret_ref(&c.namespace))
+        });
+        held.insert(c.namespace.clone(), found);
     }
     Ok(held)
 }

@@ -275,3 +275,37 @@ fn failures_are_one_line_and_write_nothing() {
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(!out.exists());
 }
+
+/// Several clusters, each base credential from the `--credentials` file (the
+/// child admin's certificate), a token request for each, and `--verify`
+/// probing the written, narrow tokens before anything is written.
+#[test]
+fn token_requests_for_several_clusters_from_a_credentials_file_verified() {
+    let dir = tempdir();
+    let out = out_file(dir.path());
+    let state = lab().var("LAB_STATE");
+    let entry = format!("{{clientCertificate: {state}/pki/child-admin.crt, clientKey: {state}/pki/child-admin.key}}");
+    let creds = write(
+        dir.path(),
+        "creds.yaml",
+        &format!("clusters:\n  {}: {entry}\n  {}: {entry}\n", CHILD_REAL.name, CHILD_REAL_2.id),
+    );
+    let (_, err) = lab_gen()
+        .cluster(CHILD_REAL.name)
+        .cluster(CHILD_REAL_2.name)
+        .credentials(&creds)
+        .args(&["--child-token-request", &ci_account(), "--verify"])
+        .output_file(&out)
+        .ok();
+    for seed in [CHILD_REAL, CHILD_REAL_2] {
+        let name = format!("clusternet-{}", seed.name);
+        assert!(err.contains(&format!("verified {name:?}")), "{err}");
+        let who = json(&kubectl_ok(&out, &["--context", &name, "auth", "whoami", "-o", "json"]));
+        assert_eq!(who["status"]["userInfo"]["username"], ci_user(), "{name}: {who}");
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains("clusternet-certificate"), "the admin certificate must not be written: {text}");
+    let tokens = child_tokens(&out);
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1], "one token per cluster");
+}
