@@ -239,8 +239,10 @@ fn token_request_with_a_credential_from_flags() {
 #[test]
 fn failures_are_one_line_and_write_nothing() {
     let dir = tempdir();
-    let fails = |run: Gen, out: &Path, needles: &[&str]| {
-        let e = run.output_file(out).err();
+    // `gen --kubeconfig <lab admin> <args>`: one error line with every needle, nothing written.
+    let fails = |args: &[&str], needles: &[&str]| {
+        let out = out_file(dir.path());
+        let e = lab_gen().args(args).output_file(&out).err();
         assert_eq!(e.lines().filter(|l| l.starts_with("error:")).count(), 1, "{e}");
         for needle in needles {
             assert!(e.contains(needle), "{needle:?} missing from: {e}");
@@ -249,20 +251,18 @@ fn failures_are_one_line_and_write_nothing() {
         assert!(!out.exists(), "nothing written: {e}");
     };
     let missing = format!("no Secret {}/{DEPLOYER_SECRET} on the parent", CHILD_NO_SECRET.namespace);
-    fails(lab_gen().cluster(CHILD_NO_SECRET.name).args(&HUB), &out_file(dir.path()), &[&missing]);
+    fails(&["--cluster", CHILD_NO_SECRET.name, "--child-credentials", "hub"], &[&missing]);
     let empty = format!("Secret {}/{DEPLOYER_SECRET}", CHILD_EMPTY_TOKEN.namespace);
-    fails(lab_gen().cluster(CHILD_EMPTY_TOKEN.name).args(&HUB), &out_file(dir.path()), &[&empty, "has an empty token"]);
+    fails(&["--cluster", CHILD_EMPTY_TOKEN.name, "--child-credentials", "hub"], &[&empty, "has an empty token"]);
     // The service account is not on the child.
     fails(
-        lab_gen().cluster(CHILD_REAL.name).args(&HUB).args(&["--child-token-request", "child-only/nope"]),
-        &out_file(dir.path()),
+        &["--cluster", CHILD_REAL.name, "--child-credentials", "hub", "--child-token-request", "child-only/nope"],
         &["404", "no service account child-only/nope on the child"],
     );
     // A credential that may not create tokens (lab-reader may only list namespaces).
     let reader = lab().var("LAB_CHILD_TOKEN_FILE");
     fails(
-        lab_gen().cluster(CHILD_REAL.name).args(&["--token-file", reader, "--child-token-request", &ci_account()]),
-        &out_file(dir.path()),
+        &["--cluster", CHILD_REAL.name, "--token-file", reader, "--child-token-request", &ci_account()],
         &["403", "needs `create` on `serviceaccounts/token` in namespace child-only on the child"],
     );
     // A parent user that may read ManagedClusters but not Secrets.
