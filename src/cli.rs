@@ -31,6 +31,11 @@ Examples:
   clusternet-kubeconfig gen --cluster-id dc91021d-... --child-server https://10.0.0.5:6443 \\
       --child-kubeconfig ~/.kube/child.config --output-file child.kubeconfig
 
+  # CI: a one-hour token of a narrowly bound child service account, asked for with the
+  # child's cluster-admin credential that the hub holds (which is not written)
+  clusternet-kubeconfig gen --cluster child-a --child-credentials hub \\
+      --child-token-request ci/deployer --child-token-ttl 1h --output-file ci.kubeconfig
+
   # Client certificate of the child, the parent's own credentials, merged into ~/.kube/config
   clusternet-kubeconfig gen --cluster-id dc91021d-... --client-certificate child.crt \\
       --client-key child.key --parent-auth keep --merge-into ~/.kube/config --set-current-context
@@ -143,7 +148,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate a dedicated kubeconfig for child clusters (no network unless --cluster, --all,
-    /// --verify, or --parent-auth token without a given token)
+    /// --verify, --child-credentials hub, --child-token-request, or --parent-auth token without a
+    /// given token)
     #[command(after_long_help = MAIN_HELP)]
     Gen(Box<GenArgs>),
     /// List the ManagedClusters of the parent (one paginated LIST)
@@ -319,8 +325,8 @@ pub struct TargetArgs {
     #[arg(short = 'n', long, value_name = "NAMESPACE", value_hint = ValueHint::Other)]
     pub namespace: Option<String>,
 
-    /// Every ManagedCluster on the parent (one context each); needs --credentials
-    #[arg(long, conflicts_with_all = ["cluster_id", "cluster"], requires = "credentials")]
+    /// Every ManagedCluster on the parent (one context each); needs --credentials or --child-credentials hub
+    #[arg(long, conflicts_with_all = ["cluster_id", "cluster"])]
     pub all: bool,
 
     /// With --all: only ManagedClusters matching this label selector
@@ -331,8 +337,9 @@ pub struct TargetArgs {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub credentials: Option<PathBuf>,
 
-    /// Fail when a cluster has no entry in --credentials (default: skip it with a warning)
-    #[arg(long, requires = "credentials")]
+    /// Fail when a cluster has no entry in --credentials, or no usable Secret with
+    /// --child-credentials hub (default: skip it with a warning)
+    #[arg(long)]
     pub strict: bool,
 
     /// With several clusters: leave current-context unset [default: the first named cluster's; --all sets none]
@@ -412,6 +419,27 @@ pub struct ChildCredentialArgs {
     /// Context of --child-kubeconfig [default: its current-context]
     #[arg(long, value_name = "NAME", value_hint = ValueHint::Other, requires = "child_kubeconfig")]
     pub child_context: Option<String>,
+
+    /// hub: each child's token from the Secret child-cluster-deployer that Clusternet's agent
+    /// stores in the ManagedCluster's namespace (the child's cluster-admin credential)
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub child_credentials: Option<ChildCredentialsFrom>,
+
+    /// With the child credential, ask the child's TokenRequest API (through the proxy) for a
+    /// token of this service account, and write only that token
+    #[arg(long, value_name = "NAMESPACE/SERVICEACCOUNT", value_hint = ValueHint::Other)]
+    pub child_token_request: Option<String>,
+
+    /// Lifetime asked for with --child-token-request, e.g. 1h, 30m (at least 10m; the child may shorten it)
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "1h", value_parser = parse_duration, requires = "child_token_request")]
+    pub child_token_ttl: Duration,
+}
+
+/// Where `--child-credentials` takes the child credentials from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChildCredentialsFrom {
+    /// The Secret child-cluster-deployer on the parent, written by Clusternet's agent
+    Hub,
 }
 
 /// How the generated kubeconfig authenticates to the parent apiserver.

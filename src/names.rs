@@ -27,9 +27,18 @@ pub fn check_namespace(text: &str, what: &str) -> Result<()> {
 /// A ManagedCluster name: a DNS-1123 subdomain, as the apiserver validates
 /// the name of a custom resource.
 pub fn check_object_name(text: &str, what: &str) -> Result<()> {
+    check_subdomain(text, what, "ManagedCluster")
+}
+
+/// A service account name: a DNS-1123 subdomain too.
+pub fn check_service_account(text: &str, what: &str) -> Result<()> {
+    check_subdomain(text, what, "service account")
+}
+
+fn check_subdomain(text: &str, what: &str, kind: &str) -> Result<()> {
     if text.len() > MAX_SUBDOMAIN || !text.split('.').all(is_label) {
         bail!(
-            "{what} {text:?} is not a ManagedCluster name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most {MAX_SUBDOMAIN} characters"
+            "{what} {text:?} is not a {kind} name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most {MAX_SUBDOMAIN} characters"
         );
     }
     Ok(())

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, anyhow};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::{tls, transport};
+use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::flatten;
 use crate::kubeconfig::select::Selection;
 
@@ -93,6 +94,14 @@ pub fn kubeconfig_for(selection: &Selection) -> Result<Kubeconfig> {
     // kube's own messages quote values; never let one carry a credential.
     serde_json::from_value(document)
         .map_err(|_| anyhow!("context {:?}: its user entry is not one kube's client can use", selection.context_name))
+}
+
+/// One generated entry as a kubeconfig of its own, for kube's client (to
+/// probe it, or to ask the child for a token through it).
+pub fn kubeconfig_of(entry: &Entries) -> Result<Kubeconfig> {
+    let doc = emit::document(std::slice::from_ref(entry), Some(&entry.name));
+    let text = emit::render(&doc, emit::Format::Yaml)?;
+    Kubeconfig::from_yaml(&text).map_err(|e| anyhow!("internal: {e}"))
 }
 
 /// A client for `context` (or the current context) of `kubeconfig`, with

@@ -52,19 +52,21 @@ pub async fn from_secret(conn: &Connection, namespace: &str) -> Result<Option<Se
     };
     let name = secret.metadata.name.clone().unwrap_or_default();
     let origin = format!("token of Secret {namespace}/{name}");
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("token"))
-        .map(|b| b.0.clone())
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| {
-            anyhow!(
-                "{origin} is empty: the token controller has not filled it yet; retry, or use --parent-token-request"
-            )
-        })?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{origin} is not UTF-8"))?;
-    Ok(Some(validate::token(&text, &origin)?))
+    let token = token_of(&secret, &origin)?.ok_or_else(|| {
+        anyhow!("{origin} is empty: the token controller has not filled it yet; retry, or use --parent-token-request")
+    })?;
+    Ok(Some(token))
+}
+
+/// The `token` key of a Secret, checked as a bearer token (`origin` names it
+/// in errors); `None` when the key is missing or empty, which each caller
+/// explains in its own words.
+pub(super) fn token_of(secret: &Secret, origin: &str) -> Result<Option<SecretValue>> {
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get("token")).filter(|b| !b.0.is_empty()) else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&bytes.0).map_err(|_| anyhow!("{origin} is not UTF-8"))?;
+    Ok(Some(validate::token(text, origin)?))
 }
 
 /// The fix when the service account is not where we looked.

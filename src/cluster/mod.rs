@@ -1,11 +1,14 @@
 //! Everything that talks to a cluster, and the only module that uses the kube
-//! client: connecting, ManagedClusters, the hub-proxy token, and probing a
-//! generated kubeconfig through the socket proxy.
+//! client: connecting, ManagedClusters, the hub-proxy token, the child
+//! credentials the hub holds, probing a generated kubeconfig through the socket
+//! proxy, and the child's TokenRequest API through it.
 
 pub mod client;
+pub mod deployer;
 pub mod diagnose;
 pub mod hub_token;
 pub mod managed;
 pub mod probe;
 pub mod tls;
+pub mod token_request;
 pub mod transport;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_yaml::{Mapping, Value};
 
+use super::origin::CredentialOrigin;
 use super::validate::{self, KeyCheck};
 use crate::error::in_cwd;
 use crate::kubeconfig::{flatten, load, select};
@@ -29,7 +30,8 @@ pub enum ChildCredentials {
 /// Where the child credentials come from: exactly one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildSource {
-    /// `--token`, or a `token` of the credentials file.
+    /// `--token`, a `token` of the credentials file, or a token read from the
+    /// cluster (the target's [`CredentialOrigin`] says which).
     Token(Secret),
     TokenFile(PathBuf),
     /// [`TOKEN_ENV`].
@@ -59,6 +61,25 @@ impl ChildSource {
             _ => vec![],
         };
         paths.into_iter().filter(|p| p.as_os_str() != "-").cloned().collect()
+    }
+
+    /// Where a source given by the flags takes its credential from.
+    pub fn origin(&self) -> CredentialOrigin {
+        match self {
+            ChildSource::Token(_) => CredentialOrigin::Flag { flag: "--token" },
+            ChildSource::TokenFile(path) => CredentialOrigin::Files { flag: "--token-file", paths: vec![path.clone()] },
+            ChildSource::TokenEnv(_) => CredentialOrigin::Env { variable: TOKEN_ENV },
+            ChildSource::CertKeyFiles { cert, key } => CredentialOrigin::Files {
+                flag: "--client-certificate/--client-key",
+                paths: vec![cert.clone(), key.clone()],
+            },
+            ChildSource::CertKeyData { .. } => {
+                CredentialOrigin::Flag { flag: "--client-certificate-data/--client-key-data" }
+            }
+            ChildSource::ChildKubeconfig { path, context } => {
+                CredentialOrigin::ChildKubeconfig { path: path.clone(), context: context.clone() }
+            }
+        }
     }
 
     /// True when the source reads standard input.

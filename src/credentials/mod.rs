@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod file;
+pub mod origin;
 pub mod parent;
 pub mod validate;
 
@@ -79,6 +80,12 @@ pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials) -> Mapping {
     fields.push(("as-user-extra".into(), Value::Mapping(extras(child))));
     fields.sort_by(|a, b| a.0.cmp(&b.0));
     fields.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
+}
+
+/// Puts `child` in place of the child credentials of a generated user entry
+/// (the `as-user-extra` mapping), leaving the parent side as it is.
+pub fn replace_child(user: &mut Mapping, child: &ChildCredentials) {
+    user.insert("as-user-extra".into(), Value::Mapping(extras(child)));
 }
 
 /// Which credential of the parent kubeconfig's user `child` repeats, if any.

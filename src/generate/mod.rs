@@ -6,8 +6,10 @@
 //! select the context → find the clusters → pair them with credentials → the
 //! parent token → route the server and build the entries → verify → emit or
 //! write. Plain `gen --cluster-id` never touches the network nor starts an
-//! async runtime; only `--cluster`, `--all`, a parent token read from the
-//! cluster and `--verify` connect to the parent (through [`crate::cluster`]).
+//! async runtime; only `--cluster`, `--all`, `--child-credentials hub`, a
+//! parent token read from the cluster and `--verify` connect to the parent, and
+//! `--child-token-request` reaches the child through it (all through
+//! [`crate::cluster`]).
 
 pub mod guard;
 pub mod settings;
@@ -15,6 +17,7 @@ pub mod targets;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
@@ -22,9 +25,10 @@ pub use self::settings::{Destination, Env, Settings};
 use self::targets::{ChildCredentialSource, Found, Pairing, Target, Wanted};
 use crate::cli::GenArgs;
 use crate::cluster::client::{self, Session};
-use crate::cluster::{hub_token, probe};
+use crate::cluster::{deployer, hub_token, probe, token_request};
+use crate::credentials::origin::{self, ChildTokenRequest, CredentialOrigin};
 use crate::credentials::parent::GivenToken;
-use crate::credentials::{self, TokenSource};
+use crate::credentials::{self, ChildCredentials, TokenSource};
 use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
@@ -76,7 +80,11 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     // Connected only when something must be asked of the parent.
     let session = settings.needs_cluster().then(|| Session::connect(&selection, settings.timeout)).transpose()?;
     let (found, ids) = match &settings.wanted {
-        Wanted::Named { ids, names, .. } if names.is_empty() => (Found::default(), ids.as_slice()),
+        // IDs alone need no lookup, unless the hub holds the credentials (in
+        // each ManagedCluster's namespace).
+        Wanted::Named { ids, names, .. } if names.is_empty() && !settings.reads_hub_credentials() => {
+            (Found::default(), ids.as_slice())
+        }
         wanted => {
             let s = connected(&session)?;
             let mut found = s.block_on(targets::look_up(&s.conn, wanted))?;
@@ -84,11 +92,24 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
             (found, &[][..])
         }
     };
-    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &found.seen };
-    let targets = targets::pair(found.clusters, ids, &pairing)?;
+    let held = match settings.reads_hub_credentials() {
+        true => {
+            let s = connected(&session)?;
+            s.block_on(targets::read_held(&s.conn, &found.clusters))?
+        }
+        false => Default::default(),
+    };
+    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &found.seen, held: &held };
+    let mut targets = targets::pair(found.clusters, ids, &pairing)?;
+    if settings.reads_hub_credentials() {
+        notes::push(hub_warning(settings.token_request.as_ref()));
+    }
     let token = parent_token(settings, &session)?;
     let parent = Parent { files: loaded.describe(), selection, token };
-    let entries = build(settings, &parent, &targets)?;
+    let mut entries = build(settings, &parent, &targets)?;
+    if let Some(request) = &settings.token_request {
+        client::block_on(request_tokens(settings, request, &mut targets, &mut entries))??;
+    }
     notes::flush();
     if settings.verify {
         let s = connected(&session)?;
@@ -96,6 +117,75 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     }
     let inputs = input_files(settings, &loaded, &targets);
     Ok(Produced { parent_context: parent.selection.context_name.to_string(), targets, entries, inputs })
+}
+
+/// What `--child-credentials hub` hands over, said before anything is written.
+fn hub_warning(request: Option<&ChildTokenRequest>) -> String {
+    let what = format!(
+        "the child-cluster-deployer Secret holds each child's cluster-admin credential (service account {}/{} on the child)",
+        deployer::CHILD_NAMESPACE,
+        deployer::CHILD_SERVICE_ACCOUNT
+    );
+    match request {
+        Some(r) => format!(
+            "note: --child-credentials hub: {what}; it is used only to request the token of {} and is not written",
+            r.service_account
+        ),
+        None => format!(
+            "warning: --child-credentials hub: {what}, and it is written into the kubeconfig: whoever reads the file is cluster-admin on the child; prefer --child-token-request NAMESPACE/SERVICEACCOUNT for a short-lived, narrowly bound token"
+        ),
+    }
+}
+
+/// `--child-token-request`: for every entry, the child's TokenRequest API is
+/// asked, through the socket proxy with the entry itself, for a token of the
+/// service account; the entry then holds that token alone, and the target's
+/// origin records the request over the credential it was made with.
+async fn request_tokens(
+    settings: &Settings,
+    request: &ChildTokenRequest,
+    targets: &mut [Target],
+    entries: &mut [Entries],
+) -> Result<()> {
+    let several = targets.len() > 1;
+    for (target, entry) in targets.iter_mut().zip(entries.iter_mut()) {
+        let kubeconfig = client::kubeconfig_of(entry)?;
+        let asked_at = SystemTime::now();
+        let issued = token_request::request(kubeconfig, &entry.name, request, settings.timeout).await;
+        let issued = match several {
+            true => issued.with_context(|| format!("cluster {}", target.describe()))?,
+            false => issued?,
+        };
+        trace::line(|| {
+            format!(
+                "{}: TokenRequest for {} through the proxy: expires at {}",
+                target.describe(),
+                request.service_account,
+                origin::rfc3339(issued.expiration)
+            )
+        });
+        // To the minute: the child counts from its own clock, in whole seconds.
+        let granted = issued.expiration.duration_since(asked_at).unwrap_or_default();
+        let granted = Duration::from_secs((granted.as_secs() + 30) / 60 * 60);
+        if granted + Duration::from_secs(60) < request.ttl {
+            notes::push(format!(
+                "note: the child shortened the token of {} for {}: asked for {}, it expires at {} (in {})",
+                request.service_account,
+                target.describe(),
+                origin::human(request.ttl),
+                origin::rfc3339(issued.expiration),
+                origin::human(granted)
+            ));
+        }
+        credentials::replace_child(&mut entry.user, &ChildCredentials::Token(issued.token));
+        target.origin = CredentialOrigin::TokenRequest {
+            service_account: request.service_account.clone(),
+            requested_ttl: request.ttl,
+            expiration: issued.expiration,
+            base: Box::new(target.origin.clone()),
+        };
+    }
+    Ok(())
 }
 
 /// The session [`Settings::needs_cluster`] asked for.
@@ -166,7 +256,8 @@ struct Parent<'a> {
     token: Option<Secret>,
 }
 
-/// route → credentials: the entries for every target, nothing written.
+/// route → credentials: the entries for every target (one each, in the
+/// order of `targets`), nothing written.
 fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
     let Parent { files, selection, token } = parent;
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
@@ -248,9 +339,7 @@ fn current_context(settings: &Settings, entries: &[Entries]) -> Option<String> {
 async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     let mut failures = Vec::new();
     for entry in entries {
-        let doc = emit::document(std::slice::from_ref(entry), Some(&entry.name));
-        let text = emit::render(&doc, emit::Format::Yaml)?;
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| anyhow!("internal: {e}"))?;
+        let kubeconfig = client::kubeconfig_of(entry)?;
         let secrets = credentials::secrets_in(&entry.user);
         match probe::probe(kubeconfig, &entry.name, settings.timeout, &secrets).await? {
             Ok(reached) => eprintln!(

@@ -9,8 +9,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::targets::{ChildCredentialSource, Wanted};
-use crate::cli::{ChildCredentialArgs, GenArgs, OutputArgs, OutputFormat, ParentAuthArgs, ParentAuthMode, TargetArgs};
+use crate::cli::{
+    ChildCredentialArgs, ChildCredentialsFrom, GenArgs, OutputArgs, OutputFormat, ParentAuthArgs, ParentAuthMode,
+    TargetArgs,
+};
 use crate::credentials::file::Credentials;
+use crate::credentials::origin::{ChildTokenRequest, ObjectRef};
 use crate::credentials::parent::{GivenToken, Method, TokenSource};
 use crate::credentials::{ChildSource, child, parent};
 use crate::error::{in_cwd, refuse_dash, usage};
@@ -37,6 +41,8 @@ pub struct Settings {
     pub wanted: Wanted,
     pub route: Route,
     pub child: ChildCredentialSource,
+    /// `--child-token-request`: write a token the child issues instead of `child`.
+    pub token_request: Option<ChildTokenRequest>,
     pub strict: bool,
     pub parent_auth: Method,
     pub name: Option<String>,
@@ -93,6 +99,7 @@ impl Settings {
         warn_secrets_on_argv(&args);
         let several = wanted.count().is_none_or(|n| n > 1);
         let child = child_credentials(&args, env.child_token, several)?;
+        let token_request = token_request(&args.source.child)?;
         if several && args.out.name.is_some() {
             return Err(usage("--name names one cluster's entries; with several clusters the names are derived"));
         }
@@ -118,6 +125,7 @@ impl Settings {
             wanted,
             route,
             child,
+            token_request,
             strict: t.strict,
             parent_auth,
             name,
@@ -137,12 +145,53 @@ impl Settings {
     /// True when something must be asked of the parent cluster.
     pub fn needs_cluster(&self) -> bool {
         self.wanted.needs_lookup()
+            || self.reads_hub_credentials()
             || matches!(
                 self.parent_auth,
                 Method::Token(TokenSource::HubSecret { .. } | TokenSource::TokenRequest { .. })
             )
             || self.verify
     }
+}
+
+impl Settings {
+    /// True with `--child-credentials hub`: every cluster is looked up (for its
+    /// namespace) and its Secret read.
+    pub fn reads_hub_credentials(&self) -> bool {
+        matches!(self.child, ChildCredentialSource::Hub)
+    }
+}
+
+/// The least lifetime the TokenRequest API grants (`expirationSeconds` >= 600).
+const MIN_CHILD_TOKEN_TTL: Duration = Duration::from_secs(600);
+
+/// `--child-token-request NAMESPACE/SERVICEACCOUNT` and `--child-token-ttl`, checked.
+fn token_request(args: &ChildCredentialArgs) -> Result<Option<ChildTokenRequest>> {
+    let Some(text) = &args.child_token_request else {
+        return Ok(None);
+    };
+    let flag = "--child-token-request";
+    let (namespace, name) = text
+        .split_once('/')
+        .filter(|(_, n)| !n.contains('/'))
+        .ok_or_else(|| usage(format!("{flag} {text:?} is not NAMESPACE/SERVICEACCOUNT; give e.g. ci/deployer")))?;
+    names::check_namespace(namespace, &format!("the namespace of {flag}")).map_err(|e| usage(format!("{e:#}")))?;
+    names::check_service_account(name, &format!("the service account of {flag}"))
+        .map_err(|e| usage(format!("{e:#}")))?;
+    let ttl = args.child_token_ttl;
+    if ttl < MIN_CHILD_TOKEN_TTL {
+        return Err(usage(format!(
+            "--child-token-ttl must be at least 10m (the TokenRequest API's least lifetime), not {}s",
+            ttl.as_secs()
+        )));
+    }
+    if ttl.subsec_nanos() != 0 {
+        return Err(usage("--child-token-ttl is counted in whole seconds; give e.g. 1h or 90m"));
+    }
+    Ok(Some(ChildTokenRequest {
+        service_account: ObjectRef { namespace: namespace.to_string(), name: name.to_string() },
+        ttl,
+    }))
 }
 
 /// The clusters asked for, checked.
@@ -168,6 +217,28 @@ fn wanted(t: &TargetArgs, system_namespace: &str) -> Result<Wanted> {
 /// The child credentials: per cluster from `--credentials`, or one source
 /// from the flags (for one cluster only).
 fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -> Result<ChildCredentialSource> {
+    if let Some(ChildCredentialsFrom::Hub) = args.source.child.child_credentials {
+        if args.source.targets.credentials.is_some() {
+            return Err(usage(
+                "child credentials come either from the hub (--child-credentials hub) or from --credentials, not both",
+            ));
+        }
+        if has_child_flags(args) {
+            return Err(usage(
+                "child credentials come either from the hub (--child-credentials hub) or from flags, not both",
+            ));
+        }
+        if is_set(&env_token) {
+            notes::push(unused_env_warning(child::TOKEN_ENV, "--child-credentials hub gives the child credentials"));
+        }
+        return Ok(ChildCredentialSource::Hub);
+    }
+    if args.source.targets.strict && args.source.targets.credentials.is_none() {
+        return Err(usage("--strict is for --credentials FILE or --child-credentials hub"));
+    }
+    if args.source.targets.all && args.source.targets.credentials.is_none() {
+        return Err(usage("--all needs child credentials per cluster: --credentials FILE, or --child-credentials hub"));
+    }
     match &args.source.targets.credentials {
         Some(path) => {
             if is_set(&env_token) {
@@ -180,9 +251,9 @@ fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -
             }
             Ok(ChildCredentialSource::File(in_cwd(Credentials::read(path), path)?))
         }
-        None if several => {
-            Err(usage("several clusters need --credentials FILE (child credentials differ per cluster)"))
-        }
+        None if several => Err(usage(
+            "several clusters need --credentials FILE or --child-credentials hub (child credentials differ per cluster)",
+        )),
         None => Ok(ChildCredentialSource::Flags(child_source(&args.source.child, env_token)?)),
     }
 }
@@ -417,6 +488,9 @@ mod tests {
             client_key_data: None,
             child_kubeconfig: None,
             child_context: None,
+            child_credentials: None,
+            child_token_request: None,
+            child_token_ttl: Duration::from_secs(3600),
         }
     }
 

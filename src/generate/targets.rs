@@ -3,12 +3,16 @@
 //! `--cluster-id` alone needs nothing but the ID. `--cluster NAME` and `--all`
 //! look ManagedClusters up on the parent with one paginated LIST.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, anyhow, bail};
 
 use crate::cluster::client::Connection;
+use crate::cluster::deployer::{self, Held};
 use crate::cluster::managed::{self, ManagedCluster, Query};
 use crate::credentials::ChildSource;
 use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
+use crate::credentials::origin::CredentialOrigin;
 use crate::notes;
 use crate::route::ClusterId;
 use crate::terminal::escape;
@@ -49,6 +53,9 @@ pub enum ChildCredentialSource {
     Flags(ChildSource),
     /// Per cluster, from `--credentials`.
     File(Credentials),
+    /// Per cluster, the Secret Clusternet's agent stores on the parent
+    /// (`--child-credentials hub`).
+    Hub,
 }
 
 /// One cluster to generate a context for.
@@ -58,6 +65,8 @@ pub struct Target {
     /// The ManagedCluster, when it was looked up.
     pub cluster: Option<ManagedCluster>,
     pub source: ChildSource,
+    /// Where `source` came from (the record a kubeconfig may keep).
+    pub origin: CredentialOrigin,
 }
 
 impl Target {
@@ -91,10 +100,11 @@ pub struct Found {
     pub seen_every_name: bool,
 }
 
-/// The ManagedClusters asked for, looked up with as few LISTs as possible.
+/// The ManagedClusters asked for, looked up with as few LISTs as possible
+/// (IDs too, when the caller needs their ManagedClusters).
 pub async fn look_up(conn: &Connection, wanted: &Wanted) -> Result<Found> {
     match wanted {
-        Wanted::Named { names, .. } if names.is_empty() => Ok(Found::default()),
+        Wanted::Named { ids, names, .. } if ids.is_empty() && names.is_empty() => Ok(Found::default()),
         Wanted::Named { ids, names, namespace } => find_named(conn, ids, names, namespace).await,
         Wanted::All { namespace, selector } => list_all(conn, namespace, selector).await,
     }
@@ -178,9 +188,34 @@ fn selector_note(selector: &Option<String>) -> String {
     selector.as_ref().map(|s| format!(" with selector {s:?}")).unwrap_or_default()
 }
 
+/// The hub-held credentials of the clusters, read with
+/// [`read_held`], by namespace.
+pub type HeldByNamespace = BTreeMap<String, Held>;
+
+/// `--child-credentials hub`: the Secret of every cluster, one GET each.
+pub async fn read_held(conn: &Connection, clusters: &[ManagedCluster]) -> Result<HeldByNamespace> {
+    let mut held = BTreeMap::new();
+    for c in clusters {
+        let found = deployer::read(conn, &c.namespace, &c.cluster_id).await?;
+        crate::trace::line(|| {
+            let what = match &found {
+                Held::Token(_) => "a token".to_string(),
+                Held::Missing => "missing".to_string(),
+                Held::EmptyToken => "an empty token".to_string(),
+                Held::OtherCluster(id) => format!("labelled for cluster ID {:?}", escape(&clip(id))),
+            };
+            format!("GET Secret {}: {what}", deployer::secret_ref(&c.namespace))
+        });
+        held.insert(c.namespace.clone(), found);
+    }
+    Ok(held)
+}
+
 /// What [`pair`] needs besides the clusters.
 pub struct Pairing<'a> {
     pub credentials: &'a ChildCredentialSource,
+    /// With [`ChildCredentialSource::Hub`]: what [`read_held`] found.
+    pub held: &'a HeldByNamespace,
     /// A skipped cluster is an error.
     pub strict: bool,
     /// Every ManagedCluster known (for the uniqueness of bare names).
@@ -199,8 +234,8 @@ pub fn pair(clusters: Vec<ManagedCluster>, ids: &[ClusterId], with: &Pairing) ->
     let looked_up = clusters.into_iter().map(|c| cluster_id(&c).map(|id| (id, Some(c))));
     for item in offline.chain(looked_up.collect::<Vec<_>>()) {
         let paired = item.and_then(|(id, cluster)| {
-            let source = credentials_for(&id, cluster.as_ref(), with)?;
-            Ok(Target { id, cluster, source })
+            let (source, origin) = credentials_for(&id, cluster.as_ref(), with)?;
+            Ok(Target { id, cluster, source, origin })
         });
         match paired {
             Ok(target) => targets.push(target),
@@ -243,22 +278,28 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// The credentials of one cluster, from the flags or the credentials file.
-fn credentials_for(id: &ClusterId, cluster: Option<&ManagedCluster>, with: &Pairing) -> Result<ChildSource> {
-    let file = match with.credentials {
-        ChildCredentialSource::Flags(source) => return Ok(source.clone()),
-        ChildCredentialSource::File(file) => file,
-    };
-    let object = cluster.map(|c| (c.namespace.as_str(), c.name.as_str()));
-    let same_name = cluster.map_or(0, |c| with.seen.iter().filter(|o| o.name == c.name).count());
+/// The credentials of one cluster, from the flags, the credentials file or
+/// the hub, and where they came from.
+fn credentials_for(
+    id: &ClusterId,
+    cluster: Option<&ManagedCluster>,
+    with: &Pairing,
+) -> Result<(ChildSource, CredentialOrigin)> {
     let what = match cluster {
         Some(c) => format!("{}/{} ({id})", c.namespace, c.name),
         None => id.to_string(),
     };
+    let file = match with.credentials {
+        ChildCredentialSource::Flags(source) => return Ok((source.clone(), source.origin())),
+        ChildCredentialSource::Hub => return held_for(id, cluster, &what, with.held),
+        ChildCredentialSource::File(file) => file,
+    };
+    let object = cluster.map(|c| (c.namespace.as_str(), c.name.as_str()));
+    let same_name = cluster.map_or(0, |c| with.seen.iter().filter(|o| o.name == c.name).count());
     match file.lookup(Lookup { id, object, same_name }) {
         Entry::One { key, source } => {
             crate::trace::line(|| format!("--credentials: key {:?} matched {what}", escape(key)));
-            Ok(source.clone())
+            Ok((source.clone(), CredentialOrigin::CredentialsFile { path: file.path.clone(), key: key.to_string() }))
         }
         Entry::AmbiguousName { key } => {
             let name = cluster.map(|c| c.name.as_str()).unwrap_or_default();
@@ -274,5 +315,95 @@ fn credentials_for(id: &ClusterId, cluster: Option<&ManagedCluster>, with: &Pair
             )
         }
         Entry::None => bail!("no credentials for {what} in --credentials {}", file.path.display()),
+    }
+}
+
+/// The hub-held credential of one looked-up cluster; a Secret that is missing
+/// or unusable is an error for [`pair`] to skip or report.
+fn held_for(
+    id: &ClusterId,
+    cluster: Option<&ManagedCluster>,
+    what: &str,
+    held: &HeldByNamespace,
+) -> Result<(ChildSource, CredentialOrigin)> {
+    let namespace = cluster.map(|c| c.namespace.as_str()).unwrap_or_default();
+    let secret = deployer::secret_ref(namespace);
+    let give_another =
+        "check that its clusternet-agent runs, or give the child credentials with --credentials or a flag";
+    match held.get(namespace) {
+        Some(Held::Token(token)) => Ok((ChildSource::Token(token.clone()), CredentialOrigin::Hub { secret })),
+        Some(Held::Missing) => bail!(
+            "no Secret {secret} on the parent for cluster {what}: Clusternet's agent stores the child's credentials there when it registers; {give_another}"
+        ),
+        Some(Held::EmptyToken) => bail!(
+            "Secret {secret} for cluster {what} has an empty token: the agent has not stored the child's credentials; {give_another}"
+        ),
+        Some(Held::OtherCluster(other)) => bail!(
+            "Secret {secret} is labelled for cluster ID {:?}, not {id}: it does not hold {what}'s credentials; {give_another}",
+            escape(&clip(other))
+        ),
+        None => bail!("internal: the hub-held credentials of cluster {what} were not read"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::origin::ObjectRef;
+    use crate::secret::Secret;
+
+    fn cluster(namespace: &str, name: &str, id: &str) -> ManagedCluster {
+        ManagedCluster {
+            namespace: namespace.into(),
+            name: name.into(),
+            cluster_id: id.into(),
+            cluster_type: String::new(),
+            sync_mode: String::new(),
+            kubernetes_version: String::new(),
+            ready: String::new(),
+            apiserver_url: String::new(),
+        }
+    }
+
+    const ID_A: &str = "1b2f7d0a-4c1e-4e6b-9a51-0000000000a1";
+    const ID_B: &str = "2c3e8e1b-5d2f-4f7c-8b62-0000000000b2";
+
+    #[test]
+    fn hub_held_tokens_pair_with_their_clusters_and_unusable_secrets_are_skipped() {
+        let clusters = vec![cluster("ns-a", "a", ID_A), cluster("ns-b", "b", ID_B)];
+        let held: HeldByNamespace = [
+            ("ns-a".to_string(), Held::Token(Secret::new("tok-a".into()))),
+            ("ns-b".to_string(), Held::OtherCluster("someone-else".into())),
+        ]
+        .into();
+        let pairing = Pairing { credentials: &ChildCredentialSource::Hub, strict: false, seen: &[], held: &held };
+        let targets = pair(clusters.clone(), &[], &pairing).unwrap();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].source, ChildSource::Token(Secret::new("tok-a".into())));
+        let secret = ObjectRef { namespace: "ns-a".into(), name: "child-cluster-deployer".into() };
+        assert_eq!(targets[0].origin, CredentialOrigin::Hub { secret });
+        let warning = notes::take().join("\n");
+        assert!(
+            warning.contains("Secret ns-b/child-cluster-deployer is labelled for cluster ID \"someone-else\", not")
+                && warning.ends_with("; skipped"),
+            "{warning}"
+        );
+        let strict = Pairing { strict: true, ..pairing };
+        let e = format!("{:#}", pair(clusters, &[], &strict).unwrap_err());
+        assert!(e.contains("ns-b/b") && e.ends_with("(--strict)"), "{e}");
+    }
+
+    #[test]
+    fn each_source_records_its_origin() {
+        let file = ChildSource::TokenFile("t".into());
+        let pairing = Pairing {
+            credentials: &ChildCredentialSource::Flags(file),
+            strict: false,
+            seen: &[],
+            held: &Default::default(),
+        };
+        let (id, _) = ClusterId::parse(ID_A).unwrap();
+        let targets = pair(vec![], &[id], &pairing).unwrap();
+        assert_eq!(targets[0].origin, CredentialOrigin::Files { flag: "--token-file", paths: vec!["t".into()] });
     }
 }

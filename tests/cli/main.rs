@@ -4,6 +4,7 @@
 mod support;
 
 mod action;
+mod child_token_flags;
 mod completions;
 mod concurrency;
 mod corpus;

@@ -35,6 +35,8 @@ REPO=$(cd "$LAB_DIR/../.." && pwd)
 CACHE=${CLUSTERNET_LAB_CACHE:-$HOME/.cache/clusternet-kubeconfig/lab}
 STATE=${CLUSTERNET_LAB_STATE:-$LAB_DIR/state}
 READY_TIMEOUT=${LAB_READY_TIMEOUT:-90}
+# The child's longest token (testkit's lab::CHILD_MAX_TOKEN_HOURS): the deployer's is that long.
+CHILD_MAX_TOKEN_HOURS=720
 CLUSTERNET_VERSION=v0.18.1
 
 # ------------------------------------------------------------------ components
@@ -260,6 +262,7 @@ start_kube-apiserver-child() {
     --service-account-issuer https://kubernetes.default.svc.child.lab \
     --service-account-key-file "$PKI/child-sa.pub" --service-account-signing-key-file "$PKI/child-sa.key" \
     --service-cluster-ip-range 10.97.0.0/16 \
+    --service-account-max-token-expiration "$CHILD_MAX_TOKEN_HOURS"h \
     --v 1
 }
 ready_kube-apiserver-child() {
@@ -383,6 +386,10 @@ seed() {
   kc apply --server-side --field-manager lab --subresource status -f "$STATE/manifests/seeds-status.json" >/dev/null
   ck apply -f "$STATE/manifests/child.json" >/dev/null
   "$SETUP_BIN" child-token --state "$STATE" || fail_component kube-apiserver-child "no token for the child's service account"
+  # What clusternet-agent stores on the parent: the child's cluster-admin token.
+  "$SETUP_BIN" deployer-secrets --state "$STATE" --child-port "$CHILD_PORT" ||
+    fail_component kube-apiserver-child "no token for the child's deployer service account"
+  kc apply -f "$STATE/manifests/deployer.json" >/dev/null
   wait_for kube-controller-manager "the clusternet-hub-proxy token" \
     bash -c "[[ -n \$(kubectl --kubeconfig '$STATE/admin.kubeconfig' -n clusternet-system get secret clusternet-hub-proxy -o 'jsonpath={.data.token}') ]]"
   wait_apiservice

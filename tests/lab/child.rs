@@ -62,7 +62,9 @@ fn assert_child_namespaces(kc: &Path) {
         ns["items"].as_array().expect("items").iter().filter_map(|i| i["metadata"]["name"].as_str()).collect();
     assert!(names.contains(&child_only()), "{names:?}");
     assert!(names.contains(&"kube-system"), "a real apiserver's namespaces: {names:?}");
-    assert!(!names.contains(&"clusternet-system"), "the parent's namespaces leaked: {names:?}");
+    // The cluster's dedicated namespace exists on the parent only (both have
+    // clusternet-system: the child's holds clusternet-agent's service accounts).
+    assert!(!names.contains(&CHILD_REAL.namespace), "the parent's namespaces leaked: {names:?}");
     assert!(!names.contains(&testkit::CHILD_NAMESPACE), "the stand-in's canned child answered: {names:?}");
     // One object by name, from the child.
     let one = json(&kubectl_ok(kc, &["get", "ns", child_only(), "-o", "json"]));
@@ -72,7 +74,7 @@ fn assert_child_namespaces(kc: &Path) {
 
 /// Who the child says we are (`kubectl auth whoami`: a POST of a
 /// SelfSubjectReview, so the request body travels through the stand-in too).
-fn child_username(kc: &Path) -> String {
+pub(crate) fn child_username(kc: &Path) -> String {
     let review = json(&kubectl_ok(kc, &["auth", "whoami", "-o", "json"]));
     assert_eq!(review["kind"], "SelfSubjectReview", "{review}");
     review["status"]["userInfo"]["username"].as_str().unwrap_or_default().to_string()

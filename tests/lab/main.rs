@@ -31,6 +31,8 @@ mod exec;
 
 // A real child kube-apiserver behind the stand-in.
 mod child;
+// Child credentials held by the hub, and short-lived tokens from the child.
+mod hub_credentials;
 
 // Guard rails: X.509 v1 client certificates, verify on what is not generated.
 mod guard_rails;

@@ -13,7 +13,7 @@ fn user_token(kc: &std::path::Path) -> String {
 }
 
 /// The JWT's claims (the middle part, base64url).
-fn claims(jwt: &str) -> serde_json::Value {
+pub(crate) fn claims(jwt: &str) -> serde_json::Value {
     let part = jwt.split('.').nth(1).expect("a JWT");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).unwrap();
     serde_json::from_slice(&raw).unwrap()

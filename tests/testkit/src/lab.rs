@@ -63,9 +63,35 @@ pub const CHILD_NOURL: Seed =
     seed("child-nourl", "clusternet-q1r2s", "e0000000-0000-4000-8000-000000000402", "Pull", Reports::NoUrl);
 pub const CHILD_REAL: Seed =
     seed("child-real", "clusternet-r3a1l", "7c41d2e3-8f9a-4b0c-9d1e-0000000000c1", "Pull", Reports::RealChild);
+/// A second registration of the real child, with its own `child-cluster-deployer`
+/// Secret: several clusters (and `--all`) with hub-held credentials.
+pub const CHILD_REAL_2: Seed =
+    seed("child-real-2", "clusternet-r4b2m", "7c41d2e3-8f9a-4b0c-9d1e-0000000000c2", "Pull", Reports::RealChild);
+/// The real child, but the agent has not stored its Secret (`child-cluster-deployer` missing).
+pub const CHILD_NO_SECRET: Seed =
+    seed("child-nosecret", "clusternet-s5c3n", "7c41d2e3-8f9a-4b0c-9d1e-0000000000c3", "Pull", Reports::RealChild);
+/// The real child, with a `child-cluster-deployer` Secret whose token is empty.
+pub const CHILD_EMPTY_TOKEN: Seed =
+    seed("child-emptytoken", "clusternet-t6d4o", "7c41d2e3-8f9a-4b0c-9d1e-0000000000c4", "Pull", Reports::RealChild);
 
 /// Every seeded ManagedCluster, in seeding order.
-pub const SEEDS: [Seed; 7] = [CHILD_A, CHILD_B, DUP_1, DUP_2, CHILD_OFFLINE, CHILD_NOURL, CHILD_REAL];
+pub const SEEDS: [Seed; 10] = [
+    CHILD_A,
+    CHILD_B,
+    DUP_1,
+    DUP_2,
+    CHILD_OFFLINE,
+    CHILD_NOURL,
+    CHILD_REAL,
+    CHILD_REAL_2,
+    CHILD_NO_SECRET,
+    CHILD_EMPTY_TOKEN,
+];
+
+/// A label on the ManagedClusters of the real child (`-l` picks them for `--all`).
+pub const REAL_CHILD_LABEL: &str = "lab.clusternet-kubeconfig.io/child";
+/// [`REAL_CHILD_LABEL`]`=real`, as a selector.
+pub const REAL_CHILD_SELECTOR: &str = "lab.clusternet-kubeconfig.io/child=real";
 
 /// The Kubernetes version the canned child's ManagedClusters report.
 pub const SEED_K8S_VERSION: &str = "v1.32.13";
@@ -82,6 +108,23 @@ pub const CHILD_ONLY_NAMESPACE: &str = "child-only";
 pub const CHILD_SA: &str = "lab-reader";
 /// CN of the child's client certificate (`LAB_CHILD_CERT`), may list namespaces.
 pub const CHILD_CERT_USER: &str = "child-reader";
+/// A narrowly bound service account in [`CHILD_ONLY_NAMESPACE`]: a Role that may
+/// only get/list configmaps and pods there (what a CI job would be given).
+pub const CI_SA: &str = "ci-reader";
+/// A ConfigMap in [`CHILD_ONLY_NAMESPACE`] that [`CI_SA`] may read.
+pub const CI_CONFIGMAP: &str = "lab-marker";
+
+/// What clusternet-agent sets up on the child: this service account, bound to
+/// cluster-admin, whose token it stores on the parent.
+pub const DEPLOYER_NAMESPACE: &str = "clusternet-system";
+pub const DEPLOYER_SA: &str = "clusternet-app-deployer";
+/// The Secret the agent writes in the ManagedCluster's namespace on the parent.
+pub const DEPLOYER_SECRET: &str = "child-cluster-deployer";
+/// The longest token the child issues (`--service-account-max-token-expiration`,
+/// in `lab.sh`); the deployer's token is requested for that long.
+pub const CHILD_MAX_TOKEN_HOURS: u64 = 720;
+/// A parent user (client certificate) that may read ManagedClusters, not Secrets.
+pub const PARENT_VIEWER: &str = "lab-cluster-viewer";
 
 /// The ports a lab's processes listen on (picked at `up`).
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +167,7 @@ impl State {
         self.leaf(&client_ca, "kcm", &Subject::cn("system:kube-controller-manager"), &[])?;
         // The hub stand-in reads ManagedClusters as its own user (not the tests' lab-admin).
         self.leaf(&client_ca, "hub-client", &Subject::masters("clusternet-hub"), &[])?;
+        self.leaf(&client_ca, "viewer", &Subject::cn(PARENT_VIEWER), &[])?;
         let front_proxy_ca = self.ca("front-proxy-ca", "lab-front-proxy-ca")?;
         self.leaf(&front_proxy_ca, "front-proxy-client", &Subject::cn("front-proxy-client"), &[])?;
         // kube-aggregator verifies the hub with ServerName <service>.<namespace>.svc,
@@ -181,9 +225,11 @@ impl State {
     }
 
     /// The kubeconfigs `up` needs: the lab admin's, the controller-manager's,
-    /// and the child admin's.
+    /// the child admin's, and [`PARENT_VIEWER`]'s.
     pub fn write_kubeconfigs(&self, ports: &Ports) -> io::Result<()> {
         self.write_kubeconfig(&self.dir.join("admin.kubeconfig"), &Kubeconfig::admin(ports.apiserver))?;
+        let viewer = Kubeconfig { user: PARENT_VIEWER, cert: "viewer", ca: "ca", port: ports.apiserver };
+        self.write_kubeconfig(&self.dir.join("viewer.kubeconfig"), &viewer)?;
         let kcm = Kubeconfig { user: "system:kube-controller-manager", cert: "kcm", ca: "ca", port: ports.apiserver };
         self.write_kubeconfig(&self.dir.join("kcm.kubeconfig"), &kcm)?;
         let child = Kubeconfig { user: "child-admin", cert: "child-admin", ca: "child-ca", port: ports.child };
@@ -243,6 +289,81 @@ impl State {
     }
 }
 
+impl State {
+    /// What clusternet-agent stores on the parent for the real child: a
+    /// [`CHILD_MAX_TOKEN_HOURS`] token of [`DEPLOYER_SA`] (TokenRequest through the
+    /// child admin's kubeconfig: the child runs no token controller), kept in
+    /// `child/deployer.token`, and `manifests/deployer.json`, the
+    /// [`DEPLOYER_SECRET`] of [`CHILD_REAL`] and [`CHILD_REAL_2`] (and, with an
+    /// empty token, of [`CHILD_EMPTY_TOKEN`]) with the keys the agent writes.
+    pub fn write_deployer_secrets(&self, child_port: u16) -> io::Result<()> {
+        let duration = format!("{CHILD_MAX_TOKEN_HOURS}h");
+        let token =
+            self.child_kubectl(&["-n", DEPLOYER_NAMESPACE, "create", "token", DEPLOYER_SA, "--duration", &duration])?;
+        let uid = self.child_kubectl(&[
+            "-n",
+            DEPLOYER_NAMESPACE,
+            "get",
+            "sa",
+            DEPLOYER_SA,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])?;
+        let dir = self.dir.join("child");
+        fs::create_dir_all(&dir)?;
+        write_private(&dir.join("deployer.token"), &token)?;
+        let ca = fs::read_to_string(self.pki("child-ca.crt"))?;
+        let url = format!("https://127.0.0.1:{child_port}");
+        let secret = |s: &Seed, token: &str| deployer_secret(s, &Deployer { token, ca: &ca, url: &url, uid: &uid });
+        let items = vec![secret(&CHILD_REAL, &token), secret(&CHILD_REAL_2, &token), secret(&CHILD_EMPTY_TOKEN, "")];
+        let doc = serde_json::to_string_pretty(&list(items)).map_err(io::Error::other)?;
+        write_private(&self.dir.join("manifests").join("deployer.json"), &doc)
+    }
+
+    /// `kubectl --kubeconfig child.kubeconfig <args>`: its stdout, trimmed.
+    fn child_kubectl(&self, args: &[&str]) -> io::Result<String> {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.dir.join("child.kubeconfig"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || text.is_empty() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            return Err(io::Error::other(format!("kubectl {}: {}", args.join(" "), why.trim())));
+        }
+        Ok(text)
+    }
+}
+
+/// The values of one deployer Secret.
+struct Deployer<'a> {
+    token: &'a str,
+    ca: &'a str,
+    url: &'a str,
+    uid: &'a str,
+}
+
+/// The Secret clusternet-agent creates in `s`'s namespace: labelled with the
+/// cluster ID, the service account's token, CA, name and UID, and the child's URL.
+fn deployer_secret(s: &Seed, d: &Deployer) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {
+            "name": DEPLOYER_SECRET, "namespace": s.namespace,
+            "labels": {
+                CLUSTER_ID_LABEL: s.id,
+                "clusters.clusternet.io/created-by": "clusternet-agent",
+            },
+        },
+        "stringData": {
+            "token": d.token, "ca.crt": d.ca, "apiserver-advertise-url": d.url,
+            "serviceaccount-name": DEPLOYER_SA, "serviceaccount-uid": d.uid,
+        },
+    })
+}
+
 /// The versions a lab runs, as `lab.sh` read them from the pinned go.mod files.
 #[derive(Debug, Clone)]
 pub struct Versions {
@@ -286,6 +407,8 @@ impl State {
             ("LAB_CHILD_TOKEN_FILE", format!("{state}/child/sa.token")),
             ("LAB_CHILD_CERT", self.pki_str("child-user.crt")),
             ("LAB_CHILD_KEY", self.pki_str("child-user.key")),
+            ("LAB_DEPLOYER_TOKEN_FILE", format!("{state}/child/deployer.token")),
+            ("LAB_VIEWER_KUBECONFIG", format!("{state}/viewer.kubeconfig")),
         ];
         if port("NOANON_PORT").is_some() {
             vars.push(("LAB_NOANON_SERVER", url("NOANON_PORT")?));
@@ -371,6 +494,15 @@ fn parent_objects(hub_port: u16, hub_ca_pem: &[u8]) -> Vec<Value> {
             },
         }),
         json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": PARENT_VIEWER},
+            "rules": [{"apiGroups": ["clusters.clusternet.io"], "resources": ["managedclusters"], "verbs": ["get", "list", "watch"]}],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": PARENT_VIEWER},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": PARENT_VIEWER},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PARENT_VIEWER}],
+        }),
+        json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "clusternet-hub", "namespace": ns},
             "spec": {"type": "ExternalName", "externalName": "localhost"},
@@ -391,7 +523,11 @@ fn parent_objects(hub_port: u16, hub_ca_pem: &[u8]) -> Vec<Value> {
 const CLUSTER_ID_LABEL: &str = "clusters.clusternet.io/cluster-id";
 
 fn seed_objects(s: &Seed) -> [Value; 2] {
-    [namespace(s.namespace), managed_cluster(s.name, s.namespace, s.id, s.sync_mode)]
+    let mut cluster = managed_cluster(s.name, s.namespace, s.id, s.sync_mode);
+    if s.reports == Reports::RealChild {
+        cluster["metadata"]["labels"][REAL_CHILD_LABEL] = json!("real");
+    }
+    [namespace(s.namespace), cluster]
 }
 
 fn managed_cluster(name: &str, namespace: &str, id: &str, sync_mode: &str) -> Value {
@@ -432,11 +568,22 @@ fn seed_status(s: &Seed, ports: &Ports, k8s_version: &str, now: &str) -> Value {
 }
 
 /// What the real child serves to the tests: a namespace the parent does not
-/// have, and a service account and a client-certificate user that may list
-/// namespaces.
+/// have, a service account and a client-certificate user that may list
+/// namespaces, [`CI_SA`] with its Role, and what clusternet-agent sets up
+/// ([`DEPLOYER_SA`] bound to cluster-admin).
 fn child_objects() -> Vec<Value> {
     let role = "lab-namespace-reader";
+    let rbac = "rbac.authorization.k8s.io";
+    let ci = json!({"kind": "ServiceAccount", "name": CI_SA, "namespace": CHILD_ONLY_NAMESPACE});
+    let deployer = json!({"kind": "ServiceAccount", "name": DEPLOYER_SA, "namespace": DEPLOYER_NAMESPACE});
     vec![
+        namespace(DEPLOYER_NAMESPACE),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": DEPLOYER_SA, "namespace": DEPLOYER_NAMESPACE}}),
+        json!({
+            "apiVersion": format!("{rbac}/v1"), "kind": "ClusterRoleBinding", "metadata": {"name": DEPLOYER_SA},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [deployer],
+        }),
         namespace(CHILD_ONLY_NAMESPACE),
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": CHILD_SA, "namespace": CHILD_ONLY_NAMESPACE}}),
         json!({
@@ -450,6 +597,20 @@ fn child_objects() -> Vec<Value> {
                 {"kind": "ServiceAccount", "name": CHILD_SA, "namespace": CHILD_ONLY_NAMESPACE},
                 {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": CHILD_CERT_USER},
             ],
+        }),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": CI_SA, "namespace": CHILD_ONLY_NAMESPACE}}),
+        json!({
+            "apiVersion": format!("{rbac}/v1"), "kind": "Role", "metadata": {"name": CI_SA, "namespace": CHILD_ONLY_NAMESPACE},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps", "pods"], "verbs": ["get", "list"]}],
+        }),
+        json!({
+            "apiVersion": format!("{rbac}/v1"), "kind": "RoleBinding", "metadata": {"name": CI_SA, "namespace": CHILD_ONLY_NAMESPACE},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": CI_SA},
+            "subjects": [ci],
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CI_CONFIGMAP, "namespace": CHILD_ONLY_NAMESPACE},
+            "data": {"seeded-by": "lab"},
         }),
     ]
 }
@@ -490,6 +651,14 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_950_245), "2026-11-29T11:04:05Z");
+    }
+
+    #[test]
+    fn lab_sh_starts_the_child_with_the_max_token_lifetime_the_tests_expect() {
+        let script = include_str!("../../lab-env/lab.sh");
+        let line = format!("\nCHILD_MAX_TOKEN_HOURS={}\n", super::CHILD_MAX_TOKEN_HOURS);
+        assert!(script.contains(&line), "lab.sh must set{line}");
+        assert!(script.contains("--service-account-max-token-expiration \"$CHILD_MAX_TOKEN_HOURS\"h"));
     }
 
     #[test]

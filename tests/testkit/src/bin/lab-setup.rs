@@ -11,6 +11,9 @@
 //!     lab.env: the ports (from ports.env), paths and versions of the running lab
 //! lab-setup child-token --state DIR
 //!     child/sa.token: a token for the real child's service account (kubectl create token)
+//! lab-setup deployer-secrets --state DIR --child-port N
+//!     child/deployer.token and manifests/deployer.json: the child-cluster-deployer
+//!     Secrets clusternet-agent would store on the parent (kubectl create token)
 //! lab-setup seed-many --count N
 //!     N more ManagedClusters and their namespaces, as a List (JSON) on stdout
 //! ```
@@ -21,7 +24,7 @@ use std::process::ExitCode;
 
 use testkit::lab::{self, Kubeconfig, Ports, State, Versions};
 
-const USAGE: &str = "usage: lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --k8s-version V | noanon-kubeconfig --state DIR --port N | env --state DIR --k8s-version V --etcd-version V | child-token --state DIR | seed-many --count N";
+const USAGE: &str = "usage: lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --k8s-version V | noanon-kubeconfig --state DIR --port N | env --state DIR --k8s-version V --etcd-version V | child-token --state DIR | deployer-secrets --state DIR --child-port N | seed-many --count N";
 
 /// `--name value` pairs after the subcommand.
 struct Flags(BTreeMap<String, String>);
@@ -97,6 +100,12 @@ fn run(argv: &[String]) -> Result<(), String> {
         "child-token" => {
             let f = Flags::parse(rest, &["--state"])?;
             f.state().write_child_token().map(drop).map_err(|e| format!("the child's token: {e}"))
+        }
+        "deployer-secrets" => {
+            let f = Flags::parse(rest, &["--state", "--child-port"])?;
+            f.state()
+                .write_deployer_secrets(f.number("--child-port")?)
+                .map_err(|e| format!("the deployer Secrets: {e}"))
         }
         "seed-many" => {
             let f = Flags::parse(rest, &["--count"])?;
