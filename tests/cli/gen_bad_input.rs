@@ -185,7 +185,12 @@ fn certificate_and_key_problems() {
     );
     refused(
         &s,
-        &mut s.generate(&["--client-certificate-data", &b64(&s.cert_pem), "--client-key-data", &b64(&s.parent_key_pem)]),
+        &mut s.generate(&[
+            "--client-certificate-data",
+            &b64(&s.cert_pem),
+            "--client-key-data",
+            &b64(&s.parent_key_pem),
+        ]),
         1,
         "does not belong",
     );
