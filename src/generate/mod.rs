@@ -10,6 +10,7 @@
 //! cluster and `--verify` connect to the parent (through [`crate::cluster`]).
 
 pub mod guard;
+pub mod record;
 pub mod settings;
 pub mod targets;
 
@@ -29,7 +30,7 @@ use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
-use crate::kubeconfig::{flatten, select, write};
+use crate::kubeconfig::{flatten, provenance, select, write};
 use crate::notes;
 use crate::route;
 use crate::secret::Secret;
@@ -72,8 +73,9 @@ fn generate(settings: &Settings) -> Result<()> {
     let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &found.seen };
     let targets = targets::pair(found.clusters, ids, &pairing)?;
     let token = parent_token(settings, &session)?;
-    let parent = Parent { files: loaded.describe(), selection, token };
-    let entries = build(settings, &parent, &targets)?;
+    let recorded = record::parent(selection.cluster.server.as_deref(), selection.context_name);
+    let parent = Parent { files: loaded.describe(), selection, token, recorded };
+    let entries = build(&Recipe::of(settings), &parent, &targets)?;
     notes::flush();
     if settings.verify {
         let s = connected(&session)?;
@@ -143,22 +145,50 @@ fn input_files(settings: &Settings, loaded: &load::Loaded, targets: &[Target]) -
 }
 
 /// The parent side of a generation: the selected context of the loaded files,
-/// and the parent token when `--parent-auth token`.
-struct Parent<'a> {
-    files: String,
-    selection: Selection<'a>,
-    token: Option<Secret>,
+/// the parent token when `--parent-auth token`, and the parent as the
+/// provenance records it.
+pub struct Parent<'a> {
+    /// The loaded files, for messages.
+    pub files: String,
+    pub selection: Selection<'a>,
+    pub token: Option<Secret>,
+    pub recorded: provenance::ParentRef,
 }
 
-/// route → credentials: the entries for every target, nothing written.
-fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
-    let Parent { files, selection, token } = parent;
+/// What shapes the entries besides the parent and the targets: `gen`'s
+/// flags, or what `refresh` reads back from a generated entry.
+pub struct Recipe<'a> {
+    pub route: &'a route::Route,
+    pub name: Option<&'a str>,
+    pub parent_auth: &'a credentials::parent::Method,
+    /// The `--credentials` file the targets' sources come from, if they do.
+    pub credentials_file: Option<&'a std::path::Path>,
+}
+
+impl<'a> Recipe<'a> {
+    fn of(settings: &'a Settings) -> Recipe<'a> {
+        Recipe {
+            route: &settings.route,
+            name: settings.name.as_deref(),
+            parent_auth: &settings.parent_auth,
+            credentials_file: match &settings.child {
+                ChildCredentialSource::File(file) => Some(&file.path),
+                ChildCredentialSource::Flags(_) => None,
+            },
+        }
+    }
+}
+
+/// route → credentials → provenance: the entries for every target, nothing
+/// written. `gen` and `refresh` both build their entries here.
+pub fn build(recipe: &Recipe, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
+    let Parent { files, selection, token, recorded } = parent;
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
     let parent_server = selection.cluster.server.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
         anyhow!("cluster {:?} in {files} has no server; set its server field", selection.cluster_name)
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
-    let parent = credentials::parent::build(&settings.parent_auth, token.clone(), selection)?;
+    let parent = credentials::parent::build(recipe.parent_auth, token.clone(), selection)?;
     // `keep` has flattened the user already; otherwise flatten it for the
     // comparison alone (unreadable references cannot be compared).
     let parent_user = match &parent {
@@ -172,12 +202,12 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
             selection.cluster_name,
             route::without_userinfo(parent_server),
             selection.user_name,
-            settings.parent_auth.name()
+            recipe.parent_auth.name()
         )
     });
     let mut entries = Vec::new();
     for target in targets {
-        let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
+        let server = route::proxy_server(parent_server, &target.id, recipe.route, &field)?;
         let child = credentials::child::load(&target.source).with_context(|| for_target(targets, target))?;
         if let Some(what) = credentials::reused_parent_credential(&child, &parent_user) {
             bail!(
@@ -188,8 +218,8 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
         }
         // Other credentials, same server: parent and child swapped, or one cluster.
         guard::refuse_same_server(parent_server, &target.source)?;
-        let name = match &settings.name {
-            Some(name) => name.clone(),
+        let name = match recipe.name {
+            Some(name) => name.to_string(),
             None => {
                 let shared = target.cluster.as_ref().is_some_and(|c| {
                     targets.iter().filter(|t| t.cluster.as_ref().is_some_and(|o| o.name == c.name)).count() > 1
@@ -206,10 +236,14 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
                 trace::redacted(&user)
             )
         });
+        let record = record::provenance(recorded, target, recipe, &child);
         entries.push(Entries {
-            cluster: emit::cluster_entry(selection.cluster, server, ca_data.clone()),
-            context: emit::context_entry(&name, selection.namespace, selection.context_extensions),
-            user,
+            cluster: provenance::attach(&emit::cluster_entry(selection.cluster, server, ca_data.clone()), &record),
+            context: provenance::attach(
+                &emit::context_entry(&name, selection.namespace, selection.context_extensions),
+                &record,
+            ),
+            user: provenance::attach(&user, &record),
             name,
         });
     }

@@ -8,6 +8,7 @@ pub mod load;
 pub mod merge;
 pub mod model;
 pub mod parse;
+pub mod provenance;
 pub mod select;
 pub mod write;
 pub mod yaml;
