@@ -5,7 +5,8 @@
 //! select the context ([`kubeconfig::select`]) → route the server ([`route`]) →
 //! attach credentials ([`credentials`]) → emit or write ([`kubeconfig::emit`],
 //! [`kubeconfig::write`]). Subcommands live in one module each ([`generate`] for
-//! `gen`, [`list`], [`verify`], [`completions`]) and only wire those stages
+//! `gen`, [`list`], [`verify`], [`completions`], [`maintain`] for `status`,
+//! `refresh` and `prune`) and only wire those stages
 //! together; [`cluster`] is the only module that talks to a cluster.
 
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod generate;
 pub mod kubeconfig;
 pub mod list;
+pub mod maintain;
 pub mod names;
 pub mod notes;
 pub mod route;
@@ -30,8 +32,9 @@ use clap::Parser;
 
 /// Parses the command line, runs the subcommand and prints its error once.
 ///
-/// Usage errors (bad flags or flag values) exit with 2, like clap's own; every
-/// other failure exits with 1.
+/// Usage errors (bad flags or flag values) exit with 2, like clap's own; a
+/// run that did its work but found entries needing attention (`status`,
+/// `refresh`, `prune`) exits with 3; every other failure exits with 1.
 pub fn run() -> ExitCode {
     let args = kubectl_verbosity(std::env::args_os().collect(), &mut |note| eprintln!("{note}"));
     let cli = cli::Cli::parse_from(args);
@@ -41,6 +44,9 @@ pub fn run() -> ExitCode {
         cli::Command::List(args) => list::run(args),
         cli::Command::Verify(args) => verify::run(args),
         cli::Command::Completions(args) => completions::run(args),
+        cli::Command::Status(args) => maintain::status::run(args),
+        cli::Command::Refresh(args) => maintain::refresh::run(args),
+        cli::Command::Prune(args) => maintain::prune::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,7 +58,11 @@ pub fn run() -> ExitCode {
             // quote servers and cluster objects: escaped for the terminal.
             let line = format!("{err:#}").replace(['\n', '\r'], " ");
             eprintln!("error: {}", terminal::escape(&line));
-            if error::is_usage(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
+            match (error::is_usage(&err), error::is_attention(&err)) {
+                (true, _) => ExitCode::from(2),
+                (false, true) => ExitCode::from(3),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }

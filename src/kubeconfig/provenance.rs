@@ -213,7 +213,12 @@ pub enum Found {
 
 /// The provenance of an entry (the `cluster:`, `user:` or `context:` mapping).
 pub fn find(entry: &Mapping) -> Found {
-    let Some(Value::Sequence(items)) = entry.get("extensions") else {
+    find_in(entry.get("extensions"))
+}
+
+/// The provenance in an `extensions` list.
+pub fn find_in(extensions: Option<&Value>) -> Found {
+    let Some(Value::Sequence(items)) = extensions else {
         return Found::None;
     };
     let Some(item) = items.iter().find(|i| i.get("name").and_then(Value::as_str) == Some(EXTENSION_NAME)) else {
@@ -391,7 +396,7 @@ pub fn human_until(expires: Timestamp, now: Timestamp) -> String {
 }
 
 /// A span in its two largest units (kubectl's AGE style): `45s`, `59m`, `3h12m`, `2d3h`.
-fn human_span(secs: i64) -> String {
+pub fn human_span(secs: i64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
