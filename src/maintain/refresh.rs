@@ -130,6 +130,7 @@ fn refreshed_line(g: &Generated, after: &Kubeconfig, due_by: Timestamp) -> Strin
     let kind = cred.and_then(|c| c.kind).map_or("credential", |k| k.as_str());
     let source = cred.and_then(|c| c.source).map_or("?", |s| s.as_str());
     let expires = match record.as_ref().and_then(Provenance::expires) {
+        Some(at) if at <= now() => human_until(at, now()),
         Some(at) => format!("expires {}", human_until(at, now())),
         None => "expiry unknown".to_string(),
     };

@@ -306,3 +306,12 @@ pub fn expected_provenance(credential: Value) -> Value {
         "credential": credential,
     })
 }
+
+/// An unsigned JWT whose `exp` is `from_now` seconds away (negative: in the
+/// past), for the expiry `gen` records and `status` shows.
+pub fn jwt(from_now: i64) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = serde_json::json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:ci:deployer", "exp": now + from_now});
+    format!("{}.{}.c2lnbmF0dXJl", URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()))
+}
