@@ -87,7 +87,9 @@ impl Route {
     pub fn from_path(path: &str) -> Option<Route> {
         match path.split_once('/') {
             None if path == "direct" => Some(Route::Direct),
-            Some(("https", target)) if !target.is_empty() => Some(Route::Dial { scheme: "https", target: target.into() }),
+            Some(("https", target)) if !target.is_empty() => {
+                Some(Route::Dial { scheme: "https", target: target.into() })
+            }
             Some(("http", target)) if !target.is_empty() => Some(Route::Dial { scheme: "http", target: target.into() }),
             _ => None,
         }

@@ -128,7 +128,10 @@ pub fn secrets_in(user: &Mapping) -> Vec<String> {
 /// impersonation of `clusternet` (and the child credentials in it), as
 /// `refresh` keeps it.
 pub fn parent_side(user: &Mapping) -> Mapping {
-    user.iter().filter(|(k, _)| k.as_str().is_none_or(|k| !IMPERSONATION_KEYS.contains(&k))).map(|(k, v)| (k.clone(), v.clone())).collect()
+    user.iter()
+        .filter(|(k, _)| k.as_str().is_none_or(|k| !IMPERSONATION_KEYS.contains(&k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn collect_fields(map: &Mapping, out: &mut Vec<String>) {

@@ -259,8 +259,9 @@ pub(crate) mod tests {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
         params.not_after = rcgen::date_time_ymd(2031, 5, 17);
-        let v3 = params.self_signed(&key).unwrap().der().to_vec();
-        let pem = |der: &[u8]| format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", STANDARD.encode(der));
+        let v3 = params.clone().self_signed(&key).unwrap().der().to_vec();
+        let pem =
+            |der: &[u8]| format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", STANDARD.encode(der));
         let expected = Timestamp::parse("2031-05-17T00:00:00Z");
         assert_eq!(not_after(pem(&v3).as_bytes()), expected);
         assert_eq!(not_after(pem(&testkit_like_v1(&v3)).as_bytes()), expected);

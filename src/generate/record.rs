@@ -55,8 +55,7 @@ pub fn credential(source: &ChildSource, credentials_file: Option<&Path>, child: 
             (Kind::Certificate, validate::not_after(cert_pem.as_bytes()))
         }
     };
-    let mut record =
-        Credential { kind: Some(kind), expires: expires.map(|t| t.to_rfc3339()), ..Default::default() };
+    let mut record = Credential { kind: Some(kind), expires: expires.map(|t| t.to_rfc3339()), ..Default::default() };
     if let Some(file) = credentials_file {
         record.source = Some(Source::CredentialsFile);
         record.path = path(file);
@@ -95,7 +94,7 @@ mod tests {
         let token = ChildCredentials::Token(Secret::new("opaque".into()));
         let rec = |source: ChildSource| credential(&source, None, &token);
         let flag = rec(ChildSource::Token(Secret::new("opaque".into())));
-        assert_eq!((flag.source, flag.path, flag.expires), (Some(Source::Flag), None, None));
+        assert_eq!((flag.source, flag.path.clone(), flag.expires.clone()), (Some(Source::Flag), None, None));
         assert_eq!(rec(ChildSource::TokenEnv(Secret::new("x".into()))).source, Some(Source::Env));
         assert_eq!(rec(ChildSource::TokenFile("-".into())).source, Some(Source::Stdin));
         let file = rec(ChildSource::TokenFile("/t/child.token".into()));
@@ -103,11 +102,9 @@ mod tests {
         let kc = rec(ChildSource::ChildKubeconfig { path: "/k".into(), context: Some("c".into()) });
         assert_eq!((kc.format.as_deref(), kc.context.as_deref()), (Some("kubeconfig"), Some("c")));
         let from_file = credential(&ChildSource::TokenFile("/t".into()), Some(Path::new("/creds.yaml")), &token);
-        assert_eq!(
-            (from_file.source, from_file.path.as_deref()),
-            (Some(Source::CredentialsFile), Some("/creds.yaml"))
-        );
-        let text = crate::kubeconfig::yaml::to_yaml(&Provenance { credential: Some(flag), ..Default::default() }.to_value());
+        assert_eq!((from_file.source, from_file.path.as_deref()), (Some(Source::CredentialsFile), Some("/creds.yaml")));
+        let text =
+            crate::kubeconfig::yaml::to_yaml(&Provenance { credential: Some(flag), ..Default::default() }.to_value());
         assert!(!text.contains("opaque"), "{text}");
         assert_eq!(
             parent(Some("https://u:pw@p:6443/x"), "admin"),

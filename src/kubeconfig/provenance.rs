@@ -208,7 +208,7 @@ pub enum Found {
     None,
     /// The extension is there but cannot be read as a record.
     Unreadable,
-    Record(Provenance),
+    Record(Box<Provenance>),
 }
 
 /// The provenance of an entry (the `cluster:`, `user:` or `context:` mapping).
@@ -225,7 +225,7 @@ pub fn find_in(extensions: Option<&Value>) -> Found {
         return Found::None;
     };
     match item.get("extension").and_then(Provenance::from_value) {
-        Some(record) => Found::Record(record),
+        Some(record) => Found::Record(Box::new(record)),
         None => Found::Unreadable,
     }
 }
@@ -449,7 +449,7 @@ parent:
   context: admin
   server: https://p:6443
 route: direct
-version: {}
+version: \"{}\"
 ",
                 env!("CARGO_PKG_VERSION")
             )
@@ -458,9 +458,10 @@ version: {}
 
     #[test]
     fn round_trips_through_an_entry() {
-        let entry: Mapping = serde_yaml::from_str("server: https://x\nextensions: [{name: other, extension: 1}]").unwrap();
+        let entry: Mapping =
+            serde_yaml::from_str("server: https://x\nextensions: [{name: other, extension: 1}]").unwrap();
         let with = attach(&entry, &record());
-        assert_eq!(find(&with), Found::Record(record()));
+        assert_eq!(find(&with), Found::Record(Box::new(record())));
         assert_eq!(with["extensions"].as_sequence().unwrap().len(), 2);
         let again = attach(&with, &Provenance::new());
         assert_eq!(again["extensions"].as_sequence().unwrap().len(), 2, "replaced, not added");

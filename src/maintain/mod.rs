@@ -12,12 +12,17 @@ pub mod status;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use std::time::Duration;
 
+use anyhow::{Context as _, Result, anyhow};
+
+use crate::cluster::client::Session;
 use crate::error::usage;
-use crate::kubeconfig::load::Loaded;
+use crate::generate::record;
+use crate::kubeconfig::load::{Loaded, ParentSource};
 use crate::kubeconfig::model::{Kubeconfig, NamedCluster, NamedContext, NamedUser};
 use crate::kubeconfig::provenance::{self, Found, Provenance};
+use crate::kubeconfig::select;
 
 /// The one kubeconfig file these subcommands read (and `refresh` and `prune`
 /// write): `--kubeconfig`, else KUBECONFIG when it names exactly one file,
@@ -87,7 +92,7 @@ pub fn inventory(config: &Kubeconfig) -> Inventory {
                 continue;
             }
             Found::Unreadable => None,
-            Found::Record(r) => Some(r),
+            Found::Record(r) => Some(*r),
         };
         inv.generated.push(Generated {
             context: name.clone(),
@@ -116,6 +121,33 @@ fn cluster_record(c: &NamedCluster) -> Found {
 
 fn user_record(u: &NamedUser) -> Found {
     provenance::find(&u.user)
+}
+
+/// A session with the parent an entry's provenance records: `context` of the
+/// user's parent kubeconfig (`source`), which must point at the recorded
+/// `server` (a context of the same name on another cluster says nothing
+/// about this entry). What `prune` asks the parent with; a refresh that
+/// re-acquires a credential from the parent (hub-held, TokenRequest) would
+/// connect the same way.
+pub fn recorded_parent(source: &ParentSource, server: &str, context: &str, timeout: Duration) -> Result<Session> {
+    let loaded = crate::generate::load_parent(source)?;
+    let selection = select::select(&loaded, Some(context), "--parent-context")?;
+    let actual = record::parent(selection.cluster.server.as_deref(), context).server.unwrap_or_default();
+    if actual.trim_end_matches('/') != server.trim_end_matches('/') {
+        return Err(anyhow!(
+            "parent context {context:?} of {} points at {actual}, not at the recorded parent {server}; pass --parent-kubeconfig (and --parent-context) for that parent",
+            loaded.describe()
+        ));
+    }
+    Session::connect(source, Some(context), timeout)
+}
+
+/// Reads the file [`target_file`] chose, as kubectl would; errors name
+/// `--kubeconfig` when the flag gave it.
+pub fn read_target(path: &Path, flag_given: bool) -> Result<Kubeconfig> {
+    let read = crate::kubeconfig::load::read_file(path);
+    let read = if flag_given { read.context("--kubeconfig") } else { read };
+    crate::error::in_cwd(read, path)
 }
 
 /// One file as [`Loaded`], for the code that selects contexts in it.

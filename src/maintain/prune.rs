@@ -18,19 +18,17 @@ use serde_yaml::Value;
 
 use super::{Generated, inventory};
 use crate::cli::PruneArgs;
-use crate::cluster::client::Session;
 use crate::cluster::managed::{self, Query};
 use crate::error::{attention, in_cwd};
-use crate::generate::record;
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::model::Kubeconfig;
-use crate::kubeconfig::{merge, parse, provenance, select, write};
+use crate::kubeconfig::{merge, parse, provenance, write};
 use crate::terminal::escape;
 
 pub fn run(args: PruneArgs) -> Result<()> {
     let path = super::target_file_from_env(args.file.kubeconfig.as_deref())?;
     crate::error::refuse_dash("--parent-kubeconfig", args.parent_kubeconfig.as_deref())?;
-    let config = in_cwd(load::read_file(&path).map_err(|e| e.context("--kubeconfig")), &path)?;
+    let config = super::read_target(&path, args.file.kubeconfig.is_some())?;
     let inv = inventory(&config);
     if inv.generated.is_empty() {
         eprintln!(
@@ -54,7 +52,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
                 let (doc, removed) = prune(doc, &gone).map_err(write::WriteError::Other)?;
                 Ok((Some(doc), removed))
             })
-            .map_err(|e| anyhow!("--kubeconfig {e}")),
+            .map_err(|e| anyhow!("{}{e}", if args.file.kubeconfig.is_some() { "--kubeconfig " } else { "" })),
             &path,
         )?;
         if rewritten.outcome.current_cleared {
@@ -65,7 +63,10 @@ pub fn run(args: PruneArgs) -> Result<()> {
         eprintln!("{verb} context {:?} ({}): {}", escape(&g.context), escape(&entries_of(g)), gone_because(g));
     }
     if gone.is_empty() {
-        eprintln!("nothing to prune: every checked ManagedCluster still exists ({} generated context(s))", inv.generated.len());
+        eprintln!(
+            "nothing to prune: every checked ManagedCluster still exists ({} generated context(s))",
+            inv.generated.len()
+        );
     }
     if args.dry_run && !gone.is_empty() {
         eprintln!("dry run: {} left unchanged", path.display());
@@ -110,7 +111,9 @@ fn find_gone(generated: &[Generated], lookup: &Lookup) -> (Vec<Generated>, Vec<S
             Ok(ids) => gone.extend(
                 entries
                     .into_iter()
-                    .filter(|g| g.record.as_ref().and_then(|r| r.cluster_id.as_ref()).is_some_and(|id| !ids.contains(id)))
+                    .filter(|g| {
+                        g.record.as_ref().and_then(|r| r.cluster_id.as_ref()).is_some_and(|id| !ids.contains(id))
+                    })
                     .cloned(),
             ),
             Err(e) => unchecked.extend(entries.iter().map(|g| {
@@ -124,16 +127,7 @@ fn find_gone(generated: &[Generated], lookup: &Lookup) -> (Vec<Generated>, Vec<S
 /// The cluster IDs of every ManagedCluster on the parent at `context`, after
 /// checking that the context points at `server`.
 fn cluster_ids(lookup: &Lookup, server: &str, context: &str) -> Result<Vec<String>> {
-    let loaded = crate::generate::load_parent(lookup.parent)?;
-    let selection = select::select(&loaded, Some(context), "--parent-context")?;
-    let actual = record::parent(selection.cluster.server.as_deref(), context).server.unwrap_or_default();
-    if actual.trim_end_matches('/') != server.trim_end_matches('/') {
-        return Err(anyhow!(
-            "parent context {context:?} of {} points at {actual}, not at the recorded parent {server}; pass --parent-kubeconfig (and --parent-context) for that parent",
-            loaded.describe()
-        ));
-    }
-    let session = Session::connect(lookup.parent, Some(context), lookup.timeout)?;
+    let session = super::recorded_parent(lookup.parent, server, context, lookup.timeout)?;
     let listing = session.block_on(managed::list(&session.conn, &Query::default()))?;
     Ok(listing.clusters.into_iter().map(|c| c.cluster_id).collect())
 }
@@ -168,7 +162,8 @@ pub fn prune(doc: Value, gone: &[Generated]) -> Result<(Value, Removed)> {
     };
     let now = inventory(&config);
     let id_of = |g: &Generated| g.record.as_ref().and_then(|r| r.cluster_id.clone());
-    let doomed: Vec<&Generated> = now.generated.iter().filter(|g| gone.iter().any(|d| d == *g && id_of(d).is_some())).collect();
+    let doomed: Vec<&Generated> =
+        now.generated.iter().filter(|g| gone.iter().any(|d| d == *g && id_of(d).is_some())).collect();
     let mut removed = Removed::default();
     for g in &doomed {
         if merge::remove(&mut root, "contexts", &g.context) {
@@ -177,16 +172,21 @@ pub fn prune(doc: Value, gone: &[Generated]) -> Result<(Value, Removed)> {
     }
     let survivors: Vec<_> = config.contexts.iter().filter(|c| !doomed.iter().any(|d| d.context == c.name)).collect();
     for g in &doomed {
-        let cluster_generated = config
-            .clusters
-            .iter()
-            .any(|c| c.name == g.cluster && provenance::find_in(c.cluster.extensions.as_ref()) != provenance::Found::None);
-        if cluster_generated && !survivors.iter().any(|c| c.context.cluster == g.cluster) && merge::remove(&mut root, "clusters", &g.cluster) {
+        let cluster_generated = config.clusters.iter().any(|c| {
+            c.name == g.cluster && provenance::find_in(c.cluster.extensions.as_ref()) != provenance::Found::None
+        });
+        if cluster_generated
+            && !survivors.iter().any(|c| c.context.cluster == g.cluster)
+            && merge::remove(&mut root, "clusters", &g.cluster)
+        {
             removed.entries.push(format!("cluster {:?}", g.cluster));
         }
         let user_generated =
             config.users.iter().any(|u| u.name == g.user && provenance::find(&u.user) != provenance::Found::None);
-        if user_generated && !survivors.iter().any(|c| c.context.user == g.user) && merge::remove(&mut root, "users", &g.user) {
+        if user_generated
+            && !survivors.iter().any(|c| c.context.user == g.user)
+            && merge::remove(&mut root, "users", &g.user)
+        {
             removed.entries.push(format!("user {:?}", g.user));
         }
     }
@@ -205,12 +205,11 @@ mod tests {
 
     fn ext(id: &str) -> String {
         let record = Provenance { cluster_id: Some(id.into()), ..Provenance::new() };
-        let json = serde_json::to_string(&serde_json::json!([{
+        serde_json::to_string(&serde_json::json!([{
             "name": provenance::EXTENSION_NAME,
             "extension": serde_json::to_value(&record).unwrap(),
         }]))
-        .unwrap();
-        json
+        .unwrap()
     }
 
     #[test]

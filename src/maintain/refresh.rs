@@ -38,7 +38,7 @@ pub fn run(args: RefreshArgs) -> Result<()> {
     let due_by = Timestamp(now().0.saturating_add(window));
     let rewritten = in_cwd(
         write::rewrite(&path, args.lock_timeout, |doc| refresh(doc, &path, due_by).map_err(write::WriteError::Other))
-            .map_err(|e| anyhow!("--kubeconfig {e}")),
+            .map_err(|e| anyhow!("{}{e}", if args.file.kubeconfig.is_some() { "--kubeconfig " } else { "" })),
         &path,
     )?;
     notes::flush();
@@ -93,10 +93,9 @@ fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp) -> Result<(Option
         let expires = g.record.as_ref().and_then(Provenance::expires);
         match expires {
             None if g.record.is_some() => outcome.unknown_expiry += 1,
-            None => outcome.cannot.push(format!(
-                "context {:?}: cannot refresh: its provenance record is unreadable",
-                escape(&g.context)
-            )),
+            None => outcome
+                .cannot
+                .push(format!("context {:?}: cannot refresh: its provenance record is unreadable", escape(&g.context))),
             Some(at) if at > due_by => {}
             Some(_) => match rebuild(&config, path, g) {
                 Ok(entries) => {
@@ -118,14 +117,12 @@ fn config_after(root: &Mapping) -> Result<Kubeconfig> {
 
 /// `refreshed context "x": token (file), expires in 59m`.
 fn refreshed_line(g: &Generated, after: &Kubeconfig, due_by: Timestamp) -> String {
-    let record = after
-        .contexts
-        .iter()
-        .find(|c| c.name == g.context)
-        .and_then(|c| match provenance::find_in(c.context.extensions.as_ref()) {
-            provenance::Found::Record(r) => Some(r),
+    let record = after.contexts.iter().find(|c| c.name == g.context).and_then(|c| {
+        match provenance::find_in(c.context.extensions.as_ref()) {
+            provenance::Found::Record(r) => Some(*r),
             _ => None,
-        });
+        }
+    });
     let cred = record.as_ref().and_then(|r| r.credential.as_ref());
     let kind = cred.and_then(|c| c.kind).map_or("credential", |k| k.as_str());
     let source = cred.and_then(|c| c.source).map_or("?", |s| s.as_str());
@@ -167,8 +164,12 @@ fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated) -> Result<Entries, S
     let selection = select::select(&loaded, Some(&g.context), "--context").map_err(|e| format!("{e:#}"))?;
     let recorded = record.parent.clone().unwrap_or_default();
     let parent = Parent { files: path.display().to_string(), selection, token: None, recorded };
-    let recipe =
-        Recipe { route: &route, name: Some(&g.context), parent_auth: &Method::Keep, credentials_file: credentials_file.as_deref() };
+    let recipe = Recipe {
+        route: &route,
+        name: Some(&g.context),
+        parent_auth: &Method::Keep,
+        credentials_file: credentials_file.as_deref(),
+    };
     let mut built = generate::build(&recipe, &parent, std::slice::from_ref(&target))
         .map_err(|e| format!("cannot refresh: {e:#}"))?;
     built.pop().ok_or_else(|| "cannot refresh: nothing was built".to_string())
@@ -215,7 +216,10 @@ pub fn reacquire(
             let object = managed.map(|m| (m.namespace.as_str(), m.name.as_str()));
             match file.lookup(Lookup { id, object, same_name: 1 }) {
                 Entry::One { source, .. } => Ok((source.clone(), Some(path))),
-                _ => Err(format!("cannot refresh: no entry for cluster {id} in --credentials {} any more", path.display())),
+                _ => Err(format!(
+                    "cannot refresh: no entry for cluster {id} in --credentials {} any more",
+                    path.display()
+                )),
             }
         }
         Some(source @ (Source::Hub | Source::TokenRequest)) => Err(format!(
@@ -230,7 +234,8 @@ pub fn reacquire(
 /// without the socket-proxy path, its user without the impersonation.
 fn as_parent(config: &Kubeconfig, g: &Generated) -> Result<Kubeconfig, String> {
     let mut clusters = config.clusters.clone();
-    let cluster = clusters.iter_mut().find(|c| c.name == g.cluster).ok_or("cannot refresh: its cluster entry is missing")?;
+    let cluster =
+        clusters.iter_mut().find(|c| c.name == g.cluster).ok_or("cannot refresh: its cluster entry is missing")?;
     let server = cluster.cluster.server.clone().unwrap_or_default();
     let proxied = route::socket_proxy(&server).ok_or("cannot refresh: its server is not a socket-proxy route")?;
     cluster.cluster.server = Some(proxied.parent.to_string());

@@ -13,7 +13,7 @@ use super::{Generated, Inventory, inventory};
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::cluster::{client, probe};
 use crate::credentials;
-use crate::error::{attention, in_cwd};
+use crate::error::attention;
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::model::Kubeconfig;
 use crate::kubeconfig::provenance::{ObjectRef, Timestamp, human_until};
@@ -22,7 +22,7 @@ use crate::terminal::escape;
 
 pub fn run(args: StatusArgs) -> Result<()> {
     let path = super::target_file_from_env(args.file.kubeconfig.as_deref())?;
-    let config = in_cwd(load::read_file(&path).context("--kubeconfig"), &path)?;
+    let config = super::read_target(&path, args.file.kubeconfig.is_some())?;
     let inv = inventory(&config);
     let mut rows = rows(&inv, now());
     if args.verify {
@@ -244,11 +244,11 @@ mod tests {
         assert_eq!(
             text,
             "\
-CONTEXT      CLUSTER      CLUSTER-ID                             ROUTE    CREDENTIAL              EXPIRES
-a            a            dc91021d-2361-4f6d-a404-7c33b9e01118   direct   token (file)            in 59m
-b^[[31m      b^[[31m      dc91021d-2361-4f6d-a404-7c33b9e01118   direct   token (file)            expired 3h ago
-c            c            dc91021d-2361-4f6d-a404-7c33b9e01118   direct   token (file)            -
-d            d            -                                      -        unreadable provenance   -
+CONTEXT   CLUSTER   CLUSTER-ID                             ROUTE    CREDENTIAL              EXPIRES
+a         a         dc91021d-2361-4f6d-a404-7c33b9e01118   direct   token (file)            in 59m
+b^[[31m   b^[[31m   dc91021d-2361-4f6d-a404-7c33b9e01118   direct   token (file)            expired 3h ago
+c         c         dc91021d-2361-4f6d-a404-7c33b9e01118   direct   token (file)            -
+d         d         -                                      -        unreadable provenance   -
 "
         );
         let json = json("/k", 2, &rows).unwrap();

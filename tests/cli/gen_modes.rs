@@ -22,10 +22,7 @@ fn anonymous_token_to_stdout_is_what_kubectl_sees() {
     let view = kubectl_view_text(&s, &text);
     // kubectl keeps the provenance of all three entries as written.
     let path = s.path("child.token").display().to_string();
-    assert_eq!(
-        the_provenance(&view),
-        expected_provenance(json!({"kind": "token", "source": "file", "path": path}))
-    );
+    assert_eq!(the_provenance(&view), expected_provenance(json!({"kind": "token", "source": "file", "path": path})));
     let view = without_provenance(view);
     assert_eq!(view["current-context"], NAME);
     let cluster = only(&view, "clusters");

@@ -31,8 +31,15 @@ fn refresh_rereads_the_credentials_file_and_rewrites_only_that_entry() {
     // gen-a's token (from the credentials file) expires in a minute.
     s.write("tokens/a", &jwt(60));
     ok(&mut s.bare(&[
-        "gen", "--kubeconfig", "parent.yaml", "--cluster-id", "11111111-1111-4111-8111-111111111111",
-        "--credentials", "creds.yaml", "--merge-into", "kc.yaml",
+        "gen",
+        "--kubeconfig",
+        "parent.yaml",
+        "--cluster-id",
+        "11111111-1111-4111-8111-111111111111",
+        "--credentials",
+        "creds.yaml",
+        "--merge-into",
+        "kc.yaml",
     ]));
     fs::set_permissions(s.path("kc.yaml"), fs::Permissions::from_mode(0o640)).unwrap();
     let before = kubectl_view(&s.path("kc.yaml"));
@@ -44,7 +51,12 @@ fn refresh_rereads_the_credentials_file_and_rewrites_only_that_entry() {
     assert!(err.contains(&format!("refreshed context \"{a}\": token (credentials-file), expires in 1h59m")), "{err}");
     // gen-b is due too (expired), but its token file still holds the expired
     // token: rebuilt to the same entry, and said so.
-    assert!(err.contains("refreshed context \"gen-b\": token (file), expired 3h ago (the credential read again has expired too"), "{err}");
+    assert!(
+        err.contains(
+            "refreshed context \"gen-b\": token (file), expired 3h ago (the credential read again has expired too"
+        ),
+        "{err}"
+    );
     no_secrets(&err);
     let after = kubectl_view(&s.path("kc.yaml"));
     // Every other entry (foreign ones, gen-b, gen-c) is as kubectl saw it before.

@@ -313,5 +313,9 @@ pub fn jwt(from_now: i64) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let claims = serde_json::json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:ci:deployer", "exp": now + from_now});
-    format!("{}.{}.c2lnbmF0dXJl", URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()))
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
 }

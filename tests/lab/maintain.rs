@@ -133,7 +133,10 @@ fn prune_removes_the_entries_of_a_deleted_managed_cluster_only() {
     // Both clusters exist: nothing to prune.
     let before = std::fs::read(&kc).unwrap();
     let err = prune(&[]);
-    assert!(err.contains("nothing to prune: every checked ManagedCluster still exists (2 generated context(s))"), "{err}");
+    assert!(
+        err.contains("nothing to prune: every checked ManagedCluster still exists (2 generated context(s))"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&kc).unwrap(), before);
 
     t.delete_cluster();
