@@ -127,39 +127,35 @@ pub fn cert_and_key(cert_pem: &[u8], key_pem: &[u8], cert_origin: &str, key_orig
     }
 }
 
-/// The `subjectPublicKeyInfo` of a DER certificate (its full encoding), for
-/// X.509 v1, v2 and v3 alike: Certificate ::= SEQUENCE { tbsCertificate
+/// The fields of a DER certificate's tbsCertificate from the `skip`-th on,
+/// for X.509 v1, v2 and v3 alike: Certificate ::= SEQUENCE { tbsCertificate
 /// SEQUENCE { [0] version OPTIONAL, serial, signature, issuer, validity,
-/// subject, subjectPublicKeyInfo, ... }, ... }.
-fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+/// subject, subjectPublicKeyInfo, ... }, ... } (the version not counted).
+fn tbs_fields(cert: &[u8], skip: usize) -> Option<&[u8]> {
     let (certificate, _) = der_content(cert)?;
     let (tbs, _) = der_content(certificate)?;
     let mut rest = tbs;
     if rest.first() == Some(&0xA0) {
         rest = der_content(rest)?.1;
     }
-    for _ in 0..5 {
+    for _ in 0..skip {
         rest = der_content(rest)?.1;
     }
+    Some(rest)
+}
+
+/// The `subjectPublicKeyInfo` of a DER certificate (its full encoding).
+fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    let rest = tbs_fields(cert, 5)?;
     let (_, after) = der_content(rest)?;
     Some(&rest[..rest.len() - after.len()])
 }
 
-/// The `notAfter` of the first certificate of a PEM bundle: the validity
-/// comes after the serial, the signature algorithm and the issuer of the
-/// tbsCertificate (X.509 v1, v2 and v3 alike).
+/// The `notAfter` of the first certificate of a PEM bundle (UTCTime or
+/// GeneralizedTime, the second time of the validity).
 pub fn not_after(cert_pem: &[u8]) -> Option<Timestamp> {
     let der = first_certificate(cert_pem)?;
-    let (certificate, _) = der_content(&der)?;
-    let (tbs, _) = der_content(certificate)?;
-    let mut rest = tbs;
-    if rest.first() == Some(&0xA0) {
-        rest = der_content(rest)?.1;
-    }
-    for _ in 0..3 {
-        rest = der_content(rest)?.1;
-    }
-    let (validity, _) = der_content(rest)?;
+    let (validity, _) = der_content(tbs_fields(&der, 3)?)?;
     let after = der_content(validity)?.1;
     let tag = *after.first()?;
     let (time, _) = der_content(after)?;
