@@ -165,3 +165,34 @@ fn prune_removes_the_entries_of_a_deleted_managed_cluster_only() {
 fn uuid_like(id: &str) -> bool {
     id.len() == 36 && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }
+
+/// A 10-minute child token is due within `--before 30m`; the token file holds
+/// a fresh one-hour token by then: `refresh` puts it in, the child accepts it,
+/// and the foreign entries are as kubectl saw them.
+#[test]
+fn refresh_puts_the_token_read_again_into_the_entry() {
+    let dir = tempdir();
+    let kc = with_foreign_entries(dir.path());
+    let short = ["-n", CHILD_ONLY_NAMESPACE, "create", "token", CHILD_SA, "--duration", "10m"];
+    let token = write(dir.path(), "child.token", kubectl_ok(lab().var("LAB_CHILD_KUBECONFIG"), &short).trim());
+    let (kc_arg, token_arg) = (kc.to_str().unwrap(), token.to_str().unwrap());
+    lab_gen().cluster("child-real").args(&["--token-file", token_arg, "--name", "ci", "--merge-into", kc_arg]).ok();
+    let before = view(&kc);
+    let expires_in = |kc: &str| {
+        json(&tool_ok(&["status", "--kubeconfig", kc, "-o", "json"]).0)["items"][0]["expiresInSeconds"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(expires_in(kc_arg) <= 600, "the child's TokenRequest set 10 minutes");
+    child_token(dir.path(), "child.token");
+    let (_, err) = tool_ok(&["refresh", "--kubeconfig", kc_arg, "--before", "30m"]);
+    assert!(err.contains("refreshed context \"ci\": token (file), expires in "), "{err}");
+    assert!(!err.contains("renew it at its source"), "the new token is not due: {err}");
+    assert!((3300..=3600).contains(&expires_in(kc_arg)));
+    let after = view(&kc);
+    assert_eq!(others(&after, "ci"), others(&before, "ci"));
+    let sent = std::fs::read_to_string(&token).unwrap();
+    let user = after["users"].as_array().unwrap().iter().find(|u| u["name"] == "ci").unwrap();
+    assert_eq!(user["user"]["as-user-extra"]["clusternet-token"], json!([sent.trim()]));
+    assert!(kubectl_ok(&kc, &["--context", "ci", "get", "ns", "-o", "name"]).contains(CHILD_ONLY_NAMESPACE));
+}
