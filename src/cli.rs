@@ -187,8 +187,9 @@ Exit codes:
   0  every due entry was refreshed (or none was due)
   1  failure: nothing was written; one `error:` line on stderr
   2  usage
-  3  some due entries could not be refreshed (one line each on stderr); the others
-     were written
+  3  some due entries could not be refreshed (one line each on stderr: a credential
+     from the command line, a source that cannot be read, or one read again that has
+     expired too); they are kept as they were, the others were written
 "
 );
 

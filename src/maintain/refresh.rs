@@ -99,8 +99,22 @@ fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp) -> Result<(Option
             Some(at) if at > due_by => {}
             Some(_) => match rebuild(&config, path, g) {
                 Ok(entries) => {
-                    replace(&mut root, g, entries)?;
-                    outcome.refreshed.push(refreshed_line(g, &config_after(&root)?, due_by));
+                    let record = match provenance::find(&entries.context) {
+                        provenance::Found::Record(r) => Some(*r),
+                        _ => None,
+                    };
+                    match record.as_ref().and_then(Provenance::expires) {
+                        // Nothing gained: the entry is left as it is, and said so.
+                        Some(at) if at <= now() => outcome.cannot.push(format!(
+                            "context {:?}: cannot refresh: the credential read again {}: renew it at its source",
+                            escape(&g.context),
+                            human_until(at, now())
+                        )),
+                        _ => {
+                            outcome.refreshed.push(refreshed_line(g, record.as_ref(), due_by));
+                            replace(&mut root, g, entries)?;
+                        }
+                    }
                 }
                 Err(why) => outcome.cannot.push(format!("context {:?}: {}", escape(&g.context), escape(&why))),
             },
@@ -110,33 +124,20 @@ fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp) -> Result<(Option
     Ok((changed.then_some(Value::Mapping(root)), outcome))
 }
 
-/// The document as the model, after an edit (to read the new record back).
-fn config_after(root: &Mapping) -> Result<Kubeconfig> {
-    parse::from_value(&Value::Mapping(root.clone()), "kubeconfig")
-}
-
-/// `refreshed context "x": token (file), expires in 59m`.
-fn refreshed_line(g: &Generated, after: &Kubeconfig, due_by: Timestamp) -> String {
-    let record = after.contexts.iter().find(|c| c.name == g.context).and_then(|c| {
-        match provenance::find_in(c.context.extensions.as_ref()) {
-            provenance::Found::Record(r) => Some(*r),
-            _ => None,
-        }
-    });
-    let cred = record.as_ref().and_then(|r| r.credential.as_ref());
+/// `refreshed context "x": token (file), expires in 59m`, from the new record.
+fn refreshed_line(g: &Generated, record: Option<&Provenance>, due_by: Timestamp) -> String {
+    let cred = record.and_then(|r| r.credential.as_ref());
     let kind = cred.and_then(|c| c.kind).map_or("credential", |k| k.as_str());
     let source = cred.and_then(|c| c.source).map_or("?", |s| s.as_str());
-    let expires = match record.as_ref().and_then(Provenance::expires) {
-        Some(at) if at <= now() => human_until(at, now()),
+    let expires = match record.and_then(Provenance::expires) {
+        Some(at) if at <= due_by => format!(
+            "expires {} (within --before again: a longer-lived credential at its source would help)",
+            human_until(at, now())
+        ),
         Some(at) => format!("expires {}", human_until(at, now())),
         None => "expiry unknown".to_string(),
     };
-    let still = match record.as_ref().and_then(Provenance::expires) {
-        Some(at) if at <= now() => " (the credential read again has expired too: renew it at its source)",
-        Some(at) if at <= due_by => " (the credential read again expires within --before too: renew it at its source)",
-        _ => "",
-    };
-    format!("refreshed context {:?}: {kind} ({source}), {expires}{still}", escape(&g.context))
+    format!("refreshed context {:?}: {kind} ({source}), {expires}", escape(&g.context))
 }
 
 /// The entry rebuilt by `gen`'s build step, or why it cannot be.

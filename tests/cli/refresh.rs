@@ -46,17 +46,18 @@ fn refresh_rereads_the_credentials_file_and_rewrites_only_that_entry() {
     let fresh = jwt(2 * 3600 - 30);
     s.write("tokens/a", &fresh);
     let out = s.bare(&["refresh", "--kubeconfig", "kc.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // gen-b is due too (expired), but its token file still holds the expired
+    // token: reported, kept as it was, exit 3.
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains(&format!("refreshed context \"{a}\": token (credentials-file), expires in 1h59m")), "{err}");
-    // gen-b is due too (expired), but its token file still holds the expired
-    // token: rebuilt to the same entry, and said so.
     assert!(
         err.contains(
-            "refreshed context \"gen-b\": token (file), expired 3h ago (the credential read again has expired too"
+            "context \"gen-b\": cannot refresh: the credential read again expired 3h ago: renew it at its source"
         ),
         "{err}"
     );
+    assert!(err.contains("error: 1 of 2 due context(s) could not be refreshed"), "{err}");
     no_secrets(&err);
     let after = kubectl_view(&s.path("kc.yaml"));
     // Every other entry (foreign ones, gen-b, gen-c) is as kubectl saw it before.
@@ -77,12 +78,13 @@ fn refresh_rereads_the_credentials_file_and_rewrites_only_that_entry() {
     assert_eq!(&same, old, "only the expiry changed in the record");
     assert_eq!(fs::metadata(s.path("kc.yaml")).unwrap().permissions().mode() & 0o777, 0o640, "mode kept");
     assert!(!s.path("kc.yaml.lock").exists());
-    // Within a 30m window only gen-b is due, and it cannot get better: still exit 0
-    // (it was refreshed from its source), the file rewritten to the same meaning.
+    // Within a 30m window only gen-b is due, and it cannot get better: exit 3,
+    // nothing written.
+    let bytes = fs::read(s.path("kc.yaml")).unwrap();
     let out = s.bare(&["refresh", "--kubeconfig", "kc.yaml", "--before", "30m"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!stderr(&out).contains(a), "{}", stderr(&out));
-    assert_eq!(kubectl_view(&s.path("kc.yaml")), after);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(a) && stderr(&out).contains("\"gen-b\": cannot refresh"), "{}", stderr(&out));
+    assert_eq!(fs::read(s.path("kc.yaml")).unwrap(), bytes);
 }
 
 #[test]
