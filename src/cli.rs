@@ -163,6 +163,172 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
+    /// Show the generated entries of a kubeconfig: cluster, route, credential, expiry
+    #[command(after_long_help = STATUS_HELP)]
+    Status(StatusArgs),
+    /// Regenerate in place the generated entries whose credential expires soon
+    #[command(after_long_help = REFRESH_HELP)]
+    Refresh(RefreshArgs),
+    /// Remove generated entries whose ManagedCluster no longer exists on the parent
+    #[command(after_long_help = PRUNE_HELP)]
+    Prune(PruneArgs),
+}
+
+// Where `status`, `refresh` and `prune` look.
+macro_rules! maintain_file {
+    () => {
+        "\
+Generated entries are those with the extension kubeconfig.clusternet.io/provenance,
+which `gen` writes into every cluster, user and context entry; every other entry is
+foreign, counted, and never changed. The file: --kubeconfig, else KUBECONFIG when it
+names one file (a list of several is refused), else ~/.kube/config.
+"
+    };
+}
+
+const STATUS_HELP: &str = concat!(
+    "\
+One row per generated context. EXPIRES is the credential's recorded expiry (a JWT's
+exp, a certificate's notAfter, a TokenRequest's expirationTimestamp), `-` when unknown.
+
+Output of -o json:
+  {\"kubeconfig\": \"/home/me/.kube/config\", \"foreignContexts\": 1, \"items\": [
+    {\"context\": \"clusternet-child-a\", \"cluster\": \"clusternet-child-a\",
+     \"managedCluster\": {\"namespace\": \"clusternet-x7k2p\", \"name\": \"child-a\"},
+     \"clusterID\": \"dc91021d-...\", \"route\": \"direct\",
+     \"credential\": {\"kind\": \"token\", \"source\": \"file\"},
+     \"expires\": \"2026-11-29T13:00:00Z\", \"expiresInSeconds\": 3540, \"expired\": false,
+     \"verify\": {\"ok\": true, \"message\": \"Kubernetes v1.33.1\"}}]}
+  verify only with --verify; a missing value is null.
+
+",
+    maintain_file!(),
+    "
+Exit codes:
+  0  every generated entry is unexpired (and, with --verify, reaches its child);
+     also when the file has no generated entries (said on stderr)
+  1  failure: the file cannot be read; one `error:` line on stderr
+  2  usage
+  3  an entry has expired, or failed --verify (the rows say which)
+"
+);
+
+const REFRESH_HELP: &str = concat!(
+    "\
+An entry is due when its credential expires within --before (expired ones too). It
+is rebuilt by the same steps as `gen`, from what its provenance records: the cluster
+ID, the route, the parent server, and the credential's source, read again (a token
+file, PEM files, a child kubeconfig, or the --credentials file, by the recorded path).
+Names, the parent-side authentication and every other entry are kept. The file is
+rewritten once, atomically, under kubectl's lock (<file>.lock).
+A credential given on the command line, in the environment or on stdin cannot be
+read again: such entries are reported, one line each, and kept.
+
+",
+    maintain_file!(),
+    "
+Exit codes:
+  0  every due entry was refreshed (or none was due)
+  1  failure: nothing was written; one `error:` line on stderr
+  2  usage
+  3  some due entries could not be refreshed (one line each on stderr: a credential
+     from the command line, a source that cannot be read, or one read again that has
+     expired too); they are kept as they were, the others were written
+"
+);
+
+const PRUNE_HELP: &str = concat!(
+    "\
+Each generated entry is looked up by its cluster ID among the ManagedClusters of the
+parent its provenance records. The parent is reached with YOUR parent kubeconfig
+(--parent-kubeconfig, else the KUBECONFIG list, else ~/.kube/config) at the context
+the provenance names (--parent-context overrides it), never with the generated
+entry's own credentials (often anonymous). That context's server must be the
+recorded parent server; otherwise the entry is kept and reported. With --dry-run
+nothing is written.
+
+",
+    maintain_file!(),
+    "
+Exit codes:
+  0  done (every generated entry was checked)
+  1  failure: nothing was written; one `error:` line on stderr
+  2  usage
+  3  some entries could not be checked (parent unreachable, other server, no
+     cluster ID): kept and reported; the others were pruned
+"
+);
+
+/// The kubeconfig `status`, `refresh` and `prune` look after.
+#[derive(Debug, Args)]
+pub struct MaintainFileArgs {
+    /// Kubeconfig holding generated entries [default: KUBECONFIG if it names one file, else ~/.kube/config]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub file: MaintainFileArgs,
+
+    /// Also request each child's /version and /api through the proxy
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Table)]
+    pub output: StatusFormat,
+
+    /// With --verify: how long to wait for each request, e.g. 10s
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    #[command(flatten)]
+    pub file: MaintainFileArgs,
+
+    /// Refresh entries whose credential expires within this window, e.g. 1h, 30m
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "1h", value_parser = parse_duration)]
+    pub before: Duration,
+
+    /// How long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub file: MaintainFileArgs,
+
+    /// The parent kubeconfig to look ManagedClusters up with [default: the KUBECONFIG list, then ~/.kube/config]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub parent_kubeconfig: Option<PathBuf>,
+
+    /// Parent context to use [default: the one each entry's provenance records]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
+    pub parent_context: Option<String>,
+
+    /// List what would be removed; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long to wait for each request to the parent, e.g. 10s
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// How long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

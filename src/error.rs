@@ -22,6 +22,30 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
+/// The work was done, but something needs attention (an expired or
+/// unreachable entry, an entry that could not be refreshed or checked): exit
+/// code 3, so that a CI job can tell it from a failure to run at all (1).
+#[derive(Debug)]
+pub struct Attention(pub String);
+
+impl fmt::Display for Attention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Attention {}
+
+/// Builds an [`Attention`] as an [`anyhow::Error`].
+pub fn attention(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Attention(message.into()))
+}
+
+/// True when `err` is an [`Attention`] (and not a usage error).
+pub fn is_attention(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<Attention>())
+}
+
 /// True when `err`, or any error it wraps, is a [`UsageError`].
 pub fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| cause.is::<UsageError>())

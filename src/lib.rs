@@ -5,7 +5,8 @@
 //! select the context ([`kubeconfig::select`]) → route the server ([`route`]) →
 //! attach credentials ([`credentials`]) → emit or write ([`kubeconfig::emit`],
 //! [`kubeconfig::write`]). Subcommands live in one module each ([`generate`] for
-//! `gen`, [`exec`], [`list`], [`verify`], [`completions`]) and only wire those stages
+//! `gen`, [`exec`], [`list`], [`verify`], [`completions`], [`maintain`] for
+//! `status`, `refresh` and `prune`) and only wire those stages
 //! together; [`cluster`] is the only module that talks to a cluster.
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod fs;
 pub mod generate;
 pub mod kubeconfig;
 pub mod list;
+pub mod maintain;
 pub mod names;
 pub mod notes;
 pub mod route;
@@ -32,15 +34,21 @@ use clap::Parser;
 
 /// Parses the command line, runs the subcommand and prints its error once.
 ///
-/// Usage errors (bad flags or flag values) exit with 2, like clap's own; every
-/// other failure exits with 1, except in `exec`, which ends with its
-/// command's status and has a code of its own for its failures (125).
+/// Usage errors (bad flags or flag values) exit with 2, like clap's own; a
+/// run that did its work but found entries needing attention (`status`,
+/// `refresh`, `prune`) exits with 3; every other failure exits with 1, except
+/// in `exec`, which ends with its command's status and has a code of its own
+/// for its failures (125).
 pub fn run() -> ExitCode {
     let args = kubectl_verbosity(std::env::args_os().collect(), &mut |note| eprintln!("{note}"));
     let cli = cli::Cli::parse_from(args);
     trace::enable(cli.verbose);
     // exec ends with its command's status; its own failures have codes of their own.
-    let mut failure_code: fn(&anyhow::Error) -> u8 = |err| if error::is_usage(err) { 2 } else { 1 };
+    let mut failure_code: fn(&anyhow::Error) -> u8 = |err| match (error::is_usage(err), error::is_attention(err)) {
+        (true, _) => 2,
+        (false, true) => 3,
+        _ => 1,
+    };
     let outcome = match cli.command {
         cli::Command::Gen(args) => generate::run(*args).map(|()| 0),
         cli::Command::List(args) => list::run(args).map(|()| 0),
@@ -50,6 +58,9 @@ pub fn run() -> ExitCode {
             exec::run(*args)
         }
         cli::Command::Completions(args) => completions::run(args).map(|()| 0),
+        cli::Command::Status(args) => maintain::status::run(args).map(|()| 0),
+        cli::Command::Refresh(args) => maintain::refresh::run(args).map(|()| 0),
+        cli::Command::Prune(args) => maintain::prune::run(args).map(|()| 0),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

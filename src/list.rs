@@ -67,7 +67,7 @@ pub fn render(clusters: &[ManagedCluster], format: ListFormat) -> Result<String>
 /// written by other parties) and at most [`MAX_CELL`] characters wide.
 fn table(clusters: &[ManagedCluster]) -> String {
     let header = ["NAMESPACE", "NAME", "CLUSTER-ID", "TYPE", "SYNC-MODE", "K8S-VERSION", "READY", "APISERVER-URL"];
-    let rows: Vec<[String; 8]> = clusters
+    let rows: Vec<Vec<String>> = clusters
         .iter()
         .map(|c| {
             [
@@ -81,19 +81,26 @@ fn table(clusters: &[ManagedCluster]) -> String {
                 &c.apiserver_url,
             ]
             .map(|field| cell(field))
+            .to_vec()
         })
         .collect();
-    let header = header.map(String::from);
-    let mut widths = [0; 8];
-    for row in std::iter::once(&header).chain(&rows) {
+    columns(&header, &rows)
+}
+
+/// `rows` (cells already made with [`cell`]) under `header`, in columns three
+/// spaces apart, without trailing blanks.
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut widths = vec![0; header.len()];
+    for row in std::iter::once(&header).chain(rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
-        for (cell, w) in row.iter().zip(widths) {
+        for (cell, w) in row.iter().zip(&widths) {
             line.push_str(cell);
             line.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 3));
         }
@@ -104,7 +111,7 @@ fn table(clusters: &[ManagedCluster]) -> String {
 }
 
 /// A field as a table cell: escaped, then cut to [`MAX_CELL`] characters.
-fn cell(field: &str) -> String {
+pub fn cell(field: &str) -> String {
     let shown = escape(field);
     match shown.char_indices().nth(MAX_CELL - MORE.len()) {
         Some((cut, _)) if shown.chars().count() > MAX_CELL => format!("{}{MORE}", &shown[..cut]),

@@ -82,6 +82,19 @@ impl Route {
         Ok(Route::Dial { scheme, target })
     }
 
+    /// The route [`Route::path`] wrote: `direct`, `https/<host...>` or
+    /// `http/<host...>`; `None` for anything else.
+    pub fn from_path(path: &str) -> Option<Route> {
+        match path.split_once('/') {
+            None if path == "direct" => Some(Route::Direct),
+            Some(("https", target)) if !target.is_empty() => {
+                Some(Route::Dial { scheme: "https", target: target.into() })
+            }
+            Some(("http", target)) if !target.is_empty() => Some(Route::Dial { scheme: "http", target: target.into() }),
+            _ => None,
+        }
+    }
+
     /// The `<rest>` prefix under `.../proxy/`.
     pub fn path(&self) -> String {
         match self {

@@ -123,10 +123,22 @@ const NOT_SECRET: &[&str] = &[
 
 /// Every string of a user entry that may be a secret, to redact from what a
 /// server says (`verify`, `gen --verify`).
+/// The provenance record holds no secret, and its words (`token`, `file`)
+/// must not be blotted out of a server's message.
 pub fn secrets_in(user: &Mapping) -> Vec<String> {
     let mut out = Vec::new();
-    collect_fields(user, &mut out);
+    collect_fields(&crate::kubeconfig::provenance::detach(user), &mut out);
     out
+}
+
+/// The parent side of a generated user entry: the entry without its
+/// impersonation of `clusternet` (and the child credentials in it), as
+/// `refresh` keeps it.
+pub fn parent_side(user: &Mapping) -> Mapping {
+    user.iter()
+        .filter(|(k, _)| k.as_str().is_none_or(|k| !IMPERSONATION_KEYS.contains(&k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn collect_fields(map: &Mapping, out: &mut Vec<String>) {

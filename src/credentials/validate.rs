@@ -9,6 +9,7 @@ use rustls::crypto::ring::default_provider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::kubeconfig::provenance::Timestamp;
 use crate::secret::Secret;
 
 /// A token as read from a file or stdin: one trailing line break is trimmed
@@ -126,22 +127,39 @@ pub fn cert_and_key(cert_pem: &[u8], key_pem: &[u8], cert_origin: &str, key_orig
     }
 }
 
-/// The `subjectPublicKeyInfo` of a DER certificate (its full encoding), for
-/// X.509 v1, v2 and v3 alike: Certificate ::= SEQUENCE { tbsCertificate
+/// The fields of a DER certificate's tbsCertificate from the `skip`-th on,
+/// for X.509 v1, v2 and v3 alike: Certificate ::= SEQUENCE { tbsCertificate
 /// SEQUENCE { [0] version OPTIONAL, serial, signature, issuer, validity,
-/// subject, subjectPublicKeyInfo, ... }, ... }.
-fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+/// subject, subjectPublicKeyInfo, ... }, ... } (the version not counted).
+fn tbs_fields(cert: &[u8], skip: usize) -> Option<&[u8]> {
     let (certificate, _) = der_content(cert)?;
     let (tbs, _) = der_content(certificate)?;
     let mut rest = tbs;
     if rest.first() == Some(&0xA0) {
         rest = der_content(rest)?.1;
     }
-    for _ in 0..5 {
+    for _ in 0..skip {
         rest = der_content(rest)?.1;
     }
+    Some(rest)
+}
+
+/// The `subjectPublicKeyInfo` of a DER certificate (its full encoding).
+fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    let rest = tbs_fields(cert, 5)?;
     let (_, after) = der_content(rest)?;
     Some(&rest[..rest.len() - after.len()])
+}
+
+/// The `notAfter` of the first certificate of a PEM bundle (UTCTime or
+/// GeneralizedTime, the second time of the validity).
+pub fn not_after(cert_pem: &[u8]) -> Option<Timestamp> {
+    let der = first_certificate(cert_pem)?;
+    let (validity, _) = der_content(tbs_fields(&der, 3)?)?;
+    let after = der_content(validity)?.1;
+    let tag = *after.first()?;
+    let (time, _) = der_content(after)?;
+    Timestamp::from_asn1(std::str::from_utf8(time).ok()?, tag == 0x18)
 }
 
 /// The content of the DER element at the start of `bytes`, and what follows it.
@@ -230,6 +248,24 @@ pub(crate) mod tests {
         assert_eq!(cert_and_key(pem.as_bytes(), key.serialize_pem().as_bytes(), "c", "k").unwrap(), KeyCheck::Matches);
         let (_, other) = pair();
         assert!(cert_and_key(pem.as_bytes(), other.as_bytes(), "c", "k").is_err());
+    }
+
+    #[test]
+    fn not_after_of_v3_and_v1_certificates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2031, 5, 17);
+        let v3 = params.clone().self_signed(&key).unwrap().der().to_vec();
+        let pem =
+            |der: &[u8]| format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", STANDARD.encode(der));
+        let expected = Timestamp::parse("2031-05-17T00:00:00Z");
+        assert_eq!(not_after(pem(&v3).as_bytes()), expected);
+        assert_eq!(not_after(pem(&testkit_like_v1(&v3)).as_bytes()), expected);
+        // After 2049 X.509 writes GeneralizedTime.
+        params.not_after = rcgen::date_time_ymd(2051, 1, 2);
+        let late = params.self_signed(&key).unwrap().der().to_vec();
+        assert_eq!(not_after(pem(&late).as_bytes()), Timestamp::parse("2051-01-02T00:00:00Z"));
+        assert_eq!(not_after(b"not a certificate"), None);
     }
 
     /// Re-encodes a v3 certificate without version and extensions.

@@ -12,6 +12,7 @@
 //! [`crate::cluster`]).
 
 pub mod guard;
+pub mod record;
 pub mod settings;
 pub mod targets;
 
@@ -33,7 +34,7 @@ use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::kubeconfig::select::Selection;
-use crate::kubeconfig::{flatten, plan, select, write};
+use crate::kubeconfig::{flatten, plan, provenance, select, write};
 use crate::notes;
 use crate::route;
 use crate::secret::Secret;
@@ -105,8 +106,9 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
         notes::push(hub_warning(settings.token_request.as_ref()));
     }
     let token = parent_token(settings, &session)?;
-    let parent = Parent { files: loaded.describe(), selection, token };
-    let mut entries = build(settings, &parent, &targets)?;
+    let recorded = record::parent(selection.cluster.server.as_deref(), selection.context_name);
+    let parent = Parent { files: loaded.describe(), selection, token, recorded };
+    let mut entries = build(&Recipe::of(settings), &parent, &targets)?;
     if let Some(request) = &settings.token_request {
         client::block_on(request_tokens(settings, request, &mut targets, &mut entries))??;
     }
@@ -177,13 +179,15 @@ async fn request_tokens(
                 origin::human(granted)
             ));
         }
-        credentials::replace_child(&mut entry.user, &ChildCredentials::Token(issued.token));
+        let child = ChildCredentials::Token(issued.token);
+        credentials::replace_child(&mut entry.user, &child);
         target.origin = CredentialOrigin::TokenRequest {
             service_account: request.service_account.clone(),
             requested_ttl: request.ttl,
             expiration: issued.expiration,
             base: Box::new(target.origin.clone()),
         };
+        record::restamp(entry, &target.origin, &child);
     }
     Ok(())
 }
@@ -249,23 +253,50 @@ fn input_files(settings: &Settings, loaded: &load::Loaded, targets: &[Target]) -
 }
 
 /// The parent side of a generation: the selected context of the loaded files,
-/// and the parent token when `--parent-auth token`.
-struct Parent<'a> {
-    files: String,
-    selection: Selection<'a>,
-    token: Option<Secret>,
+/// the parent token when `--parent-auth token`, and the parent as the
+/// provenance records it.
+pub struct Parent<'a> {
+    /// The loaded files, for messages.
+    pub files: String,
+    pub selection: Selection<'a>,
+    pub token: Option<Secret>,
+    pub recorded: provenance::ParentRef,
 }
 
-/// route → credentials: the entries for every target (one each, in the
-/// order of `targets`), nothing written.
-fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
-    let Parent { files, selection, token } = parent;
+/// What shapes the entries besides the parent and the targets: `gen`'s
+/// flags, or what `refresh` reads back from a generated entry.
+pub struct Recipe<'a> {
+    pub route: &'a route::Route,
+    pub name: Option<&'a str>,
+    pub parent_auth: &'a credentials::parent::Method,
+    /// The `--credentials` file the targets' sources come from, if they do.
+    pub credentials_file: Option<&'a std::path::Path>,
+}
+
+impl<'a> Recipe<'a> {
+    fn of(settings: &'a Settings) -> Recipe<'a> {
+        Recipe {
+            route: &settings.route,
+            name: settings.name.as_deref(),
+            parent_auth: &settings.parent_auth,
+            credentials_file: match &settings.child {
+                ChildCredentialSource::File(file) => Some(&file.path),
+                ChildCredentialSource::Flags(_) | ChildCredentialSource::Hub => None,
+            },
+        }
+    }
+}
+
+/// route → credentials → provenance: the entries for every target, nothing
+/// written. `gen` and `refresh` both build their entries here.
+pub fn build(recipe: &Recipe, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
+    let Parent { files, selection, token, recorded } = parent;
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
     let parent_server = selection.cluster.server.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
         anyhow!("cluster {:?} in {files} has no server; set its server field", selection.cluster_name)
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;
-    let parent = credentials::parent::build(&settings.parent_auth, token.clone(), selection)?;
+    let parent = credentials::parent::build(recipe.parent_auth, token.clone(), selection)?;
     // `keep` has flattened the user already; otherwise flatten it for the
     // comparison alone (unreadable references cannot be compared).
     let parent_user = match &parent {
@@ -279,12 +310,12 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
             selection.cluster_name,
             route::without_userinfo(parent_server),
             selection.user_name,
-            settings.parent_auth.name()
+            recipe.parent_auth.name()
         )
     });
     let mut entries = Vec::new();
     for target in targets {
-        let server = route::proxy_server(parent_server, &target.id, &settings.route, &field)?;
+        let server = route::proxy_server(parent_server, &target.id, recipe.route, &field)?;
         let child = credentials::child::load(&target.source).with_context(|| for_target(targets, target))?;
         if let Some(what) = credentials::reused_parent_credential(&child, &parent_user) {
             bail!(
@@ -295,8 +326,8 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
         }
         // Other credentials, same server: parent and child swapped, or one cluster.
         guard::refuse_same_server(parent_server, &target.source)?;
-        let name = match &settings.name {
-            Some(name) => name.clone(),
+        let name = match recipe.name {
+            Some(name) => name.to_string(),
             None => {
                 let shared = target.cluster.as_ref().is_some_and(|c| {
                     targets.iter().filter(|t| t.cluster.as_ref().is_some_and(|o| o.name == c.name)).count() > 1
@@ -313,10 +344,14 @@ fn build(settings: &Settings, parent: &Parent, targets: &[Target]) -> Result<Vec
                 trace::redacted(&user)
             )
         });
+        let record = record::provenance(recorded, target, recipe, &child);
         entries.push(Entries {
-            cluster: emit::cluster_entry(selection.cluster, server, ca_data.clone()),
-            context: emit::context_entry(&name, selection.namespace, selection.context_extensions),
-            user,
+            cluster: provenance::attach(&emit::cluster_entry(selection.cluster, server, ca_data.clone()), &record),
+            context: provenance::attach(
+                &emit::context_entry(&name, selection.namespace, selection.context_extensions),
+                &record,
+            ),
+            user: provenance::attach(&user, &record),
             name,
         });
     }

@@ -9,6 +9,7 @@ pub mod flatten;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod provenance;
 pub mod select;
 pub mod upsert;
 pub mod write;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer};
 use serde_yaml::{Mapping, Value};
 
 /// One kubeconfig file, as read.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Kubeconfig {
     #[serde(default)]
@@ -41,7 +41,7 @@ pub struct Kubeconfig {
 }
 
 /// `preferences`, checked only.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Preferences {
     #[serde(default)]
     pub colors: Option<bool>,

@@ -54,7 +54,7 @@ fn check_is_kubeconfig(root: &Mapping) -> Result<()> {
 
 /// Replaces the entry named `name` in `root[list]`, or appends it. Refuses
 /// lists kubectl would refuse.
-fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping) -> Result<()> {
+pub fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping) -> Result<()> {
     let items = match root.get_mut(list) {
         None | Some(Value::Null) => {
             root.insert(list.into(), Value::Sequence(Vec::new()));
@@ -90,6 +90,16 @@ fn upsert(root: &mut Mapping, list: &str, kind: &str, name: &str, body: &Mapping
         None => items.push(entry),
     }
     Ok(())
+}
+
+/// Removes the entries named `name` from `root[list]`; true when one was there.
+pub fn remove(root: &mut Mapping, list: &str, name: &str) -> bool {
+    let Some(Value::Sequence(items)) = root.get_mut(list) else {
+        return false;
+    };
+    let before = items.len();
+    items.retain(|item| item.get("name").and_then(Value::as_str).unwrap_or_default() != name);
+    items.len() != before
 }
 
 #[cfg(test)]

@@ -145,13 +145,8 @@ pub struct MergeReport {
     pub in_place: Option<&'static str>,
 }
 
-/// Merges `entries` into the kubeconfig at `path` under kubectl's lock.
-///
-/// The file keeps its owner, group and mode. It is replaced atomically (a
-/// temporary file renamed over it) unless that would break something kubectl
-/// keeps, since kubectl writes in place: a file with several hard links, or
-/// an owner this process cannot give the new file. Then the new content,
-/// fully written to a temporary file first, is copied into the file itself.
+/// Merges `entries` into the kubeconfig at `path` under kubectl's lock (see
+/// [`rewrite`]).
 pub fn merge_into(
     path: &Path,
     entries: &[Entries],
@@ -160,16 +155,64 @@ pub fn merge_into(
     lock_timeout: Duration,
 ) -> Result<MergeReport, WriteError> {
     let shown = path.display();
+    let rewritten = rewrite(path, lock_timeout, |existing| {
+        let plan = plan::merge_plan(existing, entries, current, set_current)
+            .map_err(|e| WriteError::File(format!("{shown} {e:#}; it was left unchanged")))?;
+        let current_context_set = plan.current_after != plan.current_before;
+        Ok((Some(plan.doc), (plan.changes, current_context_set)))
+    })?;
+    let (changes, current_context_set) = rewritten.outcome;
+    Ok(MergeReport {
+        path: path.to_path_buf(),
+        created: rewritten.created,
+        changes,
+        current_context_set,
+        loose_mode: rewritten.loose_mode,
+        in_place: rewritten.in_place,
+    })
+}
+
+/// What [`rewrite`] did besides what the edit says.
+#[derive(Debug)]
+pub struct Rewritten<T> {
+    /// The file did not exist before.
+    pub created: bool,
+    /// Whatever the edit returned besides the document.
+    pub outcome: T,
+    /// True when the file was written (the edit returned a document).
+    pub written: bool,
+    /// The mode of an existing file that others can read.
+    pub loose_mode: Option<u32>,
+    /// Written in place rather than replaced, and why.
+    pub in_place: Option<&'static str>,
+}
+
+/// A read-modify-write of the kubeconfig at `path` under kubectl's lock:
+/// `edit` gets the parsed document (`None` for a missing or empty file) and
+/// returns the new one, or `None` to write nothing.
+///
+/// The file keeps its owner, group and mode. It is replaced atomically (a
+/// temporary file renamed over it) unless that would break something kubectl
+/// keeps, since kubectl writes in place: a file with several hard links, or
+/// an owner this process cannot give the new file. Then the new content,
+/// fully written to a temporary file first, is copied into the file itself.
+pub fn rewrite<T>(
+    path: &Path,
+    lock_timeout: Duration,
+    edit: impl FnOnce(Option<serde_yaml::Value>) -> Result<(Option<serde_yaml::Value>, T), WriteError>,
+) -> Result<Rewritten<T>, WriteError> {
+    let shown = path.display();
     let (target, dir) = merge_place(path)?;
     let _lock = Lock::acquire(path, lock_timeout)?;
     let (existing, meta) = read_merge_target(path, &target)?;
     let created = existing.is_none();
-    let plan = plan::merge_plan(existing.flatten(), entries, current, set_current)
-        .map_err(|e| WriteError::File(format!("{shown} {e:#}; it was left unchanged")))?;
-    let current_context_set = plan.current_after != plan.current_before;
-    let doc = &plan.doc;
     let mode = meta.as_ref().map_or(PRIVATE_MODE, |m| m.permissions().mode() & 0o7777);
-    let temp = temp_file(&dir, &yaml::to_yaml(doc), mode).map_err(WriteError::Place)?;
+    let loose_mode = (!created && mode & 0o077 != 0).then_some(mode);
+    let (doc, outcome) = edit(existing.flatten())?;
+    let Some(doc) = doc else {
+        return Ok(Rewritten { created, outcome, written: false, loose_mode, in_place: None });
+    };
+    let temp = temp_file(&dir, &yaml::to_yaml(&doc), mode).map_err(WriteError::Place)?;
     let in_place = match &meta {
         Some(meta) if meta.nlink() > 1 => Some("it has several hard links"),
         Some(meta) if (meta.uid(), meta.gid()) != owner_of(temp.as_file())? => {
@@ -196,14 +239,7 @@ pub fn merge_into(
                 .map_err(|e| WriteError::File(format!("{shown} cannot be written: {e}")))?;
         }
     }
-    Ok(MergeReport {
-        path: path.to_path_buf(),
-        created,
-        changes: plan.changes,
-        current_context_set,
-        loose_mode: (!created && mode & 0o077 != 0).then_some(mode),
-        in_place,
-    })
+    Ok(Rewritten { created, outcome, written: true, loose_mode, in_place })
 }
 
 /// The file a merge writes and its directory. A symlink (~/.kube/config ->

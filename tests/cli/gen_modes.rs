@@ -20,6 +20,10 @@ fn anonymous_token_to_stdout_is_what_kubectl_sees() {
     let s = Scratch::new();
     let text = ok(&mut s.generate(&["--token-file", "child.token"]));
     let view = kubectl_view_text(&s, &text);
+    // kubectl keeps the provenance of all three entries as written.
+    let path = s.path("child.token").display().to_string();
+    assert_eq!(the_provenance(&view), expected_provenance(json!({"kind": "token", "source": "file", "path": path})));
+    let view = without_provenance(view);
     assert_eq!(view["current-context"], NAME);
     let cluster = only(&view, "clusters");
     assert_eq!(cluster["name"], NAME);
@@ -46,9 +50,14 @@ fn token_from_stdin_env_and_flag_are_the_same() {
     let from_file = ok(&mut s.generate(&["--token-file", "child.token"]));
     let stdin = run_with_stdin(&mut s.generate(&["--token-file", "-"]), &format!("{CHILD_TOKEN}\n"));
     assert!(stdin.status.success(), "{}", stderr(&stdin));
-    assert_eq!(stdout(&stdin), from_file);
-    assert_eq!(ok(s.generate(&[]).env("CLUSTERNET_CHILD_TOKEN", CHILD_TOKEN)), from_file);
-    assert_eq!(ok(&mut s.generate(&["--token", CHILD_TOKEN])), from_file);
+    let env = ok(s.generate(&[]).env("CLUSTERNET_CHILD_TOKEN", CHILD_TOKEN));
+    let flag = ok(&mut s.generate(&["--token", CHILD_TOKEN]));
+    // The same kubeconfig, but for the recorded source (and no path but the file's).
+    for (text, source) in [(stdout(&stdin), "stdin"), (env, "env"), (flag, "flag")] {
+        assert_eq!(stripped(&text), stripped(&from_file), "{source}");
+        let view = kubectl_view_text(&s, &text);
+        assert_eq!(the_provenance(&view)["credential"], json!({"kind": "token", "source": source}));
+    }
 }
 
 #[test]
@@ -61,22 +70,44 @@ fn client_certificate_files_and_data_become_base64_extras() {
         extras,
         &json!({"clusternet-certificate": [b64(&s.cert_pem)], "clusternet-privatekey": [b64(&s.key_pem)]})
     );
+    // The certificate's notAfter is recorded (rcgen's default, 4096-01-01).
+    let credential = &the_provenance(&view)["credential"];
+    assert_eq!(
+        credential,
+        &json!({
+            "kind": "certificate", "source": "file", "expires": "4096-01-01T00:00:00Z",
+            "path": s.path("child.crt").display().to_string(), "keyPath": s.path("child.key").display().to_string(),
+        })
+    );
     let data =
         ok(&mut s.generate(&["--client-certificate-data", &b64(&s.cert_pem), "--client-key-data", &b64(&s.key_pem)]));
-    assert_eq!(data, files);
+    assert_eq!(stripped(&data), stripped(&files));
+    assert_eq!(
+        the_provenance(&kubectl_view_text(&s, &data))["credential"],
+        json!({"kind": "certificate", "source": "flag", "expires": "4096-01-01T00:00:00Z"})
+    );
 }
 
 #[test]
 fn child_kubeconfig_token_or_relative_cert_files() {
     let s = Scratch::new();
     s.write("child/config", include_str!("../fixtures/child/token-and-cert-files.yaml"));
+    let by_kubeconfig = ok(&mut s.generate(&["--child-kubeconfig", "child/config"]));
+    assert_eq!(stripped(&by_kubeconfig), stripped(&ok(&mut s.generate(&["--token", CHILD_TOKEN]))));
+    let config = s.path("child/config").display().to_string();
     assert_eq!(
-        ok(&mut s.generate(&["--child-kubeconfig", "child/config"])),
-        ok(&mut s.generate(&["--token", CHILD_TOKEN]))
+        the_provenance(&kubectl_view_text(&s, &by_kubeconfig))["credential"],
+        json!({"kind": "token", "source": "file", "format": "kubeconfig", "path": config})
+    );
+    let cert = ok(&mut s.generate(&["--child-kubeconfig", "child/config", "--child-context", "crt"]));
+    assert_eq!(
+        stripped(&cert),
+        stripped(&ok(&mut s.generate(&["--client-certificate", "child.crt", "--client-key", "child.key"])))
     );
     assert_eq!(
-        ok(&mut s.generate(&["--child-kubeconfig", "child/config", "--child-context", "crt"])),
-        ok(&mut s.generate(&["--client-certificate", "child.crt", "--client-key", "child.key"]))
+        the_provenance(&kubectl_view_text(&s, &cert))["credential"],
+        json!({"kind": "certificate", "source": "file", "format": "kubeconfig", "context": "crt",
+               "path": config, "expires": "4096-01-01T00:00:00Z"})
     );
 }
 
@@ -92,7 +123,7 @@ fn parent_token_from_flag_file_and_env() {
         "--parent-token-file",
         "parent.token",
     ]));
-    let view = kubectl_view_text(&s, &by_file);
+    let view = without_provenance(kubectl_view_text(&s, &by_file));
     assert_eq!(
         only(&view, "users")["user"],
         json!({"token": PARENT_TOKEN, "as": "clusternet", "as-user-extra": token_extras()})
@@ -110,7 +141,7 @@ fn parent_token_from_flag_file_and_env() {
 fn keep_embeds_the_parent_users_files() {
     let s = Scratch::new();
     let text = ok(&mut s.generate(&["--token-file", "child.token", "--parent-auth", "keep"]));
-    let view = kubectl_view_text(&s, &text);
+    let view = without_provenance(kubectl_view_text(&s, &text));
     assert_eq!(
         only(&view, "users")["user"],
         json!({
@@ -148,6 +179,13 @@ fn routes_prefixes_and_kept_cluster_settings() {
     );
     let text = ok(&mut s.generate(&["--token-file", "child.token", "--context", "nsctx"]));
     let view = kubectl_view_text(&s, &text);
+    // The parent's own extension is kept beside the provenance, which
+    // records the parent server as written (its prefix too).
+    assert_eq!(
+        the_provenance(&view)["parent"],
+        json!({"server": "https://[fd00::10]:6443/prefix/", "context": "nsctx"})
+    );
+    let view = without_provenance(view);
     assert_eq!(
         only(&view, "clusters")["cluster"],
         json!({
@@ -166,7 +204,7 @@ fn routes_prefixes_and_kept_cluster_settings() {
 fn name_flag_and_json_output() {
     let s = Scratch::new();
     let yaml = ok(&mut s.generate(&["--token-file", "child.token", "--name", "child-one"]));
-    let view = kubectl_view_text(&s, &yaml);
+    let view = without_provenance(kubectl_view_text(&s, &yaml));
     assert_eq!(view["current-context"], "child-one");
     assert_eq!(
         only(&view, "contexts"),
@@ -176,7 +214,7 @@ fn name_flag_and_json_output() {
     let from_json: Value = serde_json::from_str(&json_text).unwrap();
     let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(from_json, from_yaml);
-    assert_eq!(kubectl_view_text(&s, &json_text), view);
+    assert_eq!(without_provenance(kubectl_view_text(&s, &json_text)), view);
 }
 
 #[test]

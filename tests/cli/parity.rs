@@ -152,6 +152,15 @@ pub fn parent_text_case(case: &str, parent: &[u8], prepare: &dyn Fn(&Scratch), k
                     continue;
                 }
             };
+        // Every entry carries the provenance, read by kubectl exactly as we
+        // wrote it; apart from it, the entries are the parent's.
+        let written: serde_json::Value =
+            serde_yaml::from_str(&fs::read_to_string(s.path("out.yaml")).unwrap()).unwrap();
+        let record = crate::support::the_provenance(&written);
+        if crate::support::the_provenance(&generated) != record {
+            problems.push(format!("parent/{case}: {}: provenance reads back differently from {record}", k.label()));
+        }
+        let generated = crate::support::without_provenance(generated);
         let mut want = parent["clusters"][0]["cluster"].clone();
         let mut got = generated["clusters"][0]["cluster"].clone();
         want.as_object_mut().map(|o| o.remove("server"));

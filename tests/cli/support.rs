@@ -272,3 +272,76 @@ pub fn snapshot(name: &str, actual: &str) {
         path.display()
     );
 }
+
+/// The name of the provenance extension every generated entry carries.
+pub const PROVENANCE: &str = "kubeconfig.clusternet.io/provenance";
+
+/// The provenance record of one entry body (`cluster`, `user` or `context`
+/// of a kubectl view); fails when there is none.
+pub fn provenance_of(body: &Value) -> &Value {
+    let items = body["extensions"].as_array().unwrap_or_else(|| panic!("no extensions in {body}"));
+    let item = items.iter().find(|i| i["name"] == PROVENANCE).unwrap_or_else(|| panic!("no provenance in {body}"));
+    &item["extension"]
+}
+
+/// The record of every cluster, user and context entry of a view: they must
+/// all be there and the same (one generation, one record); returns it.
+pub fn the_provenance(view: &Value) -> Value {
+    let mut records = Vec::new();
+    for (list, kind) in [("clusters", "cluster"), ("users", "user"), ("contexts", "context")] {
+        for item in view[list].as_array().unwrap_or_else(|| panic!("{list} missing in {view}")) {
+            records.push(provenance_of(&item[kind]).clone());
+        }
+    }
+    assert!(records.windows(2).all(|w| w[0] == w[1]), "records differ: {records:?}");
+    records.pop().expect("no entries")
+}
+
+/// A kubeconfig (a kubectl view, or our YAML/JSON text parsed) without the
+/// provenance extensions (an emptied `extensions` list is dropped), to
+/// compare what two generations mean apart from where their credential came from.
+pub fn without_provenance(mut doc: Value) -> Value {
+    for (list, kind) in [("clusters", "cluster"), ("users", "user"), ("contexts", "context")] {
+        for item in doc[list].as_array_mut().into_iter().flatten() {
+            let Some(body) = item.get_mut(kind).and_then(Value::as_object_mut) else { continue };
+            if let Some(Value::Array(items)) = body.get_mut("extensions") {
+                items.retain(|i| i["name"] != PROVENANCE);
+                if items.is_empty() {
+                    body.remove("extensions");
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// [`without_provenance`] of generated text (YAML or JSON).
+pub fn stripped(text: &str) -> Value {
+    without_provenance(serde_yaml::from_str(text).expect("generated text parses"))
+}
+
+/// The record `gen` writes for the scratch parent's context `main`, with
+/// `credential` as given.
+pub fn expected_provenance(credential: Value) -> Value {
+    serde_json::json!({
+        "generator": "clusternet-kubeconfig",
+        "version": env!("CARGO_PKG_VERSION"),
+        "parent": {"server": "https://10.0.0.10:6443", "context": "main"},
+        "clusterID": CLUSTER_ID,
+        "route": "direct",
+        "credential": credential,
+    })
+}
+
+/// An unsigned JWT whose `exp` is `from_now` seconds away (negative: in the
+/// past), for the expiry `gen` records and `status` shows.
+pub fn jwt(from_now: i64) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = serde_json::json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:ci:deployer", "exp": now + from_now});
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}

@@ -39,3 +39,6 @@ mod guard_rails;
 
 // What other parties write on the parent: hostile ManagedClusters and Secrets.
 mod hostile;
+
+// Looking after generated kubeconfigs: status --verify, prune.
+mod maintain;

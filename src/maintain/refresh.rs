@@ -1,0 +1,270 @@
+//! `refresh`: regenerates in place the generated entries whose credential
+//! expires within a window, with `gen`'s own build step
+//! ([`crate::generate::build`]), from what each entry's provenance records.
+//!
+//! How an entry is rebuilt: its parent side (cluster TLS settings, the parent
+//! authentication of its user, the context's namespace) is the entry's own,
+//! taken as the parent with `--parent-auth keep`; the parent server is the
+//! entry's server without the socket-proxy path; the cluster ID and route
+//! come from the provenance; the child credential is read again from the
+//! recorded source ([`reacquire`]). Names and every other entry stay as they
+//! are; the file is rewritten once, under kubectl's lock.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow};
+use serde_yaml::{Mapping, Value};
+
+use super::status::now;
+use super::{Generated, inventory};
+use crate::cli::RefreshArgs;
+use crate::cluster::managed::ManagedCluster;
+use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
+use crate::credentials::origin::CredentialOrigin;
+use crate::credentials::{self, ChildSource, parent::Method};
+use crate::error::{attention, in_cwd};
+use crate::generate::targets::Target;
+use crate::generate::{self, Parent, Recipe};
+use crate::kubeconfig::emit::Entries;
+use crate::kubeconfig::model::Kubeconfig;
+use crate::kubeconfig::provenance::{self, Credential, Provenance, Source, Timestamp, human_until};
+use crate::kubeconfig::{select, upsert, write, yaml};
+use crate::notes;
+use crate::route::{self, ClusterId, Route};
+use crate::terminal::escape;
+
+pub fn run(args: RefreshArgs) -> Result<()> {
+    let path = super::target_file_from_env(args.file.kubeconfig.as_deref())?;
+    let window = i64::try_from(args.before.as_secs()).unwrap_or(i64::MAX);
+    let due_by = Timestamp(now().0.saturating_add(window));
+    let rewritten = in_cwd(
+        write::rewrite(&path, args.lock_timeout, |doc| refresh(doc, &path, due_by).map_err(write::WriteError::Other))
+            .map_err(|e| anyhow!("{}{e}", if args.file.kubeconfig.is_some() { "--kubeconfig " } else { "" })),
+        &path,
+    )?;
+    notes::flush();
+    let outcome = rewritten.outcome;
+    for line in &outcome.refreshed {
+        eprintln!("{line}");
+    }
+    if outcome.refreshed.is_empty() && outcome.cannot.is_empty() {
+        eprintln!(
+            "nothing to refresh in {}: {} generated context(s), none expiring within {}",
+            path.display(),
+            outcome.generated,
+            provenance::human_span(window)
+        );
+    }
+    if outcome.unknown_expiry > 0 {
+        eprintln!("{} generated context(s) with no known expiry left as they are", outcome.unknown_expiry);
+    }
+    for line in &outcome.cannot {
+        eprintln!("{line}");
+    }
+    if !outcome.cannot.is_empty() {
+        return Err(attention(format!(
+            "{} of {} due context(s) could not be refreshed (listed above)",
+            outcome.cannot.len(),
+            outcome.cannot.len() + outcome.refreshed.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What a refresh did, one line per entry.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub generated: usize,
+    pub refreshed: Vec<String>,
+    pub cannot: Vec<String>,
+    pub unknown_expiry: usize,
+}
+
+/// The edit under the lock: the due entries rebuilt, the document to write
+/// (none when nothing changed).
+fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp) -> Result<(Option<Value>, Outcome)> {
+    let doc = doc.ok_or_else(|| anyhow!("{} does not exist or is empty; nothing to refresh", path.display()))?;
+    let config: Kubeconfig = yaml::from_value(&doc, "kubeconfig")?;
+    let Value::Mapping(mut root) = doc else {
+        return Err(anyhow!("{} is not a kubeconfig (its top level is not a mapping)", path.display()));
+    };
+    let inv = inventory(&config);
+    let mut outcome = Outcome { generated: inv.generated.len(), ..Default::default() };
+    for g in &inv.generated {
+        let expires = g.record.as_ref().and_then(Provenance::expires);
+        match expires {
+            None if g.record.is_some() => outcome.unknown_expiry += 1,
+            None => outcome
+                .cannot
+                .push(format!("context {:?}: cannot refresh: its provenance record is unreadable", escape(&g.context))),
+            Some(at) if at > due_by => {}
+            Some(_) => match rebuild(&config, path, g) {
+                Ok(entries) => {
+                    let record = match provenance::find(&entries.context) {
+                        provenance::Found::Record(r) => Some(*r),
+                        _ => None,
+                    };
+                    match record.as_ref().and_then(Provenance::expires) {
+                        // Nothing gained: the entry is left as it is, and said so.
+                        Some(at) if at <= now() => outcome.cannot.push(format!(
+                            "context {:?}: cannot refresh: the credential read again {}: renew it at its source",
+                            escape(&g.context),
+                            human_until(at, now())
+                        )),
+                        _ => {
+                            outcome.refreshed.push(refreshed_line(g, record.as_ref(), due_by));
+                            replace(&mut root, g, entries)?;
+                        }
+                    }
+                }
+                Err(why) => outcome.cannot.push(format!("context {:?}: {}", escape(&g.context), escape(&why))),
+            },
+        }
+    }
+    let changed = !outcome.refreshed.is_empty();
+    Ok((changed.then_some(Value::Mapping(root)), outcome))
+}
+
+/// `refreshed context "x": token (file), expires in 59m`, from the new record.
+fn refreshed_line(g: &Generated, record: Option<&Provenance>, due_by: Timestamp) -> String {
+    let cred = record.and_then(|r| r.credential.as_ref());
+    let kind = cred.and_then(|c| c.kind).map_or("credential", |k| k.as_str());
+    let source = cred.and_then(|c| c.source).map_or("?", |s| s.as_str());
+    let expires = match record.and_then(Provenance::expires) {
+        Some(at) if at <= due_by => format!(
+            "expires {} (within --before again: a longer-lived credential at its source would help)",
+            human_until(at, now())
+        ),
+        Some(at) => format!("expires {}", human_until(at, now())),
+        None => "expiry unknown".to_string(),
+    };
+    format!("refreshed context {:?}: {kind} ({source}), {expires}", escape(&g.context))
+}
+
+/// The entry rebuilt by `gen`'s build step, or why it cannot be.
+fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated) -> Result<Entries, String> {
+    let record = g.record.as_ref().ok_or("cannot refresh: its provenance record is unreadable")?;
+    let id = record.cluster_id.as_deref().ok_or("cannot refresh: its provenance records no cluster ID")?;
+    let (id, _) = ClusterId::parse(id).map_err(|_| "cannot refresh: its recorded cluster ID is not a UUID")?;
+    let route_path = record.route.as_deref().ok_or("cannot refresh: its provenance records no route")?;
+    let route = Route::from_path(route_path).ok_or("cannot refresh: its recorded route is not one gen writes")?;
+    let credential = record.credential.as_ref().ok_or("cannot refresh: its provenance records no credential")?;
+    let managed = record.managed_cluster.as_ref().map(|m| ManagedCluster {
+        namespace: m.namespace.clone(),
+        name: m.name.clone(),
+        cluster_id: id.to_string(),
+        cluster_type: String::new(),
+        sync_mode: String::new(),
+        kubernetes_version: String::new(),
+        ready: String::new(),
+        apiserver_url: String::new(),
+    });
+    let (source, credentials_file) = reacquire(credential, &id, record.managed_cluster.as_ref())?;
+    let origin = match &credentials_file {
+        Some(path) => CredentialOrigin::CredentialsFile { path: path.clone(), key: id.to_string() },
+        None => source.origin(),
+    };
+    let target = Target { id, cluster: managed, source, origin };
+    let as_parent = as_parent(config, g)?;
+    let loaded = super::loaded(path, as_parent);
+    let selection = select::select(&loaded, Some(&g.context)).map_err(|e| format!("{:#}", e.naming("--context")))?;
+    let recorded = record.parent.clone().unwrap_or_default();
+    let parent = Parent { files: path.display().to_string(), selection, token: None, recorded };
+    let recipe = Recipe {
+        route: &route,
+        name: Some(&g.context),
+        parent_auth: &Method::Keep,
+        credentials_file: credentials_file.as_deref(),
+    };
+    let mut built = generate::build(&recipe, &parent, std::slice::from_ref(&target))
+        .map_err(|e| format!("cannot refresh: {e:#}"))?;
+    built.pop().ok_or_else(|| "cannot refresh: nothing was built".to_string())
+}
+
+/// The child credential source to read again, and the `--credentials` file
+/// it comes from (if it does); or why the credential cannot be read again.
+///
+/// This is the one place that knows which sources `refresh` can read again:
+/// a hub-held credential and a TokenRequest are re-acquired from the parent
+/// and the child, which this version does not do yet.
+pub fn reacquire(
+    credential: &Credential,
+    id: &ClusterId,
+    managed: Option<&provenance::ObjectRef>,
+) -> Result<(ChildSource, Option<PathBuf>), String> {
+    let path = || credential.path.as_deref().map(PathBuf::from).ok_or("cannot refresh: no file path recorded");
+    match credential.source {
+        Some(source @ (Source::Flag | Source::Env | Source::Stdin)) => Err(format!(
+            "cannot refresh: the credential was given on the command line ({}); run gen again with a file or --credentials",
+            source.as_str()
+        )),
+        Some(Source::File) => {
+            let path = path()?;
+            Ok((
+                match (credential.format.as_deref(), credential.key_path.as_deref()) {
+                    (Some(provenance::FORMAT_KUBECONFIG), _) => {
+                        ChildSource::ChildKubeconfig { path, context: credential.context.clone() }
+                    }
+                    (_, Some(key)) => ChildSource::CertKeyFiles { cert: path, key: key.into() },
+                    (None, None) => ChildSource::TokenFile(path),
+                    (Some(other), None) => {
+                        return Err(format!("cannot refresh: unknown credential file format {other:?}"));
+                    }
+                },
+                None,
+            ))
+        }
+        Some(Source::CredentialsFile) => {
+            let path = path()?;
+            let file = Credentials::read(&path).map_err(|e| format!("cannot refresh: {e:#}"))?;
+            // Offline, the parent is not asked whether a bare name is still
+            // unique: the key is taken as it was at generation.
+            let object = managed.map(|m| (m.namespace.as_str(), m.name.as_str()));
+            match file.lookup(Lookup { id, object, same_name: 1 }) {
+                Entry::One { source, .. } => Ok((source.clone(), Some(path))),
+                _ => Err(format!(
+                    "cannot refresh: no entry for cluster {id} in --credentials {} any more",
+                    path.display()
+                )),
+            }
+        }
+        Some(source @ (Source::Hub | Source::TokenRequest)) => Err(format!(
+            "cannot refresh yet: a {} credential is not re-acquired by this version; run gen again",
+            source.as_str()
+        )),
+        None => Err("cannot refresh: its provenance records no credential source".to_string()),
+    }
+}
+
+/// The file as a parent for the entry's own context: its cluster's server
+/// without the socket-proxy path, its user without the impersonation.
+fn as_parent(config: &Kubeconfig, g: &Generated) -> Result<Kubeconfig, String> {
+    let mut clusters = config.clusters.clone();
+    let cluster =
+        clusters.iter_mut().find(|c| c.name == g.cluster).ok_or("cannot refresh: its cluster entry is missing")?;
+    let server = cluster.cluster.server.clone().unwrap_or_default();
+    let proxied = route::socket_proxy(&server).ok_or("cannot refresh: its server is not a socket-proxy route")?;
+    cluster.cluster.server = Some(proxied.parent.to_string());
+    let mut users = config.users.clone();
+    let user = users.iter_mut().find(|u| u.name == g.user).ok_or("cannot refresh: its user entry is missing")?;
+    user.user = credentials::parent_side(&user.user);
+    Ok(Kubeconfig {
+        clusters,
+        users,
+        contexts: config.contexts.clone(),
+        current_context: config.current_context.clone(),
+        ..Default::default()
+    })
+}
+
+/// Puts the rebuilt entries in place, under the names they had.
+fn replace(root: &mut Mapping, g: &Generated, rebuilt: Entries) -> Result<()> {
+    let mut context = rebuilt.context;
+    // `build` names the cluster and user after the context; keep theirs.
+    context.insert("cluster".into(), g.cluster.clone().into());
+    context.insert("user".into(), g.user.clone().into());
+    upsert::upsert(root, "clusters", "cluster", &g.cluster, &rebuilt.cluster).context("clusters")?;
+    upsert::upsert(root, "users", "user", &g.user, &rebuilt.user).context("users")?;
+    upsert::upsert(root, "contexts", "context", &g.context, &context).context("contexts")?;
+    Ok(())
+}
