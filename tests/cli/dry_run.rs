@@ -113,7 +113,9 @@ fn merge_dry_run_writes_nothing_and_the_merge_then_does_what_it_said() {
     assert!(!plan.contains("SECRET"), "{plan}");
     assert!(plan.starts_with("dry run: --merge-into target.yaml (existing file); nothing written\n"), "{plan}");
     assert!(
-        plan.contains("user \"fresh\" added: as clusternet, as-user-extra (redacted), username system:anonymous"),
+        plan.contains(
+            "user \"fresh\" added: as clusternet, as-user-extra (redacted), extensions (redacted), username system:anonymous"
+        ),
         "{plan}"
     );
     assert_eq!(s.listing(), listing, "the dry run wrote something");
@@ -134,10 +136,11 @@ fn merge_dry_run_writes_nothing_and_the_merge_then_does_what_it_said() {
 }
 
 #[test]
-fn merge_dry_run_of_the_same_entries_says_what_is_unchanged() {
+fn merge_dry_run_says_what_is_updated_then_unchanged() {
     let s = Scratch::new();
     let path = target(&s);
-    // Again with another token: cluster and context unchanged, user updated.
+    // Again with another token file: the user is updated, and the cluster and
+    // context too, since their provenance records the new file.
     let out =
         s.generate(&["--token-file", "child.token", "--merge-into", "target.yaml", "--dry-run"]).output().unwrap();
     let plan = stdout(&out);
@@ -145,8 +148,8 @@ fn merge_dry_run_of_the_same_entries_says_what_is_unchanged() {
     assert_eq!(
         plan_lines(&plan),
         [
-            ("cluster".into(), name.clone(), "unchanged".into()),
-            ("context".into(), name.clone(), "unchanged".into()),
+            ("cluster".into(), name.clone(), "updated".into()),
+            ("context".into(), name.clone(), "updated".into()),
             ("user".into(), name.clone(), "updated".into())
         ]
     );
@@ -155,6 +158,12 @@ fn merge_dry_run_of_the_same_entries_says_what_is_unchanged() {
     let before = kubectl_view(&path);
     s.generate(&["--token-file", "child.token", "--merge-into", "target.yaml"]).output().unwrap();
     check_plan_against_views(&plan, &before, &kubectl_view(&path));
+    // The same run again changes nothing.
+    let again =
+        s.generate(&["--token-file", "child.token", "--merge-into", "target.yaml", "--dry-run"]).output().unwrap();
+    let unchanged: Vec<(String, String, String)> =
+        ["cluster", "context", "user"].map(|k| (k.into(), name.clone(), "unchanged".into())).into();
+    assert_eq!(plan_lines(&stdout(&again)), unchanged, "{}", stdout(&again));
 }
 
 #[test]

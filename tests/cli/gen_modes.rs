@@ -70,12 +70,12 @@ fn client_certificate_files_and_data_become_base64_extras() {
         extras,
         &json!({"clusternet-certificate": [b64(&s.cert_pem)], "clusternet-privatekey": [b64(&s.key_pem)]})
     );
-    // The certificate's notAfter is recorded (rcgen's default, 4096-01-01).
+    // The certificate's notAfter is recorded (tests/fixtures/pki/child.crt: CHILD_CERT_NOT_AFTER).
     let credential = &the_provenance(&view)["credential"];
     assert_eq!(
         credential,
         &json!({
-            "kind": "certificate", "source": "file", "expires": "4096-01-01T00:00:00Z",
+            "kind": "certificate", "source": "file", "expires": CHILD_CERT_NOT_AFTER,
             "path": s.path("child.crt").display().to_string(), "keyPath": s.path("child.key").display().to_string(),
         })
     );
@@ -84,7 +84,7 @@ fn client_certificate_files_and_data_become_base64_extras() {
     assert_eq!(stripped(&data), stripped(&files));
     assert_eq!(
         the_provenance(&kubectl_view_text(&s, &data))["credential"],
-        json!({"kind": "certificate", "source": "flag", "expires": "4096-01-01T00:00:00Z"})
+        json!({"kind": "certificate", "source": "flag", "expires": CHILD_CERT_NOT_AFTER})
     );
 }
 
@@ -107,7 +107,7 @@ fn child_kubeconfig_token_or_relative_cert_files() {
     assert_eq!(
         the_provenance(&kubectl_view_text(&s, &cert))["credential"],
         json!({"kind": "certificate", "source": "file", "format": "kubeconfig", "context": "crt",
-               "path": config, "expires": "4096-01-01T00:00:00Z"})
+               "path": config, "expires": CHILD_CERT_NOT_AFTER})
     );
 }
 

@@ -53,6 +53,8 @@ const CHILD_KEY: &str = include_str!("../fixtures/pki/child.key");
 const PARENT_CERT: &str = include_str!("../fixtures/pki/admin.crt");
 const PARENT_KEY: &str = include_str!("../fixtures/pki/admin.key");
 const PARENT_CA: &str = include_str!("../fixtures/pki/ca.crt");
+/// The notAfter of tests/fixtures/pki/child.crt (`openssl x509 -noout -enddate`).
+pub const CHILD_CERT_NOT_AFTER: &str = "2126-11-05T12:11:36Z";
 
 impl Scratch {
     /// A parent kubeconfig `parent.yaml` with contexts `main` (current: CA file
