@@ -625,6 +625,23 @@ pub struct OutputArgs {
     pub lock_timeout: Duration,
 }
 
+impl OutputArgs {
+    /// Output flags that write nothing, for the subcommands that take gen's
+    /// entries themselves (`exec` writes each one, `proxy` forwards through it).
+    pub fn unused() -> OutputArgs {
+        OutputArgs {
+            name: None,
+            output: OutputFormat::Yaml,
+            output_file: None,
+            force: false,
+            merge_into: None,
+            set_current_context: false,
+            dry_run: false,
+            lock_timeout: Duration::ZERO,
+        }
+    }
+}
+
 /// Child credentials: exactly one source.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Child credentials (exactly one source)")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{GenArgs, OutputArgs, OutputFormat, ParentAuthMode, ProxyArgs, SourceArgs, TargetArgs};
+use crate::cli::{GenArgs, OutputArgs, ParentAuthMode, ProxyArgs, SourceArgs, TargetArgs};
 use crate::error::{refuse_dash, usage};
 use crate::generate;
 use crate::kubeconfig::load::{self, ParentSource};
@@ -114,16 +114,7 @@ fn gen_args(args: ProxyArgs) -> GenArgs {
             child: args.child,
             parent: args.parent,
         },
-        out: OutputArgs {
-            name: None,
-            output: OutputFormat::Yaml,
-            output_file: None,
-            force: false,
-            merge_into: None,
-            set_current_context: false,
-            dry_run: false,
-            lock_timeout: Duration::ZERO,
-        },
+        out: OutputArgs::unused(),
         verify: false,
         write_unverified: false,
         timeout: args.timeout,
