@@ -86,6 +86,8 @@ fn gen_only_flag(args: &ProxyArgs) -> Option<&'static str> {
         ("--client-certificate", c.client_certificate.is_some()),
         ("--client-certificate-data", c.client_certificate_data.is_some()),
         ("--child-kubeconfig", c.child_kubeconfig.is_some()),
+        ("--child-credentials", c.child_credentials.is_some()),
+        ("--child-token-request", c.child_token_request.is_some()),
         ("--parent-auth", p.parent_auth != ParentAuthMode::Anonymous),
         ("--parent-token", p.parent_token.is_some()),
         ("--parent-token-file", p.parent_token_file.is_some()),
