@@ -113,7 +113,9 @@ fn assert_lists_child_only(out: &Output, who: &str) {
     assert_eq!(lines.next(), Some(CHILD_ONLY_NAMESPACE), "{who}: {stdout}");
     let names: Vec<String> = serde_json::from_str(lines.next().unwrap_or("[]")).unwrap();
     assert!(names.iter().any(|n| n == CHILD_ONLY_NAMESPACE), "{who}: {names:?}");
-    assert!(!names.iter().any(|n| n == "clusternet-system"), "{who}: the parent's namespaces: {names:?}");
+    // The namespace of the ManagedCluster: the parent has it, the child not
+    // (both have clusternet-system: the child's holds the agent's accounts).
+    assert!(!names.iter().any(|n| n == CHILD_REAL.namespace), "{who}: the parent's namespaces: {names:?}");
 }
 
 /// The same script with the generated kubeconfig itself: the client sends
