@@ -2,7 +2,7 @@
 # The benchmark: builds the release binary and, in one run on this machine,
 # measures median wall time (hyperfine) and peak memory (GNU time, median of 5)
 # of gen and list beside what users do today with kubectl, then prints one table.
-# Usage: benches/run.sh [--no-lab]   (--no-lab skips rows 4 and 5, which need the lab)
+# Usage: benches/run.sh [--no-lab]   (--no-lab skips rows 4 to 6, which need the lab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -44,21 +44,21 @@ peak() {
 }
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$results"; }
 
-echo "bench: 1/5 typical gen"
+echo "bench: 1/6 typical gen"
 gen_typ=(env -u KUBECONFIG "$bin" gen --kubeconfig "$typical" --cluster-id "$id" --token-file "$token")
 kc_typ=(env -u KUBECONFIG kubectl config view --minify --raw --kubeconfig "$typical")
-seed=(bash "$root/bench/seed-procedure.sh" "$typical" "$id" "$token" "$work/seed.kubeconfig")
+seed=(bash "$root/benches/seed-procedure.sh" "$typical" "$id" "$token" "$work/seed.kubeconfig")
 row "1 gen, typical kubeconfig (3 contexts)" "$(wall gen_typ 100 "${gen_typ[@]}")" "$(wall kc_typ 30 "${kc_typ[@]}")" ms "kubectl config view --minify --raw" ""
 row "1 memory" "$(peak "${gen_typ[@]}")" "$(peak "${kc_typ[@]}")" MiB "kubectl config view --minify --raw" ""
 row "1 gen vs the seed procedure" "$(wall gen_typ2 100 "${gen_typ[@]}")" "$(wall seed 10 "${seed[@]}")" ms "benches/seed-procedure.sh (how-to, scripted)" ""
 
-echo "bench: 2/5 5,000-context gen ($(du -m "$work/big.kubeconfig" | cut -f1) MB)"
+echo "bench: 2/6 5,000-context gen ($(du -m "$work/big.kubeconfig" | cut -f1) MB)"
 gen_big=(env -u KUBECONFIG "$bin" gen --kubeconfig "$work/big.kubeconfig" --context ctx-04999 --cluster-id "$id" --token-file "$token")
 kc_big=(env -u KUBECONFIG kubectl config view --minify --raw --kubeconfig "$work/big.kubeconfig" --context ctx-04999)
 row "2 gen, 5,000-context kubeconfig" "$(wall gen_big 10 "${gen_big[@]}")" "$(wall kc_big 5 "${kc_big[@]}")" ms "kubectl config view --minify --raw --context" ""
 row "2 memory" "$(peak "${gen_big[@]}")" "$(peak "${kc_big[@]}")" MiB "kubectl config view --minify --raw --context" ""
 
-echo "bench: 3/5 --merge-into a 5,000-context kubeconfig"
+echo "bench: 3/6 --merge-into a 5,000-context kubeconfig"
 cp "$work/big.kubeconfig" "$work/merge.kubeconfig"
 merge=(env -u KUBECONFIG "$bin" gen --kubeconfig "$typical" --cluster-id "$id" --token-file "$token" --merge-into "$work/merge.kubeconfig")
 kc_set=(env -u KUBECONFIG kubectl config set-context bench-ctx --cluster=cluster-00001 --user=user-00001 --kubeconfig "$work/merge.kubeconfig")
@@ -81,18 +81,59 @@ if ((with_lab)); then
     kubectl --kubeconfig "$LAB_KUBECONFIG" get --raw /metrics \
       | awk '/^apiserver_request_total\{/ && /resource="managedclusters"/ && /verb="LIST"/ {s+=$NF} END {print s+0}'
   }
-  echo "bench: 4/5 gen --all for $n ManagedClusters on the lab"
+  echo "bench: 4/6 gen --all for $n ManagedClusters on the lab"
   gen_all=(env -u KUBECONFIG "$bin" gen --kubeconfig "$LAB_KUBECONFIG" --all --credentials "$work/credentials.yaml")
   kc_get=(env -u KUBECONFIG kubectl --kubeconfig "$LAB_KUBECONFIG" get managedclusters -A -o json)
   before=$(lists); "${gen_all[@]}" > /dev/null 2>&1; after=$(lists)
   row "4 gen --all, $n ManagedClusters" "$(wall gen_all 10 "${gen_all[@]}")" "$(wall kc_get 10 "${kc_get[@]}")" ms "kubectl get managedclusters -A -o json" "$((after - before)) LIST requests"
   row "4 memory" "$(peak "${gen_all[@]}")" "$(peak "${kc_get[@]}")" MiB "kubectl get managedclusters -A -o json" ""
-  echo "bench: 5/5 list for $n ManagedClusters"
+  echo "bench: 5/6 list for $n ManagedClusters"
   list=(env -u KUBECONFIG "$bin" list --kubeconfig "$LAB_KUBECONFIG")
   kc_list=(env -u KUBECONFIG kubectl --kubeconfig "$LAB_KUBECONFIG" get managedclusters -A)
   before=$(lists); "${list[@]}" > /dev/null 2>&1; after=$(lists)
   row "5 list, $n ManagedClusters" "$(wall list 10 "${list[@]}")" "$(wall kc_list 10 "${kc_list[@]}")" ms "kubectl get managedclusters -A" "$((after - before)) LIST requests"
   row "5 memory" "$(peak "${list[@]}")" "$(peak "${kc_list[@]}")" MiB "kubectl get managedclusters -A" ""
+
+  # proxy: the same GET of the real child's namespace, through the proxy and
+  # straight to the parent with the headers the proxy adds (curl, one
+  # connection each); then kubectl through the proxy's kubeconfig against
+  # kubectl with the generated one.
+  reqs=200
+  echo "bench: 6/6 proxy: $reqs GETs of the real child through the proxy and directly"
+  real_id=7c41d2e3-8f9a-4b0c-9d1e-0000000000c1
+  env -u KUBECONFIG "$bin" gen --kubeconfig "$LAB_KUBECONFIG" --cluster-id "$real_id" --token-file "$LAB_CHILD_TOKEN_FILE" \
+    --output-file "$work/child.kubeconfig" 2> /dev/null
+  env -u KUBECONFIG "$bin" proxy --kubeconfig "$work/child.kubeconfig" --port 0 --write-kubeconfig "$work/proxy.kubeconfig" \
+    > "$work/proxy.out" 2> "$work/proxy.err" &
+  proxy_pid=$!
+  trap 'kill "$proxy_pid" 2> /dev/null; bash tests/lab-env/lab.sh down > /dev/null 2>&1 || true' EXIT
+  for _ in $(seq 100); do grep -q '^Starting to serve on ' "$work/proxy.out" && break; sleep 0.1; done
+  addr=$(sed -n 's/^Starting to serve on //p' "$work/proxy.out")
+  [[ -n $addr ]] || { echo "bench: proxy did not start: $(cat "$work/proxy.err")" >&2; exit 1; }
+  path=/api/v1/namespaces/child-only
+  socket=$LAB_SERVER/apis/proxies.clusternet.io/v1alpha1/sockets/$real_id/proxy/direct
+  # seconds for $reqs GETs of $1 on one connection (curl's keep-alive), with the rest as curl options
+  gets() {
+    local url=$1; shift
+    local args=() t0 t1
+    for _ in $(seq "$reqs"); do args+=(-o /dev/null "$url"); done
+    t0=$(date +%s.%N)
+    curl -sf "$@" "${args[@]}" || { echo "bench: curl $url failed" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+  }
+  via=$(gets "http://$addr$path")
+  direct=$(gets "$socket$path" --cacert "$LAB_CA" -H "Impersonate-User: clusternet" \
+    -H "Impersonate-Extra-Clusternet-Token: $(cat "$LAB_CHILD_TOKEN_FILE")")
+  per() { echo "scale=3; $1 * 1000 / $reqs" | bc -l; }
+  rps() { echo "scale=0; $reqs / $1" | bc -l; }
+  row "6 GET via proxy, curl ($reqs on one connection)" "$(per "$via")" "$(per "$direct")" ms/GET \
+    "curl to the parent, same path and headers" "$(rps "$via") vs $(rps "$direct") GET/s; added $(echo "scale=3; ($via - $direct) * 1000 / $reqs" | bc -l) ms/GET"
+  kc_via=(env -u KUBECONFIG kubectl --kubeconfig "$work/proxy.kubeconfig" get ns child-only -o name)
+  kc_direct=(env -u KUBECONFIG kubectl --kubeconfig "$work/child.kubeconfig" get ns child-only -o name)
+  row "6 kubectl get ns, proxy kubeconfig" "$(wall kc_via 30 "${kc_via[@]}")" "$(wall kc_direct 30 "${kc_direct[@]}")" ms \
+    "kubectl, generated kubeconfig (directly)" ""
+  kill "$proxy_pid"
 fi
 
 python3 - "$results" <<'PY'

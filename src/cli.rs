@@ -133,6 +133,23 @@ pass --kubeconfig with the generated file. On success it prints one line on stdo
     exit_codes!()
 );
 
+const PROXY_HELP: &str = concat!(
+    "\
+Examples:
+  # From a kubeconfig written by `gen`; Python, JavaScript and curl then use proxy.kubeconfig
+  clusternet-kubeconfig proxy --kubeconfig child.kubeconfig --port 0 --write-kubeconfig proxy.kubeconfig
+
+  # Straight from the parent, with the same flags as gen
+  clusternet-kubeconfig proxy --cluster-id dc91021d-... --token-file child.token
+
+Without --cluster-id or --cluster, --kubeconfig (or KUBECONFIG) is a kubeconfig written by `gen`.
+Whoever can reach the listening address acts as the child identity: the default is
+127.0.0.1; --unix-socket is private to this user (mode 0600).
+
+",
+    exit_codes!()
+);
+
 /// Generate kubeconfigs that reach Clusternet child clusters through the parent.
 #[derive(Debug, Parser)]
 #[command(name = "clusternet-kubeconfig", version, about, after_long_help = MAIN_HELP)]
@@ -172,6 +189,13 @@ pub enum Command {
     /// Remove generated entries whose ManagedCluster no longer exists on the parent
     #[command(after_long_help = PRUNE_HELP)]
     Prune(PruneArgs),
+    /// Serve the child cluster on a local port for any Kubernetes client (Python, JavaScript,
+    /// curl): requests are forwarded through the parent with the child credentials added
+    #[command(after_long_help = PROXY_HELP, mut_arg("kubeconfig", |a| a.help(
+        "A kubeconfig `gen` wrote; with --cluster-id or --cluster, the parent's, as for gen \
+         [default: the KUBECONFIG list, then ~/.kube/config]"
+    )), mut_arg("context", |a| a.help("Its context [default: current-context]")))]
+    Proxy(Box<ProxyArgs>),
 }
 
 // Where `status`, `refresh` and `prune` look.
@@ -463,6 +487,57 @@ pub struct RouteArgs {
     pub child_server: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    pub parent_config: ParentConfigArgs,
+
+    /// Child cluster ID, as for gen [default: the child of the generated --kubeconfig]
+    #[arg(long, value_name = "UUID", value_hint = ValueHint::Other, conflicts_with = "cluster", help_heading = "Child cluster")]
+    pub cluster_id: Option<String>,
+
+    /// ManagedCluster name, looked up on the parent, as for gen
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other, help_heading = "Child cluster")]
+    pub cluster: Option<String>,
+
+    /// Namespace of --cluster
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_hint = ValueHint::Other, requires = "cluster", help_heading = "Child cluster")]
+    pub namespace: Option<String>,
+
+    #[command(flatten)]
+    pub route: RouteArgs,
+
+    #[command(flatten)]
+    pub child: ChildCredentialArgs,
+
+    /// Port to listen on (0 = a free port, printed on stdout)
+    #[arg(short = 'p', long, default_value_t = 8001, help_heading = "Listening")]
+    pub port: u16,
+
+    /// IP address to listen on; one other than loopback needs --allow-remote
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", help_heading = "Listening")]
+    pub address: std::net::IpAddr,
+
+    /// Confirm a non-loopback --address: whoever reaches it acts as the child identity
+    #[arg(long, help_heading = "Listening")]
+    pub allow_remote: bool,
+
+    /// Listen on this Unix socket (created with mode 0600) instead of a port
+    #[arg(short = 'u', long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with_all = ["port", "address"], help_heading = "Listening")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// Write a kubeconfig for the proxy here (mode 0600, server http://127.0.0.1:<port>, no credentials)
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with = "unix_socket", help_heading = "Listening")]
+    pub write_kubeconfig: Option<PathBuf>,
+
+    /// How long to wait to connect to the parent (and for gen's lookups), e.g. 10s
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub parent: ParentAuthArgs,
+}
+
 /// The parent kubeconfig, shared by every subcommand that reads one.
 #[derive(Debug, Args)]
 pub struct ParentConfigArgs {
@@ -548,6 +623,23 @@ pub struct OutputArgs {
     /// With --merge-into: how long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration, requires = "merge_into")]
     pub lock_timeout: Duration,
+}
+
+impl OutputArgs {
+    /// Output flags that write nothing, for the subcommands that take gen's
+    /// entries themselves (`exec` writes each one, `proxy` forwards through it).
+    pub fn unused() -> OutputArgs {
+        OutputArgs {
+            name: None,
+            output: OutputFormat::Yaml,
+            output_file: None,
+            force: false,
+            merge_into: None,
+            set_current_context: false,
+            dry_run: false,
+            lock_timeout: Duration::ZERO,
+        }
+    }
 }
 
 /// Child credentials: exactly one source.

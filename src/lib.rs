@@ -22,6 +22,7 @@ pub mod list;
 pub mod maintain;
 pub mod names;
 pub mod notes;
+pub mod proxy;
 pub mod route;
 pub mod secret;
 pub mod terminal;
@@ -61,6 +62,7 @@ pub fn run() -> ExitCode {
         cli::Command::Status(args) => maintain::status::run(args).map(|()| 0),
         cli::Command::Refresh(args) => maintain::refresh::run(args).map(|()| 0),
         cli::Command::Prune(args) => maintain::prune::run(args).map(|()| 0),
+        cli::Command::Proxy(args) => proxy::run(*args).map(|()| 0),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

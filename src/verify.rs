@@ -52,7 +52,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
 /// Only a socket-proxy route is verified: any other kubeconfig (the parent's
 /// admin one, the child's own) answers /version too, and "reachable" would
 /// then test nothing. Refused before any request.
-fn refuse_unrouted(selection: &Selection, files: &str) -> Result<()> {
+pub fn refuse_unrouted(selection: &Selection, files: &str) -> Result<()> {
     let server = selection.cluster.server.as_deref().unwrap_or("");
     if route::socket_proxy(server).is_some() {
         return Ok(());

@@ -110,6 +110,20 @@ pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Dur
     connect_with(kubeconfig, context, timeout, Retries::KubeDefault).await
 }
 
+/// kube's client configuration for `context` (or the current context) of
+/// `kubeconfig`, with the context's name.
+pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(kube::Config, String)> {
+    let context_name = context
+        .map(str::to_string)
+        .or_else(|| kubeconfig.current_context.clone())
+        .ok_or_else(|| anyhow!("the kubeconfig has no current-context"))?;
+    let options = KubeConfigOptions { context: Some(context_name.clone()), cluster: None, user: None };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
+    Ok((config, context_name))
+}
+
 /// Whether kube retries 429/503/504 answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retries {
@@ -127,14 +141,7 @@ pub async fn connect_with(
     timeout: Duration,
     retries: Retries,
 ) -> Result<Connection> {
-    let context_name = context
-        .map(str::to_string)
-        .or_else(|| kubeconfig.current_context.clone())
-        .ok_or_else(|| anyhow!("the kubeconfig has no current-context"))?;
-    let options = KubeConfigOptions { context: Some(context_name.clone()), cluster: None, user: None };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
+    let (mut config, context_name) = config(kubeconfig, context).await?;
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);

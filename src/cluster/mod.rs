@@ -1,7 +1,7 @@
 //! Everything that talks to a cluster, and the only module that uses the kube
 //! client: connecting, ManagedClusters, the hub-proxy token, the child
 //! credentials the hub holds, probing a generated kubeconfig through the socket
-//! proxy, and the child's TokenRequest API through it.
+//! proxy, the child's TokenRequest API through it, and the upstream of `proxy`.
 
 pub mod client;
 pub mod deployer;
@@ -12,3 +12,4 @@ pub mod probe;
 pub mod tls;
 pub mod token_request;
 pub mod transport;
+pub mod upstream;

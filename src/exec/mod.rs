@@ -13,13 +13,12 @@ pub mod runner;
 
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
 use self::report::{Cluster, OWN_FAILURE};
 use self::runner::{Job, Running};
-use crate::cli::{ExecArgs, GenArgs, OutputArgs, OutputFormat, SummaryFormat};
+use crate::cli::{ExecArgs, GenArgs, OutputArgs, SummaryFormat};
 use crate::error::usage;
 use crate::generate::{self, Env, Settings};
 use crate::kubeconfig::emit;
@@ -53,16 +52,7 @@ pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
         return Err(usage("--no-current-context is for gen: each kubeconfig of exec has one context, the current one"));
     }
     // Nothing is written where `gen` would write: the runner writes each entry.
-    let out = OutputArgs {
-        name: None,
-        output: OutputFormat::Yaml,
-        output_file: None,
-        force: false,
-        merge_into: None,
-        set_current_context: false,
-        dry_run: false,
-        lock_timeout: Duration::ZERO,
-    };
+    let out = OutputArgs::unused();
     let gen_args = GenArgs { source, out, verify: false, write_unverified: false, timeout };
     let settings = Settings::resolve(gen_args, env)?;
     Ok((settings, Plan { command, parallel: usize::from(parallel), fail_fast, summary: output }))

@@ -18,6 +18,7 @@ mod kubectl;
 mod kubectl_matrix;
 mod parity;
 mod parity_writes;
+mod proxy;
 mod readme;
 mod refresh;
 mod secrets;

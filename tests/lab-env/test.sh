@@ -27,7 +27,7 @@ report() {
 trap report EXIT
 trap 'exit 130' INT TERM
 
-t=$(now); tests/lab-env/lab.sh build; cargo test --features lab-tests --test lab --no-run -q 2>/dev/null || cargo test --features lab-tests --test lab --no-run
+t=$(now); tests/lab-env/lab.sh build; tests/lab-env/clients.sh; cargo test --features lab-tests --test lab --no-run -q 2>/dev/null || cargo test --features lab-tests --test lab --no-run
 T_BUILD=$(echo "$(now) - $t" | bc)
 t=$(now); tests/lab-env/lab.sh up; T_UP=$(echo "$(now) - $t" | bc)
 TEST_START=$(now); cargo test -q --features lab-tests --test lab -- "$@"

@@ -34,6 +34,9 @@ mod child;
 // Child credentials held by the hub, and short-lived tokens from the child.
 mod hub_credentials;
 
+// `proxy`: the child for clients without full kubeconfig impersonation.
+mod proxy;
+
 // Guard rails: X.509 v1 client certificates, verify on what is not generated.
 mod guard_rails;
 

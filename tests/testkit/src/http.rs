@@ -77,7 +77,11 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
             }
         };
         let peer_cert = reader.get_ref().conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-        let (response, forwarded_to) = answer::respond(&request, shared);
+        let upgrade = upgrade_on_socket(&request);
+        let (response, forwarded_to) = match &upgrade {
+            Some(_) => (Response { status: 101, ..Default::default() }, None),
+            None => answer::respond(&request, shared),
+        };
         let recorded = RecordedRequest {
             method: request.method.clone(),
             path: request.path.clone(),
@@ -89,6 +93,10 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
             status: Some(response.status),
         };
         shared.record(recorded);
+        if let Some(protocol) = upgrade {
+            let _ = echo_upgraded(&mut reader, &protocol);
+            break;
+        }
         let head_only = request.method == "HEAD";
         let close = request.close || response.broken;
         if write_response(reader.get_mut(), &response, head_only, close).is_err() || close {
@@ -98,6 +106,34 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
     let stream = reader.get_mut();
     stream.conn.send_close_notify();
     let _ = stream.flush();
+}
+
+/// The protocol an upgrade request on a socket-proxy path asks for (exec,
+/// attach, port-forward: `Connection: Upgrade`, `Upgrade: SPDY/3.1` or
+/// `websocket`).
+fn upgrade_on_socket(request: &Request) -> Option<String> {
+    let on_socket = request.path.strip_prefix(crate::PROXY_GROUP_PREFIX).is_some_and(|rest| rest.contains("/proxy/"));
+    let asks =
+        request.header("connection").is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    request.header("upgrade").filter(|_| on_socket && asks).map(str::to_string)
+}
+
+/// Where the hub would splice the connection to the child's kubelet (the lab
+/// has no kubelet): `101 Switching Protocols`, then every byte the client
+/// sends comes back, until it closes.
+fn echo_upgraded<S: Read + Write>(reader: &mut BufReader<S>, protocol: &str) -> io::Result<()> {
+    let head = format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n");
+    reader.get_mut().write_all(head.as_bytes())?;
+    reader.get_mut().flush()?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        reader.get_mut().write_all(&buf[..n])?;
+        reader.get_mut().flush()?;
+    }
 }
 
 fn read_line<R: BufRead>(reader: &mut R, budget: &mut u64) -> Result<Vec<u8>, ReadError> {

@@ -18,6 +18,7 @@ mod http;
 mod hub;
 pub mod lab;
 mod raw;
+pub mod serving;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -1,0 +1,124 @@
+//! `proxy`'s edge: raw flags and the environment become [`Settings`]. Every
+//! usage error is found here, before any file is read.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{GenArgs, OutputArgs, ParentAuthMode, ProxyArgs, SourceArgs, TargetArgs};
+use crate::error::{refuse_dash, usage};
+use crate::generate;
+use crate::kubeconfig::load::{self, ParentSource};
+
+/// Where the upstream comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// A kubeconfig `gen` wrote, and the context to use (default: its current one).
+    Generated { kubeconfig: ParentSource, context: Option<String> },
+    /// `gen`'s pipeline, run in memory for one cluster.
+    Gen(Box<generate::Settings>),
+}
+
+/// Where the proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub source: Source,
+    pub listen: Listen,
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Connecting to the parent (and `gen`'s lookups).
+    pub timeout: Duration,
+}
+
+impl Settings {
+    pub fn resolve(args: ProxyArgs, env: generate::Env) -> Result<Settings> {
+        refuse_dash("--write-kubeconfig", args.write_kubeconfig.as_deref())?;
+        refuse_dash("--unix-socket", args.unix_socket.as_deref())?;
+        let listen = listen(&args)?;
+        let (write_kubeconfig, timeout) = (args.write_kubeconfig.clone(), args.timeout);
+        let source = if args.cluster_id.is_some() || args.cluster.is_some() {
+            Source::Gen(Box::new(generate::Settings::resolve(gen_args(args), env)?))
+        } else {
+            if let Some(flag) = gen_only_flag(&args) {
+                return Err(usage(format!(
+                    "{flag} is for --cluster-id or --cluster (the proxy then generates the context itself); without them --kubeconfig is a kubeconfig `gen` wrote, which holds the credentials already"
+                )));
+            }
+            refuse_dash("--kubeconfig", args.parent_config.kubeconfig.as_deref())?;
+            let kubeconfig = load::parent_source(args.parent_config.kubeconfig.as_deref(), env.kubeconfig, env.home)?;
+            Source::Generated { kubeconfig, context: args.parent_config.context.clone() }
+        };
+        Ok(Settings { source, listen, write_kubeconfig, timeout })
+    }
+}
+
+fn listen(args: &ProxyArgs) -> Result<Listen> {
+    if let Some(path) = &args.unix_socket {
+        if cfg!(unix) {
+            return Ok(Listen::Unix(path.clone()));
+        }
+        return Err(usage("--unix-socket needs a Unix system; use --port"));
+    }
+    if !args.address.is_loopback() && !args.allow_remote {
+        return Err(usage(format!(
+            "--address {} is reachable from other machines, and whoever reaches the proxy acts as the child identity; pass --allow-remote to confirm, or leave --address out (127.0.0.1)",
+            args.address
+        )));
+    }
+    Ok(Listen::Tcp(SocketAddr::new(args.address, args.port)))
+}
+
+/// The first flag given that only the generating mode uses.
+fn gen_only_flag(args: &ProxyArgs) -> Option<&'static str> {
+    let c = &args.child;
+    let p = &args.parent;
+    [
+        ("--child-server", args.route.child_server.is_some()),
+        ("--token", c.token.is_some()),
+        ("--token-file", c.token_file.is_some()),
+        ("--client-certificate", c.client_certificate.is_some()),
+        ("--client-certificate-data", c.client_certificate_data.is_some()),
+        ("--child-kubeconfig", c.child_kubeconfig.is_some()),
+        ("--child-credentials", c.child_credentials.is_some()),
+        ("--child-token-request", c.child_token_request.is_some()),
+        ("--parent-auth", p.parent_auth != ParentAuthMode::Anonymous),
+        ("--parent-token", p.parent_token.is_some()),
+        ("--parent-token-file", p.parent_token_file.is_some()),
+        ("--parent-token-request", p.parent_token_request),
+    ]
+    .into_iter()
+    .find_map(|(flag, given)| given.then_some(flag))
+}
+
+/// `gen`'s flags for the one cluster of the proxy: written nowhere, not verified.
+fn gen_args(args: ProxyArgs) -> GenArgs {
+    GenArgs {
+        source: SourceArgs {
+            parent_config: args.parent_config,
+            targets: TargetArgs {
+                cluster_id: args.cluster_id.into_iter().collect(),
+                cluster: args.cluster.into_iter().collect(),
+                namespace: args.namespace,
+                all: false,
+                selector: None,
+                credentials: None,
+                strict: false,
+                no_current_context: false,
+            },
+            route: args.route,
+            child: args.child,
+            parent: args.parent,
+        },
+        out: OutputArgs::unused(),
+        verify: false,
+        write_unverified: false,
+        timeout: args.timeout,
+    }
+}
