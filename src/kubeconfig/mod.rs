@@ -1,7 +1,7 @@
 //! Kubeconfig files, in the order data flows through them: the typed
 //! [`model`] read through [`yaml`], [`load`]ed with kubectl's KUBECONFIG
 //! rules, a context [`select`]ed, file references [`flatten`]ed, entries
-//! [`emit`]ted, then written ([`write`]) or upserted into a file kubectl
+//! [`emit`]ted, then written ([`mod@write`]) or upserted into a file kubectl
 //! shares ([`upsert`]).
 
 pub mod emit;
