@@ -291,7 +291,10 @@ fn credentials_for(
     };
     let file = match with.credentials {
         ChildCredentialSource::Flags(source) => return Ok((source.clone(), source.origin())),
-        ChildCredentialSource::Hub => return held_for(id, cluster, &what, with.held),
+        ChildCredentialSource::Hub => {
+            let namespace = cluster.map(|c| c.namespace.as_str()).unwrap_or_default();
+            return held_for(id, namespace, &what, with.held.get(namespace));
+        }
         ChildCredentialSource::File(file) => file,
     };
     let object = cluster.map(|c| (c.namespace.as_str(), c.name.as_str()));
@@ -318,19 +321,19 @@ fn credentials_for(
     }
 }
 
-/// The hub-held credential of one looked-up cluster; a Secret that is missing
-/// or unusable is an error for [`pair`] to skip or report.
-fn held_for(
+/// The hub-held credential of the cluster `what` (ID `id`), as the Secret in
+/// `namespace` was found; a Secret that is missing or unusable is an error
+/// for [`pair`] to skip or report (and for `refresh`, a line).
+pub fn held_for(
     id: &ClusterId,
-    cluster: Option<&ManagedCluster>,
+    namespace: &str,
     what: &str,
-    held: &HeldByNamespace,
+    held: Option<&Held>,
 ) -> Result<(ChildSource, CredentialOrigin)> {
-    let namespace = cluster.map(|c| c.namespace.as_str()).unwrap_or_default();
     let secret = deployer::secret_ref(namespace);
     let give_another =
         "check that its clusternet-agent runs, or give the child credentials with --credentials or a flag";
-    match held.get(namespace) {
+    match held {
         Some(Held::Token(token)) => Ok((ChildSource::Token(token.clone()), CredentialOrigin::Hub { secret })),
         Some(Held::Missing) => bail!(
             "no Secret {secret} on the parent for cluster {what}: Clusternet's agent stores the child's credentials there when it registers; {give_another}"
