@@ -407,3 +407,80 @@ fn replace(root: &mut Mapping, g: &Generated, rebuilt: Entries) -> Result<()> {
     upsert::upsert(root, "contexts", "context", &g.context, &context).context("contexts")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubeconfig::provenance::{ObjectRef as Recorded, TokenRequest};
+
+    fn hub() -> Credential {
+        Credential {
+            source: Some(Source::Hub),
+            secret: Some(Recorded { namespace: "clusternet-abc".into(), name: deployer::SECRET_NAME.into() }),
+            ..Default::default()
+        }
+    }
+
+    fn requested(base: Credential) -> Credential {
+        Credential {
+            source: Some(Source::TokenRequest),
+            token_request: Some(TokenRequest {
+                namespace: "ci".into(),
+                service_account: "deployer".into(),
+                ttl_seconds: Some(600),
+                base: base.source,
+            }),
+            ..base
+        }
+    }
+
+    #[test]
+    fn which_sources_are_reacquired_and_how() {
+        let held = reacquire(&hub()).unwrap();
+        assert_eq!(held, Reacquisition { base: Base::Hub { namespace: "clusternet-abc".into() }, token_request: None });
+        let request = ChildTokenRequest {
+            service_account: ObjectRef { namespace: "ci".into(), name: "deployer".into() },
+            ttl: Duration::from_secs(600),
+        };
+        let again = reacquire(&requested(hub())).unwrap();
+        assert_eq!(again, Reacquisition { token_request: Some(request.clone()), ..held });
+        let file = Credential { source: Some(Source::File), path: Some("/t/admin.crt".into()), ..Default::default() };
+        let file = Credential { key_path: Some("/t/admin.key".into()), ..file };
+        assert_eq!(
+            reacquire(&requested(file)).unwrap(),
+            Reacquisition {
+                base: Base::Files(ChildSource::CertKeyFiles {
+                    cert: "/t/admin.crt".into(),
+                    key: "/t/admin.key".into()
+                }),
+                token_request: Some(request),
+            }
+        );
+        let creds =
+            Credential { source: Some(Source::CredentialsFile), path: Some("/c.yaml".into()), ..Default::default() };
+        assert_eq!(reacquire(&creds).unwrap().base, Base::CredentialsFile("/c.yaml".into()));
+    }
+
+    #[test]
+    fn what_cannot_be_reacquired_says_why() {
+        let why = |c: &Credential| reacquire(c).unwrap_err();
+        let flag = Credential { source: Some(Source::Flag), ..Default::default() };
+        let e = why(&requested(flag));
+        assert!(e.contains("given on the command line (flag)") && e.contains("its token was asked with"), "{e}");
+        let other = Credential { secret: Some(Recorded { namespace: "ns".into(), name: "mine".into() }), ..hub() };
+        assert!(why(&other).contains("\"mine\" is not child-cluster-deployer"), "{}", why(&other));
+        let bad_ns = Credential {
+            secret: Some(Recorded { namespace: "../x".into(), name: deployer::SECRET_NAME.into() }),
+            ..hub()
+        };
+        assert!(why(&bad_ns).contains("is not a namespace name"), "{}", why(&bad_ns));
+        let mut no_ttl = requested(hub());
+        no_ttl.token_request.as_mut().unwrap().ttl_seconds = None;
+        assert!(why(&no_ttl).contains("no lifetime"), "{}", why(&no_ttl));
+        let mut nested = requested(hub());
+        nested.token_request.as_mut().unwrap().base = Some(Source::TokenRequest);
+        assert!(why(&nested).contains("not one gen writes"), "{}", why(&nested));
+        let bare = Credential { source: Some(Source::TokenRequest), ..Default::default() };
+        assert!(why(&bare).contains("records no token request"), "{}", why(&bare));
+    }
+}
