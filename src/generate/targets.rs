@@ -196,19 +196,25 @@ pub type HeldByNamespace = BTreeMap<String, Held>;
 pub async fn read_held(conn: &Connection, clusters: &[ManagedCluster]) -> Result<HeldByNamespace> {
     let mut held = BTreeMap::new();
     for c in clusters {
-        let found = deployer::read(conn, &c.namespace, &c.cluster_id).await?;
-        crate::trace::line(|| {
-            let what = match &found {
-                Held::Token(_) => "a token".to_string(),
-                Held::Missing => "missing".to_string(),
-                Held::EmptyToken => "an empty token".to_string(),
-                Held::OtherCluster(id) => format!("labelled for cluster ID {:?}", escape(&clip(id))),
-            };
-            format!("GET Secret {}: {what}", deployer::secret_ref(&c.namespace))
-        });
-        held.insert(c.namespace.clone(), found);
+        held.insert(c.namespace.clone(), read_one(conn, &c.namespace, &c.cluster_id).await?);
     }
     Ok(held)
+}
+
+/// The hub-held credential of the cluster `cluster_id`, from the Secret in
+/// `namespace` (one GET, traced): `gen` reads them all, `refresh` one again.
+pub async fn read_one(conn: &Connection, namespace: &str, cluster_id: &str) -> Result<Held> {
+    let found = deployer::read(conn, namespace, cluster_id).await?;
+    crate::trace::line(|| {
+        let what = match &found {
+            Held::Token(_) => "a token".to_string(),
+            Held::Missing => "missing".to_string(),
+            Held::EmptyToken => "an empty token".to_string(),
+            Held::OtherCluster(id) => format!("labelled for cluster ID {:?}", escape(&clip(id))),
+        };
+        format!("GET Secret {}: {what}", deployer::secret_ref(namespace))
+    });
+    Ok(found)
 }
 
 /// What [`pair`] needs besides the clusters.

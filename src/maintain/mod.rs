@@ -126,9 +126,8 @@ fn user_record(u: &NamedUser) -> Found {
 /// A session with the parent an entry's provenance records: `context` of the
 /// user's parent kubeconfig (`source`), which must point at the recorded
 /// `server` (a context of the same name on another cluster says nothing
-/// about this entry). What `prune` asks the parent with; a refresh that
-/// re-acquires a credential from the parent (hub-held, TokenRequest) would
-/// connect the same way.
+/// about this entry). What `prune` asks the parent with, and what `refresh`
+/// reads a hub-held credential again with.
 pub fn recorded_parent(source: &ParentSource, server: &str, context: &str, timeout: Duration) -> Result<Session> {
     let loaded = crate::generate::load_parent(source)?;
     let selection = select::select(&loaded, Some(context)).map_err(|e| e.naming("--parent-context"))?;

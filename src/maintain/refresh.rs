@@ -365,7 +365,8 @@ fn acquire(
         }
         Base::Hub { namespace } => {
             let session = reach.parent(record)?;
-            let held = session.block_on(deployer::read(&session.conn, namespace, &id.to_string())).map_err(cannot)?;
+            let held =
+                session.block_on(targets::read_one(&session.conn, namespace, &id.to_string())).map_err(cannot)?;
             let what = match &record.managed_cluster {
                 Some(m) => format!("{}/{} ({id})", m.namespace, m.name),
                 None => id.to_string(),
