@@ -230,7 +230,8 @@ ID, the route, the parent server, and the credential's source, re-acquired:
                           the recorded service account and lifetime; only that token is
                           written, never the base credential
 Names, the parent-side authentication and every other entry are kept. The file is
-rewritten once, atomically, under kubectl's lock (<file>.lock).
+rewritten once, atomically, under kubectl's lock (<file>.lock), taken only once the
+credentials are re-acquired; an entry changed meanwhile is kept and reported.
 A credential given on the command line, in the environment or on stdin cannot be
 read again: such entries are reported, one line each, and kept.
 

@@ -12,7 +12,7 @@
 //! parent kubeconfig, as `prune` asks it), or asked of the child's
 //! TokenRequest API again with such a base credential, which is then dropped.
 //! Names and every other entry stay as they are; the file is rewritten once,
-//! under kubectl's lock.
+//! under kubectl's lock, taken after the credentials are re-acquired.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,16 +54,25 @@ pub fn run(args: RefreshArgs) -> Result<()> {
         context: args.parent.parent_context.clone(),
         timeout: args.parent.timeout,
     });
-    let reach = Reach::new(access.map_err(|e| format!("{e:#}")), args.parent.timeout);
-    let rewritten = in_cwd(
-        write::rewrite(&path, args.lock_timeout, |doc| {
-            refresh(doc, &path, due_by, reach).map_err(write::WriteError::Other)
-        })
-        .map_err(|e| anyhow!("{}{e}", if args.file.kubeconfig.is_some() { "--kubeconfig " } else { "" })),
-        &path,
-    )?;
+    let mut reach = Reach::new(access.map_err(|e| format!("{e:#}")), args.parent.timeout);
+    let flagged = args.file.kubeconfig.is_some();
+    // The credentials are re-acquired (files read, the parent and the child
+    // asked) before kubectl's lock is taken: kubectl gives up at once on a
+    // held lock, so it is held for the rewrite alone.
+    let config = super::read_target(&path, flagged)?;
+    let (mut outcome, rebuilt) = prepare(&config, &path, due_by, &mut reach);
+    if !rebuilt.is_empty() {
+        let rewritten = in_cwd(
+            write::rewrite(&path, args.lock_timeout, |doc| {
+                apply(doc, &path, rebuilt).map_err(write::WriteError::Other)
+            })
+            .map_err(|e| anyhow!("{}{e}", if flagged { "--kubeconfig " } else { "" })),
+            &path,
+        )?;
+        outcome.refreshed = rewritten.outcome.refreshed;
+        outcome.cannot.extend(rewritten.outcome.changed);
+    }
     notes::flush();
-    let outcome = rewritten.outcome;
     for line in &outcome.refreshed {
         eprintln!("{line}");
     }
@@ -100,17 +109,22 @@ pub struct Outcome {
     pub unknown_expiry: usize,
 }
 
-/// The edit under the lock: the due entries rebuilt, the document to write
-/// (none when nothing changed).
-fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp, mut reach: Reach) -> Result<(Option<Value>, Outcome)> {
-    let doc = doc.ok_or_else(|| anyhow!("{} does not exist or is empty; nothing to refresh", path.display()))?;
-    let config: Kubeconfig = yaml::from_value(&doc, "kubeconfig")?;
-    let Value::Mapping(mut root) = doc else {
-        return Err(anyhow!("{} is not a kubeconfig (its top level is not a mapping)", path.display()));
-    };
-    let inv = inventory(&config);
+/// A due entry rebuilt, to be put in place under the lock.
+struct Rebuilt {
+    /// The entry as it was read, record included.
+    was: Generated,
+    entries: Entries,
+    /// Its `refreshed context ...` line.
+    line: String,
+}
+
+/// The due entries of `config` rebuilt (credentials re-acquired), and a line
+/// for each that cannot be; nothing written.
+fn prepare(config: &Kubeconfig, path: &Path, due_by: Timestamp, reach: &mut Reach) -> (Outcome, Vec<Rebuilt>) {
+    let inv = inventory(config);
     let mut outcome = Outcome { generated: inv.generated.len(), ..Default::default() };
-    for g in &inv.generated {
+    let mut rebuilt = Vec::new();
+    for g in inv.generated {
         let expires = g.record.as_ref().and_then(Provenance::expires);
         match expires {
             None if g.record.is_some() => outcome.unknown_expiry += 1,
@@ -118,7 +132,7 @@ fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp, mut reach: Reach)
                 .cannot
                 .push(format!("context {:?}: cannot refresh: its provenance record is unreadable", escape(&g.context))),
             Some(at) if at > due_by => {}
-            Some(_) => match rebuild(&config, path, g, &mut reach) {
+            Some(_) => match rebuild(config, path, &g, reach) {
                 Ok(entries) => {
                     let record = match provenance::find(&entries.context) {
                         provenance::Found::Record(r) => Some(*r),
@@ -132,8 +146,8 @@ fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp, mut reach: Reach)
                             human_until(at, now())
                         )),
                         _ => {
-                            outcome.refreshed.push(refreshed_line(g, record.as_ref(), due_by));
-                            replace(&mut root, g, entries)?;
+                            let line = refreshed_line(&g, record.as_ref(), due_by);
+                            rebuilt.push(Rebuilt { was: g, entries, line });
                         }
                     }
                 }
@@ -141,8 +155,41 @@ fn refresh(doc: Option<Value>, path: &Path, due_by: Timestamp, mut reach: Reach)
             },
         }
     }
-    let changed = !outcome.refreshed.is_empty();
-    Ok((changed.then_some(Value::Mapping(root)), outcome))
+    (outcome, rebuilt)
+}
+
+/// What [`apply`] did: the lines of the entries refreshed, and of those that
+/// changed meanwhile (kept).
+#[derive(Debug, Default)]
+struct Applied {
+    refreshed: Vec<String>,
+    changed: Vec<String>,
+}
+
+/// The edit under the lock: the file read again, each rebuilt entry put in
+/// place if the entry is still as it was read (names and record), else a
+/// line saying it changed meanwhile.
+fn apply(doc: Option<Value>, path: &Path, rebuilt: Vec<Rebuilt>) -> Result<(Option<Value>, Applied)> {
+    let doc = doc.ok_or_else(|| anyhow!("{} is gone; nothing refreshed", path.display()))?;
+    let config: Kubeconfig = yaml::from_value(&doc, "kubeconfig")?;
+    let Value::Mapping(mut root) = doc else {
+        return Err(anyhow!("{} is not a kubeconfig (its top level is not a mapping)", path.display()));
+    };
+    let now = inventory(&config);
+    let mut applied = Applied::default();
+    for r in rebuilt {
+        if now.generated.contains(&r.was) {
+            replace(&mut root, &r.was, r.entries)?;
+            applied.refreshed.push(r.line);
+        } else {
+            applied.changed.push(format!(
+                "context {:?}: cannot refresh: it was changed while its credential was re-acquired; run refresh again",
+                escape(&r.was.context)
+            ));
+        }
+    }
+    let doc = (!applied.refreshed.is_empty()).then_some(Value::Mapping(root));
+    Ok((doc, applied))
 }
 
 /// `refreshed context "x": token (file), expires in 59m`, from the new record.
@@ -460,6 +507,49 @@ mod tests {
         let creds =
             Credential { source: Some(Source::CredentialsFile), path: Some("/c.yaml".into()), ..Default::default() };
         assert_eq!(reacquire(&creds).unwrap().base, Base::CredentialsFile("/c.yaml".into()));
+    }
+
+    /// A file with one generated entry `gen`, whose record has `expires`.
+    fn file_with(expires: &str) -> Value {
+        let record = Provenance {
+            cluster_id: Some("11111111-1111-4111-8111-111111111111".into()),
+            credential: Some(Credential { expires: Some(expires.into()), ..hub() }),
+            ..Provenance::new()
+        };
+        let ext = serde_json::json!([{"name": provenance::EXTENSION_NAME, "extension": record.to_value()}]);
+        serde_yaml::from_str(&format!(
+            "clusters: [{{name: gen, cluster: {{server: 'https://p', extensions: {ext}}}}}]\n\
+             users: [{{name: gen, user: {{as: clusternet, extensions: {ext}}}}}]\n\
+             contexts: [{{name: gen, context: {{cluster: gen, user: gen, extensions: {ext}}}}}]\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_entry_changed_while_it_was_rebuilt_is_kept() {
+        let read = file_with("2020-01-01T00:00:00Z");
+        let config: Kubeconfig = yaml::from_value(&read, "kubeconfig").unwrap();
+        let was = inventory(&config).generated.remove(0);
+        let mapping = |v: &Value| v.as_mapping().unwrap().clone();
+        let entries = Entries {
+            name: "gen".into(),
+            cluster: mapping(&serde_yaml::from_str("{server: 'https://p/new'}").unwrap()),
+            user: mapping(&serde_yaml::from_str("{as: clusternet}").unwrap()),
+            context: mapping(&serde_yaml::from_str("{cluster: x, user: x}").unwrap()),
+        };
+        let rebuilt = || vec![Rebuilt { was: was.clone(), entries: entries.clone(), line: "refreshed".into() }];
+        let path = Path::new("kc");
+        // As it was read: put in place.
+        let (doc, applied) = apply(Some(read.clone()), path, rebuilt()).unwrap();
+        assert_eq!((applied.refreshed, applied.changed.len()), (vec!["refreshed".to_string()], 0));
+        assert_eq!(doc.unwrap()["clusters"][0]["cluster"]["server"], Value::from("https://p/new"));
+        // Regenerated by someone else meanwhile (another record): kept, said, nothing written.
+        let (doc, applied) = apply(Some(file_with("2030-01-01T00:00:00Z")), path, rebuilt()).unwrap();
+        assert!(doc.is_none() && applied.refreshed.is_empty(), "{applied:?}");
+        assert_eq!(
+            applied.changed,
+            ["context \"gen\": cannot refresh: it was changed while its credential was re-acquired; run refresh again"]
+        );
     }
 
     #[test]
