@@ -225,6 +225,10 @@ fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated, reach: &mut Reach) -
     let route = Route::from_path(route_path).ok_or("cannot refresh: its recorded route is not one gen writes")?;
     let credential = record.credential.as_ref().ok_or("cannot refresh: its provenance records no credential")?;
     let how = reacquire(credential)?;
+    // The file's own part first: nothing is asked for an entry that cannot be rebuilt.
+    let as_parent = as_parent(config, g)?;
+    let loaded = super::loaded(path, as_parent);
+    let selection = select::select(&loaded, Some(&g.context)).map_err(|e| format!("{:#}", e.naming("--context")))?;
     let (source, origin) = acquire(&how.base, &id, record, reach)?;
     let managed = record.managed_cluster.as_ref().map(|m| ManagedCluster {
         namespace: m.namespace.clone(),
@@ -237,9 +241,6 @@ fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated, reach: &mut Reach) -
         apiserver_url: String::new(),
     });
     let mut target = Target { id, cluster: managed, source, origin };
-    let as_parent = as_parent(config, g)?;
-    let loaded = super::loaded(path, as_parent);
-    let selection = select::select(&loaded, Some(&g.context)).map_err(|e| format!("{:#}", e.naming("--context")))?;
     let recorded = record.parent.clone().unwrap_or_default();
     let parent = Parent { files: path.display().to_string(), selection, token: None, recorded };
     let recipe = Recipe {
