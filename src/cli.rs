@@ -241,10 +241,21 @@ const REFRESH_HELP: &str = concat!(
     "\
 An entry is due when its credential expires within --before (expired ones too). It
 is rebuilt by the same steps as `gen`, from what its provenance records: the cluster
-ID, the route, the parent server, and the credential's source, read again (a token
-file, PEM files, a child kubeconfig, or the --credentials file, by the recorded path).
+ID, the route, the parent server, and the credential's source, re-acquired:
+  file, credentials-file  read again by the recorded path (a token file, PEM files,
+                          a child kubeconfig, the --credentials file's entry)
+  hub                     the Secret child-cluster-deployer read again on the recorded
+                          parent, with YOUR parent kubeconfig (--parent-kubeconfig, else
+                          the KUBECONFIG list, else ~/.kube/config) at the recorded
+                          context (--parent-context overrides it), whose server must be
+                          the recorded one; connected once per parent, only when needed
+  token-request           its base credential re-acquired as above, then the child's
+                          TokenRequest API asked again through the proxy for a token of
+                          the recorded service account and lifetime; only that token is
+                          written, never the base credential
 Names, the parent-side authentication and every other entry are kept. The file is
-rewritten once, atomically, under kubectl's lock (<file>.lock).
+rewritten once, atomically, under kubectl's lock (<file>.lock), taken only once the
+credentials are re-acquired; an entry changed meanwhile is kept and reported.
 A credential given on the command line, in the environment or on stdin cannot be
 read again: such entries are reported, one line each, and kept.
 
@@ -256,8 +267,9 @@ Exit codes:
   1  failure: nothing was written; one `error:` line on stderr
   2  usage
   3  some due entries could not be refreshed (one line each on stderr: a credential
-     from the command line, a source that cannot be read, or one read again that has
-     expired too); they are kept as they were, the others were written
+     from the command line, a source that cannot be read, a Secret missing or not
+     readable by your parent user, a refused token request, or a credential read
+     again that has expired too); they are kept as they were, the others were written
 "
 );
 
@@ -324,17 +336,19 @@ pub struct RefreshArgs {
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "1h", value_parser = parse_duration)]
     pub before: Duration,
 
+    #[command(flatten)]
+    pub parent: RecordedParentArgs,
+
     /// How long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
 }
 
+/// How `refresh` and `prune` reach the parent each generated entry records:
+/// with the user's own parent kubeconfig, never the entry's credentials.
 #[derive(Debug, Args)]
-pub struct PruneArgs {
-    #[command(flatten)]
-    pub file: MaintainFileArgs,
-
-    /// The parent kubeconfig to look ManagedClusters up with [default: the KUBECONFIG list, then ~/.kube/config]
+pub struct RecordedParentArgs {
+    /// Your parent kubeconfig, to reach the parent each entry records [default: the KUBECONFIG list, then ~/.kube/config]
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub parent_kubeconfig: Option<PathBuf>,
 
@@ -342,13 +356,22 @@ pub struct PruneArgs {
     #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
     pub parent_context: Option<String>,
 
-    /// List what would be removed; write nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
     /// How long to wait for each request to the parent, e.g. 10s
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub file: MaintainFileArgs,
+
+    #[command(flatten)]
+    pub parent: RecordedParentArgs,
+
+    /// List what would be removed; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// How long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration)]

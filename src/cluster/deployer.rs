@@ -44,7 +44,7 @@ pub async fn read(conn: &Connection, namespace: &str, cluster_id: &str) -> Resul
     let secret = secret_ref(namespace);
     let found = api.get_opt(SECRET_NAME).await.map_err(|e| match e {
         kube::Error::Api(status) if status.code == 403 => anyhow::anyhow!(
-            "reading Secret {secret} in context {:?} is forbidden ({}): --child-credentials hub needs `get` on `secrets` named {SECRET_NAME} in namespace {namespace} on the parent (a Role with resourceNames: [{SECRET_NAME}], bound to this user)",
+            "reading Secret {secret} in context {:?} is forbidden ({}): this parent user needs `get` on `secrets` named {SECRET_NAME} in namespace {namespace} on the parent to use the child credential the hub holds (a Role with resourceNames: [{SECRET_NAME}], bound to this user)",
             conn.context,
             status.message.replace('\n', " ")
         ),

@@ -139,10 +139,8 @@ fn hub_warning(request: Option<&ChildTokenRequest>) -> String {
     }
 }
 
-/// `--child-token-request`: for every entry, the child's TokenRequest API is
-/// asked, through the socket proxy with the entry itself, for a token of the
-/// service account; the entry then holds that token alone, and the target's
-/// origin records the request over the credential it was made with.
+/// `--child-token-request`: for every entry, [`request_token`]; with several
+/// clusters, a failure names the cluster.
 async fn request_tokens(
     settings: &Settings,
     request: &ChildTokenRequest,
@@ -151,44 +149,60 @@ async fn request_tokens(
 ) -> Result<()> {
     let several = targets.len() > 1;
     for (target, entry) in targets.iter_mut().zip(entries.iter_mut()) {
-        let kubeconfig = client::kubeconfig_of(entry)?;
-        let asked_at = SystemTime::now();
-        let issued = token_request::request(kubeconfig, &entry.name, request, settings.timeout).await;
-        let issued = match several {
-            true => issued.with_context(|| format!("cluster {}", target.describe()))?,
+        let described = target.describe();
+        let issued = request_token(request, target, entry, settings.timeout).await;
+        match several {
+            true => issued.with_context(|| format!("cluster {described}"))?,
             false => issued?,
-        };
-        trace::line(|| {
-            format!(
-                "{}: TokenRequest for {} through the proxy: expires at {}",
-                target.describe(),
-                request.service_account,
-                origin::rfc3339(issued.expiration)
-            )
-        });
-        // To the minute: the child counts from its own clock, in whole seconds.
-        let granted = issued.expiration.duration_since(asked_at).unwrap_or_default();
-        let granted = Duration::from_secs((granted.as_secs() + 30) / 60 * 60);
-        if granted + Duration::from_secs(60) < request.ttl {
-            notes::push(format!(
-                "note: the child shortened the token of {} for {}: asked for {}, it expires at {} (in {})",
-                request.service_account,
-                target.describe(),
-                origin::human(request.ttl),
-                origin::rfc3339(issued.expiration),
-                origin::human(granted)
-            ));
         }
-        let child = ChildCredentials::Token(issued.token);
-        credentials::replace_child(&mut entry.user, &child);
-        target.origin = CredentialOrigin::TokenRequest {
-            service_account: request.service_account.clone(),
-            requested_ttl: request.ttl,
-            expiration: issued.expiration,
-            base: Box::new(target.origin.clone()),
-        };
-        record::restamp(entry, &target.origin, &child);
     }
+    Ok(())
+}
+
+/// Asks the child's TokenRequest API, through the socket proxy with the entry
+/// itself, for a token of the service account; the entry then holds that
+/// token alone (the credential it was asked with is gone from it), and the
+/// target's origin records the request over that credential. `gen` and
+/// `refresh` both get their child tokens here.
+pub async fn request_token(
+    request: &ChildTokenRequest,
+    target: &mut Target,
+    entry: &mut Entries,
+    timeout: Duration,
+) -> Result<()> {
+    let kubeconfig = client::kubeconfig_of(entry)?;
+    let asked_at = SystemTime::now();
+    let issued = token_request::request(kubeconfig, &entry.name, request, timeout).await?;
+    trace::line(|| {
+        format!(
+            "{}: TokenRequest for {} through the proxy: expires at {}",
+            target.describe(),
+            request.service_account,
+            origin::rfc3339(issued.expiration)
+        )
+    });
+    // To the minute: the child counts from its own clock, in whole seconds.
+    let granted = issued.expiration.duration_since(asked_at).unwrap_or_default();
+    let granted = Duration::from_secs((granted.as_secs() + 30) / 60 * 60);
+    if granted + Duration::from_secs(60) < request.ttl {
+        notes::push(format!(
+            "note: the child shortened the token of {} for {}: asked for {}, it expires at {} (in {})",
+            request.service_account,
+            target.describe(),
+            origin::human(request.ttl),
+            origin::rfc3339(issued.expiration),
+            origin::human(granted)
+        ));
+    }
+    let child = ChildCredentials::Token(issued.token);
+    credentials::replace_child(&mut entry.user, &child);
+    target.origin = CredentialOrigin::TokenRequest {
+        service_account: request.service_account.clone(),
+        requested_ttl: request.ttl,
+        expiration: issued.expiration,
+        base: Box::new(target.origin.clone()),
+    };
+    record::restamp(entry, &target.origin, &child);
     Ok(())
 }
 

@@ -196,19 +196,25 @@ pub type HeldByNamespace = BTreeMap<String, Held>;
 pub async fn read_held(conn: &Connection, clusters: &[ManagedCluster]) -> Result<HeldByNamespace> {
     let mut held = BTreeMap::new();
     for c in clusters {
-        let found = deployer::read(conn, &c.namespace, &c.cluster_id).await?;
-        crate::trace::line(|| {
-            let what = match &found {
-                Held::Token(_) => "a token".to_string(),
-                Held::Missing => "missing".to_string(),
-                Held::EmptyToken => "an empty token".to_string(),
-                Held::OtherCluster(id) => format!("labelled for cluster ID {:?}", escape(&clip(id))),
-            };
-            format!("GET Secret {}: {what}", deployer::secret_ref(&c.namespace))
-        });
-        held.insert(c.namespace.clone(), found);
+        held.insert(c.namespace.clone(), read_one(conn, &c.namespace, &c.cluster_id).await?);
     }
     Ok(held)
+}
+
+/// The hub-held credential of the cluster `cluster_id`, from the Secret in
+/// `namespace` (one GET, traced): `gen` reads them all, `refresh` one again.
+pub async fn read_one(conn: &Connection, namespace: &str, cluster_id: &str) -> Result<Held> {
+    let found = deployer::read(conn, namespace, cluster_id).await?;
+    crate::trace::line(|| {
+        let what = match &found {
+            Held::Token(_) => "a token".to_string(),
+            Held::Missing => "missing".to_string(),
+            Held::EmptyToken => "an empty token".to_string(),
+            Held::OtherCluster(id) => format!("labelled for cluster ID {:?}", escape(&clip(id))),
+        };
+        format!("GET Secret {}: {what}", deployer::secret_ref(namespace))
+    });
+    Ok(found)
 }
 
 /// What [`pair`] needs besides the clusters.
@@ -291,7 +297,10 @@ fn credentials_for(
     };
     let file = match with.credentials {
         ChildCredentialSource::Flags(source) => return Ok((source.clone(), source.origin())),
-        ChildCredentialSource::Hub => return held_for(id, cluster, &what, with.held),
+        ChildCredentialSource::Hub => {
+            let namespace = cluster.map(|c| c.namespace.as_str()).unwrap_or_default();
+            return held_for(id, namespace, &what, with.held.get(namespace));
+        }
         ChildCredentialSource::File(file) => file,
     };
     let object = cluster.map(|c| (c.namespace.as_str(), c.name.as_str()));
@@ -318,19 +327,19 @@ fn credentials_for(
     }
 }
 
-/// The hub-held credential of one looked-up cluster; a Secret that is missing
-/// or unusable is an error for [`pair`] to skip or report.
-fn held_for(
+/// The hub-held credential of the cluster `what` (ID `id`), as the Secret in
+/// `namespace` was found; a Secret that is missing or unusable is an error
+/// for [`pair`] to skip or report (and for `refresh`, a line).
+pub fn held_for(
     id: &ClusterId,
-    cluster: Option<&ManagedCluster>,
+    namespace: &str,
     what: &str,
-    held: &HeldByNamespace,
+    held: Option<&Held>,
 ) -> Result<(ChildSource, CredentialOrigin)> {
-    let namespace = cluster.map(|c| c.namespace.as_str()).unwrap_or_default();
     let secret = deployer::secret_ref(namespace);
     let give_another =
         "check that its clusternet-agent runs, or give the child credentials with --credentials or a flag";
-    match held.get(namespace) {
+    match held {
         Some(Held::Token(token)) => Ok((ChildSource::Token(token.clone()), CredentialOrigin::Hub { secret })),
         Some(Held::Missing) => bail!(
             "no Secret {secret} on the parent for cluster {what}: Clusternet's agent stores the child's credentials there when it registers; {give_another}"

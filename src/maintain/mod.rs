@@ -126,9 +126,8 @@ fn user_record(u: &NamedUser) -> Found {
 /// A session with the parent an entry's provenance records: `context` of the
 /// user's parent kubeconfig (`source`), which must point at the recorded
 /// `server` (a context of the same name on another cluster says nothing
-/// about this entry). What `prune` asks the parent with; a refresh that
-/// re-acquires a credential from the parent (hub-held, TokenRequest) would
-/// connect the same way.
+/// about this entry). What `prune` asks the parent with, and what `refresh`
+/// reads a hub-held credential again with.
 pub fn recorded_parent(source: &ParentSource, server: &str, context: &str, timeout: Duration) -> Result<Session> {
     let loaded = crate::generate::load_parent(source)?;
     let selection = select::select(&loaded, Some(context)).map_err(|e| e.naming("--parent-context"))?;
@@ -140,6 +139,34 @@ pub fn recorded_parent(source: &ParentSource, server: &str, context: &str, timeo
         ));
     }
     Session::connect(&selection, timeout)
+}
+
+/// How `prune` and `refresh` reach the parents the entries record: the
+/// user's own parent kubeconfig, a context that overrides the recorded one,
+/// the request timeout.
+pub struct ParentAccess {
+    pub source: ParentSource,
+    pub context: Option<String>,
+    pub timeout: Duration,
+}
+
+/// A recorded parent: its server and the context to reach it at.
+pub type ParentKey = (String, String);
+
+impl ParentAccess {
+    /// The parent of `record` (the context overridden when asked), or `None`
+    /// when the record does not say.
+    pub fn of(&self, record: Option<&Provenance>) -> Option<ParentKey> {
+        let parent = record.and_then(|r| r.parent.as_ref());
+        let server = parent.and_then(|p| p.server.clone())?;
+        let context = self.context.clone().or_else(|| parent.and_then(|p| p.context.clone()))?;
+        Some((server, context))
+    }
+
+    /// A session with that parent ([`recorded_parent`]).
+    pub fn connect(&self, (server, context): &ParentKey) -> Result<Session> {
+        recorded_parent(&self.source, server, context, self.timeout)
+    }
 }
 
 /// Reads the file [`target_file`] chose, as kubectl would; errors name

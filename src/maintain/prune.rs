@@ -11,23 +11,22 @@
 //! per parent; foreign entries are never looked at.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use serde_yaml::Value;
 
-use super::{Generated, inventory};
+use super::{Generated, ParentAccess, ParentKey, inventory};
 use crate::cli::PruneArgs;
 use crate::cluster::managed::{self, Query};
 use crate::error::{attention, in_cwd};
-use crate::kubeconfig::load::{self, ParentSource};
+use crate::kubeconfig::load;
 use crate::kubeconfig::model::Kubeconfig;
 use crate::kubeconfig::{provenance, upsert, write, yaml};
 use crate::terminal::escape;
 
 pub fn run(args: PruneArgs) -> Result<()> {
     let path = super::target_file_from_env(args.file.kubeconfig.as_deref())?;
-    crate::error::refuse_dash("--parent-kubeconfig", args.parent_kubeconfig.as_deref())?;
+    crate::error::refuse_dash("--parent-kubeconfig", args.parent.parent_kubeconfig.as_deref())?;
     let config = super::read_target(&path, args.file.kubeconfig.is_some())?;
     let inv = inventory(&config);
     if inv.generated.is_empty() {
@@ -38,9 +37,12 @@ pub fn run(args: PruneArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let parent = load::parent_source_from_env(args.parent_kubeconfig.as_deref())?;
-    let lookup = Lookup { parent: &parent, context: args.parent_context.as_deref(), timeout: args.timeout };
-    let (gone, unchecked) = find_gone(&inv.generated, &lookup);
+    let access = ParentAccess {
+        source: load::parent_source_from_env(args.parent.parent_kubeconfig.as_deref())?,
+        context: args.parent.parent_context,
+        timeout: args.parent.timeout,
+    };
+    let (gone, unchecked) = find_gone(&inv.generated, &access);
     for line in &unchecked {
         eprintln!("{line}");
     }
@@ -80,25 +82,14 @@ pub fn run(args: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// How parents are reached.
-struct Lookup<'a> {
-    parent: &'a ParentSource,
-    /// Overrides the recorded context.
-    context: Option<&'a str>,
-    timeout: Duration,
-}
-
 /// The entries whose cluster is gone, and one line for each entry that could
 /// not be checked.
-fn find_gone(generated: &[Generated], lookup: &Lookup) -> (Vec<Generated>, Vec<String>) {
-    let mut by_parent: BTreeMap<(String, String), Vec<&Generated>> = BTreeMap::new();
+fn find_gone(generated: &[Generated], access: &ParentAccess) -> (Vec<Generated>, Vec<String>) {
+    let mut by_parent: BTreeMap<ParentKey, Vec<&Generated>> = BTreeMap::new();
     let mut unchecked = Vec::new();
     for g in generated {
-        let parent = g.record.as_ref().and_then(|r| r.parent.as_ref());
-        let server = parent.and_then(|p| p.server.clone());
-        let context = lookup.context.map(String::from).or_else(|| parent.and_then(|p| p.context.clone()));
-        match (server, context, g.record.as_ref().and_then(|r| r.cluster_id.as_ref())) {
-            (Some(server), Some(context), Some(_)) => by_parent.entry((server, context)).or_default().push(g),
+        match (access.of(g.record.as_ref()), g.record.as_ref().and_then(|r| r.cluster_id.as_ref())) {
+            (Some(parent), Some(_)) => by_parent.entry(parent).or_default().push(g),
             _ => unchecked.push(format!(
                 "context {:?}: kept: its provenance records no parent server, parent context or cluster ID (--parent-context names the context)",
                 escape(&g.context)
@@ -106,8 +97,8 @@ fn find_gone(generated: &[Generated], lookup: &Lookup) -> (Vec<Generated>, Vec<S
         }
     }
     let mut gone = Vec::new();
-    for ((server, context), entries) in by_parent {
-        match cluster_ids(lookup, &server, &context) {
+    for (parent, entries) in by_parent {
+        match cluster_ids(access, &parent) {
             Ok(ids) => gone.extend(
                 entries
                     .into_iter()
@@ -124,10 +115,9 @@ fn find_gone(generated: &[Generated], lookup: &Lookup) -> (Vec<Generated>, Vec<S
     (gone, unchecked)
 }
 
-/// The cluster IDs of every ManagedCluster on the parent at `context`, after
-/// checking that the context points at `server`.
-fn cluster_ids(lookup: &Lookup, server: &str, context: &str) -> Result<Vec<String>> {
-    let session = super::recorded_parent(lookup.parent, server, context, lookup.timeout)?;
+/// The cluster IDs of every ManagedCluster on `parent`.
+fn cluster_ids(access: &ParentAccess, parent: &ParentKey) -> Result<Vec<String>> {
+    let session = access.connect(parent)?;
     let listing = session.block_on(managed::list(&session.conn, &Query::default()))?;
     Ok(listing.clusters.into_iter().map(|c| c.cluster_id).collect())
 }

@@ -20,20 +20,20 @@ use crate::support::*;
 
 const HUB: [&str; 2] = ["--child-credentials", "hub"];
 
-fn deployer_user() -> String {
+pub(crate) fn deployer_user() -> String {
     format!("system:serviceaccount:{DEPLOYER_NAMESPACE}:{DEPLOYER_SA}")
 }
 
-fn ci_user() -> String {
+pub(crate) fn ci_user() -> String {
     format!("system:serviceaccount:{CHILD_ONLY_NAMESPACE}:{CI_SA}")
 }
 
-fn ci_account() -> String {
+pub(crate) fn ci_account() -> String {
     format!("{CHILD_ONLY_NAMESPACE}/{CI_SA}")
 }
 
 /// The cluster-admin token the lab stored in the deployer Secrets.
-fn deployer_token() -> String {
+pub(crate) fn deployer_token() -> String {
     std::fs::read_to_string(lab().var("LAB_DEPLOYER_TOKEN_FILE")).unwrap().trim().to_string()
 }
 
