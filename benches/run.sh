@@ -106,7 +106,7 @@ if ((with_lab)); then
   env -u KUBECONFIG "$bin" proxy --kubeconfig "$work/child.kubeconfig" --port 0 --write-kubeconfig "$work/proxy.kubeconfig" \
     > "$work/proxy.out" 2> "$work/proxy.err" &
   proxy_pid=$!
-  trap 'kill "$proxy_pid" 2> /dev/null; bash tests/lab-env/lab.sh down > /dev/null 2>&1 || true' EXIT
+  trap 'kill "$proxy_pid" 2> /dev/null || true; bash tests/lab-env/lab.sh down > /dev/null 2>&1 || true' EXIT
   for _ in $(seq 100); do grep -q '^Starting to serve on ' "$work/proxy.out" && break; sleep 0.1; done
   addr=$(sed -n 's/^Starting to serve on //p' "$work/proxy.out")
   [[ -n $addr ]] || { echo "bench: proxy did not start: $(cat "$work/proxy.err")" >&2; exit 1; }

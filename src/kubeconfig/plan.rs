@@ -2,6 +2,8 @@
 //! the same plan is carried out by the real write ([`super::write`]) and shown
 //! by `--dry-run`, so the two cannot disagree.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use serde_yaml::Value;
 
@@ -62,10 +64,42 @@ const KINDS: [(&str, &str); 3] = [("clusters", "cluster"), ("contexts", "context
 /// `merge` of `entries` into the parsed target `existing` (`None`: no file or
 /// an empty one).
 pub fn merge_plan(existing: Option<Value>, entries: &[Entries], current: Option<&str>, set: bool) -> Result<Plan> {
-    let before = existing.clone().filter(|d| !d.is_null());
-    let doc = apply(existing, entries, current, set)?;
+    let existing = existing.filter(|d| !d.is_null());
     let generated: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    Ok(compare(before.as_ref(), doc, &generated))
+    // A merge replaces or appends the generated entries and may set the
+    // current context; every other entry stays as it is (see `upsert`). So
+    // only those are kept from before, not a copy of a shared kubeconfig
+    // that may hold thousands of entries.
+    let before = existing.as_ref().map(|doc| only(doc, &generated));
+    let doc = apply(existing, entries, current, set)?;
+    Ok(compare(before.as_ref(), doc, &generated, Scope::Generated))
+}
+
+/// The generated entries of `doc` and its current context, for [`merge_plan`].
+fn only(doc: &Value, generated: &[&str]) -> Value {
+    let mut out = serde_yaml::Mapping::new();
+    for (list, _) in KINDS {
+        let kept: Vec<Value> = items(Some(doc), list)
+            .into_iter()
+            .filter(|(name, _)| generated.contains(name))
+            .map(|(_, item)| item.clone())
+            .collect();
+        out.insert(list.into(), Value::Sequence(kept));
+    }
+    if let Some(current) = doc.get("current-context") {
+        out.insert("current-context".into(), current.clone());
+    }
+    Value::Mapping(out)
+}
+
+/// What the `before` given to [`compare`] holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The whole old file.
+    Whole,
+    /// Only the generated entries: every other entry is unchanged by
+    /// construction, and nothing is removed.
+    Generated,
 }
 
 /// The whole file replaced by `doc` (`--output-file`, with `--force` over an
@@ -73,33 +107,40 @@ pub fn merge_plan(existing: Option<Value>, entries: &[Entries], current: Option<
 pub fn replace_plan(existing: Option<Value>, doc: Value, entries: &[Entries]) -> Plan {
     let before = existing.filter(Value::is_mapping);
     let generated: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    compare(before.as_ref(), doc, &generated)
+    compare(before.as_ref(), doc, &generated, Scope::Whole)
 }
 
 /// Every entry of `after` compared with `before`, by kind and name: the
 /// generated ones (named in `generated`) and any other that changed are
 /// listed, the others counted.
-fn compare(before: Option<&Value>, doc: Value, generated: &[&str]) -> Plan {
+fn compare(before: Option<&Value>, doc: Value, generated: &[&str], scope: Scope) -> Plan {
     let mut changes = Vec::new();
     let mut removed = Vec::new();
     let mut kept = [0; 3];
     for (slot, (list, kind)) in KINDS.iter().enumerate() {
+        // By name, borrowed: a shared kubeconfig may hold thousands of entries.
         let old = items(before, list);
         let new = items(Some(&doc), list);
-        for (name, body) in &new {
-            let (action, details) = match old.iter().find(|(n, _)| n == name) {
+        let old_by_name = by_name(&old);
+        let new_by_name = by_name(&new);
+        for &(name, body) in &new {
+            if scope == Scope::Generated && !generated.contains(&name) {
+                kept[slot] += 1;
+                continue;
+            }
+            let (action, details) = match old_by_name.get(name) {
                 None => (Action::Added, fields(kind, None, body)),
-                Some((_, was)) if was == body => (Action::Unchanged, Vec::new()),
-                Some((_, was)) => (Action::Updated, fields(kind, Some(was), body)),
+                Some(was) if *was == body => (Action::Unchanged, Vec::new()),
+                Some(was) => (Action::Updated, fields(kind, Some(was), body)),
             };
-            if action == Action::Unchanged && !generated.contains(&name.as_str()) {
+            if action == Action::Unchanged && !generated.contains(&name) {
                 kept[slot] += 1;
             } else {
-                changes.push(Change { kind, name: name.clone(), action, details });
+                changes.push(Change { kind, name: name.to_string(), action, details });
             }
         }
-        for (name, _) in old.iter().filter(|(n, _)| !new.iter().any(|(m, _)| m == n)) {
-            removed.push(Change { kind, name: name.clone(), action: Action::Removed, details: Vec::new() });
+        for &(name, _) in old.iter().filter(|(n, _)| !new_by_name.contains_key(n)) {
+            removed.push(Change { kind, name: name.to_string(), action: Action::Removed, details: Vec::new() });
         }
     }
     changes.extend(removed);
@@ -117,17 +158,20 @@ fn compare(before: Option<&Value>, doc: Value, generated: &[&str]) -> Plan {
 }
 
 /// `(name, body)` of each entry of a list (a missing name is `""`, as for kubectl).
-fn items(doc: Option<&Value>, list: &str) -> Vec<(String, Value)> {
+fn items<'a>(doc: Option<&'a Value>, list: &str) -> Vec<(&'a str, &'a Value)> {
     let Some(Value::Sequence(items)) = doc.and_then(|d| d.get(list)) else {
         return Vec::new();
     };
-    items
-        .iter()
-        .map(|item| {
-            let name = item.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            (name, item.clone())
-        })
-        .collect()
+    items.iter().map(|item| (item.get("name").and_then(Value::as_str).unwrap_or_default(), item)).collect()
+}
+
+/// The entries by name; the first of two with the same name, as kubectl reads them.
+fn by_name<'a>(items: &[(&'a str, &'a Value)]) -> HashMap<&'a str, &'a Value> {
+    let mut map = HashMap::with_capacity(items.len());
+    for &(name, body) in items {
+        map.entry(name).or_insert(body);
+    }
+    map
 }
 
 /// The fields of an entry whose value may be shown: names, flags and URLs
