@@ -82,10 +82,7 @@ pub enum CredentialOrigin {
 
 /// `t` in RFC 3339, UTC, as Kubernetes writes timestamps (`2026-11-29T13:00:00Z`).
 pub fn rfc3339(t: SystemTime) -> String {
-    match k8s_openapi::jiff::Timestamp::try_from(t) {
-        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Err(_) => format!("{t:?}"),
-    }
+    crate::kubeconfig::provenance::Timestamp::from(t).to_rfc3339()
 }
 
 /// A duration in whole seconds as Go writes one, without zero units: `1h`,

@@ -276,6 +276,16 @@ pub fn detach(entry: &Mapping) -> Mapping {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub i64);
 
+impl From<std::time::SystemTime> for Timestamp {
+    /// Whole seconds since the epoch (before it: negative).
+    fn from(t: std::time::SystemTime) -> Timestamp {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp(d.as_secs() as i64),
+            Err(e) => Timestamp(-(e.duration().as_secs() as i64)),
+        }
+    }
+}
+
 impl Timestamp {
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn to_rfc3339(self) -> String {

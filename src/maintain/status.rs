@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -61,7 +61,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
 
 /// Now, in whole seconds.
 pub fn now() -> Timestamp {
-    Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
+    Timestamp::from(SystemTime::now())
 }
 
 /// One generated context, as shown.
