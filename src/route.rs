@@ -104,20 +104,31 @@ impl Route {
     }
 }
 
-/// The server of the generated cluster: the parent server, exactly one `/`,
-/// then `apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/<route>`.
-/// A path prefix of the parent (Rancher-style) is kept; `field` names the
 /// A URL for messages and traces: user info (`user:password@`) is cut out,
 /// whether or not the rest parses, since the password is a secret.
 pub fn without_userinfo(url: &str) -> String {
+    replace_userinfo(url, "<user info removed>@")
+}
+
+/// A URL to record (`https://user:pw@host/x` as `https://host/x`): user info
+/// dropped without a trace, whether or not the rest parses.
+pub fn cut_userinfo(url: &str) -> String {
+    replace_userinfo(url, "")
+}
+
+/// `url` with the user info of its authority (up to the last `@`) replaced.
+fn replace_userinfo(url: &str, with: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
     let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
     match url[start..authority_end].rfind('@') {
-        Some(at) => format!("{}<user info removed>@{}", &url[..start], &url[start + at + 1..]),
+        Some(at) => format!("{}{with}{}", &url[..start], &url[start + at + 1..]),
         None => url.to_string(),
     }
 }
 
+/// The server of the generated cluster: the parent server, exactly one `/`,
+/// then `apis/proxies.clusternet.io/v1alpha1/sockets/<id>/proxy/<route>`.
+/// A path prefix of the parent (Rancher-style) is kept; `field` names the
 /// parent's server field for messages.
 pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &str) -> Result<String> {
     check_text(parent_server, field)?;

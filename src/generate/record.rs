@@ -19,18 +19,8 @@ use crate::kubeconfig::provenance::{
 /// secret), and the context of the parent kubeconfig.
 pub fn parent(server: Option<&str>, context: &str) -> ParentRef {
     ParentRef {
-        server: server.filter(|s| !s.is_empty()).map(strip_userinfo),
+        server: server.filter(|s| !s.is_empty()).map(crate::route::cut_userinfo),
         context: Some(context.to_string()).filter(|c| !c.is_empty()),
-    }
-}
-
-/// `https://user:pw@host/x` as `https://host/x`.
-fn strip_userinfo(url: &str) -> String {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
-        None => url.to_string(),
     }
 }
 
