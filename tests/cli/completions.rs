@@ -3,7 +3,7 @@
 //! pseudo-terminal via zsh/zpty, pressing Tab) and fish (`complete -C`).
 //! The cases come from the clap model: every subcommand, every option of each,
 //! and every value of each option that has a fixed set.
-//! zsh and fish must be installed (.ci/run installs them); a missing shell fails.
+//! zsh and fish must be installed (`bash tests/run.sh` installs them); a missing shell fails.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -71,7 +71,7 @@ fn bin_dir() -> PathBuf {
 
 fn shell(name: &str) -> Command {
     let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
-    assert!(found.status.success(), "{name} is not installed: install it (apt-get install {name}; .ci/run does)");
+    assert!(found.status.success(), "{name} is not installed: install it (apt-get install {name}), or run `bash tests/run.sh`, which installs what the tests need");
     Command::new(name)
 }
 

@@ -226,7 +226,7 @@ pub fn kubectl_view(path: &Path) -> Value {
         .arg(path)
         .env_remove("KUBECONFIG")
         .output()
-        .expect("kubectl must be installed (see .ci/run)");
+        .expect("kubectl must be installed (`bash tests/run.sh` installs it)");
     assert!(out.status.success(), "kubectl config view failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
