@@ -12,8 +12,9 @@
 #   tests/lab-env/lab.sh seed-many N    add N extra ManagedClusters (one `kubectl apply`)
 #   tests/lab-env/lab.sh up-noanon      a second kube-apiserver, --anonymous-auth=false, same etcd
 #   tests/lab-env/lab.sh hub-stop       stop the hub stand-in (the APIService stays registered)
-#   tests/lab-env/lab.sh hub-start [--feature-gates SocketConnection=false]
+#   tests/lab-env/lab.sh hub-start [--feature-gates SocketConnection=false] [--request-timeout 5s]
 #                             (re)start the hub stand-in; waits for the APIService Available
+#                             (--request-timeout: the hub's request timeout, default 60s)
 #   tests/lab-env/lab.sh env            print `export NAME=value` lines for the running lab
 #   tests/lab-env/lab.sh status         what is running, ports, APIService availability
 #   tests/lab-env/lab.sh down           stop the recorded PIDs, remove the state dir
@@ -446,7 +447,7 @@ cmd_hub_stop() {
   if pid_alive "$(pid_of hub-standin)"; then stop hub-standin; else log "hub-standin is not running"; fi
 }
 
-cmd_hub_start() { # [--feature-gates SocketConnection=true|false]
+cmd_hub_start() { # [--feature-gates SocketConnection=true|false] [--request-timeout DURATION]
   need_lab
   cmd_hub_stop 2>/dev/null
   start_hub-standin "$@"
@@ -505,5 +506,5 @@ case ${1:-} in
   up-noanon) cmd_up_noanon ;;
   hub-stop) cmd_hub_stop ;;
   hub-start) shift; cmd_hub_start "$@" ;;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -36,7 +36,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 use crate::answer::{self, status_response};
-use crate::forward::{self, Target};
+use crate::forward::{self, SendError, Target};
 use crate::http::{Request, Response};
 use crate::{ClusterStatus, ParentApi};
 
@@ -165,10 +165,23 @@ pub(crate) fn sockets(
         Location::Target(t) => t,
     };
     let url = target.url();
-    match forward::send(request, &target, &credentials) {
+    match forward::send(request, &target, &credentials, request.deadline) {
         Ok(response) => (response, Some(url)),
-        Err(message) => (failure_500(&message), Some(url)),
+        Err(SendError::Go(message)) => (failure_500(&message), Some(url)),
+        Err(SendError::Deadline) => (timeout_504(), Some(url)),
     }
+}
+
+/// The request timeout passed before the child's answer began: the generic
+/// apiserver's timeout filter answers for the handler (once the answer has
+/// begun, it cuts it instead; see `http::write_relayed`).
+fn timeout_504() -> Response {
+    let message = "Timeout: request did not complete within requested timeout - context deadline exceeded";
+    let mut response = status_response(504, "Timeout", message);
+    let mut body: Value = serde_json::from_slice(&response.body).expect("JSON");
+    body["details"] = serde_json::json!({});
+    response.body = serde_json::to_vec(&body).expect("JSON");
+    response
 }
 
 /// A Status for an error the hub did not make itself: `reason` left out
@@ -193,7 +206,7 @@ fn redirect(request: &Request) -> Response {
         content_type: "text/html; charset=utf-8".to_string(),
         body,
         headers: vec![("Location".to_string(), location)],
-        broken: false,
+        ..Response::default()
     }
 }
 

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::RootCertStore;
@@ -102,7 +103,14 @@ pub struct RecorderConfig {
     /// Serve the canned child at the root (`/version`, `/api`, ...) instead
     /// of the hub: a child apiserver that accepts any credentials.
     pub serve_child: bool,
+    /// The hub's request timeout: a non-upgraded request still going after
+    /// it is cut. Default [`DEFAULT_REQUEST_TIMEOUT`].
+    pub request_timeout: Option<Duration>,
 }
+
+/// clusternet-hub's request timeout: its generic apiserver's default
+/// `--request-timeout` (one minute), for every non-upgraded request, watches too.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -149,6 +157,7 @@ pub(crate) struct Shared {
     pub(crate) lookup: hub::Lookup,
     pub(crate) feature_gate_off: bool,
     pub(crate) serve_child: bool,
+    pub(crate) request_timeout: Duration,
     requests: Mutex<Vec<RecordedRequest>>,
     record_file: Option<Mutex<File>>,
     stop: AtomicBool,
@@ -272,6 +281,7 @@ impl Recorder {
             lookup,
             feature_gate_off: config.feature_gate_off,
             serve_child: config.serve_child,
+            request_timeout: config.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             requests: Mutex::new(Vec::new()),
             record_file,
             stop: AtomicBool::new(false),

@@ -6,8 +6,15 @@
 //! hub-standin --listen 127.0.0.1:PORT --cert SERVING.crt --key SERVING.key \
 //!     --client-ca FRONT_PROXY_CA.crt --record RECORD.jsonl \
 //!     --parent https://127.0.0.1:PORT --parent-ca CA.crt --parent-cert ADMIN.crt --parent-key ADMIN.key \
-//!     [--feature-gates SocketConnection=true|false] [--canned-child 127.0.0.1:PORT]
+//!     [--feature-gates SocketConnection=true|false] [--canned-child 127.0.0.1:PORT] \
+//!     [--request-timeout 60s]
 //! ```
+//!
+//! `--request-timeout` is the hub's generic apiserver request timeout (Go
+//! duration: `60s`, `1m0s`, `1500ms`; default one minute): a non-upgraded
+//! request still going then is cut (its answer ends without its last chunk;
+//! 504 when the child has not begun to answer). Answers are passed on as
+//! they arrive.
 //!
 //! Which real-hub behaviours it models (the `hub` module of testkit has the
 //! details): each cluster ID is looked up among the parent's ManagedClusters
@@ -31,10 +38,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use testkit::{Clusters, ParentApi, Recorder, RecorderConfig, TlsMaterial};
 
-const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE --parent URL --parent-ca FILE --parent-cert FILE --parent-key FILE [--feature-gates SocketConnection=true|false] [--canned-child ADDR:PORT]";
+const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE --parent URL --parent-ca FILE --parent-cert FILE --parent-key FILE [--feature-gates SocketConnection=true|false] [--canned-child ADDR:PORT] [--request-timeout DURATION]";
 
 struct Args {
     listen: SocketAddr,
@@ -48,6 +56,7 @@ struct Args {
     parent_key: PathBuf,
     socket_connection: bool,
     canned_child: Option<SocketAddr>,
+    request_timeout: Option<Duration>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -60,7 +69,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         if name == "--help" || name == "-h" {
             return Err(USAGE.to_string());
         }
-        const KNOWN: [&str; 11] = [
+        const KNOWN: [&str; 12] = [
             "--listen",
             "--cert",
             "--key",
@@ -72,6 +81,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--parent-key",
             "--feature-gates",
             "--canned-child",
+            "--request-timeout",
         ];
         if !KNOWN.contains(&name.as_str()) {
             return Err(format!("unknown argument {flag:?}; {USAGE}"));
@@ -99,7 +109,33 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         parent_key: required(take("--parent-key"), "--parent-key")?.into(),
         socket_connection,
         canned_child: take("--canned-child").map(|v| addr(v, "--canned-child")).transpose()?,
+        request_timeout: take("--request-timeout").map(|v| go_duration(&v)).transpose()?,
     })
+}
+
+/// A Go duration as the hub's flags take it: `60s`, `1m0s`, `1500ms`, `2m`.
+fn go_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("--request-timeout {text:?}: expected a duration such as 60s, 1m0s or 1500ms");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        total += match &rest[..unit] {
+            "h" => Duration::from_secs(n * 3600),
+            "m" => Duration::from_secs(n * 60),
+            "s" => Duration::from_secs(n),
+            "ms" => Duration::from_millis(n),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit..];
+    }
+    if total.is_zero() {
+        return Err(bad());
+    }
+    Ok(total)
 }
 
 fn read(path: &PathBuf, what: &str) -> Result<String, String> {
@@ -142,9 +178,15 @@ fn run() -> Result<(), String> {
         clusters: Clusters::Parent(parent),
         feature_gate_off: !args.socket_connection,
         serve_child: false,
+        request_timeout: args.request_timeout,
     })
     .map_err(|e| format!("cannot start: {e}"))?;
-    println!("hub-standin listening on {} (SocketConnection={})", recorder.url(), args.socket_connection);
+    let timeout = args.request_timeout.unwrap_or(testkit::DEFAULT_REQUEST_TIMEOUT);
+    println!(
+        "hub-standin listening on {} (SocketConnection={}, request timeout {timeout:?})",
+        recorder.url(),
+        args.socket_connection
+    );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     recorder.wait();
@@ -157,6 +199,22 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("hub-standin: {}", e.replace('\n', " "));
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_timeouts_read_as_go_durations() {
+        assert_eq!(go_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(go_duration("1m0s"), Ok(Duration::from_secs(60)));
+        assert_eq!(go_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(go_duration("2m3s"), Ok(Duration::from_secs(123)));
+        for bad in ["", "0s", "5", "s", "5x", "-1s", "1.5s"] {
+            assert!(go_duration(bad).is_err(), "{bad:?}");
         }
     }
 }
