@@ -104,12 +104,6 @@ pub fn kubeconfig_of(entry: &Entries) -> Result<Kubeconfig> {
     Kubeconfig::from_yaml(&text).map_err(|e| anyhow!("internal: {e}"))
 }
 
-/// A client for `context` (or the current context) of `kubeconfig`, with
-/// kube's default retries.
-pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Duration) -> Result<Connection> {
-    connect_with(kubeconfig, context, timeout, Retries::KubeDefault).await
-}
-
 /// kube's client configuration for `context` (or the current context) of
 /// `kubeconfig`, with the context's name.
 pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(kube::Config, String)> {
@@ -124,28 +118,19 @@ pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(ku
     Ok((config, context_name))
 }
 
-/// Whether kube retries 429/503/504 answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retries {
-    KubeDefault,
-    /// A probe must report the hub's first answer (its 503s are not
-    /// transient: feature gate off, no apiserver URL), not retry it until the
-    /// timeout.
-    None,
-}
-
-/// [`connect`], choosing the retries.
-pub async fn connect_with(
-    kubeconfig: Kubeconfig,
-    context: Option<&str>,
-    timeout: Duration,
-    retries: Retries,
-) -> Result<Connection> {
+/// A client for `context` (or the current context) of `kubeconfig`: each
+/// connection, write and read bounded by `timeout`, each request tried once.
+/// kube's default policy retries 429/503/504 15 times with a backoff growing
+/// to minutes, whatever `--timeout` says (a token request through a stopped
+/// hub took six minutes), and the hub's and the aggregator's 503s do not pass
+/// by waiting (hub down, feature gate off, no apiserver URL): every command
+/// reports the first answer.
+pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Duration) -> Result<Connection> {
     let (mut config, context_name) = config(kubeconfig, context).await?;
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
-    config.default_retry = retries == Retries::KubeDefault;
+    config.default_retry = false;
     let server = config.cluster_url.to_string();
     crate::trace::line(|| {
         let server = crate::route::without_userinfo(&server);
@@ -203,19 +188,24 @@ mod tests {
     use crate::kubeconfig::{load, select};
 
     #[test]
-    fn probes_do_not_retry_503() {
+    fn no_client_retries_503() {
         let kubeconfig = Kubeconfig::from_yaml(
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n\
              users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n",
         )
         .unwrap();
-        let retry = block_on(async {
-            let default = connect(kubeconfig.clone(), None, Duration::from_secs(1)).await.unwrap();
-            let probe = connect_with(kubeconfig, None, Duration::from_secs(1), Retries::None).await.unwrap();
-            (default.config.default_retry, probe.config.default_retry)
+        let (kube, ours) = block_on(async {
+            let (kube, _) = config(kubeconfig.clone(), None).await.unwrap();
+            (kube, connect(kubeconfig, None, Duration::from_secs(1)).await.unwrap())
         })
         .unwrap();
-        assert_eq!(retry, (true, false), "kube retries 429/503/504 by default; a probe must not");
+        assert!(kube.default_retry, "kube retries 429/503/504 by default");
+        assert!(!ours.config.default_retry, "no client of this tool may");
+        let secs = Some(Duration::from_secs(1));
+        assert_eq!(
+            (ours.config.connect_timeout, ours.config.read_timeout, ours.config.write_timeout),
+            (secs, secs, secs)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use http_body_util::BodyExt as _;
 use kube::client::Body;
 use kube::config::Kubeconfig;
 
-use super::client::{Retries, connect_with};
+use super::client::connect;
 use super::diagnose::{self, Cause, ParentAuthKind};
 use crate::route::SOCKETS_PATH;
 use crate::terminal::escape;
@@ -79,10 +79,9 @@ pub async fn probe(
     let deadline = Instant::now() + timeout;
     let probe = Probe { deadline, timeout, secrets: secrets.iter().map(String::as_str).collect() };
     let auth = parent_auth_kind(&kubeconfig, context);
-    let conn =
-        tokio::time::timeout_at(deadline.into(), connect_with(kubeconfig, Some(context), timeout, Retries::None))
-            .await
-            .map_err(|_| anyhow!("context {context:?}: no client within --timeout ({}s)", timeout.as_secs()))??;
+    let conn = tokio::time::timeout_at(deadline.into(), connect(kubeconfig, Some(context), timeout))
+        .await
+        .map_err(|_| anyhow!("context {context:?}: no client within --timeout ({}s)", timeout.as_secs()))??;
     let (version, version_latency) = match probe.get(&conn.client, "/version").await {
         Got::Answer(a) if a.status == 200 && matches!(a.end, End::Complete) => (a.body, a.latency),
         failure => return Ok(Err(probe.diagnose(failure, "/version", auth, &conn).await)),
@@ -243,6 +242,13 @@ impl Probe<'_> {
     }
 }
 
+/// Whether the parent itself accepts the parent credentials of `conn` (see
+/// [`Probe::parent_accepts`]), asked before `deadline`: for a 401 of another
+/// request through the proxy.
+pub(super) async fn parent_accepts(conn: &super::client::Connection, deadline: Instant) -> Option<bool> {
+    Probe { deadline, timeout: Duration::ZERO, secrets: Vec::new() }.parent_accepts(conn).await
+}
+
 /// An error and its sources, `: `-separated, each said once (kube and
 /// hyper repeat their source in their own text).
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -260,7 +266,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Anonymous unless the user entry carries credentials of its own.
-fn parent_auth_kind(kubeconfig: &Kubeconfig, context: &str) -> ParentAuthKind {
+pub(super) fn parent_auth_kind(kubeconfig: &Kubeconfig, context: &str) -> ParentAuthKind {
     let user = kubeconfig
         .contexts
         .iter()
