@@ -206,6 +206,12 @@ fn hub_checks_run_in_the_hubs_order() {
     );
     let msg = "invalid certificate in header Clusternet-Certificate: illegal base64 data at input byte 3";
     check(&mut s, "no-socket", "https/127.0.0.1:1/version", bad, 400, msg);
+    // Without useSocket the hub still dials through the agent's tunnel: with
+    // no session, a 500 without a reason, after the credentials.
+    let (code, _, body) = get(&mut s, &format!("{P}/no-socket/proxy/https/127.0.0.1:1/version"), "");
+    let status = status_of(&body);
+    assert_eq!((code, status["message"].as_str()), (500, Some("failed to find Session for client no-socket")));
+    assert!(status.get("reason").is_none(), "{body}");
     assert!(h.child.requests().is_empty());
 
     // The feature gate first, for every ID.

@@ -7,8 +7,11 @@
 //!     --client-ca FRONT_PROXY_CA.crt --record RECORD.jsonl \
 //!     --parent https://127.0.0.1:PORT --parent-ca CA.crt --parent-cert ADMIN.crt --parent-key ADMIN.key \
 //!     [--feature-gates SocketConnection=true|false] [--canned-child 127.0.0.1:PORT] \
-//!     [--request-timeout 60s]
+//!     [--request-timeout 60s] [--agents-socket STATE/hub-agents.sock]
 //! ```
+//!
+//! `--agents-socket`: where agents (`agent-standin`, one per cluster) hold
+//! their sessions; a cluster has one exactly while its agent is connected.
 //!
 //! `--request-timeout` is the hub's generic apiserver request timeout (Go
 //! duration: `60s`, `1m0s`, `1500ms`; default one minute): a non-upgraded
@@ -27,8 +30,10 @@
 //! without a path is redirected (301), `proxy/` and unknown schemes are 500;
 //! dial and TLS errors are 500 Status without a reason, in Go's words; only
 //! the headers the hub passes reach the child, never the clusternet-* extras.
-//! What it invents: an agent has a session while its cluster's `Ready`
-//! condition is `True`.
+//! An agent has a session exactly while its `agent-standin` is connected
+//! (`Ready` plays no part); without `status.useSocket` the cluster is still
+//! dialled through the tunnel: 500 `failed to find Session` with no session.
+//! Answers stream; non-upgraded requests end at `--request-timeout`.
 //!
 //! `--canned-child` also serves, on another port, a tiny child apiserver that
 //! accepts any credentials (`gitVersion` v1.32.13-standin): ManagedClusters
@@ -42,7 +47,7 @@ use std::time::Duration;
 
 use testkit::{Clusters, ParentApi, Recorder, RecorderConfig, TlsMaterial};
 
-const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE --parent URL --parent-ca FILE --parent-cert FILE --parent-key FILE [--feature-gates SocketConnection=true|false] [--canned-child ADDR:PORT] [--request-timeout DURATION]";
+const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE --parent URL --parent-ca FILE --parent-cert FILE --parent-key FILE [--feature-gates SocketConnection=true|false] [--canned-child ADDR:PORT] [--request-timeout DURATION] [--agents-socket PATH]";
 
 struct Args {
     listen: SocketAddr,
@@ -57,6 +62,7 @@ struct Args {
     socket_connection: bool,
     canned_child: Option<SocketAddr>,
     request_timeout: Option<Duration>,
+    agents_socket: Option<PathBuf>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -69,7 +75,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         if name == "--help" || name == "-h" {
             return Err(USAGE.to_string());
         }
-        const KNOWN: [&str; 12] = [
+        const KNOWN: [&str; 13] = [
             "--listen",
             "--cert",
             "--key",
@@ -82,6 +88,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--feature-gates",
             "--canned-child",
             "--request-timeout",
+            "--agents-socket",
         ];
         if !KNOWN.contains(&name.as_str()) {
             return Err(format!("unknown argument {flag:?}; {USAGE}"));
@@ -110,6 +117,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         socket_connection,
         canned_child: take("--canned-child").map(|v| addr(v, "--canned-child")).transpose()?,
         request_timeout: take("--request-timeout").map(|v| go_duration(&v)).transpose()?,
+        agents_socket: take("--agents-socket").map(PathBuf::from),
     })
 }
 
@@ -179,6 +187,7 @@ fn run() -> Result<(), String> {
         feature_gate_off: !args.socket_connection,
         serve_child: false,
         request_timeout: args.request_timeout,
+        agents_socket: args.agents_socket.clone(),
     })
     .map_err(|e| format!("cannot start: {e}"))?;
     let timeout = args.request_timeout.unwrap_or(testkit::DEFAULT_REQUEST_TIMEOUT);
