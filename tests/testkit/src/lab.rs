@@ -733,6 +733,23 @@ mod tests {
     }
 
     #[test]
+    fn legacy_tokens_are_signed_es256_without_expiry() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let token = super::legacy_token(&key.serialize_pem(), "u-1").unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let claims: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["iss"], "kubernetes/serviceaccount");
+        assert_eq!(claims["kubernetes.io/serviceaccount/service-account.uid"], "u-1");
+        assert!(claims.get("exp").is_none() && claims.get("iat").is_none(), "{claims}");
+        let public =
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, key.public_key_raw());
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        public.verify(signed.as_bytes(), &B64.decode(parts[2]).unwrap()).expect("a valid ES256 signature");
+    }
+
+    #[test]
     fn seeds_are_unique_where_the_tests_need_them() {
         let seeds = super::SEEDS;
         for (i, a) in seeds.iter().enumerate() {
