@@ -118,19 +118,39 @@ pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(ku
     Ok((config, context_name))
 }
 
-/// A client for `context` (or the current context) of `kubeconfig`: each
-/// connection, write and read bounded by `timeout`, each request tried once.
-/// kube's default policy retries 429/503/504 15 times with a backoff growing
-/// to minutes, whatever `--timeout` says (a token request through a stopped
-/// hub took six minutes), and the hub's and the aggregator's 503s do not pass
-/// by waiting (hub down, feature gate off, no apiserver URL): every command
-/// reports the first answer.
+/// A client for `context` (or the current context) of `kubeconfig`, for
+/// the parent's own API, with kube's default retries (429/503/504, as a
+/// just-started apiserver answers `storage is (re)initializing`).
 pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Duration) -> Result<Connection> {
+    connect_with(kubeconfig, context, timeout, Retries::KubeDefault).await
+}
+
+/// Whether kube retries 429/503/504 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    KubeDefault,
+    /// Every request through the socket proxy (probes, token requests):
+    /// the hub's and the aggregator's 503s are not transient (hub down,
+    /// feature gate off, no apiserver URL), and kube's policy retries them
+    /// 15 times with a backoff growing to minutes, whatever `--timeout`
+    /// says (a token request through a stopped hub took six minutes): the
+    /// first answer is reported.
+    None,
+}
+
+/// [`connect`], choosing the retries. Each connection, write and read is
+/// bounded by `timeout`.
+pub async fn connect_with(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+    timeout: Duration,
+    retries: Retries,
+) -> Result<Connection> {
     let (mut config, context_name) = config(kubeconfig, context).await?;
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
-    config.default_retry = false;
+    config.default_retry = retries == Retries::KubeDefault;
     let server = config.cluster_url.to_string();
     crate::trace::line(|| {
         let server = crate::route::without_userinfo(&server);
@@ -188,22 +208,23 @@ mod tests {
     use crate::kubeconfig::{load, select};
 
     #[test]
-    fn no_client_retries_503() {
+    fn the_proxy_is_not_retried() {
         let kubeconfig = Kubeconfig::from_yaml(
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n\
              users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n",
         )
         .unwrap();
-        let (kube, ours) = block_on(async {
-            let (kube, _) = config(kubeconfig.clone(), None).await.unwrap();
-            (kube, connect(kubeconfig, None, Duration::from_secs(1)).await.unwrap())
+        let (parent, proxy) = block_on(async {
+            let parent = connect(kubeconfig.clone(), None, Duration::from_secs(1)).await.unwrap();
+            let proxy = connect_with(kubeconfig, None, Duration::from_secs(1), Retries::None).await.unwrap();
+            (parent, proxy)
         })
         .unwrap();
-        assert!(kube.default_retry, "kube retries 429/503/504 by default");
-        assert!(!ours.config.default_retry, "no client of this tool may");
+        assert!(parent.config.default_retry, "the parent's own API: kube retries 429/503/504");
+        assert!(!proxy.config.default_retry, "through the proxy: the first answer");
         let secs = Some(Duration::from_secs(1));
         assert_eq!(
-            (ours.config.connect_timeout, ours.config.read_timeout, ours.config.write_timeout),
+            (proxy.config.connect_timeout, proxy.config.read_timeout, proxy.config.write_timeout),
             (secs, secs, secs)
         );
     }

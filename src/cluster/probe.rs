@@ -15,7 +15,7 @@ use http_body_util::BodyExt as _;
 use kube::client::Body;
 use kube::config::Kubeconfig;
 
-use super::client::connect;
+use super::client::{Retries, connect_with};
 use super::diagnose::{self, Cause, ParentAuthKind};
 use crate::route::SOCKETS_PATH;
 use crate::terminal::escape;
@@ -79,9 +79,10 @@ pub async fn probe(
     let deadline = Instant::now() + timeout;
     let probe = Probe { deadline, timeout, secrets: secrets.iter().map(String::as_str).collect() };
     let auth = parent_auth_kind(&kubeconfig, context);
-    let conn = tokio::time::timeout_at(deadline.into(), connect(kubeconfig, Some(context), timeout))
-        .await
-        .map_err(|_| anyhow!("context {context:?}: no client within --timeout ({}s)", timeout.as_secs()))??;
+    let conn =
+        tokio::time::timeout_at(deadline.into(), connect_with(kubeconfig, Some(context), timeout, Retries::None))
+            .await
+            .map_err(|_| anyhow!("context {context:?}: no client within --timeout ({}s)", timeout.as_secs()))??;
     let (version, version_latency) = match probe.get(&conn.client, "/version").await {
         Got::Answer(a) if a.status == 200 && matches!(a.end, End::Complete) => (a.body, a.latency),
         failure => return Ok(Err(probe.diagnose(failure, "/version", auth, &conn).await)),

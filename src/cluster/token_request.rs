@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use kube::config::Kubeconfig;
 
-use super::client::connect;
+use super::client::{Retries, connect_with};
 use super::diagnose::{self, Cause};
 use super::{probe, transport};
 use crate::credentials::origin::ChildTokenRequest;
@@ -66,7 +66,7 @@ async fn ask(
     let auth = probe::parent_auth_kind(&kubeconfig, context);
     let secrets = secrets_of(&kubeconfig, context);
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let conn = connect(kubeconfig, Some(context), timeout).await?;
+    let conn = connect_with(kubeconfig, Some(context), timeout, Retries::None).await?;
     let api: Api<ServiceAccount> = Api::namespaced(conn.client.clone(), &account.namespace);
     let body = TokenRequest {
         spec: TokenRequestSpec { expiration_seconds: Some(request.ttl.as_secs() as i64), ..Default::default() },
