@@ -104,12 +104,6 @@ pub fn kubeconfig_of(entry: &Entries) -> Result<Kubeconfig> {
     Kubeconfig::from_yaml(&text).map_err(|e| anyhow!("internal: {e}"))
 }
 
-/// A client for `context` (or the current context) of `kubeconfig`, with
-/// kube's default retries.
-pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Duration) -> Result<Connection> {
-    connect_with(kubeconfig, context, timeout, Retries::KubeDefault).await
-}
-
 /// kube's client configuration for `context` (or the current context) of
 /// `kubeconfig`, with the context's name.
 pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(kube::Config, String)> {
@@ -124,17 +118,28 @@ pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(ku
     Ok((config, context_name))
 }
 
+/// A client for `context` (or the current context) of `kubeconfig`, for
+/// the parent's own API, with kube's default retries (429/503/504, as a
+/// just-started apiserver answers `storage is (re)initializing`).
+pub async fn connect(kubeconfig: Kubeconfig, context: Option<&str>, timeout: Duration) -> Result<Connection> {
+    connect_with(kubeconfig, context, timeout, Retries::KubeDefault).await
+}
+
 /// Whether kube retries 429/503/504 answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retries {
     KubeDefault,
-    /// A probe must report the hub's first answer (its 503s are not
-    /// transient: feature gate off, no apiserver URL), not retry it until the
-    /// timeout.
+    /// Every request through the socket proxy (probes, token requests):
+    /// the hub's and the aggregator's 503s are not transient (hub down,
+    /// feature gate off, no apiserver URL), and kube's policy retries them
+    /// 15 times with a backoff growing to minutes, whatever `--timeout`
+    /// says (a token request through a stopped hub took six minutes): the
+    /// first answer is reported.
     None,
 }
 
-/// [`connect`], choosing the retries.
+/// [`connect`], choosing the retries. Each connection, write and read is
+/// bounded by `timeout`.
 pub async fn connect_with(
     kubeconfig: Kubeconfig,
     context: Option<&str>,
@@ -203,19 +208,25 @@ mod tests {
     use crate::kubeconfig::{load, select};
 
     #[test]
-    fn probes_do_not_retry_503() {
+    fn the_proxy_is_not_retried() {
         let kubeconfig = Kubeconfig::from_yaml(
             "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n\
              users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n",
         )
         .unwrap();
-        let retry = block_on(async {
-            let default = connect(kubeconfig.clone(), None, Duration::from_secs(1)).await.unwrap();
-            let probe = connect_with(kubeconfig, None, Duration::from_secs(1), Retries::None).await.unwrap();
-            (default.config.default_retry, probe.config.default_retry)
+        let (parent, proxy) = block_on(async {
+            let parent = connect(kubeconfig.clone(), None, Duration::from_secs(1)).await.unwrap();
+            let proxy = connect_with(kubeconfig, None, Duration::from_secs(1), Retries::None).await.unwrap();
+            (parent, proxy)
         })
         .unwrap();
-        assert_eq!(retry, (true, false), "kube retries 429/503/504 by default; a probe must not");
+        assert!(parent.config.default_retry, "the parent's own API: kube retries 429/503/504");
+        assert!(!proxy.config.default_retry, "through the proxy: the first answer");
+        let secs = Some(Duration::from_secs(1));
+        assert_eq!(
+            (proxy.config.connect_timeout, proxy.config.read_timeout, proxy.config.write_timeout),
+            (secs, secs, secs)
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ causes![
     FeatureGateOff,
     UnknownClusterId,
     AgentDisconnected,
+    NoSocketSession,
     NoApiserverUrl,
     InvalidKeyPair,
     InvalidCertificate,
@@ -88,6 +89,10 @@ impl Cause {
             Cause::AgentDisconnected => (
                 "agent disconnected",
                 "the child's clusternet-agent has no session with the hub: check the agent in the child cluster",
+            ),
+            Cause::NoSocketSession => (
+                "agent has no socket session",
+                "is clusternet-agent running with --feature-gates=SocketConnection=true? (the hub reaches every child through its agent's socket, even when status.useSocket is false)",
             ),
             Cause::NoApiserverUrl => (
                 "no apiserver URL",
@@ -210,6 +215,9 @@ pub fn from_response(status: u16, message: &str, auth: ParentAuthKind, parent_ac
         // The aggregator's own words when the APIService is still Available
         // but nothing answers at its backend.
         503 if m.contains("error trying to reach service") => Cause::HubUnreachable,
+        // The hub dials every cluster through its agent's tunnel; an agent
+        // started without the SocketConnection gate never opened one.
+        500 if m.contains("failed to find session for client") => Cause::NoSocketSession,
         // The hub's proxy handler: a route without a host, or not http(s).
         500 if m.contains("no host in request url") || m.contains("unsupported protocol scheme") => {
             Cause::MalformedRoute
@@ -324,6 +332,7 @@ mod tests {
             (301, String::new(), Cause::Redirected),
             (418, "teapot".into(), Cause::Unexpected),
             (500, "something else".into(), Cause::Unexpected),
+            (500, format!("failed to find Session for client {id}"), Cause::NoSocketSession),
         ];
         for (status, message, cause) in cases {
             assert_eq!(from_response(status, &message, Anonymous, None), cause, "{message}");

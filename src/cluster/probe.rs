@@ -243,6 +243,13 @@ impl Probe<'_> {
     }
 }
 
+/// Whether the parent itself accepts the parent credentials of `conn` (see
+/// [`Probe::parent_accepts`]), asked before `deadline`: for a 401 of another
+/// request through the proxy.
+pub(super) async fn parent_accepts(conn: &super::client::Connection, deadline: Instant) -> Option<bool> {
+    Probe { deadline, timeout: Duration::ZERO, secrets: Vec::new() }.parent_accepts(conn).await
+}
+
 /// An error and its sources, `: `-separated, each said once (kube and
 /// hyper repeat their source in their own text).
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -260,7 +267,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Anonymous unless the user entry carries credentials of its own.
-fn parent_auth_kind(kubeconfig: &Kubeconfig, context: &str) -> ParentAuthKind {
+pub(super) fn parent_auth_kind(kubeconfig: &Kubeconfig, context: &str) -> ParentAuthKind {
     let user = kubeconfig
         .contexts
         .iter()

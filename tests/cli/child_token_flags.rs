@@ -107,3 +107,40 @@ fn help_names_the_flags_and_the_cluster_admin_credential() {
     }
     assert!(help.contains("cluster-admin"), "{help}");
 }
+
+/// The hub answers the token request 503 (here: its SocketConnection gate
+/// is off): one POST, no retries (kube's default policy retried such a 503
+/// for minutes, past `--timeout`), ended well within `--timeout`, and the
+/// answer diagnosed as `verify` diagnoses it; nothing written.
+#[test]
+fn a_token_request_answered_503_is_asked_once_and_diagnosed() {
+    use testkit::{Recorder, RecorderConfig};
+    let recorder = Recorder::start(RecorderConfig { feature_gate_off: true, ..Default::default() }).unwrap();
+    let s = Scratch::new();
+    s.write(
+        "parent.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: main\nclusters:\n- name: parent\n  cluster:\n    server: {}\n    \
+             certificate-authority-data: {}\ncontexts:\n- name: main\n  context: {{cluster: parent, user: anon}}\n\
+             users:\n- name: anon\n  user: {{}}\n",
+            recorder.url(),
+            b64(&recorder.ca_pem())
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = s
+        .generate(&["--token-file", "child.token", "--child-token-request", "ns/sa", "--timeout", "10s"])
+        .args(["--output-file", "out.yaml"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    fails(
+        &out,
+        1,
+        "TokenRequest for service account ns/sa on the child failed: HTTP 503 (featuregate SocketConnection has not been enabled on the server side): SocketConnection feature gate off: start clusternet-hub with --feature-gates=SocketConnection=true",
+    );
+    let posts = recorder.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/token")).count();
+    assert_eq!(posts, 1, "asked once");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert!(!s.path("out.yaml").exists());
+}

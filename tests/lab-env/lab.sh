@@ -2,9 +2,10 @@
 # Loopback Kubernetes lab for clusternet-kubeconfig.
 #
 # A real etcd + kube-apiserver + kube-controller-manager on 127.0.0.1, with the
-# Clusternet CRDs/RBAC, seeded ManagedClusters, and the clusternet-hub stand-in
+# Clusternet CRDs/RBAC, seeded ManagedClusters, the clusternet-hub stand-in
 # (testkit's `hub-standin`) registered as the aggregated API
-# v1alpha1.proxies.clusternet.io. No containers, no root-only features.
+# v1alpha1.proxies.clusternet.io, and an agent stand-in (`agent-standin`) per
+# seeded cluster whose agent is connected. No containers, no root-only features.
 #
 #   tests/lab-env/lab.sh build          build the binaries when missing (cached)
 #   tests/lab-env/lab.sh up             start the lab (exits 0 when it is already up), with a
@@ -12,8 +13,12 @@
 #   tests/lab-env/lab.sh seed-many N    add N extra ManagedClusters (one `kubectl apply`)
 #   tests/lab-env/lab.sh up-noanon      a second kube-apiserver, --anonymous-auth=false, same etcd
 #   tests/lab-env/lab.sh hub-stop       stop the hub stand-in (the APIService stays registered)
-#   tests/lab-env/lab.sh hub-start [--feature-gates SocketConnection=false]
+#   tests/lab-env/lab.sh hub-start [--feature-gates SocketConnection=false] [--request-timeout 5s]
 #                             (re)start the hub stand-in; waits for the APIService Available
+#                             and the agents' sessions (--request-timeout: the hub's
+#                             request timeout, default 60s)
+#   tests/lab-env/lab.sh agent-stop ID  stop the agent of cluster ID: its session ends at once
+#   tests/lab-env/lab.sh agent-start ID start it (again); waits for its session
 #   tests/lab-env/lab.sh env            print `export NAME=value` lines for the running lab
 #   tests/lab-env/lab.sh status         what is running, ports, APIService availability
 #   tests/lab-env/lab.sh down           stop the recorded PIDs, remove the state dir
@@ -35,7 +40,7 @@ REPO=$(cd "$LAB_DIR/../.." && pwd)
 CACHE=${CLUSTERNET_LAB_CACHE:-$HOME/.cache/clusternet-kubeconfig/lab}
 STATE=${CLUSTERNET_LAB_STATE:-$LAB_DIR/state}
 READY_TIMEOUT=${LAB_READY_TIMEOUT:-90}
-# The child's longest token (testkit's lab::CHILD_MAX_TOKEN_HOURS): the deployer's is that long.
+# The child's longest token (testkit's lab::CHILD_MAX_TOKEN_HOURS).
 CHILD_MAX_TOKEN_HOURS=720
 CLUSTERNET_VERSION=v0.18.1
 
@@ -67,6 +72,7 @@ K8S_BIN=$CACHE/bin/k8s-$K8S_VERSION
 ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 TESTKIT_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug
 SETUP_BIN=$TESTKIT_BIN/lab-setup
+AGENT_BIN=$TESTKIT_BIN/agent-standin
 # LAB_HUB_BIN: another stand-in binary (debugging only)
 HUB_BIN=${LAB_HUB_BIN:-$TESTKIT_BIN/hub-standin}
 
@@ -82,11 +88,11 @@ cmd_build() {
   build_go "$K8S_BIN" "$LAB_DIR/k8s" "$ldflags" "kube-apiserver kube-controller-manager" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   build_go "$ETCD_BIN" "$LAB_DIR/etcd" "-s -w" "etcd" go.etcd.io/etcd/server/v3
-  local bins=(--bin lab-setup --bin hub-standin)
-  if [[ -n ${LAB_HUB_BIN:-} ]]; then log "hub stand-in: LAB_HUB_BIN=$LAB_HUB_BIN (not built)"; bins=(--bin lab-setup); fi
+  local bins=(--bin lab-setup --bin agent-standin --bin hub-standin)
+  if [[ -n ${LAB_HUB_BIN:-} ]]; then log "hub stand-in: LAB_HUB_BIN=$LAB_HUB_BIN (not built)"; bins=(--bin lab-setup --bin agent-standin); fi
   log "building testkit's ${bins[*]}"
   (cd "$REPO" && cargo build -q -p testkit "${bins[@]}")
-  local b; for b in "$SETUP_BIN" "$HUB_BIN"; do [[ -x $b ]] || die "$b not found after cargo build"; done
+  local b; for b in "$SETUP_BIN" "$AGENT_BIN" "$HUB_BIN"; do [[ -x $b ]] || die "$b not found after cargo build"; done
 }
 
 build_go() { # <outdir> <module dir> <ldflags> <"expected binaries"> <packages...>
@@ -271,10 +277,11 @@ ready_kube-apiserver-child() {
 }
 
 # The hub stand-in: reads ManagedClusters from the lab's apiserver at each
-# request, and serves the canned child (any credentials) on CANNED_PORT. It
-# does not need the apiserver to start.
+# request, keeps the agents' sessions (agents connect to hub-agents.sock), and
+# serves the canned child (any credentials) on CANNED_PORT. It does not need
+# the apiserver to start.
 start_hub-standin() { # [more flags, e.g. --feature-gates SocketConnection=false]
-  start_bg hub-standin "$HUB_BIN" --listen "127.0.0.1:$HUB_PORT" \
+  start_bg hub-standin "$HUB_BIN" --listen "127.0.0.1:$HUB_PORT" --agents-socket "$STATE/hub-agents.sock" \
     --cert "$PKI/hub.crt" --key "$PKI/hub.key" --client-ca "$PKI/front-proxy-ca.crt" \
     --record "$STATE/hub-requests.jsonl" \
     --parent "https://127.0.0.1:$APISERVER_PORT" --parent-ca "$PKI/ca.crt" \
@@ -328,7 +335,7 @@ cmd_up() {
     return 0
   fi
   if [[ -d $STATE ]]; then log "removing stale state $STATE"; cmd_down >/dev/null 2>&1 || true; fi
-  for b in "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$ETCD_BIN/etcd" "$HUB_BIN" "$SETUP_BIN"; do
+  for b in "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$ETCD_BIN/etcd" "$HUB_BIN" "$SETUP_BIN" "$AGENT_BIN"; do
     [[ -x $b ]] || { log "missing $b: building"; cmd_build; break; }
   done
   command -v kubectl >/dev/null || die "kubectl is not on PATH"
@@ -386,10 +393,17 @@ seed() {
   kc apply --server-side --field-manager lab --subresource status -f "$STATE/manifests/seeds-status.json" >/dev/null
   ck apply -f "$STATE/manifests/child.json" >/dev/null
   "$SETUP_BIN" child-token --state "$STATE" || fail_component kube-apiserver-child "no token for the child's service account"
-  # What clusternet-agent stores on the parent: the child's cluster-admin token.
+  # What clusternet-agent stores on the parent: the child's cluster-admin token
+  # (its legacy Secret-based token, held by a token Secret on the child).
   "$SETUP_BIN" deployer-secrets --state "$STATE" --child-port "$CHILD_PORT" ||
     fail_component kube-apiserver-child "no token for the child's deployer service account"
+  ck apply -f "$STATE/manifests/deployer-child.json" >/dev/null
+  wait_for kube-apiserver-child "the child accepting the deployer's legacy token" \
+    curl -fsS --cacert "$PKI/child-ca.crt" -H "Authorization: Bearer $(cat "$STATE/child/deployer.token")" \
+    "https://127.0.0.1:$CHILD_PORT/api/v1/namespaces/clusternet-system"
   kc apply -f "$STATE/manifests/deployer.json" >/dev/null
+  local id; while read -r id; do start_agent "$id"; done <"$STATE/agents"
+  while read -r id; do wait_session "$id"; done <"$STATE/agents"
   wait_for kube-controller-manager "the clusternet-hub-proxy token" \
     bash -c "[[ -n \$(kubectl --kubeconfig '$STATE/admin.kubeconfig' -n clusternet-system get secret clusternet-hub-proxy -o 'jsonpath={.data.token}') ]]"
   wait_apiservice
@@ -438,6 +452,45 @@ cmd_up_noanon() {
   grep '^export LAB_NOANON_' "$STATE/lab.env"
 }
 
+# ------------------------------------------------------------------- agents
+# One agent-standin per cluster whose agent is connected: the hub has a
+# session for the cluster exactly while it runs (pids/agent-<id>).
+start_agent() { # <cluster ID>
+  start_bg "agent-$1" "$AGENT_BIN" --hub-socket "$STATE/hub-agents.sock" --cluster-id "$1"
+}
+agent_ids() { local f; for f in "$STATE"/pids/agent-*; do [[ -e $f ]] && echo "${f##*/agent-}"; done; true; }
+session_lines() { grep -c "^agent session $1: $2\$" "$STATE/logs/hub-standin.log" 2>/dev/null || true; }
+wait_session() { # <cluster ID>: until the running hub holds its session
+  wait_for "agent-$1" "its session with the hub" grep -q "^session up: $1\$" "$STATE/logs/agent-$1.log"
+  wait_for hub-standin "the session of agent $1" bash -c "
+    up=\$(grep -c '^agent session up: $1\$' '$STATE/logs/hub-standin.log'); down=\$(grep -c '^agent session down: $1\$' '$STATE/logs/hub-standin.log')
+    (( up > down ))"
+}
+valid_id() { [[ ${1:-} =~ ^[A-Za-z0-9._-]+$ ]] || die "usage: $0 agent-start|agent-stop <cluster ID>"; }
+
+cmd_agent_stop() { # <cluster ID>
+  valid_id "${1:-}"; need_lab
+  local id=$1 before
+  if ! pid_alive "$(pid_of "agent-$id")"; then log "no agent running for $id"; return 0; fi
+  before=$(session_lines down "$id")
+  stop "agent-$id"
+  rm -f "$STATE/pids/agent-$id"
+  # The hub sees the connection end at once; wait for it to say so.
+  if pid_alive "$(pid_of hub-standin)"; then
+    wait_for hub-standin "the end of agent $id's session" bash -c "(( \$(grep -c '^agent session down: $id\$' '$STATE/logs/hub-standin.log') > $before ))"
+  fi
+  log "agent of $id stopped: its session is gone"
+}
+
+cmd_agent_start() { # <cluster ID>
+  valid_id "${1:-}"; need_lab
+  local id=$1
+  if pid_alive "$(pid_of "agent-$id")"; then log "agent of $id already running"; return 0; fi
+  start_agent "$id"
+  wait_session "$id"
+  log "agent of $id up: session held"
+}
+
 # ------------------------------------------------------------ hub-stop/start
 # Stop the hub stand-in while its APIService stays registered (and, for a
 # while, Available), or start it again, e.g. without the SocketConnection gate.
@@ -446,12 +499,14 @@ cmd_hub_stop() {
   if pid_alive "$(pid_of hub-standin)"; then stop hub-standin; else log "hub-standin is not running"; fi
 }
 
-cmd_hub_start() { # [--feature-gates SocketConnection=true|false]
+cmd_hub_start() { # [--feature-gates SocketConnection=true|false] [--request-timeout DURATION]
   need_lab
   cmd_hub_stop 2>/dev/null
   start_hub-standin "$@"
   wait_ready hub-standin
   wait_apiservice
+  # The running agents dial the new hub again.
+  local id; for id in $(agent_ids); do pid_alive "$(pid_of "agent-$id")" && wait_session "$id"; done
   log "hub-standin up: $(grep -o 'hub-standin listening on.*' "$STATE/logs/hub-standin.log")"
 }
 
@@ -459,7 +514,7 @@ cmd_hub_start() { # [--feature-gates SocketConnection=true|false]
 cmd_down() {
   if [[ -d $STATE/pids ]]; then
     # shellcheck disable=SC2046
-    stop $(component_names | tac)
+    stop $(agent_ids | sed 's/^/agent-/') $(component_names | tac)
   fi
   if [[ -d $STATE ]]; then
     STATE=$(cd "$STATE" && pwd)
@@ -481,6 +536,12 @@ cmd_status() {
     pid=$(pid_of "$name"); : "${pid:=-}"
     if pid_alive "$pid"; then state=running; else state=stopped; fi
     printf '%-24s %-8s %s\n' "$name" "$pid" "$state"
+  done
+  local id
+  for id in $(agent_ids); do
+    pid=$(pid_of "agent-$id")
+    if pid_alive "$pid"; then state=running; else state=stopped; fi
+    printf '%-24s %-8s %s\n' "agent $id" "$pid" "$state"
   done
   echo "state:      $STATE"
   echo "apiserver:  ${LAB_SERVER:-?}"
@@ -505,5 +566,7 @@ case ${1:-} in
   up-noanon) cmd_up_noanon ;;
   hub-stop) cmd_hub_stop ;;
   hub-start) shift; cmd_hub_start "$@" ;;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  agent-stop) shift; cmd_agent_stop "$@" ;;
+  agent-start) shift; cmd_agent_start "$@" ;;
+  *) sed -n '2,/^# The certificates/{/^# The certificates/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -45,3 +45,6 @@ mod hostile;
 
 // Looking after generated kubeconfigs: status --verify, prune.
 mod maintain;
+
+// The hub over time: streaming, its request timeout, agents' sessions.
+mod hub_over_time;

@@ -111,8 +111,10 @@ fn list_and_gen_all_page_through_a_thousand_clusters() {
     assert!(ours[0].contains("limit=500") && ours[1..].iter().all(|r| r.contains("continue=")), "{ours:?}");
 
     // One context of the thousand works through the real aggregator, once
-    // its agent has reported (seed-many sets no status): as with the hub, the
-    // direct route needs status.apiserverURL.
+    // its agent has connected (a session with the hub) and reported
+    // (seed-many sets no status): as with the hub, the direct route needs
+    // status.apiserverURL.
+    lab_sh(&["agent-start", &testkit::lab::many(777).2]);
     let status = serde_json::json!({"status": {
         "apiserverURL": lab.var("LAB_CANNED_CHILD_SERVER"),
         "useSocket": true,

@@ -374,6 +374,15 @@ impl Drop for Exclusive {
     }
 }
 
+/// Runs `restore` when dropped (also when the test panics): puts back what a
+/// test holding the lab [`exclusive`]ly changed.
+pub struct Restore<F: FnMut()>(pub F);
+impl<F: FnMut()> Drop for Restore<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 pub fn exclusive() -> Exclusive {
     lab(); // initialised outside the lock
     let guard = LAB_LOCK.write().unwrap_or_else(|e| e.into_inner());

@@ -351,14 +351,6 @@ fn gen_verify_writes_only_on_success_or_with_write_unverified() {
 
 // ------------------------------------------------------------- lab mutations
 
-/// Runs `restore` when dropped (also when the test panics).
-struct Restore<F: FnMut()>(F);
-impl<F: FnMut()> Drop for Restore<F> {
-    fn drop(&mut self) {
-        (self.0)()
-    }
-}
-
 /// An object as `kubectl get -o json`, made creatable again.
 fn saved(kind_name: &str) -> String {
     let mut obj = json(&kubectl_ok(admin(), &["get", kind_name, "-o", "json"]));

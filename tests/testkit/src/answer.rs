@@ -64,7 +64,7 @@ pub(crate) fn respond(request: &Request, shared: &Shared) -> (Response, Option<S
         return (child(request, path), None);
     }
     if let Some(rest) = path.strip_prefix(PROXY_GROUP_PREFIX) {
-        return hub::sockets(request, rest, &shared.lookup, shared.feature_gate_off);
+        return hub::sockets(request, rest, shared);
     }
     (own(path), None)
 }

@@ -7,13 +7,15 @@
 //!
 //! A blocking HTTP/1.1 client over rustls, one connection per request
 //! (`Connection: close`); the child's status, Content-Type, Content-Encoding
-//! and body come back unchanged, and a body that breaks off comes back broken.
+//! and body come back unchanged, the body passed on as it arrives (a
+//! [`Relay`]), and a body that breaks off comes back broken.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -63,19 +65,138 @@ pub(crate) struct Credentials {
     cert: Option<Arc<CertifiedKey>>,
 }
 
-/// Sends `request` to `target` with `credentials`, as the hub does. Errors
-/// are Go's words for the failure (`dial tcp ...`, `tls: ...`).
-pub(crate) fn send(request: &Request, target: &Target, credentials: &Credentials) -> Result<Response, String> {
-    let tcp = dial(target)?;
-    let head = request_head(request, target, credentials);
-    let result = if target.tls {
-        let config = client_config(Arc::new(InsecureSkipVerify), credentials.cert.clone())?;
-        let conn = rustls::ClientConnection::new(config, server_name(&target.host)?).map_err(|e| e.to_string())?;
-        exchange(rustls::StreamOwned::new(conn, tcp), &head, &request.body, &request.method)
+/// Why [`send`] got no answer from the child.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// Go's words for the failure (`dial tcp ...`, `tls: ...`).
+    Go(String),
+    /// The request timeout passed before the child's answer began.
+    Deadline,
+}
+
+/// Sends `request` to `target` with `credentials`, as the hub does, and
+/// waits for the child's status line and headers until `deadline`. The body
+/// is not read here: the answer's [`Relay`] passes it on piece by piece as
+/// the child sends it (the hub does not buffer answers).
+pub(crate) fn send(
+    request: &Request,
+    target: &Target,
+    credentials: &Credentials,
+    deadline: Instant,
+) -> Result<Response, SendError> {
+    let tcp = dial(target, deadline).map_err(SendError::Go)?;
+    // Ends the exchange from outside: at the deadline, or when the answer is dropped.
+    let cut = tcp.try_clone().map_err(|e| SendError::Go(e.to_string()))?;
+    let stream: Box<dyn ReadWrite> = if target.tls {
+        let config = client_config(Arc::new(InsecureSkipVerify), credentials.cert.clone()).map_err(SendError::Go)?;
+        let conn = rustls::ClientConnection::new(config, server_name(&target.host).map_err(SendError::Go)?)
+            .map_err(|e| SendError::Go(e.to_string()))?;
+        Box::new(rustls::StreamOwned::new(conn, tcp))
     } else {
-        exchange(tcp, &head, &request.body, &request.method)
+        Box::new(tcp)
     };
-    result.map_err(|e| go_error(&e, target))
+    let mut bytes = request_head(request, target, credentials).into_bytes();
+    bytes.extend_from_slice(&request.body);
+    let head_only = request.method == "HEAD";
+    let addr = target.addr();
+    // Small: a child faster than the client waits for it, as over a socket.
+    let (tx, rx) = mpsc::sync_channel(16);
+    std::thread::Builder::new()
+        .name("hub-relay".into())
+        .spawn(move || pump(stream, &bytes, head_only, &addr, &tx))
+        .map_err(|e| SendError::Go(e.to_string()))?;
+    let relay = Relay { rx, cut, deadline };
+    match relay.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Piece::Head(Ok(mut response))) => {
+            if response.body_follows {
+                response.relay = Some(relay);
+            }
+            Ok(response)
+        }
+        Ok(Piece::Head(Err(message))) => Err(SendError::Go(message)),
+        Ok(_) | Err(RecvTimeoutError::Disconnected) => Err(SendError::Go("EOF".into())),
+        Err(RecvTimeoutError::Timeout) => Err(SendError::Deadline),
+    }
+}
+
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// What the relay thread passes on: the answer's head, then its body as it comes.
+enum Piece {
+    Head(Result<Response, String>),
+    Data(Vec<u8>),
+    /// The body ended as its framing says.
+    End,
+    /// The body broke off (or was delimited only by the close).
+    Broken,
+}
+
+/// How a relayed body goes on, piece by piece.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    Data(Vec<u8>),
+    End,
+    Broken,
+    /// The request timeout passed.
+    Deadline,
+}
+
+/// The body of a child's answer, still arriving: read by a thread of its
+/// own, handed over as it comes until the request's deadline.
+pub(crate) struct Relay {
+    rx: mpsc::Receiver<Piece>,
+    cut: TcpStream,
+    deadline: Instant,
+}
+
+impl Relay {
+    /// The next piece of the body, waiting at most until the deadline.
+    pub(crate) fn next(&self) -> Next {
+        match self.rx.recv_timeout(self.deadline.saturating_duration_since(Instant::now())) {
+            Ok(Piece::Data(d)) => Next::Data(d),
+            Ok(Piece::End) => Next::End,
+            Ok(Piece::Head(_) | Piece::Broken) | Err(RecvTimeoutError::Disconnected) => Next::Broken,
+            Err(RecvTimeoutError::Timeout) => Next::Deadline,
+        }
+    }
+}
+
+impl Drop for Relay {
+    /// The hub drops the child's connection when the request ends, however it ends.
+    fn drop(&mut self) {
+        let _ = self.cut.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The relay thread: sends the request, reads the head, then the body in
+/// the pieces the child sends, until it ends or nobody listens.
+fn pump(mut stream: Box<dyn ReadWrite>, request: &[u8], head_only: bool, addr: &str, tx: &SyncSender<Piece>) {
+    let sent = stream.write_all(request).and_then(|()| stream.flush());
+    let mut reader = BufReader::new(stream);
+    let head = sent.and_then(|()| read_head(&mut reader, head_only));
+    let (response, mut body) = match head {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = tx.send(Piece::Head(Err(go_error(&e, addr))));
+            return;
+        }
+    };
+    let body_follows = response.body_follows;
+    if tx.send(Piece::Head(Ok(response))).is_err() || !body_follows {
+        return;
+    }
+    loop {
+        let piece = match body.next(&mut reader) {
+            Ok(Some(data)) => Piece::Data(data),
+            Ok(None) => Piece::End,
+            Err(()) => Piece::Broken,
+        };
+        let last = !matches!(piece, Piece::Data(_));
+        if tx.send(piece).is_err() || last {
+            return;
+        }
+    }
 }
 
 /// A GET of `url` (https) verified against `roots`, with a client certificate.
@@ -89,15 +210,15 @@ pub(crate) fn get(url: &str, roots: &Arc<RootCertStore>, identity: &Arc<Certifie
     .build()
     .map_err(|e| e.to_string())?;
     let config = client_config(verifier, Some(identity.clone()))?;
-    let tcp = dial(&target)?;
+    let tcp = dial(&target, Instant::now() + TIMEOUT)?;
+    let _ = tcp.set_read_timeout(Some(TIMEOUT));
     let conn = rustls::ClientConnection::new(config, server_name(&target.host)?).map_err(|e| e.to_string())?;
     let head = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
         target.path_and_query,
         target.addr()
     );
-    let response =
-        exchange(rustls::StreamOwned::new(conn, tcp), &head, b"", "GET").map_err(|e| go_error(&e, &target))?;
+    let response = exchange(rustls::StreamOwned::new(conn, tcp), &head).map_err(|e| go_error(&e, &target.addr()))?;
     if response.broken {
         return Err(format!("GET {url}: the answer broke off"));
     }
@@ -126,8 +247,10 @@ fn client_config(
     Ok(Arc::new(config))
 }
 
-/// Connects to the target (each resolved address in turn), Go's words on failure.
-fn dial(target: &Target) -> Result<TcpStream, String> {
+/// Connects to the target (each resolved address in turn) before `deadline`,
+/// Go's words on failure. No read timeout: a watch may be quiet for long,
+/// and the request's deadline ends it.
+fn dial(target: &Target, deadline: Instant) -> Result<TcpStream, String> {
     let host = target.host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<_> = match (host, target.port).to_socket_addrs() {
         Ok(a) => a.collect(),
@@ -135,9 +258,13 @@ fn dial(target: &Target) -> Result<TcpStream, String> {
     };
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
+        let left = deadline.saturating_duration_since(Instant::now()).min(TIMEOUT);
+        if left.is_zero() {
+            last = Some(io::Error::from(io::ErrorKind::TimedOut));
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
             Ok(tcp) => {
-                let _ = tcp.set_read_timeout(Some(TIMEOUT));
                 let _ = tcp.set_write_timeout(Some(TIMEOUT));
                 let _ = tcp.set_nodelay(true);
                 return Ok(tcp);
@@ -161,7 +288,7 @@ fn go_errno(e: &io::Error) -> String {
 }
 
 /// Go's text for an error during the exchange.
-fn go_error(e: &io::Error, target: &Target) -> String {
+fn go_error(e: &io::Error, addr: &str) -> String {
     if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
         return match tls {
             // A plain-HTTP server answering a ClientHello.
@@ -173,7 +300,7 @@ fn go_error(e: &io::Error, target: &Target) -> String {
     }
     match e.kind() {
         io::ErrorKind::UnexpectedEof => "EOF".into(),
-        _ => format!("read tcp {}: {}", target.addr(), go_errno(e)),
+        _ => format!("read tcp {addr}: {}", go_errno(e)),
     }
 }
 
@@ -392,13 +519,11 @@ fn request_head(request: &Request, target: &Target, credentials: &Credentials) -
     head
 }
 
-/// Sends the request on `stream` and reads the answer.
-fn exchange<S: Read + Write>(mut stream: S, head: &str, body: &[u8], method: &str) -> io::Result<Response> {
-    let mut bytes = head.as_bytes().to_vec();
-    bytes.extend_from_slice(body);
-    stream.write_all(&bytes)?;
+/// Sends a request head on `stream` and reads the whole answer.
+fn exchange<S: Read + Write>(mut stream: S, head: &str) -> io::Result<Response> {
+    stream.write_all(head.as_bytes())?;
     stream.flush()?;
-    read_response(BufReader::new(stream), method == "HEAD")
+    read_response(BufReader::new(stream), false)
 }
 
 fn bad(msg: impl Into<String>) -> io::Error {
@@ -417,18 +542,37 @@ fn line<R: BufRead>(reader: &mut R) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-/// Reads a body up to `limit` bytes into `out`; false when it broke off.
-fn read_exactly<R: Read>(reader: &mut R, limit: u64, out: &mut Vec<u8>) -> bool {
-    let before = out.len();
-    let ok = reader.take(limit).read_to_end(out).is_ok();
-    ok && (out.len() - before) as u64 == limit
+/// Reads a whole answer (for the parent's API and the tests). A body that
+/// breaks off, or one delimited only by the close, gives a `broken` answer
+/// with what was read.
+pub(crate) fn read_response<R: BufRead>(mut reader: R, head_only: bool) -> io::Result<Response> {
+    let (mut response, mut body) = read_head(&mut reader, head_only)?;
+    if !response.body_follows {
+        return Ok(response);
+    }
+    loop {
+        match body.next(&mut reader) {
+            Ok(Some(data)) => {
+                if response.body.len() + data.len() > MAX_RESPONSE as usize {
+                    return Err(bad("answer too large"));
+                }
+                response.body.extend_from_slice(&data);
+            }
+            Ok(None) => break,
+            Err(()) => {
+                response.broken = true;
+                break;
+            }
+        }
+    }
+    response.body_follows = false;
+    Ok(response)
 }
 
-/// Reads an answer. Once the status line and headers are in, a body that
-/// breaks off (or, as the real hub relays it, one delimited only by the
-/// child closing the connection) gives a `broken` answer with what was read.
-pub(crate) fn read_response<R: BufRead>(mut reader: R, head_only: bool) -> io::Result<Response> {
-    let mut status_line = line(&mut reader)?;
+/// Reads an answer's status line and headers (after any 1xx interim
+/// answers): the answer without its body, and how its body is delimited.
+fn read_head<R: BufRead>(reader: &mut R, head_only: bool) -> io::Result<(Response, Body)> {
+    let mut status_line = line(reader)?;
     let mut status: u16;
     let mut headers: Vec<(String, String)>;
     loop {
@@ -442,7 +586,7 @@ pub(crate) fn read_response<R: BufRead>(mut reader: R, head_only: bool) -> io::R
         status = code.parse().map_err(|_| bad(format!("malformed HTTP status code {code:?}")))?;
         headers = Vec::new();
         loop {
-            let l = line(&mut reader)?;
+            let l = line(reader)?;
             if l.is_empty() {
                 break;
             }
@@ -454,49 +598,101 @@ pub(crate) fn read_response<R: BufRead>(mut reader: R, head_only: bool) -> io::R
         if !(100..200).contains(&status) {
             break;
         }
-        status_line = line(&mut reader)?;
+        status_line = line(reader)?;
     }
     let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let content_type = header("content-type").unwrap_or("").to_string();
     let passed = header("content-encoding").map(|v| vec![("Content-Encoding".to_string(), v.to_string())]);
     let mut response = Response { status, content_type, headers: passed.unwrap_or_default(), ..Response::default() };
-    if head_only || status == 204 || status == 304 {
-        return Ok(response);
-    }
-    let body = &mut response.body;
-    if header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
-        loop {
-            let Ok(size_line) = line(&mut reader) else {
-                response.broken = true;
-                break;
-            };
-            let size = u64::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| bad(format!("bad chunk size {size_line:?}")))?;
-            if size == 0 {
-                while line(&mut reader).is_ok_and(|l| !l.is_empty()) {}
-                break;
-            }
-            if body.len() as u64 + size > MAX_RESPONSE {
-                return Err(bad("answer too large"));
-            }
-            if !read_exactly(&mut reader, size, body) || line(&mut reader).is_err() {
-                response.broken = true;
-                break;
-            }
-        }
+    let body = if head_only || status == 204 || status == 304 {
+        Body::Length(0)
+    } else if header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
+        Body::Chunked { left: 0 }
     } else if let Some(len) = header("content-length") {
         let len: u64 = len.parse().map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
         if len > MAX_RESPONSE {
             return Err(bad("answer too large"));
         }
-        response.broken = !read_exactly(&mut reader, len, body);
+        response.content_length = Some(len);
+        Body::Length(len)
     } else {
         // Delimited by the close: the real hub relayed such an answer (Go's
         // `Client sent an HTTP request to an HTTPS server.`) cut short.
-        let _ = reader.take(MAX_RESPONSE).read_to_end(body);
-        response.broken = true;
+        Body::Close
+    };
+    response.body_follows = body != Body::Length(0);
+    Ok((response, body))
+}
+
+/// How much of an answer's body is still to come, by its framing.
+#[derive(Debug, PartialEq, Eq)]
+enum Body {
+    /// Chunked: `left` bytes of the current chunk (0: a size line is next).
+    Chunked { left: u64 },
+    /// Content-Length: this many bytes left.
+    Length(u64),
+    /// Until the child closes.
+    Close,
+}
+
+/// At most this much per piece: a piece goes on as soon as it is read.
+const PIECE: usize = 64 << 10;
+
+impl Body {
+    /// The next piece of the body as soon as some of it is there: `None` at
+    /// its proper end, `Err` when it broke off or was ended by the close.
+    fn next<R: BufRead>(&mut self, reader: &mut R) -> Result<Option<Vec<u8>>, ()> {
+        match self {
+            Body::Length(0) => Ok(None),
+            Body::Length(left) => {
+                let piece = some(reader, *left)?;
+                *left -= piece.len() as u64;
+                Ok(Some(piece))
+            }
+            Body::Close => match some(reader, PIECE as u64) {
+                Ok(piece) => Ok(Some(piece)),
+                Err(()) => Err(()),
+            },
+            Body::Chunked { left } => {
+                if *left == 0 {
+                    let size_line = line(reader).map_err(|_| ())?;
+                    let size =
+                        u64::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| ())?;
+                    if size == 0 {
+                        // Trailers, up to the empty line.
+                        while line(reader).is_ok_and(|l| !l.is_empty()) {}
+                        return Ok(None);
+                    }
+                    *left = size;
+                }
+                let piece = some(reader, *left)?;
+                *left -= piece.len() as u64;
+                if *left == 0 && !line(reader).is_ok_and(|l| l.is_empty()) {
+                    return Err(());
+                }
+                Ok(Some(piece))
+            }
+        }
     }
-    Ok(response)
+}
+
+/// Whatever is there (at least one byte, at most `limit` and [`PIECE`]);
+/// `Err` at the end of the stream or on an error.
+fn some<R: BufRead>(reader: &mut R, limit: u64) -> Result<Vec<u8>, ()> {
+    let available = loop {
+        match reader.fill_buf() {
+            Ok(b) => break b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(()),
+        }
+    };
+    if available.is_empty() {
+        return Err(());
+    }
+    let n = available.len().min(PIECE).min(limit as usize);
+    let piece = available[..n].to_vec();
+    reader.consume(n);
+    Ok(piece)
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rustls::{ServerConnection, StreamOwned};
 
+use crate::forward::{self, Next};
 use crate::{RecordedRequest, Shared, answer, der};
 
 /// Limits: a request head (line + headers) and a body.
@@ -27,6 +28,8 @@ pub(crate) struct Request {
     pub close: bool,
     /// The client's address (the aggregator's), for `X-Forwarded-For`.
     pub peer: Option<std::net::SocketAddr>,
+    /// When the hub's request timeout ends this request (unless upgraded).
+    pub deadline: Instant,
 }
 
 impl Request {
@@ -46,6 +49,13 @@ pub(crate) struct Response {
     /// The answer broke off (the child's transfer ended early): sent chunked
     /// without its last chunk, then the connection is closed.
     pub broken: bool,
+    /// The child's Content-Length, passed on with a relayed body.
+    pub content_length: Option<u64>,
+    /// A body follows the head (read by [`forward`]; not yet in `body`).
+    pub body_follows: bool,
+    /// The child's body, still arriving: passed on as it comes, until the
+    /// request timeout.
+    pub relay: Option<forward::Relay>,
 }
 
 enum ReadError {
@@ -67,6 +77,7 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
         let request = match read_request(&mut reader) {
             Ok(mut r) => {
                 r.peer = peer;
+                r.deadline = Instant::now() + shared.request_timeout;
                 r
             }
             Err(ReadError::Closed) => return,
@@ -78,7 +89,7 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
         };
         let peer_cert = reader.get_ref().conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
         let upgrade = upgrade_on_socket(&request);
-        let (response, forwarded_to) = match &upgrade {
+        let (mut response, forwarded_to) = match &upgrade {
             Some(_) => (Response { status: 101, ..Default::default() }, None),
             None => answer::respond(&request, shared),
         };
@@ -98,6 +109,20 @@ pub(crate) fn serve_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>
             break;
         }
         let head_only = request.method == "HEAD";
+        if let Some(relay) = response.relay.take() {
+            match write_relayed(reader.get_mut(), &response, &relay, request.close) {
+                Ok(Next::End) if !request.close => continue,
+                Ok(Next::Deadline) => {
+                    // What the hub's generic apiserver logs when its request timeout cuts an answer.
+                    eprintln!(
+                        "hub-standin: timeout or abort while handling: method={} URI={:?} (request timeout {:?})",
+                        request.method, request.path, shared.request_timeout
+                    );
+                    break;
+                }
+                _ => break,
+            }
+        }
         let close = request.close || response.broken;
         if write_response(reader.get_mut(), &response, head_only, close).is_err() || close {
             break;
@@ -193,8 +218,16 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, ReadError> {
         let value = line[colon + 1..].trim_ascii().to_vec();
         headers.push((name, text(value)));
     }
-    let mut request =
-        Request { method: method.to_string(), path, query, headers, body: Vec::new(), close: false, peer: None };
+    let mut request = Request {
+        method: method.to_string(),
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+        close: false,
+        peer: None,
+        deadline: Instant::now(),
+    };
     let connection = request.header("connection").unwrap_or("").to_ascii_lowercase();
     request.close = connection.split(',').any(|t| t.trim() == "close")
         || (version == "HTTP/1.0" && !connection.contains("keep-alive"));
@@ -273,6 +306,59 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
+    }
+}
+
+/// Writes the head of a relayed answer, then each piece of the body as it
+/// arrives (flushed at once), with the child's Content-Length or chunked.
+/// Returns how the body ended: `End` (complete), `Broken` (the child's
+/// transfer broke off: no last chunk), `Deadline` (the request timeout cut
+/// it: no last chunk, as the hub's timeout filter aborts the handler). Any
+/// but `End` leaves the connection to be closed.
+fn write_relayed<W: Write>(out: &mut W, response: &Response, relay: &forward::Relay, close: bool) -> io::Result<Next> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nCache-Control: no-cache, private\r\n",
+        response.status,
+        reason_phrase(response.status)
+    );
+    if !response.content_type.is_empty() {
+        head.push_str(&format!("Content-Type: {}\r\n", response.content_type));
+    }
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match response.content_length {
+        Some(len) => head.push_str(&format!("Content-Length: {len}\r\n")),
+        None => head.push_str("Transfer-Encoding: chunked\r\n"),
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.flush()?;
+    let chunked = response.content_length.is_none();
+    loop {
+        match relay.next() {
+            Next::Data(data) => {
+                if chunked {
+                    out.write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
+                    out.write_all(&data)?;
+                    out.write_all(b"\r\n")?;
+                } else {
+                    out.write_all(&data)?;
+                }
+                out.flush()?;
+            }
+            Next::End => {
+                if chunked {
+                    out.write_all(b"0\r\n\r\n")?;
+                    out.flush()?;
+                }
+                return Ok(Next::End);
+            }
+            other => return Ok(other),
+        }
     }
 }
 

@@ -6,7 +6,10 @@
 //!    (exact match), read live → none: 400 `no cluster id is <id>`;
 //! 3. `status.apiserverURL`, only for the `direct` route → empty: 503;
 //! 4. the agent's session, only when `status.useSocket` → none: 400
-//!    `cannot proxy through cluster <id>, whose agent is disconnected`;
+//!    `cannot proxy through cluster <id>, whose agent is disconnected`
+//!    (without `useSocket` the hub still dials through the agent's tunnel,
+//!    after the steps below: no session → 500 `failed to find Session for
+//!    client <id>`, a Status without a reason);
 //! 5. the child credentials from the user extras (keys lower-cased):
 //!    `clusternet-token` → `Authorization: Bearer`, and the
 //!    `clusternet-certificate`/`clusternet-privatekey` pair → the TLS client
@@ -22,9 +25,9 @@
 //! 7. the child is dialled with TLS verification off; dial and TLS errors
 //!    come back as 500 Status without a reason, in Go's words.
 //!
-//! The agent's session is the stand-in's one invention: the hub keeps it in
-//! memory while the agent's websocket is up; here a cluster has one while its
-//! `Ready` condition is `True` (what the agent's heartbeat keeps so).
+//! The agent's session is what the hub keeps in memory while the agent's
+//! websocket is up; here, while the cluster's `agent-standin` is connected
+//! (see [`crate::agent`]), whatever the `Ready` condition says.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,9 +39,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 use crate::answer::{self, status_response};
-use crate::forward::{self, Target};
+use crate::forward::{self, SendError, Target};
 use crate::http::{Request, Response};
-use crate::{ClusterStatus, ParentApi};
+use crate::{ClusterStatus, ParentApi, Shared};
 
 /// The label the hub selects ManagedClusters by.
 pub const CLUSTER_ID_LABEL: &str = "clusters.clusternet.io/cluster-id";
@@ -95,13 +98,13 @@ impl Parent {
     }
 }
 
+/// What the hub reads of a ManagedCluster's status (the session is not in
+/// it: the caller adds it).
 fn status_of(status: &Value) -> ClusterStatus {
-    let ready =
-        status["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True");
     ClusterStatus {
         apiserver_url: status["apiserverURL"].as_str().filter(|u| !u.is_empty()).map(str::to_string),
         use_socket: status["useSocket"].as_bool().unwrap_or(false),
-        session: ready,
+        session: false,
     }
 }
 
@@ -116,12 +119,7 @@ fn percent_encode(text: &str) -> String {
 
 /// The hub's handling of `<id>/<subresource...>` after the sockets prefix.
 /// Returns the answer and, when the child was dialled, its URL.
-pub(crate) fn sockets(
-    request: &Request,
-    after_prefix: &str,
-    lookup: &Lookup,
-    feature_gate_off: bool,
-) -> (Response, Option<String>) {
+pub(crate) fn sockets(request: &Request, after_prefix: &str, shared: &Shared) -> (Response, Option<String>) {
     let (id, after_id) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
     // Everything after `proxy`, from its `/` on ("" for a bare `proxy`).
     let Some(tail) = after_id.strip_prefix("proxy").filter(|t| t.is_empty() || t.starts_with('/')) else {
@@ -130,15 +128,15 @@ pub(crate) fn sockets(
     if id.is_empty() {
         return (answer::not_found(), None);
     }
-    if feature_gate_off {
+    if shared.feature_gate_off {
         let message = "featuregate SocketConnection has not been enabled on the server side";
         return (status_response(503, "ServiceUnavailable", message), None);
     }
-    let cluster = match lookup {
+    let cluster = match &shared.lookup {
         Lookup::Canned => return (answer::canned(request, tail.trim_start_matches('/')), None),
         Lookup::Fixed(clusters) => clusters.get(id).cloned(),
         Lookup::Parent(parent) => match parent.cluster(id) {
-            Ok(c) => c,
+            Ok(c) => c.map(|c| ClusterStatus { session: shared.sessions.has(id), ..c }),
             Err(e) => return (status_response(500, "InternalError", &e), None),
         },
     };
@@ -164,11 +162,29 @@ pub(crate) fn sockets(
         Location::Error(message) => return (failure_500(&message), None),
         Location::Target(t) => t,
     };
-    let url = target.url();
-    match forward::send(request, &target, &credentials) {
-        Ok(response) => (response, Some(url)),
-        Err(message) => (failure_500(&message), Some(url)),
+    if !cluster.session {
+        // Only without `useSocket` (checked above): the hub's dialer asks the
+        // tunnel for the agent's session, and there is none.
+        return (failure_500(&format!("failed to find Session for client {id}")), None);
     }
+    let url = target.url();
+    match forward::send(request, &target, &credentials, request.deadline) {
+        Ok(response) => (response, Some(url)),
+        Err(SendError::Go(message)) => (failure_500(&message), Some(url)),
+        Err(SendError::Deadline) => (timeout_504(), Some(url)),
+    }
+}
+
+/// The request timeout passed before the child's answer began: the generic
+/// apiserver's timeout filter answers for the handler (once the answer has
+/// begun, it cuts it instead; see `http::write_relayed`).
+fn timeout_504() -> Response {
+    let message = "Timeout: request did not complete within requested timeout - context deadline exceeded";
+    let mut response = status_response(504, "Timeout", message);
+    let mut body: Value = serde_json::from_slice(&response.body).expect("JSON");
+    body["details"] = serde_json::json!({});
+    response.body = serde_json::to_vec(&body).expect("JSON");
+    response
 }
 
 /// A Status for an error the hub did not make itself: `reason` left out
@@ -193,7 +209,7 @@ fn redirect(request: &Request) -> Response {
         content_type: "text/html; charset=utf-8".to_string(),
         body,
         headers: vec![("Location".to_string(), location)],
-        broken: false,
+        ..Response::default()
     }
 }
 
@@ -282,6 +298,8 @@ mod tests {
             "conditions": [{"type": "Ready", "status": "False"}]
         }));
         assert_eq!(s, ClusterStatus { apiserver_url: Some("https://h:1".into()), use_socket: true, session: false });
+        let ready = status_of(&serde_json::json!({"conditions": [{"type": "Ready", "status": "True"}]}));
+        assert!(!ready.session, "a Ready cluster has no session without its agent");
         assert_eq!(status_of(&Value::Null), ClusterStatus { apiserver_url: None, use_socket: false, session: false });
         assert_eq!(percent_encode("a/b=c d"), "a%2Fb%3Dc%20d");
     }

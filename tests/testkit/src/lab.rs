@@ -20,10 +20,22 @@ pub enum Reports {
     CannedChild,
     /// Ready, `status.apiserverURL` = the real child kube-apiserver.
     RealChild,
-    /// `useSocket`, Ready False: the agent has no session (400 "disconnected").
+    /// `useSocket`, Ready False, no agent: no session (400 "disconnected").
     Disconnected,
     /// Ready, no `status.apiserverURL` (503 on the `direct` route).
     NoUrl,
+    /// Ready, `status.apiserverURL` = the canned child, `useSocket` false: its
+    /// agent runs without the SocketConnection gate, so it has no session
+    /// (500 `failed to find Session for client <id>`).
+    NoSocket,
+}
+
+impl Seed {
+    /// Whether `lab.sh up` starts an agent (`agent-standin`) for it: every
+    /// seed but those whose agent is away or never opened a socket.
+    pub fn has_agent(&self) -> bool {
+        !matches!(self.reports, Reports::Disconnected | Reports::NoSocket)
+    }
 }
 
 /// One seeded ManagedCluster.
@@ -63,6 +75,9 @@ pub const CHILD_NOURL: Seed =
     seed("child-nourl", "clusternet-q1r2s", "e0000000-0000-4000-8000-000000000402", "Pull", Reports::NoUrl);
 pub const CHILD_REAL: Seed =
     seed("child-real", "clusternet-r3a1l", "7c41d2e3-8f9a-4b0c-9d1e-0000000000c1", "Pull", Reports::RealChild);
+/// Its agent runs with SocketConnection=false: no session, `useSocket` false.
+pub const CHILD_NOSOCKET: Seed =
+    seed("child-nosocket", "clusternet-u7e5p", "e0000000-0000-4000-8000-000000000403", "Pull", Reports::NoSocket);
 /// A second registration of the real child, with its own `child-cluster-deployer`
 /// Secret: several clusters (and `--all`) with hub-held credentials.
 pub const CHILD_REAL_2: Seed =
@@ -75,13 +90,14 @@ pub const CHILD_EMPTY_TOKEN: Seed =
     seed("child-emptytoken", "clusternet-t6d4o", "7c41d2e3-8f9a-4b0c-9d1e-0000000000c4", "Pull", Reports::RealChild);
 
 /// Every seeded ManagedCluster, in seeding order.
-pub const SEEDS: [Seed; 10] = [
+pub const SEEDS: [Seed; 11] = [
     CHILD_A,
     CHILD_B,
     DUP_1,
     DUP_2,
     CHILD_OFFLINE,
     CHILD_NOURL,
+    CHILD_NOSOCKET,
     CHILD_REAL,
     CHILD_REAL_2,
     CHILD_NO_SECRET,
@@ -121,7 +137,7 @@ pub const DEPLOYER_SA: &str = "clusternet-app-deployer";
 /// The Secret the agent writes in the ManagedCluster's namespace on the parent.
 pub const DEPLOYER_SECRET: &str = "child-cluster-deployer";
 /// The longest token the child issues (`--service-account-max-token-expiration`,
-/// in `lab.sh`); the deployer's token is requested for that long.
+/// in `lab.sh`).
 pub const CHILD_MAX_TOKEN_HOURS: u64 = 720;
 /// A parent user (client certificate) that may read ManagedClusters, not Secrets.
 pub const PARENT_VIEWER: &str = "lab-cluster-viewer";
@@ -240,7 +256,8 @@ impl State {
     /// `parent.json` (clusternet-system, the hub-proxy token, the APIService),
     /// `seeds.json` (the ManagedClusters and their namespaces),
     /// `seeds-status.json` (their status, for a server-side apply of the
-    /// status subresource), `child.json` (the real child's objects).
+    /// status subresource), `child.json` (the real child's objects); and
+    /// `agents`, the IDs of the clusters whose agent `up` starts.
     pub fn write_manifests(&self, ports: &Ports, k8s_version: &str, now: &str) -> io::Result<()> {
         let dir = self.dir.join("manifests");
         fs::create_dir_all(&dir)?;
@@ -254,7 +271,9 @@ impl State {
         for (name, doc) in files {
             fs::write(dir.join(name), serde_json::to_string_pretty(&doc).map_err(io::Error::other)?)?;
         }
-        Ok(())
+        // The clusters `up` starts an agent for, one ID a line.
+        let agents: String = SEEDS.iter().filter(|s| s.has_agent()).map(|s| format!("{}\n", s.id)).collect();
+        fs::write(self.dir.join("agents"), agents)
     }
 }
 
@@ -290,16 +309,17 @@ impl State {
 }
 
 impl State {
-    /// What clusternet-agent stores on the parent for the real child: a
-    /// [`CHILD_MAX_TOKEN_HOURS`] token of [`DEPLOYER_SA`] (TokenRequest through the
-    /// child admin's kubeconfig: the child runs no token controller), kept in
-    /// `child/deployer.token`, and `manifests/deployer.json`, the
-    /// [`DEPLOYER_SECRET`] of [`CHILD_REAL`] and [`CHILD_REAL_2`] (and, with an
-    /// empty token, of [`CHILD_EMPTY_TOKEN`]) with the keys the agent writes.
+    /// What clusternet-agent stores on the parent for the real child: the
+    /// child's legacy, Secret-based token of [`DEPLOYER_SA`] (a JWT without
+    /// `exp`; the child runs no token controller, so it is signed here with
+    /// the child's service-account key, claims as that controller writes
+    /// them), kept in `child/deployer.token`; `manifests/deployer-child.json`,
+    /// the child's `kubernetes.io/service-account-token` Secret holding it
+    /// (the child's legacy-token authenticator checks the token against it);
+    /// and `manifests/deployer.json`, the [`DEPLOYER_SECRET`] of [`CHILD_REAL`]
+    /// and [`CHILD_REAL_2`] (and, with an empty token, of [`CHILD_EMPTY_TOKEN`])
+    /// as the agent writes it.
     pub fn write_deployer_secrets(&self, child_port: u16) -> io::Result<()> {
-        let duration = format!("{CHILD_MAX_TOKEN_HOURS}h");
-        let token =
-            self.child_kubectl(&["-n", DEPLOYER_NAMESPACE, "create", "token", DEPLOYER_SA, "--duration", &duration])?;
         let uid = self.child_kubectl(&[
             "-n",
             DEPLOYER_NAMESPACE,
@@ -309,15 +329,30 @@ impl State {
             "-o",
             "jsonpath={.metadata.uid}",
         ])?;
+        let token = legacy_token(&fs::read_to_string(self.pki("child-sa.key"))?, &uid)?;
         let dir = self.dir.join("child");
         fs::create_dir_all(&dir)?;
         write_private(&dir.join("deployer.token"), &token)?;
         let ca = fs::read_to_string(self.pki("child-ca.crt"))?;
+        let child_secret = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": DEPLOYER_TOKEN_SECRET, "namespace": DEPLOYER_NAMESPACE,
+                "annotations": {
+                    "kubernetes.io/service-account.name": DEPLOYER_SA,
+                    "kubernetes.io/service-account.uid": uid,
+                },
+            },
+            "stringData": {"token": token, "ca.crt": ca, "namespace": DEPLOYER_NAMESPACE},
+        });
+        let manifests = self.dir.join("manifests");
+        let doc = serde_json::to_string_pretty(&list(vec![child_secret])).map_err(io::Error::other)?;
+        write_private(&manifests.join("deployer-child.json"), &doc)?;
         let url = format!("https://127.0.0.1:{child_port}");
         let secret = |s: &Seed, token: &str| deployer_secret(s, &Deployer { token, ca: &ca, url: &url, uid: &uid });
         let items = vec![secret(&CHILD_REAL, &token), secret(&CHILD_REAL_2, &token), secret(&CHILD_EMPTY_TOKEN, "")];
         let doc = serde_json::to_string_pretty(&list(items)).map_err(io::Error::other)?;
-        write_private(&self.dir.join("manifests").join("deployer.json"), &doc)
+        write_private(&manifests.join("deployer.json"), &doc)
     }
 
     /// `kubectl --kubeconfig child.kubeconfig <args>`: its stdout, trimmed.
@@ -337,6 +372,37 @@ impl State {
     }
 }
 
+/// The child's Secret of type `kubernetes.io/service-account-token` for
+/// [`DEPLOYER_SA`] (its name is the lab's choice).
+pub const DEPLOYER_TOKEN_SECRET: &str = "clusternet-app-deployer-token";
+
+/// A legacy service-account token of [`DEPLOYER_SA`] (uid `uid`) held by
+/// [`DEPLOYER_TOKEN_SECRET`], signed ES256 with `key_pem` (PKCS#8 P-256): the
+/// claims the legacy token controller writes, no `exp`, `iat` or `aud`.
+pub fn legacy_token(key_pem: &str, uid: &str) -> io::Result<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let der = PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes()).map_err(io::Error::other)?;
+    let rng = ring::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_pkcs8_der(), &rng)
+        .map_err(|e| io::Error::other(format!("the child's service-account key: {e}")))?;
+    let prefix = "kubernetes.io/serviceaccount";
+    let claims = json!({
+        "iss": "kubernetes/serviceaccount",
+        format!("{prefix}/namespace"): DEPLOYER_NAMESPACE,
+        format!("{prefix}/secret.name"): DEPLOYER_TOKEN_SECRET,
+        format!("{prefix}/service-account.name"): DEPLOYER_SA,
+        format!("{prefix}/service-account.uid"): uid,
+        "sub": format!("system:serviceaccount:{DEPLOYER_NAMESPACE}:{DEPLOYER_SA}"),
+    });
+    let input = format!("{}.{}", B64.encode(r#"{"alg":"ES256"}"#), B64.encode(claims.to_string()));
+    let signature = key.sign(&rng, input.as_bytes()).map_err(|e| io::Error::other(format!("signing: {e}")))?;
+    Ok(format!("{input}.{}", B64.encode(signature.as_ref())))
+}
+
 /// The values of one deployer Secret.
 struct Deployer<'a> {
     token: &'a str,
@@ -345,8 +411,11 @@ struct Deployer<'a> {
     uid: &'a str,
 }
 
-/// The Secret clusternet-agent creates in `s`'s namespace: labelled with the
-/// cluster ID, the service account's token, CA, name and UID, and the child's URL.
+/// The Secret clusternet-agent creates in `s`'s namespace, as the real agent
+/// writes it (v0.18.1): labelled with the cluster ID, who made it and how,
+/// marked for updates, with the service account's token, CA, name and UID,
+/// and the child's URL. (The real controller-manager also adds the finalizer
+/// `apps.clusternet.io/finalizer`; left out, so tests may delete it.)
 fn deployer_secret(s: &Seed, d: &Deployer) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -354,12 +423,14 @@ fn deployer_secret(s: &Seed, d: &Deployer) -> Value {
             "name": DEPLOYER_SECRET, "namespace": s.namespace,
             "labels": {
                 CLUSTER_ID_LABEL: s.id,
-                "clusters.clusternet.io/created-by": "clusternet-agent",
+                "clusternet.io/created-by": "clusternet-agent",
+                "clusters.clusternet.io/bootstrapping": "credentials-auto",
             },
+            "annotations": {"clusternet.io/autoupdate": "true"},
         },
         "stringData": {
             "token": d.token, "ca.crt": d.ca, "apiserver-advertise-url": d.url,
-            "serviceaccount-name": DEPLOYER_SA, "serviceaccount-uid": d.uid,
+            "service-account.name": DEPLOYER_SA, "service-account.uid": d.uid,
         },
     })
 }
@@ -543,7 +614,7 @@ fn seed_status(s: &Seed, ports: &Ports, k8s_version: &str, now: &str) -> Value {
     let canned = format!("https://127.0.0.1:{}", ports.canned);
     let real = format!("https://127.0.0.1:{}", ports.child);
     let (url, version, ready) = match s.reports {
-        Reports::CannedChild => (Some(canned.as_str()), SEED_K8S_VERSION, true),
+        Reports::CannedChild | Reports::NoSocket => (Some(canned.as_str()), SEED_K8S_VERSION, true),
         Reports::RealChild => (Some(real.as_str()), k8s_version, true),
         Reports::Disconnected => (Some("https://10.0.0.41:6443"), SEED_K8S_VERSION, false),
         Reports::NoUrl => (None, SEED_K8S_VERSION, true),
@@ -554,7 +625,7 @@ fn seed_status(s: &Seed, ports: &Ports, k8s_version: &str, now: &str) -> Value {
         json!({"type": "Ready", "status": "False", "reason": "ClusterNotReady", "message": "agent disconnected", "lastTransitionTime": now})
     };
     let mut status = json!({
-        "useSocket": true, "k8sVersion": version,
+        "useSocket": s.reports != Reports::NoSocket, "k8sVersion": version,
         "readyz": ready, "healthz": ready, "livez": ready, "conditions": [condition],
     });
     if let Some(url) = url {
@@ -659,6 +730,23 @@ mod tests {
         let line = format!("\nCHILD_MAX_TOKEN_HOURS={}\n", super::CHILD_MAX_TOKEN_HOURS);
         assert!(script.contains(&line), "lab.sh must set{line}");
         assert!(script.contains("--service-account-max-token-expiration \"$CHILD_MAX_TOKEN_HOURS\"h"));
+    }
+
+    #[test]
+    fn legacy_tokens_are_signed_es256_without_expiry() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let token = super::legacy_token(&key.serialize_pem(), "u-1").unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let claims: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["iss"], "kubernetes/serviceaccount");
+        assert_eq!(claims["kubernetes.io/serviceaccount/service-account.uid"], "u-1");
+        assert!(claims.get("exp").is_none() && claims.get("iat").is_none(), "{claims}");
+        let public =
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, key.public_key_raw());
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        public.verify(signed.as_bytes(), &B64.decode(parts[2]).unwrap()).expect("a valid ES256 signature");
     }
 
     #[test]

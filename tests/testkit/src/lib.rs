@@ -11,6 +11,7 @@
 //! hub's order, then a real dial to the child. The `hub-standin` binary runs
 //! it with given certificates behind a real kube-apiserver's aggregator.
 
+mod agent;
 mod answer;
 mod der;
 mod forward;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::RootCertStore;
@@ -35,6 +37,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub use agent::run_agent;
 pub use answer::{CHILD_GIT_VERSION, CHILD_NAMESPACE, HUB_GIT_VERSION, PROXY_GROUP_PREFIX};
 pub use raw::{RawAnswer, RawServer};
 
@@ -46,7 +49,8 @@ pub struct ClusterStatus {
     pub apiserver_url: Option<String>,
     /// `status.useSocket`: requests go through the agent's session.
     pub use_socket: bool,
-    /// The agent's session with the hub is up.
+    /// The agent's session with the hub is up (with [`Clusters::Parent`]:
+    /// its `agent-standin` is connected).
     pub session: bool,
 }
 
@@ -102,7 +106,18 @@ pub struct RecorderConfig {
     /// Serve the canned child at the root (`/version`, `/api`, ...) instead
     /// of the hub: a child apiserver that accepts any credentials.
     pub serve_child: bool,
+    /// The hub's request timeout: a non-upgraded request still going after
+    /// it is cut. Default [`DEFAULT_REQUEST_TIMEOUT`].
+    pub request_timeout: Option<Duration>,
+    /// With [`Clusters::Parent`]: where agents (`agent-standin`) connect; a
+    /// cluster has a session while its agent is connected. None: no agent
+    /// ever connects.
+    pub agents_socket: Option<PathBuf>,
 }
+
+/// clusternet-hub's request timeout: its generic apiserver's default
+/// `--request-timeout` (one minute), for every non-upgraded request, watches too.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -149,6 +164,8 @@ pub(crate) struct Shared {
     pub(crate) lookup: hub::Lookup,
     pub(crate) feature_gate_off: bool,
     pub(crate) serve_child: bool,
+    pub(crate) request_timeout: Duration,
+    pub(crate) sessions: agent::Sessions,
     requests: Mutex<Vec<RecordedRequest>>,
     record_file: Option<Mutex<File>>,
     stop: AtomicBool,
@@ -272,10 +289,15 @@ impl Recorder {
             lookup,
             feature_gate_off: config.feature_gate_off,
             serve_child: config.serve_child,
+            request_timeout: config.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+            sessions: agent::Sessions::default(),
             requests: Mutex::new(Vec::new()),
             record_file,
             stop: AtomicBool::new(false),
         });
+        if let Some(path) = &config.agents_socket {
+            shared.sessions.listen(path)?;
+        }
         let accept_shared = shared.clone();
         let accept_thread = std::thread::Builder::new()
             .name("recorder-accept".into())

@@ -206,6 +206,12 @@ fn hub_checks_run_in_the_hubs_order() {
     );
     let msg = "invalid certificate in header Clusternet-Certificate: illegal base64 data at input byte 3";
     check(&mut s, "no-socket", "https/127.0.0.1:1/version", bad, 400, msg);
+    // Without useSocket the hub still dials through the agent's tunnel: with
+    // no session, a 500 without a reason, after the credentials.
+    let (code, _, body) = get(&mut s, &format!("{P}/no-socket/proxy/https/127.0.0.1:1/version"), "");
+    let status = status_of(&body);
+    assert_eq!((code, status["message"].as_str()), (500, Some("failed to find Session for client no-socket")));
+    assert!(status.get("reason").is_none(), "{body}");
     assert!(h.child.requests().is_empty());
 
     // The feature gate first, for every ID.
@@ -361,4 +367,102 @@ fn hub_paths_and_dial_errors() {
         assert_eq!(status["code"], 500);
         assert!(status.get("reason").is_none(), "no reason: {body}");
     }
+}
+
+/// A hub with a short request timeout in front of one cluster at `url`.
+fn hub_timing_out(url: String, timeout: std::time::Duration) -> Recorder {
+    Recorder::start(RecorderConfig {
+        clusters: Clusters::Fixed(BTreeMap::from([(ID.to_string(), connected(Some(url)))])),
+        request_timeout: Some(timeout),
+        ..RecorderConfig::default()
+    })
+    .unwrap()
+}
+
+/// Reads a head (up to the empty line) from `s`.
+fn read_head(s: &mut BufReader<Tls>) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        s.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+/// The hub passes an answer on as the child sends it (the first bytes long
+/// before the answer ends), and cuts a non-upgraded request at its request
+/// timeout: the chunked body ends without its last chunk, the connection closes.
+#[test]
+fn answers_stream_and_the_request_timeout_cuts_them() {
+    use std::time::{Duration, Instant};
+    let child = testkit::RawServer::start(|_| testkit::RawAnswer::Trickle {
+        head: b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n".to_vec(),
+        every: Duration::from_millis(100),
+    })
+    .unwrap();
+    let timeout = Duration::from_secs(2);
+    let hub = hub_timing_out(child.url(), timeout);
+    let mut s = connect(&hub, None);
+    let start = Instant::now();
+    s.get_mut()
+        .write_all(format!("GET {P}/{ID}/proxy/direct/api/v1/pods?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked\r\n"), "{head}");
+    let mut size = String::new();
+    s.read_line(&mut size).unwrap();
+    let first = start.elapsed();
+    assert!(first < Duration::from_millis(1000), "the first piece came after {first:?}: not streamed");
+    let mut rest = Vec::new();
+    // The cut: a TLS close (close_notify) or a reset; either way the body ends here.
+    let _ = s.read_to_end(&mut rest);
+    let ended = start.elapsed();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.matches('x').count() >= 5, "pieces went on arriving: {rest:?}");
+    assert!(!rest.ends_with("0\r\n\r\n"), "a cut answer has no last chunk: {rest:?}");
+    assert!(ended >= timeout && ended < timeout + Duration::from_secs(2), "cut after {ended:?}, timeout {timeout:?}");
+}
+
+/// A child that has not begun to answer by the request timeout: the hub's
+/// timeout filter answers 504 for it.
+#[test]
+fn a_child_silent_past_the_request_timeout_is_a_504() {
+    use std::time::{Duration, Instant};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", silent.local_addr().unwrap());
+    let hub = hub_timing_out(url, Duration::from_secs(1));
+    let mut s = connect(&hub, None);
+    let start = Instant::now();
+    let (code, _, body) = get(&mut s, &format!("{P}/{ID}/proxy/direct/version"), "");
+    assert_eq!(code, 504, "{body}");
+    let status = status_of(&body);
+    assert_eq!(status["reason"], "Timeout");
+    assert_eq!(
+        status["message"],
+        "Timeout: request did not complete within requested timeout - context deadline exceeded"
+    );
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    drop(silent);
+}
+
+/// Upgraded connections (exec, attach, port-forward) outlive the request timeout.
+#[test]
+fn upgraded_connections_are_not_cut() {
+    use std::time::Duration;
+    let hub = hub_timing_out("https://127.0.0.1:1".into(), Duration::from_millis(500));
+    let mut s = connect(&hub, None);
+    let upgrade = format!(
+        "POST {P}/{ID}/proxy/direct/api/v1/namespaces/default/pods/p/exec HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n"
+    );
+    s.get_mut().write_all(upgrade.as_bytes()).unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101 "));
+    std::thread::sleep(Duration::from_millis(1500));
+    s.get_mut().write_all(b"ping").unwrap();
+    let mut echo = [0u8; 4];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"ping");
 }

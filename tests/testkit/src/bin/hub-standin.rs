@@ -6,8 +6,18 @@
 //! hub-standin --listen 127.0.0.1:PORT --cert SERVING.crt --key SERVING.key \
 //!     --client-ca FRONT_PROXY_CA.crt --record RECORD.jsonl \
 //!     --parent https://127.0.0.1:PORT --parent-ca CA.crt --parent-cert ADMIN.crt --parent-key ADMIN.key \
-//!     [--feature-gates SocketConnection=true|false] [--canned-child 127.0.0.1:PORT]
+//!     [--feature-gates SocketConnection=true|false] [--canned-child 127.0.0.1:PORT] \
+//!     [--request-timeout 60s] [--agents-socket STATE/hub-agents.sock]
 //! ```
+//!
+//! `--agents-socket`: where agents (`agent-standin`, one per cluster) hold
+//! their sessions; a cluster has one exactly while its agent is connected.
+//!
+//! `--request-timeout` is the hub's generic apiserver request timeout (Go
+//! duration: `60s`, `1m0s`, `1500ms`; default one minute): a non-upgraded
+//! request still going then is cut (its answer ends without its last chunk;
+//! 504 when the child has not begun to answer). Answers are passed on as
+//! they arrive.
 //!
 //! Which real-hub behaviours it models (the `hub` module of testkit has the
 //! details): each cluster ID is looked up among the parent's ManagedClusters
@@ -20,8 +30,10 @@
 //! without a path is redirected (301), `proxy/` and unknown schemes are 500;
 //! dial and TLS errors are 500 Status without a reason, in Go's words; only
 //! the headers the hub passes reach the child, never the clusternet-* extras.
-//! What it invents: an agent has a session while its cluster's `Ready`
-//! condition is `True`.
+//! An agent has a session exactly while its `agent-standin` is connected
+//! (`Ready` plays no part); without `status.useSocket` the cluster is still
+//! dialled through the tunnel: 500 `failed to find Session` with no session.
+//! Answers stream; non-upgraded requests end at `--request-timeout`.
 //!
 //! `--canned-child` also serves, on another port, a tiny child apiserver that
 //! accepts any credentials (`gitVersion` v1.32.13-standin): ManagedClusters
@@ -31,10 +43,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use testkit::{Clusters, ParentApi, Recorder, RecorderConfig, TlsMaterial};
 
-const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE --parent URL --parent-ca FILE --parent-cert FILE --parent-key FILE [--feature-gates SocketConnection=true|false] [--canned-child ADDR:PORT]";
+const USAGE: &str = "usage: hub-standin --listen ADDR:PORT --cert FILE --key FILE [--client-ca FILE] --record FILE --parent URL --parent-ca FILE --parent-cert FILE --parent-key FILE [--feature-gates SocketConnection=true|false] [--canned-child ADDR:PORT] [--request-timeout DURATION] [--agents-socket PATH]";
 
 struct Args {
     listen: SocketAddr,
@@ -48,6 +61,8 @@ struct Args {
     parent_key: PathBuf,
     socket_connection: bool,
     canned_child: Option<SocketAddr>,
+    request_timeout: Option<Duration>,
+    agents_socket: Option<PathBuf>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -60,7 +75,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         if name == "--help" || name == "-h" {
             return Err(USAGE.to_string());
         }
-        const KNOWN: [&str; 11] = [
+        const KNOWN: [&str; 13] = [
             "--listen",
             "--cert",
             "--key",
@@ -72,6 +87,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--parent-key",
             "--feature-gates",
             "--canned-child",
+            "--request-timeout",
+            "--agents-socket",
         ];
         if !KNOWN.contains(&name.as_str()) {
             return Err(format!("unknown argument {flag:?}; {USAGE}"));
@@ -99,7 +116,34 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         parent_key: required(take("--parent-key"), "--parent-key")?.into(),
         socket_connection,
         canned_child: take("--canned-child").map(|v| addr(v, "--canned-child")).transpose()?,
+        request_timeout: take("--request-timeout").map(|v| go_duration(&v)).transpose()?,
+        agents_socket: take("--agents-socket").map(PathBuf::from),
     })
+}
+
+/// A Go duration as the hub's flags take it: `60s`, `1m0s`, `1500ms`, `2m`.
+fn go_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("--request-timeout {text:?}: expected a duration such as 60s, 1m0s or 1500ms");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        total += match &rest[..unit] {
+            "h" => Duration::from_secs(n * 3600),
+            "m" => Duration::from_secs(n * 60),
+            "s" => Duration::from_secs(n),
+            "ms" => Duration::from_millis(n),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit..];
+    }
+    if total.is_zero() {
+        return Err(bad());
+    }
+    Ok(total)
 }
 
 fn read(path: &PathBuf, what: &str) -> Result<String, String> {
@@ -142,9 +186,16 @@ fn run() -> Result<(), String> {
         clusters: Clusters::Parent(parent),
         feature_gate_off: !args.socket_connection,
         serve_child: false,
+        request_timeout: args.request_timeout,
+        agents_socket: args.agents_socket.clone(),
     })
     .map_err(|e| format!("cannot start: {e}"))?;
-    println!("hub-standin listening on {} (SocketConnection={})", recorder.url(), args.socket_connection);
+    let timeout = args.request_timeout.unwrap_or(testkit::DEFAULT_REQUEST_TIMEOUT);
+    println!(
+        "hub-standin listening on {} (SocketConnection={}, request timeout {timeout:?})",
+        recorder.url(),
+        args.socket_connection
+    );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     recorder.wait();
@@ -157,6 +208,22 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("hub-standin: {}", e.replace('\n', " "));
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_timeouts_read_as_go_durations() {
+        assert_eq!(go_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(go_duration("1m0s"), Ok(Duration::from_secs(60)));
+        assert_eq!(go_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(go_duration("2m3s"), Ok(Duration::from_secs(123)));
+        for bad in ["", "0s", "5", "s", "5x", "-1s", "1.5s"] {
+            assert!(go_duration(bad).is_err(), "{bad:?}");
         }
     }
 }
