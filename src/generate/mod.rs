@@ -453,6 +453,7 @@ fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
                 write::Fix::Replace => "pass --force to replace it".to_string(),
                 write::Fix::FilePathOrStdout => format!("give a file path, or leave out {flag} to write to stdout"),
                 write::Fix::OtherPath => "it is never written over (not even with --force): give another path".into(),
+                write::Fix::OtherName => "pass --name NAME to give this cluster's entries another name".into(),
             };
             anyhow!("{flag} {message}; {advice}")
         }
@@ -473,6 +474,9 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
     match &settings.destination {
         Destination::Stdout => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
+            if let Some(line) = write::private_stdout() {
+                eprintln!("{line}");
+            }
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
         }
@@ -491,6 +495,9 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
             )?;
             let changes: Vec<String> =
                 report.changes.iter().map(|c| format!("{} {:?} {}", c.kind, c.name, c.action.name())).collect();
+            if let Some(dir) = &report.created_dir {
+                eprintln!("created directory {} (mode 0755, as kubectl does)", dir.display());
+            }
             let file = if report.created { "new file" } else { "file" };
             eprintln!("{} in {file} {}", changes.join(", "), report.path.display());
             if report.current_context_set {

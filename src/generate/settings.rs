@@ -211,7 +211,7 @@ fn wanted(t: &TargetArgs, system_namespace: &str) -> Result<Wanted> {
         return Err(usage("-n/--namespace is for --cluster NAME or --all"));
     }
     Ok(match t.all {
-        true => Wanted::All { namespace: t.namespace.clone(), selector: t.selector.clone() },
+        true => Wanted::All { namespace: t.namespace.clone(), selector: names::selector(t.selector.as_deref()) },
         false => Wanted::Named { ids, names: t.cluster.clone(), namespace: t.namespace.clone() },
     })
 }
