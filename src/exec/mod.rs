@@ -59,8 +59,10 @@ pub fn run(args: ExecArgs) -> Result<u8> {
         let _ = std::io::stderr().write_all(report::table(&outcomes).as_bytes());
     }
     let json = report::json(&outcomes, failure_code(&err), Some(&line));
-    if let Some(dir) = results.filter(|d| d.is_dir()) {
-        let _ = write_summary_file(&dir, &json);
+    // Into a new or empty directory only: never over another run's results.
+    if let Some(dir) = results.filter(|d| std::fs::read_dir(d).map_or(!d.exists(), |mut e| e.next().is_none())) {
+        let made = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir);
+        let _ = made.and_then(|()| std::fs::write(dir.join("summary.json"), &json));
     }
     if format == SummaryFormat::Json {
         let _ = print_json(&json);

@@ -95,6 +95,11 @@ fn exec_with_a_cluster_without_credentials_runs_nothing_and_lists_it_unless_allo
     );
     assert!(v["clusters"][2]["reason"].as_str().unwrap().starts_with("no credentials for"), "{v}");
     assert!(v["clusters"][0]["reason"].as_str().unwrap().starts_with("not run:"), "{v}");
+    // --results: the same summary in DIR/summary.json, for the step that reads it.
+    let out = exec(&s, &["--results", "r"], "echo ran");
+    assert_eq!(out.status.code(), Some(125));
+    let on_disk: Value = serde_json::from_str(&s.read("r/summary.json")).unwrap();
+    assert_eq!((on_disk["exitCode"].as_u64(), rows(&on_disk).len()), (Some(125), 3), "{on_disk}");
     // The table says the same.
     let out = exec(&s, &[], "echo ran");
     let err = stderr(&out);
