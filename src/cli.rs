@@ -105,20 +105,24 @@ ManagedCluster's name, or the ID when only --cluster-id was given); CLUSTERNET_C
 and CLUSTERNET_PARENT_TOKEN are removed from it. Secrets are never on CMD's command line.
 
 Several clusters: CMD runs once per cluster, stdin closed; each line CMD writes is prefixed
-with `<cluster><TAB>` on the same stream (as `parallel --tag`); a summary (cluster, status,
-duration) ends stderr, or with -o json stdout, as one line:
+with `<cluster><TAB>` on the same stream (as `parallel --tag`), or with --results DIR goes
+untagged to DIR/<cluster>/stdout and stderr; a summary (cluster, status, duration, note) ends
+stderr, or with -o json stdout, as one line on its own (also when exec itself fails):
   {\"clusters\": [{\"cluster\": \"child-a\", \"namespace\": \"...\", \"clusterId\": \"...\",
     \"status\": \"succeeded|failed|killed|not-started|skipped\", \"exitCode\": 0, \"signal\": null,
-    \"durationMs\": 812}], \"exitCode\": 0}
-One cluster: no prefix, no summary unless -o json.
+    \"durationMs\": 812, \"reason\": null, \"stdout\": null, \"stderr\": null}],
+   \"exitCode\": 0, \"error\": null}
+One cluster: no prefix, no summary unless -o json. A selected cluster that cannot be used
+(no credentials, no usable hub Secret, a bad cluster ID) fails the run before anything
+runs (125); with --allow-skip the others run and it is listed as skipped with its reason.
 
 Exit codes:
   0            CMD succeeded (on every cluster)
   1..255       one cluster: CMD's own exit status (128+N when a signal N ended it)
   1            several clusters: CMD failed, was killed or did not start on at least one
   2            usage: unknown or malformed flags, flags that do not combine; nothing ran
-  125          exec itself failed (parent kubeconfig, credentials, cluster lookup, temporary
-               file); one `error:` line; CMD did not run
+  125          exec itself failed (parent kubeconfig, credentials, cluster lookup, a selected
+               cluster that cannot be used, temporary file); `error:` lines; CMD did not run
   126/127      one cluster: CMD cannot be executed / was not found
   130/143/129  exec was interrupted by SIGINT/SIGTERM/SIGHUP (forwarded to CMD, files removed)
 ";
