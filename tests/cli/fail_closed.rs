@@ -315,3 +315,26 @@ fn exec_parallel_is_capped_by_the_open_files_limit() {
     let v = summary(&out);
     assert!(v["clusters"].as_array().unwrap().iter().all(|c| c["status"] == "succeeded"), "{v}");
 }
+
+/// A merge never replaces an entry generated for another cluster ID, by
+/// default name or by --name: refused, naming the entry and --name; the
+/// file is unchanged.
+#[test]
+fn a_merge_never_replaces_another_clusters_entry() {
+    let s = scratch();
+    let merge = |id: &str| {
+        let args = ["gen", "--kubeconfig", "parent.yaml", "--cluster-id", id, "--token-file", "child.token"];
+        s.bare(&args).args(["--name", "prod", "--merge-into", "config"]).output().unwrap()
+    };
+    assert!(merge(CLUSTER_ID).status.success());
+    let before = s.read("config");
+    assert!(merge(CLUSTER_ID).status.success(), "the same cluster again: replaced");
+    let out = merge(ID_B);
+    fails(
+        &out,
+        1,
+        &format!("--merge-into config has the cluster \"prod\" generated for cluster ID {CLUSTER_ID}, not {ID_B}"),
+    );
+    assert!(stderr(&out).contains("pass --name NAME"), "{}", stderr(&out));
+    assert_eq!(s.read("config"), before);
+}
