@@ -105,20 +105,24 @@ ManagedCluster's name, or the ID when only --cluster-id was given); CLUSTERNET_C
 and CLUSTERNET_PARENT_TOKEN are removed from it. Secrets are never on CMD's command line.
 
 Several clusters: CMD runs once per cluster, stdin closed; each line CMD writes is prefixed
-with `<cluster><TAB>` on the same stream (as `parallel --tag`); a summary (cluster, status,
-duration) ends stderr, or with -o json stdout, as one line:
+with `<cluster><TAB>` on the same stream (as `parallel --tag`), or with --results DIR goes
+untagged to DIR/<cluster>/stdout and stderr; a summary (cluster, status, duration, note) ends
+stderr, or with -o json stdout, as one line on its own (also when exec itself fails):
   {\"clusters\": [{\"cluster\": \"child-a\", \"namespace\": \"...\", \"clusterId\": \"...\",
     \"status\": \"succeeded|failed|killed|not-started|skipped\", \"exitCode\": 0, \"signal\": null,
-    \"durationMs\": 812}], \"exitCode\": 0}
-One cluster: no prefix, no summary unless -o json.
+    \"durationMs\": 812, \"reason\": null, \"stdout\": null, \"stderr\": null}],
+   \"exitCode\": 0, \"error\": null}
+One cluster: no prefix, no summary unless -o json. A selected cluster that cannot be used
+(no credentials, no usable hub Secret, a bad cluster ID) fails the run before anything
+runs (125); with --allow-skip the others run and it is listed as skipped with its reason.
 
 Exit codes:
   0            CMD succeeded (on every cluster)
   1..255       one cluster: CMD's own exit status (128+N when a signal N ended it)
   1            several clusters: CMD failed, was killed or did not start on at least one
   2            usage: unknown or malformed flags, flags that do not combine; nothing ran
-  125          exec itself failed (parent kubeconfig, credentials, cluster lookup, temporary
-               file); one `error:` line; CMD did not run
+  125          exec itself failed (parent kubeconfig, credentials, cluster lookup, a selected
+               cluster that cannot be used, temporary file); `error:` lines; CMD did not run
   126/127      one cluster: CMD cannot be executed / was not found
   130/143/129  exec was interrupted by SIGINT/SIGTERM/SIGHUP (forwarded to CMD, files removed)
 ";
@@ -462,9 +466,15 @@ pub struct ExecArgs {
     #[arg(long, help_heading = "Running")]
     pub fail_fast: bool,
 
-    /// Summary format: a table on stderr (several clusters), or one JSON line on stdout
+    /// Summary format: a table on stderr (several clusters), or one JSON line ending stdout (always,
+    /// also when exec itself fails: then with "error")
     #[arg(short = 'o', long, value_enum, default_value_t = SummaryFormat::Table, help_heading = "Running")]
     pub output: SummaryFormat,
+
+    /// Write each cluster's output to DIR/<cluster>/stdout and stderr (mode 0600) instead of tagging
+    /// it, and the JSON summary to DIR/summary.json; DIR must be new or empty
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, help_heading = "Running")]
+    pub results: Option<PathBuf>,
 
     /// How long to wait for each request to the parent, e.g. 10s, 1m (plain numbers are seconds)
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout, help_heading = "Running")]
@@ -601,9 +611,14 @@ pub struct TargetArgs {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub credentials: Option<PathBuf>,
 
-    /// Fail when a cluster has no entry in --credentials, or no usable Secret with
-    /// --child-credentials hub (default: skip it with a warning)
+    /// Go on without the selected clusters that cannot be used (no entry in --credentials, no usable
+    /// Secret with --child-credentials hub, a cluster ID that is not a UUID), each listed as skipped
+    /// [default: they fail the run, and nothing is written or run]
     #[arg(long)]
+    pub allow_skip: bool,
+
+    /// Accepted for older scripts: failing on a cluster that cannot be used is the default
+    #[arg(long, hide = true)]
     pub strict: bool,
 
     /// With several clusters: leave current-context unset [default: the first named cluster's; --all sets none]
@@ -810,4 +825,83 @@ pub struct CompletionsArgs {
     /// The shell to generate completions for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// The flags whose value is a credential: the only ones a credential-shaped
+/// value is accepted for (see [`refuse_credentials`]).
+pub const SECRET_FLAGS: [&str; 4] = ["token", "parent_token", "client_key_data", "client_certificate_data"];
+
+/// Where a credential goes instead, said whenever one is found elsewhere.
+const WHERE_SECRETS_GO: &str = "a child token goes in --token-file - (stdin) or env CLUSTERNET_CHILD_TOKEN, a parent token in --parent-token-file - or env CLUSTERNET_PARENT_TOKEN";
+
+/// A value that looks like a credential (see [`crate::secret::credential_shape`])
+/// given to a flag that takes a path, name, ID or URL, or as a stray argument:
+/// a swapped pair of arguments, a variable expanded in the wrong place. The
+/// error names the flag and the shape, never the value (CI logs keep stderr,
+/// and most CI systems mask nothing). Checked on what clap makes of the line
+/// with its own errors ignored, so that it comes before any of them (a
+/// missing flag, a bad value) and covers every flag of every subcommand.
+pub fn refuse_credentials(args: &[std::ffi::OsString]) -> Result<(), String> {
+    use clap::CommandFactory as _;
+    let command = Cli::command().ignore_errors(true);
+    let Ok(matches) = command.clone().try_get_matches_from(args) else {
+        return Ok(());
+    };
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let Some(sub_command) = command.find_subcommand(name) else {
+        return Ok(());
+    };
+    for arg in sub_command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if SECRET_FLAGS.contains(&id) || arg.is_last_set() || !arg.get_action().takes_values() {
+            continue;
+        }
+        let Ok(Some(values)) = sub.try_get_raw(id) else {
+            continue;
+        };
+        for value in values {
+            if let Some(shape) = crate::secret::credential_shape(&value.to_string_lossy()) {
+                let flag = match (arg.get_long(), arg.get_short()) {
+                    (Some(long), _) => format!("--{long}"),
+                    (None, Some(short)) => format!("-{short}"),
+                    (None, None) => format!("the argument <{}>", id.to_uppercase()),
+                };
+                let takes = match arg.get_value_names().and_then(|v| v.first()).map(|v| v.as_str()) {
+                    Some(v @ ("UUID" | "URL" | "IP")) => format!("a {v}"),
+                    Some(v) => format!("a {}", v.to_lowercase()),
+                    None => "a value".into(),
+                };
+                return Err(format!(
+                    "{flag} was given what looks like {shape}, not {takes}; it is not printed: check the order of the arguments; {WHERE_SECRETS_GO}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// clap's own error message with every credential-shaped argument replaced
+/// by what it looks like ("unexpected argument '<a JWT, not shown>'", a bad
+/// value of a flag): clap quotes the arguments it could not place.
+pub fn redact_clap_error(rendered: &str, args: &[std::ffi::OsString]) -> String {
+    let mut text = rendered.to_string();
+    let mut redacted = false;
+    for arg in args.iter().filter_map(|a| a.to_str()) {
+        // `--flag=value` is quoted as a whole or by its value.
+        let candidates = [Some(arg), arg.split_once('=').map(|(_, v)| v)];
+        for value in candidates.into_iter().flatten() {
+            if !value.is_empty() && text.contains(value) && crate::secret::credential_shape(value).is_some() {
+                text = text.replace(value, &crate::secret::quote(value));
+                redacted = true;
+            }
+        }
+    }
+    if redacted {
+        let end = text.trim_end().len();
+        text.truncate(end);
+        text.push_str(&format!("\n\nnote: a value that looks like a credential is not printed; {WHERE_SECRETS_GO}\n"));
+    }
+    text
 }

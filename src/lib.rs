@@ -31,7 +31,7 @@ pub mod verify;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 /// Parses the command line, runs the subcommand and prints its error once.
 ///
@@ -42,7 +42,21 @@ use clap::Parser;
 /// for its failures (125).
 pub fn run() -> ExitCode {
     let args = kubectl_verbosity(std::env::args_os().collect(), &mut |note| eprintln!("{note}"));
-    let cli = cli::Cli::parse_from(args);
+    // A credential where a path, name, ID or URL belongs is refused before
+    // anything quotes it, clap's own errors included.
+    if let Err(message) = cli::refuse_credentials(&args) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let cli = match cli::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // --help, --version: printed as clap prints them.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprint!("{}", cli::redact_clap_error(&e.render().to_string(), &args));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     trace::enable(cli.verbose);
     // exec ends with its command's status; its own failures have codes of their own.
     let mut failure_code: fn(&anyhow::Error) -> u8 = |err| match (error::is_usage(err), error::is_attention(err)) {

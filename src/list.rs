@@ -34,8 +34,11 @@ pub fn run(args: ListArgs) -> Result<()> {
     if let Some(selector) = &args.selector {
         names::check_selector(selector, "-l/--selector").map_err(|e| usage(format!("{e:#}")))?;
     }
-    let query =
-        Query { namespace: args.namespace.clone(), label_selector: args.selector.clone(), field_selector: None };
+    let query = Query {
+        namespace: args.namespace.clone(),
+        label_selector: names::selector(args.selector.as_deref()),
+        field_selector: None,
+    };
     let timeout = args.timeout;
     let listing = client::block_on(async {
         let conn = client::connect(kubeconfig, None, timeout).await?;

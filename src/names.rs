@@ -45,15 +45,19 @@ fn check_subdomain(text: &str, what: &str, kind: &str) -> Result<()> {
 }
 
 /// A label selector goes into the query string, encoded; the apiserver parses
-/// it. Only what could never be part of one is refused here.
+/// it. Only what could never be part of one is refused here. An empty one
+/// selects everything, as kubectl reads `-l ""` (see [`selector`]).
 pub fn check_selector(text: &str, what: &str) -> Result<()> {
-    if text.trim().is_empty() {
-        bail!("{what} is empty; give a label selector such as env=prod, or leave it out");
-    }
     if text.chars().any(char::is_control) {
         bail!("{what} {text:?} contains control characters; a label selector is printable text");
     }
     Ok(())
+}
+
+/// The selector to send: none for an empty or blank one, which selects
+/// everything (kubectl's `labels.Parse("")` is `Everything()`).
+pub fn selector(text: Option<&str>) -> Option<String> {
+    text.map(str::trim).filter(|s| !s.is_empty()).map(String::from)
 }
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`; the length is checked by the callers (a
@@ -96,7 +100,9 @@ mod tests {
     #[test]
     fn selectors() {
         check_selector("env in (a,b),!x", "-l").unwrap();
-        assert!(check_selector(" ", "-l").is_err());
+        check_selector(" ", "-l").unwrap();
+        assert_eq!((selector(Some(" ")), selector(Some("")), selector(None)), (None, None, None));
+        assert_eq!(selector(Some(" a=b ")).as_deref(), Some("a=b"));
         assert!(check_selector("a=\nb", "-l").is_err());
     }
 }

@@ -13,13 +13,16 @@ pub mod runner;
 
 use std::ffi::OsString;
 use std::io::Write as _;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use self::report::{Cluster, OWN_FAILURE};
+use self::report::{Cluster, OWN_FAILURE, Outcome};
 use self::runner::{Job, Running};
 use crate::cli::{ExecArgs, GenArgs, OutputArgs, SummaryFormat};
 use crate::error::usage;
+use crate::generate::targets::Unusable;
 use crate::generate::{self, Env, Settings};
 use crate::kubeconfig::emit;
 use crate::notes;
@@ -31,20 +34,98 @@ pub struct Plan {
     pub parallel: usize,
     pub fail_fast: bool,
     pub summary: SummaryFormat,
+    /// `--results DIR`: a new or empty directory.
+    pub results: Option<PathBuf>,
 }
 
 /// Runs `exec`; the exit code it ends with (see `exec --help`). An error is
-/// exec's own failure (usage, or [`OWN_FAILURE`]), and no command ran.
+/// exec's own failure (usage, or [`OWN_FAILURE`]), and no command ran; the
+/// JSON summary (`-o json`, `--results`) is written then too, with the
+/// error, so that a CI step that reads it never reads nothing.
 pub fn run(args: ExecArgs) -> Result<u8> {
+    let (format, results) = (args.output, args.results.clone());
     let result = resolve(args, Env::from_process()).and_then(|(settings, plan)| execute(&settings, &plan));
     notes::flush();
-    result
+    let err = match result {
+        Ok(code) => return Ok(code),
+        Err(err) => err,
+    };
+    let outcomes = match err.chain().find_map(|c| c.downcast_ref::<Unusable>()) {
+        Some(unusable) => unusable_outcomes(unusable),
+        None => Vec::new(),
+    };
+    let line = format!("{err:#}").replace(['\n', '\r'], " ");
+    if format == SummaryFormat::Table && outcomes.len() > 1 {
+        let _ = std::io::stderr().write_all(report::table(&outcomes).as_bytes());
+    }
+    let json = report::json(&outcomes, failure_code(&err), Some(&line));
+    // Into a new or empty directory only: never over another run's results.
+    if let Some(dir) = results.filter(|d| std::fs::read_dir(d).map_or(!d.exists(), |mut e| e.next().is_none())) {
+        let made = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir);
+        let _ = made.and_then(|()| std::fs::write(dir.join("summary.json"), &json));
+    }
+    if format == SummaryFormat::Json {
+        let _ = print_json(&json);
+    }
+    Err(err)
+}
+
+/// The clusters of a run refused for [`Unusable`] ones: all skipped, each
+/// with its reason.
+fn unusable_outcomes(unusable: &Unusable) -> Vec<Outcome> {
+    let mut objects: Vec<(Option<(&str, &str)>, &str)> = unusable
+        .usable
+        .iter()
+        .map(|(object, id)| (object.as_ref().map(|(ns, n)| (ns.as_str(), n.as_str())), id.as_str()))
+        .collect();
+    objects.extend(
+        unusable
+            .skipped
+            .iter()
+            .map(|s| (s.cluster.as_ref().map(|c| (c.namespace.as_str(), c.name.as_str())), s.id.as_str())),
+    );
+    let reasons = unusable
+        .usable
+        .iter()
+        .map(|_| "not run: other selected clusters cannot be used (--allow-skip runs the others)".to_string())
+        .chain(unusable.skipped.iter().map(|s| s.reason.clone()));
+    report::labels(&objects)
+        .into_iter()
+        .zip(&objects)
+        .zip(reasons)
+        .map(|((label, (object, id)), reason)| Outcome::skipped(cluster(label, *object, id), reason))
+        .collect()
+}
+
+fn cluster(label: String, object: Option<(&str, &str)>, id: &str) -> Cluster {
+    Cluster {
+        label,
+        namespace: object.map(|(ns, _)| ns.to_string()),
+        id: id.to_string(),
+        name: object.map_or_else(|| id.to_string(), |(_, name)| name.to_string()),
+    }
+}
+
+/// The JSON summary as the last line of stdout, on a line of its own.
+fn print_json(json: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let newline = if runner::stdout_at_line_start() { "" } else { "\n" };
+    out.write_all(newline.as_bytes())
+        .and_then(|()| out.write_all(json.as_bytes()))
+        .and_then(|()| out.flush())
+        .context("writing the summary to stdout")
+}
+
+/// `DIR/summary.json` of `--results`.
+fn write_summary_file(dir: &Path, json: &str) -> Result<()> {
+    let path = dir.join("summary.json");
+    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The flags: the selection and credentials become `gen`'s settings (the
 /// same rules, the same errors), the rest how to run.
 pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
-    let ExecArgs { source, parallel, fail_fast, output, timeout, command } = args;
+    let ExecArgs { source, parallel, fail_fast, output, results, timeout, command } = args;
     if command.first().is_none_or(|p| p.is_empty()) {
         return Err(usage("give the command to run after --, e.g. -- kubectl get nodes"));
     }
@@ -55,47 +136,75 @@ pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
     let out = OutputArgs::unused();
     let gen_args = GenArgs { source, out, verify: false, write_unverified: false, timeout };
     let settings = Settings::resolve(gen_args, env)?;
-    Ok((settings, Plan { command, parallel: usize::from(parallel), fail_fast, summary: output }))
+    if let Some(dir) = &results {
+        crate::error::refuse_dash("--results", Some(dir))?;
+        if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) || dir.exists() && !dir.is_dir() {
+            return Err(usage(format!(
+                "--results {} is not a new or empty directory; give another (results of two runs are never mixed)",
+                dir.display()
+            )));
+        }
+    }
+    Ok((settings, Plan { command, parallel: usize::from(parallel), fail_fast, summary: output, results }))
 }
 
 fn execute(settings: &Settings, plan: &Plan) -> Result<u8> {
     let produced = generate::produce(settings)?;
     notes::flush();
+    // The clusters run, then those skipped (--allow-skip), labelled together.
     let objects: Vec<(Option<(&str, &str)>, &str)> = produced
         .targets
         .iter()
         .map(|t| (t.cluster.as_ref().map(|c| (c.namespace.as_str(), c.name.as_str())), t.id.as_str()))
+        .chain(
+            produced
+                .skipped
+                .iter()
+                .map(|s| (s.cluster.as_ref().map(|c| (c.namespace.as_str(), c.name.as_str())), s.id.as_str())),
+        )
         .collect();
-    let labels = report::labels(&objects);
+    let mut labels = report::labels(&objects).into_iter().zip(&objects);
     let mut jobs = Vec::new();
-    for ((target, entry), label) in produced.targets.iter().zip(&produced.entries).zip(labels) {
+    for (entry, (label, (object, id))) in produced.entries.iter().zip(labels.by_ref()) {
         let doc = emit::document(std::slice::from_ref(entry), Some(&entry.name));
-        jobs.push(Job {
-            cluster: Cluster {
-                label,
-                namespace: target.cluster.as_ref().map(|c| c.namespace.clone()),
-                id: target.id.to_string(),
-                name: target.cluster.as_ref().map_or_else(|| target.id.to_string(), |c| c.name.clone()),
-            },
-            kubeconfig: emit::render(&doc, emit::Format::Yaml)?,
-        });
+        jobs.push(Job { cluster: cluster(label, *object, id), kubeconfig: emit::render(&doc, emit::Format::Yaml)? });
     }
-    let how = Running { command: &plan.command, parallel: plan.parallel, fail_fast: plan.fail_fast };
+    let skipped: Vec<Outcome> = labels
+        .zip(&produced.skipped)
+        .map(|((label, (object, id)), s)| Outcome::skipped(cluster(label, *object, id), s.reason.clone()))
+        .collect();
+    let several = objects.len() > 1;
+    if let Some(dir) = &plan.results {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating --results {}", dir.display()))?;
+    }
+    let how = Running {
+        command: &plan.command,
+        parallel: plan.parallel,
+        fail_fast: plan.fail_fast,
+        tagged: several,
+        results: plan.results.as_deref(),
+        capture_stdout: plan.summary == SummaryFormat::Json,
+    };
     let finished = runner::run(&jobs, &how)?;
-    let code = report::exit_code(&finished.outcomes, finished.interrupted);
+    let mut outcomes = finished.outcomes;
+    outcomes.extend(skipped);
+    let code = report::exit_code(&outcomes, finished.interrupted);
+    let json = report::json(&outcomes, code, None);
+    if let Some(dir) = &plan.results {
+        write_summary_file(dir, &json)?;
+    }
     // Written, not printed: a closed stdout (`| head`) is an error like any
     // other write (status 141, as for gen), not a panic.
     match plan.summary {
-        SummaryFormat::Table if jobs.len() > 1 => {
-            let _ = std::io::stderr().write_all(report::table(&finished.outcomes).as_bytes());
+        SummaryFormat::Table if several || plan.results.is_some() => {
+            let _ = std::io::stderr().write_all(report::table(&outcomes).as_bytes());
         }
         SummaryFormat::Table => {}
-        SummaryFormat::Json => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(report::json(&finished.outcomes, code).as_bytes())
-                .and_then(|()| out.flush())
-                .context("writing the summary to stdout")?;
-        }
+        SummaryFormat::Json => print_json(&json)?,
     }
     Ok(code)
 }
@@ -146,6 +255,7 @@ mod tests {
         assert!(!settings.verify && !settings.dry_run);
         assert_eq!(plan.command, ["kubectl", "get", "ns"]);
         assert_eq!((plan.parallel, plan.fail_fast, plan.summary), (3, true, SummaryFormat::Json));
+        assert_eq!(plan.results, None);
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub enum Status {
     /// Could not be started: 127 not found, 126 anything else (as a shell),
     /// [`OWN_FAILURE`] when its kubeconfig could not be written.
     NotStarted(u8),
-    /// Never started: `--fail-fast` or a signal stopped the run first.
+    /// Never started: the cluster cannot be used (`--allow-skip`), or
+    /// `--fail-fast` or a signal stopped the run first (the reason says).
     Skipped,
 }
 
@@ -65,6 +66,17 @@ pub struct Outcome {
     pub status: Status,
     /// From start to end; none when skipped.
     pub duration: Option<Duration>,
+    /// Why it was skipped.
+    pub reason: Option<String>,
+    /// With `--results DIR`: the directory of its `stdout` and `stderr`.
+    pub output: Option<std::path::PathBuf>,
+}
+
+impl Outcome {
+    /// A cluster CMD never ran on, and why.
+    pub fn skipped(cluster: Cluster, reason: String) -> Outcome {
+        Outcome { cluster, status: Status::Skipped, duration: None, reason: Some(reason), output: None }
+    }
 }
 
 /// The exit code of `exec` itself when something of its own failed (no CMD ran).
@@ -72,14 +84,21 @@ pub const OWN_FAILURE: u8 = 125;
 
 /// The exit code of the whole run. Interrupted: 128 + the signal, as a shell
 /// reports a process a signal ended. One cluster: CMD's status passed through.
-/// Several: 0 when every CMD succeeded, else 1.
+/// Several: 0 when every CMD that ran succeeded, else 1. A skipped cluster
+/// counts for nothing: one that cannot be used is skipped only with
+/// `--allow-skip` (else exec fails before anything runs), and `--fail-fast`
+/// or a signal skips the rest only after a failure or with a code of its own.
 pub fn exit_code(outcomes: &[Outcome], interrupted: Option<i32>) -> u8 {
     if let Some(signal) = interrupted {
         return clamp(128 + signal);
     }
     match outcomes {
         [one] => one.status.shell_code().map_or(1, clamp),
-        all if all.iter().all(|o| o.status.succeeded()) => 0,
+        all if all.iter().any(|o| o.status != Status::Skipped)
+            && all.iter().all(|o| o.status.succeeded() || o.status == Status::Skipped) =>
+        {
+            0
+        }
         _ => 1,
     }
 }
@@ -151,18 +170,25 @@ pub fn labels(clusters: &[(Option<(&str, &str)>, &str)]) -> Vec<String> {
         .collect()
 }
 
-/// The summary as a table for stderr: one row per cluster, in the order given.
+/// The summary as a table for stderr: one row per cluster, in the order given;
+/// NOTE says why a cluster was skipped, or where its output is (`--results`).
 pub fn table(outcomes: &[Outcome]) -> String {
-    let mut rows = vec![["CLUSTER".to_string(), "STATUS".into(), "EXIT".into(), "DURATION".into()]];
+    let mut rows = vec![["CLUSTER".to_string(), "STATUS".into(), "EXIT".into(), "DURATION".into(), "NOTE".into()]];
     for o in outcomes {
+        let note = match (&o.reason, &o.output) {
+            (Some(reason), _) => reason.clone(),
+            (None, Some(dir)) => format!("{}/", dir.display()),
+            (None, None) => String::new(),
+        };
         rows.push([
             crate::terminal::escape(&o.cluster.label).into_owned(),
             o.status.name().to_string(),
             o.status.shell_code().map_or("-".into(), |c| c.to_string()),
             o.duration.map_or("-".into(), |d| format!("{:.2}s", d.as_secs_f64())),
+            crate::terminal::escape(&note).into_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..4).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
@@ -177,6 +203,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
 struct JsonSummary<'a> {
     clusters: Vec<JsonCluster<'a>>,
     exit_code: u8,
+    /// exec's own failure (exit code 2 or 125), as its `error:` line says it.
+    error: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -189,10 +217,14 @@ struct JsonCluster<'a> {
     exit_code: Option<i32>,
     signal: Option<i32>,
     duration_ms: Option<u128>,
+    reason: Option<&'a str>,
+    stdout: Option<String>,
+    stderr: Option<String>,
 }
 
-/// The summary as one JSON line (for the last line of stdout).
-pub fn json(outcomes: &[Outcome], exit_code: u8) -> String {
+/// The summary as one JSON line (for the last line of stdout); `error` is
+/// exec's own failure, when it failed.
+pub fn json(outcomes: &[Outcome], exit_code: u8, error: Option<&str>) -> String {
     let clusters = outcomes
         .iter()
         .map(|o| JsonCluster {
@@ -210,9 +242,12 @@ pub fn json(outcomes: &[Outcome], exit_code: u8) -> String {
                 _ => None,
             },
             duration_ms: o.duration.map(|d| d.as_millis()),
+            reason: o.reason.as_deref(),
+            stdout: o.output.as_ref().map(|d| d.join("stdout").display().to_string()),
+            stderr: o.output.as_ref().map(|d| d.join("stderr").display().to_string()),
         })
         .collect();
-    let mut line = serde_json::to_string(&JsonSummary { clusters, exit_code }).unwrap_or_default();
+    let mut line = serde_json::to_string(&JsonSummary { clusters, exit_code, error }).unwrap_or_default();
     line.push('\n');
     line
 }
@@ -226,6 +261,8 @@ mod tests {
             cluster: Cluster { label: label.into(), namespace: None, id: format!("id-{label}"), name: label.into() },
             status,
             duration: ms.map(Duration::from_millis),
+            reason: None,
+            output: None,
         }
     }
 
@@ -246,9 +283,13 @@ mod tests {
     fn several_clusters_exit_0_only_when_all_succeed() {
         let ok = outcome("a", Status::Exited(0), Some(1));
         assert_eq!(exit_code(&[ok.clone(), ok.clone()], None), 0);
-        for bad in [Status::Exited(7), Status::Killed(15), Status::NotStarted(127), Status::Skipped] {
+        for bad in [Status::Exited(7), Status::Killed(15), Status::NotStarted(127)] {
             assert_eq!(exit_code(&[ok.clone(), outcome("b", bad, None)], None), 1, "{bad:?}");
         }
+        // Skipped with --allow-skip: listed, not a failure; nothing ran at all is one.
+        let skipped = Outcome::skipped(ok.cluster.clone(), "no credentials".into());
+        assert_eq!(exit_code(&[ok.clone(), skipped.clone()], None), 0);
+        assert_eq!(exit_code(&[skipped.clone(), skipped], None), 1);
         assert_eq!(exit_code(&[ok.clone(), ok], Some(15)), 143);
     }
 
@@ -285,33 +326,35 @@ mod tests {
             outcome("child-a", Status::Exited(0), Some(812)),
             outcome("b", Status::Exited(3), Some(50)),
             outcome("child-c", Status::Killed(15), Some(1500)),
-            outcome("d", Status::Skipped, None),
+            Outcome::skipped(outcome("d", Status::Skipped, None).cluster, "no credentials for d".into()),
         ]);
         assert_eq!(
             text,
             "\
-CLUSTER   STATUS      EXIT   DURATION
+CLUSTER   STATUS      EXIT   DURATION   NOTE
 child-a   succeeded   0      0.81s
 b         failed      3      0.05s
 child-c   killed      143    1.50s
-d         skipped     -      -
+d         skipped     -      -          no credentials for d
 "
         );
     }
 
     #[test]
     fn json_summary_is_one_line_with_every_field() {
-        let line = json(&[outcome("a", Status::Exited(0), Some(5)), outcome("b", Status::Killed(15), Some(7))], 1);
+        let b = Outcome { output: Some("out/b".into()), ..outcome("b", Status::Killed(15), Some(7)) };
+        let line = json(&[outcome("a", Status::Exited(0), Some(5)), b], 1, None);
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"clusters": [
                 {"cluster": "a", "namespace": "", "clusterId": "id-a", "status": "succeeded",
-                 "exitCode": 0, "signal": null, "durationMs": 5},
+                 "exitCode": 0, "signal": null, "durationMs": 5, "reason": null, "stdout": null, "stderr": null},
                 {"cluster": "b", "namespace": "", "clusterId": "id-b", "status": "killed",
-                 "exitCode": null, "signal": 15, "durationMs": 7}],
-             "exitCode": 1})
+                 "exitCode": null, "signal": 15, "durationMs": 7, "reason": null,
+                 "stdout": "out/b/stdout", "stderr": "out/b/stderr"}],
+             "exitCode": 1, "error": null})
         );
     }
 }

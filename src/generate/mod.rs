@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result, anyhow, bail};
 
 pub use self::settings::{Destination, Env, Settings};
-use self::targets::{ChildCredentialSource, Found, Pairing, Target, Wanted};
+use self::targets::{ChildCredentialSource, Found, Paired, Pairing, Skipped, Target, Unusable, Wanted};
 use crate::cli::GenArgs;
 use crate::cluster::client::{self, Session};
 use crate::cluster::{deployer, hub_token, probe, token_request};
@@ -70,6 +70,8 @@ pub struct Produced {
     pub parent_context: String,
     /// Every file this run read.
     pub inputs: Vec<PathBuf>,
+    /// Selected clusters left out (`--allow-skip`), each with its reason.
+    pub skipped: Vec<Skipped>,
 }
 
 /// The pipeline up to the entries (verified when asked), nothing written:
@@ -100,8 +102,9 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
         }
         false => Default::default(),
     };
-    let pairing = Pairing { credentials: &settings.child, strict: settings.strict, seen: &found.seen, held: &held };
-    let mut targets = targets::pair(found.clusters, ids, &pairing)?;
+    let pairing = Pairing { credentials: &settings.child, seen: &found.seen, held: &held };
+    let Paired { mut targets, skipped } = targets::pair(found.clusters, ids, &pairing)?;
+    refuse_or_skip(settings, &targets, &skipped)?;
     if settings.reads_hub_credentials() {
         notes::push(hub_warning(settings.token_request.as_ref()));
     }
@@ -118,7 +121,29 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
         s.block_on(verify(settings, s, &parent, &entries))?;
     }
     let inputs = input_files(settings, &loaded, &targets);
-    Ok(Produced { parent_context: parent.selection.context_name.to_string(), targets, entries, inputs })
+    Ok(Produced { parent_context: parent.selection.context_name.to_string(), targets, entries, inputs, skipped })
+}
+
+/// Selected clusters that cannot be used fail the run (one `error:` line
+/// each, then [`Unusable`]), unless `--allow-skip` asked to go on without
+/// them (one `warning:` line each); with none left, there is nothing to do.
+fn refuse_or_skip(settings: &Settings, targets: &[Target], skipped: &[Skipped]) -> Result<()> {
+    let level = if settings.allow_skip { "warning" } else { "error" };
+    for s in skipped {
+        let skip = if settings.allow_skip { "; skipped (--allow-skip)" } else { "" };
+        notes::push(format!("{level}: {}{skip}", s.reason));
+    }
+    if !skipped.is_empty() && !settings.allow_skip {
+        let usable = targets
+            .iter()
+            .map(|t| (t.cluster.as_ref().map(|c| (c.namespace.clone(), c.name.clone())), t.id.to_string()))
+            .collect();
+        return Err(anyhow::Error::new(Unusable { skipped: skipped.to_vec(), usable }));
+    }
+    if targets.is_empty() {
+        bail!("none of the {} selected clusters can be used (warnings above); nothing to generate", skipped.len());
+    }
+    Ok(())
 }
 
 /// What `--child-credentials hub` hands over, said before anything is written.
@@ -428,6 +453,7 @@ fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
                 write::Fix::Replace => "pass --force to replace it".to_string(),
                 write::Fix::FilePathOrStdout => format!("give a file path, or leave out {flag} to write to stdout"),
                 write::Fix::OtherPath => "it is never written over (not even with --force): give another path".into(),
+                write::Fix::OtherName => "pass --name NAME to give this cluster's entries another name".into(),
             };
             anyhow!("{flag} {message}; {advice}")
         }
@@ -448,6 +474,9 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
     match &settings.destination {
         Destination::Stdout => {
             let text = emit::render(&emit::document(entries, current.as_deref()), settings.format)?;
+            if let Some(line) = write::private_stdout() {
+                eprintln!("{line}");
+            }
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
         }
@@ -466,6 +495,9 @@ fn deliver(settings: &Settings, entries: &[Entries], parent_context: &str, input
             )?;
             let changes: Vec<String> =
                 report.changes.iter().map(|c| format!("{} {:?} {}", c.kind, c.name, c.action.name())).collect();
+            if let Some(dir) = &report.created_dir {
+                eprintln!("created directory {} (mode 0755, as kubectl does)", dir.display());
+            }
             let file = if report.created { "new file" } else { "file" };
             eprintln!("{} in {file} {}", changes.join(", "), report.path.display());
             if report.current_context_set {

@@ -43,7 +43,9 @@ pub struct Settings {
     pub child: ChildCredentialSource,
     /// `--child-token-request`: write a token the child issues instead of `child`.
     pub token_request: Option<ChildTokenRequest>,
-    pub strict: bool,
+    /// Go on without the selected clusters that cannot be used (listed);
+    /// by default they fail the run.
+    pub allow_skip: bool,
     pub parent_auth: Method,
     pub name: Option<String>,
     pub set_current: bool,
@@ -126,7 +128,7 @@ impl Settings {
             route,
             child,
             token_request,
-            strict: t.strict,
+            allow_skip: t.allow_skip,
             parent_auth,
             name,
             set_current: !t.no_current_context,
@@ -209,7 +211,7 @@ fn wanted(t: &TargetArgs, system_namespace: &str) -> Result<Wanted> {
         return Err(usage("-n/--namespace is for --cluster NAME or --all"));
     }
     Ok(match t.all {
-        true => Wanted::All { namespace: t.namespace.clone(), selector: t.selector.clone() },
+        true => Wanted::All { namespace: t.namespace.clone(), selector: names::selector(t.selector.as_deref()) },
         false => Wanted::Named { ids, names: t.cluster.clone(), namespace: t.namespace.clone() },
     })
 }
@@ -233,8 +235,14 @@ fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -
         }
         return Ok(ChildCredentialSource::Hub);
     }
-    if args.source.targets.strict && args.source.targets.credentials.is_none() {
-        return Err(usage("--strict is for --credentials FILE or --child-credentials hub"));
+    if args.source.targets.strict && args.source.targets.allow_skip {
+        return Err(usage(
+            "--strict and --allow-skip contradict each other; --strict is the default (and does nothing)",
+        ));
+    }
+    if (args.source.targets.strict || args.source.targets.allow_skip) && args.source.targets.credentials.is_none() {
+        let flag = if args.source.targets.strict { "--strict" } else { "--allow-skip" };
+        return Err(usage(format!("{flag} is for --credentials FILE or --child-credentials hub")));
     }
     if args.source.targets.all && args.source.targets.credentials.is_none() {
         return Err(usage("--all needs child credentials per cluster: --credentials FILE, or --child-credentials hub"));

@@ -222,43 +222,74 @@ pub struct Pairing<'a> {
     pub credentials: &'a ChildCredentialSource,
     /// With [`ChildCredentialSource::Hub`]: what [`read_held`] found.
     pub held: &'a HeldByNamespace,
-    /// A skipped cluster is an error.
-    pub strict: bool,
     /// Every ManagedCluster known (for the uniqueness of bare names).
     pub seen: &'a [ManagedCluster],
 }
 
+/// A selected cluster that cannot be used, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The ID as given or as the ManagedCluster has it (perhaps not a UUID).
+    pub id: String,
+    pub cluster: Option<ManagedCluster>,
+    /// One line, naming the cluster.
+    pub reason: String,
+}
+
+/// The clusters [`pair`] could pair with credentials, and those it could not.
+#[derive(Debug, Default)]
+pub struct Paired {
+    pub targets: Vec<Target>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Some selected clusters cannot be used, and skipping was not asked for
+/// (`--allow-skip`): nothing is generated, written or run. Each reason is
+/// said on a line of its own before this error.
+#[derive(Debug)]
+pub struct Unusable {
+    pub skipped: Vec<Skipped>,
+    /// The clusters that could have been used: `(namespace/name, ID)`.
+    pub usable: Vec<(Option<(String, String)>, String)>,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of the {} selected clusters cannot be used (each said above); none was used: give them credentials, narrow the selection, or pass --allow-skip to go on without them",
+            self.skipped.len(),
+            self.skipped.len() + self.usable.len()
+        )
+    }
+}
+
+impl std::error::Error for Unusable {}
+
 /// Pairs each cluster with its credentials. A cluster that cannot be used (no
-/// entry in the credentials file, only an ambiguous bare name, a cluster ID
-/// that is not a UUID) is skipped with a warning, or is an error with `strict`
-/// or when it is the only cluster.
-pub fn pair(clusters: Vec<ManagedCluster>, ids: &[ClusterId], with: &Pairing) -> Result<Vec<Target>> {
+/// entry in the credentials file, only an ambiguous bare name, no usable
+/// Secret on the hub, a cluster ID that is not a UUID) is returned as
+/// skipped, for the caller to refuse or skip; when it is the only cluster,
+/// its reason is the error.
+pub fn pair(clusters: Vec<ManagedCluster>, ids: &[ClusterId], with: &Pairing) -> Result<Paired> {
     let candidates = clusters.len() + ids.len();
-    let mut targets = Vec::new();
-    let mut skipped = Vec::new();
-    let offline = ids.iter().map(|id| Ok((id.clone(), None)));
-    let looked_up = clusters.into_iter().map(|c| cluster_id(&c).map(|id| (id, Some(c))));
-    for item in offline.chain(looked_up.collect::<Vec<_>>()) {
-        let paired = item.and_then(|(id, cluster)| {
-            let (source, origin) = credentials_for(&id, cluster.as_ref(), with)?;
-            Ok(Target { id, cluster, source, origin })
-        });
-        match paired {
-            Ok(target) => targets.push(target),
-            Err(e) if with.strict => bail!("{e:#} (--strict)"),
-            Err(e) => skipped.push(e),
+    let mut paired = Paired::default();
+    let mut items: Vec<(String, Option<ManagedCluster>, Result<ClusterId>)> =
+        ids.iter().map(|id| (id.to_string(), None, Ok(id.clone()))).collect();
+    items.extend(
+        clusters.into_iter().map(|c| (c.cluster_id.clone(), cluster_id(&c), c)).map(|(raw, id, c)| (raw, Some(c), id)),
+    );
+    for (raw, cluster, id) in items {
+        let usable = id.and_then(|id| credentials_for(&id, cluster.as_ref(), with).map(|found| (id, found)));
+        match usable {
+            Ok((id, (source, origin))) => paired.targets.push(Target { id, cluster, source, origin }),
+            Err(e) => paired.skipped.push(Skipped { id: raw, cluster, reason: format!("{e:#}") }),
         }
     }
-    if targets.is_empty() && candidates == 1 {
-        return Err(skipped.remove(0));
+    if paired.targets.is_empty() && candidates == 1 {
+        bail!("{}", paired.skipped.remove(0).reason);
     }
-    for e in &skipped {
-        notes::push(format!("warning: {e:#}; skipped"));
-    }
-    if targets.is_empty() {
-        bail!("none of the {candidates} clusters could be generated (warnings above); nothing to generate");
-    }
-    Ok(targets)
+    Ok(paired)
 }
 
 /// The ID a looked-up cluster is reached by; the hub matches it exactly, so a
@@ -385,34 +416,29 @@ mod tests {
             ("ns-b".to_string(), Held::OtherCluster("someone-else".into())),
         ]
         .into();
-        let pairing = Pairing { credentials: &ChildCredentialSource::Hub, strict: false, seen: &[], held: &held };
-        let targets = pair(clusters.clone(), &[], &pairing).unwrap();
+        let pairing = Pairing { credentials: &ChildCredentialSource::Hub, seen: &[], held: &held };
+        let Paired { targets, skipped } = pair(clusters, &[], &pairing).unwrap();
         assert_eq!(targets.len(), 1);
         assert_eq!(targets[0].source, ChildSource::Token(Secret::new("tok-a".into())));
         let secret = ObjectRef { namespace: "ns-a".into(), name: "child-cluster-deployer".into() };
         assert_eq!(targets[0].origin, CredentialOrigin::Hub { secret });
-        let warning = notes::take().join("\n");
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].id, ID_B);
+        let reason = &skipped[0].reason;
         assert!(
-            warning.contains("Secret ns-b/child-cluster-deployer is labelled for cluster ID \"someone-else\", not")
-                && warning.ends_with("; skipped"),
-            "{warning}"
+            reason.contains("Secret ns-b/child-cluster-deployer is labelled for cluster ID \"someone-else\", not")
+                && reason.contains("ns-b/b"),
+            "{reason}"
         );
-        let strict = Pairing { strict: true, ..pairing };
-        let e = format!("{:#}", pair(clusters, &[], &strict).unwrap_err());
-        assert!(e.contains("ns-b/b") && e.ends_with("(--strict)"), "{e}");
     }
 
     #[test]
     fn each_source_records_its_origin() {
         let file = ChildSource::TokenFile("t".into());
-        let pairing = Pairing {
-            credentials: &ChildCredentialSource::Flags(file),
-            strict: false,
-            seen: &[],
-            held: &Default::default(),
-        };
+        let pairing =
+            Pairing { credentials: &ChildCredentialSource::Flags(file), seen: &[], held: &Default::default() };
         let (id, _) = ClusterId::parse(ID_A).unwrap();
-        let targets = pair(vec![], &[id], &pairing).unwrap();
+        let targets = pair(vec![], &[id], &pairing).unwrap().targets;
         assert_eq!(targets[0].origin, CredentialOrigin::Files { flag: "--token-file", paths: vec!["t".into()] });
     }
 }

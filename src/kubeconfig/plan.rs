@@ -65,6 +65,9 @@ const KINDS: [(&str, &str); 3] = [("clusters", "cluster"), ("contexts", "context
 /// an empty one).
 pub fn merge_plan(existing: Option<Value>, entries: &[Entries], current: Option<&str>, set: bool) -> Result<Plan> {
     let existing = existing.filter(|d| !d.is_null());
+    if let Some(doc) = &existing {
+        refuse_other_cluster(doc, entries)?;
+    }
     let generated: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     // A merge replaces or appends the generated entries and may set the
     // current context; every other entry stays as it is (see `upsert`). So
@@ -73,6 +76,52 @@ pub fn merge_plan(existing: Option<Value>, entries: &[Entries], current: Option<
     let before = existing.as_ref().map(|doc| only(doc, &generated));
     let doc = apply(existing, entries, current, set)?;
     Ok(compare(before.as_ref(), doc, &generated, Scope::Generated))
+}
+
+/// An entry of the target generated for another cluster ID than the entry of
+/// the same name that would replace it: two ManagedClusters of one name in
+/// two namespaces get the same default name, and a merge must not silently
+/// swap one for the other.
+#[derive(Debug)]
+pub struct OtherCluster {
+    pub kind: &'static str,
+    pub name: String,
+    pub was: String,
+    pub now: String,
+}
+
+impl std::fmt::Display for OtherCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "has the {} {:?} generated for cluster ID {}, not {}: it is not replaced by another cluster's entry",
+            self.kind,
+            self.name,
+            crate::terminal::escape(&self.was),
+            self.now
+        )
+    }
+}
+
+impl std::error::Error for OtherCluster {}
+
+fn refuse_other_cluster(doc: &Value, entries: &[Entries]) -> Result<()> {
+    let id_of = |body: Option<&serde_yaml::Mapping>| match body.map(super::provenance::find) {
+        Some(super::provenance::Found::Record(record)) => record.cluster_id,
+        _ => None,
+    };
+    for entry in entries {
+        let Some(now) = id_of(Some(&entry.context)) else { continue };
+        for (list, kind) in KINDS {
+            let same_name = items(Some(doc), list).into_iter().filter(|(name, _)| *name == entry.name);
+            for (_, item) in same_name {
+                if let Some(was) = id_of(item.get(kind).and_then(Value::as_mapping)).filter(|was| *was != now) {
+                    return Err(OtherCluster { kind, name: entry.name.clone(), was, now: now.clone() }.into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The generated entries of `doc` and its current context, for [`merge_plan`].

@@ -58,6 +58,17 @@ pub enum Fix {
     FilePathOrStdout,
     /// An input of this run: never written over, even when asked to replace.
     OtherPath,
+    /// An entry of that name belongs to another cluster: choose another name.
+    OtherName,
+}
+
+/// A failed merge plan as a write error: an entry of another cluster is a
+/// refusal the user gets past by naming the entries otherwise.
+fn unmerged(path: &Path, e: anyhow::Error) -> WriteError {
+    match e.downcast_ref::<plan::OtherCluster>() {
+        Some(other) => WriteError::Refused(format!("{} {other}", path.display()), Fix::OtherName),
+        None => WriteError::File(format!("{} {e:#}; it was left unchanged", path.display())),
+    }
 }
 
 /// Shorthand for a refusal about the file itself.
@@ -117,6 +128,36 @@ fn check_new(path: &Path, force: bool, inputs: &[PathBuf]) -> Result<PathBuf, Wr
     Ok(target)
 }
 
+/// Standard output about to receive credentials (`gen > child.kubeconfig`):
+/// when it is a regular file others may read (the shell made it with the
+/// umask, 0644 mostly), it is narrowed to the owner (0600) as long as it is
+/// ours and still empty, that is the shell made or truncated it for this run,
+/// before anything is written. A file that already held something (`>>` to a
+/// log) is not changed behind its owner's back: a warning says how to fix
+/// it. Returns the line that says which.
+pub fn private_stdout() -> Option<String> {
+    use std::os::fd::AsFd as _;
+    let file = fs::File::from(std::io::stdout().as_fd().try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok()?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_file() || mode & 0o077 == 0 {
+        return None;
+    }
+    let name = fs::read_link("/proc/self/fd/1").map_or("stdout".into(), |p| p.display().to_string());
+    let name = crate::terminal::escape(&name);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let mine = meta.uid() == unsafe { libc::geteuid() };
+    let narrowed = mode & 0o700;
+    if mine && meta.len() == 0 && file.set_permissions(fs::Permissions::from_mode(narrowed)).is_ok() {
+        return Some(format!(
+            "note: stdout is the empty file {name}, which others could read (mode {mode:04o}): made it {narrowed:04o} before writing credentials into it (--output-file does so itself)"
+        ));
+    }
+    Some(format!(
+        "warning: stdout is the file {name}, readable by others (mode {mode:04o}), and now holds credentials: `chmod 600` it, or write with --output-file (mode 0600)"
+    ))
+}
+
 /// `--dry-run` of [`write_new`]: the same checks, and what replacing the file
 /// by `doc` would change; nothing is written.
 pub fn plan_new(
@@ -143,10 +184,14 @@ pub struct MergeReport {
     pub loose_mode: Option<u32>,
     /// Written in place rather than replaced (see [`merge_into`]), and why.
     pub in_place: Option<&'static str>,
+    /// The directory that was made for the file.
+    pub created_dir: Option<PathBuf>,
 }
 
 /// Merges `entries` into the kubeconfig at `path` under kubectl's lock (see
-/// [`rewrite`]).
+/// [`rewrite`]). A missing directory is made first, as kubectl makes
+/// `~/.kube` (client-go `clientcmd.WriteToFile` and its lock: `MkdirAll(dir,
+/// 0755)`, the file 0600): a fresh CI runner has none.
 pub fn merge_into(
     path: &Path,
     entries: &[Entries],
@@ -154,10 +199,22 @@ pub fn merge_into(
     set_current: bool,
     lock_timeout: Duration,
 ) -> Result<MergeReport, WriteError> {
-    let shown = path.display();
+    let dir = parent_dir(&follow_links(path));
+    let created_dir = match fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            use std::os::unix::fs::DirBuilderExt as _;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&dir)
+                .with_context(|| format!("creating directory {}", dir.display()))
+                .map_err(WriteError::Place)?;
+            Some(dir)
+        }
+        _ => None,
+    };
     let rewritten = rewrite(path, lock_timeout, |existing| {
-        let plan = plan::merge_plan(existing, entries, current, set_current)
-            .map_err(|e| WriteError::File(format!("{shown} {e:#}; it was left unchanged")))?;
+        let plan = plan::merge_plan(existing, entries, current, set_current).map_err(|e| unmerged(path, e))?;
         let current_context_set = plan.current_after != plan.current_before;
         Ok((Some(plan.doc), (plan.changes, current_context_set)))
     })?;
@@ -169,6 +226,7 @@ pub fn merge_into(
         current_context_set,
         loose_mode: rewritten.loose_mode,
         in_place: rewritten.in_place,
+        created_dir,
     })
 }
 
@@ -294,10 +352,14 @@ pub fn plan_merge(
     current: Option<&str>,
     set_current: bool,
 ) -> Result<Plan, WriteError> {
+    // A missing directory is made by the write itself: nothing there yet.
+    if fs::symlink_metadata(parent_dir(&follow_links(path))).is_err_and(|e| e.kind() == ErrorKind::NotFound) {
+        return plan::merge_plan(None, entries, current, set_current)
+            .map_err(|e| WriteError::File(format!("{} {e:#}", path.display())));
+    }
     let (target, _) = merge_place(path)?;
     let (existing, _) = read_merge_target(path, &target)?;
-    plan::merge_plan(existing.flatten(), entries, current, set_current)
-        .map_err(|e| WriteError::File(format!("{} {e:#}; it was left unchanged", path.display())))
+    plan::merge_plan(existing.flatten(), entries, current, set_current).map_err(|e| unmerged(path, e))
 }
 
 #[cfg(test)]

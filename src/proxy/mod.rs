@@ -177,6 +177,8 @@ fn write_error(e: write::WriteError) -> anyhow::Error {
                 write::Fix::Replace => "remove it, or give another path",
                 write::Fix::FilePathOrStdout => "give a file path",
                 write::Fix::OtherPath => "it is never written over: give another path",
+                // A merge's refusal; the proxy writes a new file only.
+                write::Fix::OtherName => "give another path",
             };
             anyhow!("--write-kubeconfig {message}; {advice}")
         }

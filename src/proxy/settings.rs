@@ -110,6 +110,7 @@ fn gen_args(args: ProxyArgs) -> GenArgs {
                 selector: None,
                 credentials: None,
                 strict: false,
+                allow_skip: false,
                 no_current_context: false,
             },
             route: args.route,

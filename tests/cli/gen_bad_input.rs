@@ -310,8 +310,9 @@ fn output_and_merge_problems() {
     );
     refused(
         &s,
-        &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "no/dir/config"]),
+        &mut s.generate(&[TOKEN[0], TOKEN[1], "--merge-into", "exists.yaml/config"]),
         1,
-        "directory no/dir does not exist",
+        "exists.yaml is not a directory",
     );
+    // A missing directory is made, as kubectl makes ~/.kube (fail_closed.rs).
 }

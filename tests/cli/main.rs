@@ -10,6 +10,7 @@ mod concurrency;
 mod corpus;
 mod dry_run;
 mod exec;
+mod fail_closed;
 mod gen_bad_input;
 mod gen_modes;
 mod guard_rails;

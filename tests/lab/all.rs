@@ -48,12 +48,12 @@ fn credentials(dir: &Path) -> (std::path::PathBuf, Tokens) {
 }
 
 #[test]
-fn all_writes_one_context_per_cluster_with_credentials_and_skips_the_rest() {
+fn all_with_allow_skip_writes_one_context_per_cluster_with_credentials_and_skips_the_rest() {
     let lab = lab();
     let dir = tempdir();
     let (creds, t) = credentials(dir.path());
     let out = dir.path().join("all.kubeconfig");
-    let (_, err) = lab_gen().args(&["--all"]).credentials(&creds).output_file(&out).ok();
+    let (_, err) = lab_gen().args(&["--all", "--allow-skip"]).credentials(&creds).output_file(&out).ok();
     let d = doc(&out);
     assert_eq!(context_names(&d), ["clusternet-child-a", "clusternet-child-b", "clusternet-dup"]);
     // --all names no cluster, so none is made current (the listing's first is
@@ -67,7 +67,10 @@ fn all_writes_one_context_per_cluster_with_credentials_and_skips_the_rest() {
     for seed in [DUP_2, CHILD_OFFLINE, CHILD_NOURL] {
         let id = seed.id;
         let line = err.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no warning for {seed:?}: {err}"));
-        assert!(line.starts_with("warning: no credentials for") && line.ends_with("; skipped"), "{line}");
+        assert!(
+            line.starts_with("warning: no credentials for") && line.ends_with("; skipped (--allow-skip)"),
+            "{line}"
+        );
         assert!(line.contains(creds.to_str().unwrap()), "{line}");
     }
     assert!(err.contains("wrote context \"clusternet-child-a\", \"clusternet-child-b\", \"clusternet-dup\""), "{err}");
@@ -77,16 +80,80 @@ fn all_writes_one_context_per_cluster_with_credentials_and_skips_the_rest() {
     reaches(&out, "clusternet-dup", DUP_1.id, &t.dup1);
 }
 
+/// Fail closed: a selected cluster without credentials fails the run, each
+/// such cluster named on an `error:` line, and nothing is written; `--strict`
+/// (what asked for this before) is accepted and changes nothing.
 #[test]
-fn strict_fails_and_writes_nothing() {
+fn a_selected_cluster_without_credentials_fails_the_run_and_nothing_is_written() {
     let dir = tempdir();
     let (creds, _) = credentials(dir.path());
-    let out = dir.path().join("strict.kubeconfig");
-    let err = lab_gen().args(&["--all", "--strict"]).credentials(&creds).output_file(&out).err();
-    assert!(err.contains("--strict") && err.contains("no credentials for"), "{err}");
-    // The first cluster without an entry, in namespace/name order, is dup #2.
-    assert!(err.contains(DUP_2.id), "{err}");
-    assert!(!out.exists(), "nothing written with --strict");
+    let out = dir.path().join("closed.kubeconfig");
+    for extra in [&[][..], &["--strict"]] {
+        let err = lab_gen().args(&["--all"]).args(extra).credentials(&creds).output_file(&out).err();
+        for seed in [DUP_2, CHILD_OFFLINE, CHILD_NOURL] {
+            assert!(
+                err.lines().any(|l| l.starts_with("error: no credentials for") && l.contains(seed.id)),
+                "{seed:?}: {err}"
+            );
+        }
+        let last = err.lines().last().unwrap();
+        assert!(last.contains("selected clusters cannot be used") && last.contains("--allow-skip"), "{err}");
+        assert!(!out.exists(), "nothing written");
+    }
+}
+
+/// `-l ""` selects everything, as kubectl reads it: the same clusters as
+/// `kubectl get managedclusters -A -l ""`.
+#[test]
+fn an_empty_selector_selects_every_cluster_as_kubectl_does() {
+    let dir = tempdir();
+    let (creds, _) = credentials(dir.path());
+    let out = dir.path().join("empty-selector.kubeconfig");
+    let (_, err) = lab_gen().args(&["--all", "-l", "", "--allow-skip"]).credentials(&creds).output_file(&out).ok();
+    let listed = err.lines().find(|l| l.starts_with("listed ")).unwrap_or_else(|| panic!("{err}"));
+    let kubectl =
+        json(&kubectl_ok(admin(), &["get", "managedclusters.clusters.clusternet.io", "-A", "-l", "", "-o", "json"]));
+    let n = kubectl["items"].as_array().unwrap().len();
+    assert!(n >= 6, "{kubectl}");
+    assert!(listed.starts_with(&format!("listed {n} ManagedClusters")), "{listed} (kubectl: {n})");
+    assert_eq!(context_names(&doc(&out)), ["clusternet-child-a", "clusternet-child-b", "clusternet-dup"]);
+}
+
+/// Two ManagedClusters named `dup`, merged one after the other into one
+/// file with the default name: the second would replace the first's
+/// entries (both `clusternet-dup`); it is refused, naming the entry and
+/// `--name`, and the first is kept. With `--name` both are there.
+#[test]
+fn merging_a_same_named_cluster_never_replaces_another_clusters_entry() {
+    let dir = tempdir();
+    let (t1, t2) = (unique("merge-dup1"), unique("merge-dup2"));
+    write(dir.path(), "t1", &t1);
+    write(dir.path(), "t2", &t2);
+    let merged = dir.path().join("config");
+    let merge = |ns: &str, token: &str, extra: &[&str]| {
+        let token = dir.path().join(token);
+        let merged = merged.to_str().unwrap();
+        let args = [&["--cluster", "dup", "-n", ns, "--token-file", token.to_str().unwrap()][..], extra].concat();
+        lab_gen().args(&args).args(&["--merge-into", merged])
+    };
+    merge(DUP_1.namespace, "t1", &[]).ok();
+    let before = std::fs::read_to_string(&merged).unwrap();
+    let err = merge(DUP_2.namespace, "t2", &[]).err();
+    assert!(
+        err.contains("\"clusternet-dup\" generated for cluster ID") && err.contains(DUP_1.id) && err.contains(DUP_2.id),
+        "{err}"
+    );
+    assert!(err.contains("--name"), "{err}");
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), before, "the first cluster's entries are kept");
+    reaches(&merged, "clusternet-dup", DUP_1.id, &t1);
+    // Again for the same cluster: replaced, as before.
+    merge(DUP_1.namespace, "t1", &[]).ok();
+    merge(DUP_2.namespace, "t2", &["--name", "clusternet-dup-2"]).ok();
+    let mut names = context_names(&doc(&merged));
+    names.sort();
+    assert_eq!(names, ["clusternet-dup", "clusternet-dup-2"]);
+    reaches(&merged, "clusternet-dup", DUP_1.id, &t1);
+    reaches(&merged, "clusternet-dup-2", DUP_2.id, &t2);
 }
 
 #[test]
@@ -141,11 +208,12 @@ fn repeated_cluster_and_cluster_id_with_credentials() {
     assert_eq!(names, ["clusternet-child-b", "clusternet-dup"], "{err}");
     assert_eq!(server_of(&d2, "clusternet-dup"), format!("{}{PROXY_PREFIX}{}/proxy/direct", lab.server(), DUP_1.id));
 
-    // A name without an entry is skipped with a warning; --strict refuses.
-    let (_, err) = lab_gen().cluster("child-a").cluster("child-offline").credentials(&creds).ok();
-    assert!(err.contains("no credentials for") && err.contains(CHILD_OFFLINE.id), "{err}");
-    let err = lab_gen().cluster("child-a").cluster("child-offline").args(&["--strict"]).credentials(&creds).err();
-    assert!(err.contains("(--strict)") && err.contains("child-offline"), "{err}");
+    // A name without an entry fails the run; --allow-skip skips it with a warning.
+    let err = lab_gen().cluster("child-a").cluster("child-offline").credentials(&creds).err();
+    assert!(err.contains("error: no credentials for") && err.contains(CHILD_OFFLINE.id), "{err}");
+    let (_, err) =
+        lab_gen().cluster("child-a").cluster("child-offline").args(&["--allow-skip"]).credentials(&creds).ok();
+    assert!(err.contains("warning: no credentials for") && err.contains("child-offline"), "{err}");
 }
 
 /// Both `dup`s with credentials: the context names carry the namespace.

@@ -181,3 +181,49 @@ fn a_child_that_refuses_fails_its_row_only() {
     );
     nothing_left(dir.path());
 }
+
+/// Fail closed: one selected ManagedCluster without an entry in the
+/// credentials file runs nothing anywhere (125), and the JSON summary lists
+/// every selected cluster as skipped, that one with its reason. With
+/// `--allow-skip` the others run and it is listed, no failure.
+#[test]
+fn a_selected_cluster_without_credentials_runs_nothing_unless_allow_skip() {
+    let dir = tempdir();
+    let a = unique("exec-closed-a");
+    let creds = write(dir.path(), "creds.yaml", &format!("clusters:\n  child-a: {{token: {a}}}\n"));
+    let selector = format!("clusters.clusternet.io/cluster-id in ({},{})", CHILD_A.id, CHILD_B.id);
+    let run = |extra: &[&str]| {
+        let base = ["--all", "-l", &selector, "--credentials", creds.to_str().unwrap(), "-o", "json"];
+        exec(dir.path(), &[&base[..], extra, &["--", "sh", "-c", "echo ran"]].concat())
+    };
+    let out = run(&[]);
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(125), "{se}");
+    assert!(!so.contains("ran"), "nothing runs: {so}");
+    assert!(se.lines().any(|l| l.starts_with("error: no credentials for") && l.contains(CHILD_B.id)), "{se}");
+    let summary = json(so.lines().last().unwrap());
+    assert_eq!(summary["exitCode"], 125);
+    let rows: Vec<(&str, &str, &str)> = summary["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["cluster"].as_str().unwrap(), c["status"].as_str().unwrap(), c["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), [("child-a", "skipped"), ("child-b", "skipped")]);
+    assert!(rows[0].2.starts_with("not run:") && rows[1].2.starts_with("no credentials for"), "{rows:?}");
+
+    let out = run(&["--allow-skip"]);
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{se}");
+    assert_eq!(tagged(&so, "child-a"), "ran\n");
+    let summary = json(so.lines().last().unwrap());
+    let rows: Vec<(&str, &str)> = summary["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["cluster"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [("child-a", "succeeded"), ("child-b", "skipped")]);
+    assert!(!so.contains(&a) && !se.contains(&a), "a token was printed");
+    nothing_left(dir.path());
+}

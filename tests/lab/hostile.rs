@@ -221,6 +221,7 @@ fn credentials_go_only_to_the_cluster_they_name() {
             SELECTOR,
             "--credentials",
             creds.to_str().unwrap(),
+            "--allow-skip",
             "--output-file",
             out.to_str().unwrap(),
         ],
@@ -253,7 +254,8 @@ fn credentials_go_only_to_the_cluster_they_name() {
     // Only the rogue's namespace listed: the bare name is still checked
     // against every ManagedCluster on the parent, so nothing is generated.
     let only_name = write(dir.path(), "name.yaml", &format!("clusters:\n  h-victim: {{token: {by_name}}}\n"));
-    let args = ["gen", "--kubeconfig", admin(), "--all", "-n", NS_ROGUE, "--credentials", only_name.to_str().unwrap()];
+    let only_name = only_name.to_str().unwrap();
+    let args = ["gen", "--kubeconfig", admin(), "--all", "-n", NS_ROGUE, "--credentials", only_name, "--allow-skip"];
     let e = err("gen --all -n rogue", &args, 1);
     assert!(e.contains("is ambiguous for zz-hostile-rogue/h-victim") && e.contains("nothing to generate"), "{e}");
     assert!(!e.contains(&by_name), "{e}");
@@ -276,6 +278,8 @@ fn credentials_go_only_to_the_cluster_they_name() {
             "h-upper",
             "--credentials",
             creds.to_str().unwrap(),
+            // h-upper has no entry: skipped (else the run fails, see above).
+            "--allow-skip",
         ],
     );
     let d: Value = serde_yaml::from_str(&yaml).unwrap();
@@ -313,8 +317,8 @@ fn cluster_fields_never_reach_the_terminal_raw() {
     assert_eq!(from_yaml, items);
 }
 
-/// A cluster ID that is not a UUID costs that cluster only (a warning), or
-/// fails the run under --strict; an upper-case ID is normalised with a note.
+/// A cluster ID that is not a UUID fails the run, or with --allow-skip costs
+/// that cluster only (a warning); an upper-case ID is normalised with a note.
 #[test]
 fn a_malformed_cluster_is_skipped_not_fatal() {
     let _f = Fixture::create();
@@ -326,7 +330,8 @@ fn a_malformed_cluster_is_skipped_not_fatal() {
             "clusters:\n  {NS_ODD}/h-bad-id: {{token: t-bad}}\n  {NS_ODD}/h-upper: {{token: t-upper}}\n  {NS_ODD}/h-wide: {{token: t-wide}}\n"
         ),
     );
-    let args = ["gen", "--kubeconfig", admin(), "--all", "-n", NS_ODD, "--credentials", creds.to_str().unwrap()];
+    let creds = creds.to_str().unwrap();
+    let args = ["gen", "--kubeconfig", admin(), "--all", "-n", NS_ODD, "--credentials", creds, "--allow-skip"];
     let (yaml, stderr) = ok("gen --all", &args);
     let d: Value = serde_yaml::from_str(&yaml).unwrap();
     let names: Vec<&str> = d["contexts"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
@@ -344,9 +349,15 @@ fn a_malformed_cluster_is_skipped_not_fatal() {
     );
     assert!(yaml.contains(&format!("/sockets/{lower}/proxy/direct")), "{yaml}");
 
-    let strict = [&args[..], &["--strict"]].concat();
-    let e = err("gen --all --strict", &strict, 1);
-    assert!(e.contains(&format!("ManagedCluster {NS_ODD}/h-bad-id has cluster ID")) && e.contains("(--strict)"), "{e}");
+    // By default: that cluster's line, then the run's, and nothing on stdout.
+    let (out, _, _) = timed(&args[..args.len() - 1]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let errors: Vec<&str> = e.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 2, "{e}");
+    assert!(errors[0].starts_with(&format!("error: ManagedCluster {NS_ODD}/h-bad-id has cluster ID")), "{e}");
+    assert!(errors[1].contains("cannot be used") && errors[1].contains("--allow-skip"), "{e}");
 }
 
 /// Two Secrets annotated for clusternet-hub-proxy: refused, both named; with

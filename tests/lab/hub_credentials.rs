@@ -110,12 +110,14 @@ fn hub_credentials_for_several_clusters() {
 }
 
 /// `--all` needs no credentials file; clusters whose Secret is missing or
-/// empty are skipped with a warning naming the Secret, or fail with --strict.
+/// empty fail the run, or with --allow-skip are skipped with a warning
+/// naming the Secret.
 #[test]
 fn all_with_hub_credentials_skips_clusters_without_a_usable_secret() {
     let dir = tempdir();
     let out = out_file(dir.path());
-    let (_, err) = lab_gen().args(&["--all", "-l", REAL_CHILD_SELECTOR]).args(&HUB).output_file(&out).ok();
+    let (_, err) =
+        lab_gen().args(&["--all", "-l", REAL_CHILD_SELECTOR, "--allow-skip"]).args(&HUB).output_file(&out).ok();
     let d = doc(&out);
     let contexts: Vec<&str> = d["contexts"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(contexts, ["clusternet-child-real", "clusternet-child-real-2"], "{err}");
@@ -125,16 +127,16 @@ fn all_with_hub_credentials_skips_clusters_without_a_usable_secret() {
     let skipped = |seed: Seed, why: &str| {
         let line =
             err.lines().find(|l| l.contains(seed.id)).unwrap_or_else(|| panic!("no warning for {seed:?}: {err}"));
-        assert!(line.starts_with("warning: ") && line.ends_with("; skipped"), "{line}");
+        assert!(line.starts_with("warning: ") && line.ends_with("; skipped (--allow-skip)"), "{line}");
         assert!(line.contains(&format!("{}/{DEPLOYER_SECRET}", seed.namespace)) && line.contains(why), "{line}");
     };
     skipped(CHILD_NO_SECRET, "no Secret");
     skipped(CHILD_EMPTY_TOKEN, "empty token");
 
     let strict = out_file(dir.path());
-    let e = lab_gen().args(&["--all", "-l", REAL_CHILD_SELECTOR, "--strict"]).args(&HUB).output_file(&strict).err();
-    assert!(e.contains("--strict") && e.contains(CHILD_NO_SECRET.id), "{e}");
-    assert!(!strict.exists(), "nothing written with --strict");
+    let e = lab_gen().args(&["--all", "-l", REAL_CHILD_SELECTOR]).args(&HUB).output_file(&strict).err();
+    assert!(e.contains("cannot be used") && e.contains(CHILD_NO_SECRET.id), "{e}");
+    assert!(!strict.exists(), "nothing written by default");
 }
 
 /// The CI pattern: the hub-held admin credential only asks the child for a
