@@ -744,3 +744,117 @@ fn action_names_the_input_at_fault_and_echoes_no_secret() {
     }
     assert!(runner.temp_listing().is_empty(), "{:?}", runner.temp_listing());
 }
+
+/// Every `uses:` of the workflows and the action, with its line.
+fn uses_lines() -> Vec<(String, String)> {
+    let mut files: Vec<PathBuf> = fs::read_dir(repo().join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.push(repo().join(".github/actions/kubeconfig/action.yml"));
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            if let Some(rest) = trimmed.strip_prefix("uses:") {
+                out.push((file.display().to_string(), rest.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn workflows_pin_every_action_by_commit_and_grant_least_privilege() {
+    let uses = uses_lines();
+    assert!(uses.len() >= 8, "{uses:?}");
+    for (file, value) in &uses {
+        if value.starts_with("./") {
+            continue;
+        }
+        // owner/repo[/path]@<40 hex> # <tag>
+        let (action, comment) = value.split_once(" # ").unwrap_or((value, ""));
+        let (name, reference) = action.split_once('@').unwrap_or_else(|| panic!("{file}: {value}: no ref"));
+        assert!(name.split('/').count() >= 2, "{file}: {value}");
+        assert!(
+            reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{file}: {value} is not pinned to a full commit SHA"
+        );
+        assert!(comment.starts_with('v'), "{file}: {value}: name the tag in a comment");
+    }
+    for entry in fs::read_dir(repo().join(".github/workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let file = path.display();
+        assert_eq!(
+            doc["permissions"],
+            serde_yaml::from_str::<serde_yaml::Value>("contents: read").unwrap(),
+            "{file}: top-level permissions"
+        );
+        for (name, job) in doc["jobs"].as_mapping().unwrap() {
+            let granted = &job["permissions"];
+            if granted.is_null() {
+                continue;
+            }
+            let writes: Vec<&str> = granted
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{file}: {name:?}: permissions as a map"))
+                .iter()
+                .filter(|(_, v)| v.as_str() == Some("write"))
+                .map(|(k, _)| k.as_str().unwrap())
+                .collect();
+            // Only the release's publishing job writes, and only what it needs.
+            assert!(file.to_string().ends_with("release.yml") && name.as_str() == Some("publish"), "{file}: {name:?}");
+            assert_eq!(writes, ["contents", "id-token", "attestations"], "{file}");
+        }
+    }
+}
+
+#[test]
+fn release_candidates_never_become_latest() {
+    let text = fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let steps = doc["jobs"]["publish"]["steps"].as_sequence().unwrap();
+    let release = steps.iter().find(|s| s["name"].as_str() == Some("The release")).unwrap();
+    let script = release["run"].as_str().unwrap();
+    // Run the step's own choice of flags for each kind of version, with a stand-in gh.
+    let dir = tempfile::tempdir().unwrap();
+    let gh = dir.path().join("gh");
+    fs::write(&gh, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+    fs::set_permissions(&gh, fs::Permissions::from_mode(0o755)).unwrap();
+    for (version, expected) in [
+        ("1.2.0-rc.1", &["--prerelease", "--latest=false"][..]),
+        ("1.2.0-beta", &["--prerelease", "--latest=false"][..]),
+        ("1.2.0", &["--latest"][..]),
+    ] {
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap()))
+            .env("VERSION", version)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let args: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+        let tail: Vec<&str> = args.iter().skip_while(|a| *a != "--generate-notes").skip(1).map(String::as_str).collect();
+        assert_eq!(tail, expected, "{version}: {args:?}");
+        assert!(!args.iter().any(|a| a == "--latest") || !version.contains('-'), "{version}");
+    }
+}
+
+#[test]
+fn action_yml_passes_every_input_to_the_script() {
+    let text = fs::read_to_string(repo().join(".github/actions/kubeconfig/action.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let script = fs::read_to_string(repo().join(".github/actions/kubeconfig/action.sh")).unwrap();
+    let env = &doc["runs"]["steps"][0]["env"];
+    for (name, _) in doc["inputs"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let var = format!("INPUT_{}", name.to_uppercase().replace('-', "_"));
+        assert_eq!(env[var.as_str()].as_str(), Some(format!("${{{{ inputs.{name} }}}}").as_str()), "{var}");
+        assert!(script.contains(&var), "action.sh never reads {var}");
+    }
+}
