@@ -682,7 +682,11 @@ fn action_used_twice_in_a_job_keeps_both_contexts() {
     assert_eq!(second.env["KUBECONFIG"], format!("{}:{}", first.outputs["kubeconfig"], second.outputs["kubeconfig"]));
     assert_eq!(second.outputs["context"], "child-b");
     let view = |list: &str| -> serde_json::Value {
-        let out = Command::new("kubectl").args(["config", "view", "--raw", "-o", "json"]).env("KUBECONFIG", list).output().unwrap();
+        let out = Command::new("kubectl")
+            .args(["config", "view", "--raw", "-o", "json"])
+            .env("KUBECONFIG", list)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     };
@@ -839,7 +843,8 @@ fn release_candidates_never_become_latest() {
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let args: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-        let tail: Vec<&str> = args.iter().skip_while(|a| *a != "--generate-notes").skip(1).map(String::as_str).collect();
+        let tail: Vec<&str> =
+            args.iter().skip_while(|a| *a != "--generate-notes").skip(1).map(String::as_str).collect();
         assert_eq!(tail, expected, "{version}: {args:?}");
         assert!(!args.iter().any(|a| a == "--latest") || !version.contains('-'), "{version}");
     }

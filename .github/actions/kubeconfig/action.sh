@@ -238,11 +238,12 @@ fi
 [[ -z $parent_content ]] || args+=(--kubeconfig "$parent_content")
 [[ -z ${INPUT_PARENT_CONTEXT:-} ]] || args+=(--context "$INPUT_PARENT_CONTEXT")
 
-# The parent user's credentials in content from a secret: the tool reads them
-# (as kubectl would, whatever the YAML style) into a throwaway kubeconfig that
-# keeps them, offline, and they are masked from there before any real run.
+# The credentials of the parent context's user in content from a secret: the
+# tool reads them (as kubectl would, whatever the YAML style) into a throwaway
+# kubeconfig that keeps them, offline, and they are masked from there before
+# the real run. A failure here is left to the real run to report.
 if [[ -n $parent_content ]]; then
-  env -i PATH="$PATH" CLUSTERNET_CHILD_TOKEN=mask-pass "$bin" gen --kubeconfig "$parent_content" \
+  env -u CLUSTERNET_PARENT_TOKEN -u KUBECONFIG CLUSTERNET_CHILD_TOKEN=mask-pass "$bin" gen --kubeconfig "$parent_content" \
     ${INPUT_PARENT_CONTEXT:+--context "$INPUT_PARENT_CONTEXT"} \
     --cluster-id 00000000-0000-4000-8000-000000000000 --parent-auth keep -o json \
     --output-file "$work/parent.json" 2>/dev/null || true
