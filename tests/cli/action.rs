@@ -863,3 +863,63 @@ fn action_yml_passes_every_input_to_the_script() {
         assert!(script.contains(&var), "action.sh never reads {var}");
     }
 }
+
+#[test]
+fn action_passes_hub_credentials_and_a_token_request_to_gen() {
+    // A stand-in that records its argv and fails as the tool does (the
+    // example parent is not on loopback: nothing may dial it); the lab test
+    // (tests/lab/action.rs) runs the real thing.
+    let runner = Runner::new();
+    runner.fake_tool("clusternet-kubeconfig", "echo 'error: stand-in: no parent here' >&2\nexit 1");
+    let parent = parent_kubeconfig();
+    let run = runner.run(&[
+        ("binary", &runner.path("bin/clusternet-kubeconfig").display().to_string()),
+        ("parent-kubeconfig", &parent),
+        ("cluster", "child-a"),
+        ("namespace", "fleet"),
+        ("child-credentials", "hub"),
+        ("child-token-request", "ci/deployer"),
+        ("child-token-ttl", "30m"),
+    ]);
+    assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
+    assert_eq!(errors(&run), ["::error::clusternet-kubeconfig gen failed (exit 1): stand-in: no parent here"]);
+    let argv = runner.argv("clusternet-kubeconfig").unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    let out = runner.path("temp");
+    let out_file = argv.last().unwrap();
+    assert!(Path::new(out_file).starts_with(&out), "{argv:?}");
+    assert_eq!(
+        argv[..argv.len() - 1],
+        [
+            "gen",
+            "--kubeconfig",
+            &parent,
+            "--cluster",
+            "child-a",
+            "--namespace",
+            "fleet",
+            "--child-credentials",
+            "hub",
+            "--child-token-request",
+            "ci/deployer",
+            "--child-token-ttl",
+            "30m",
+            "--parent-auth",
+            "anonymous",
+            "-o",
+            "json",
+            "--output-file"
+        ]
+    );
+    // Two sources of child credentials are refused before anything runs.
+    let both = runner.run(&[
+        ("binary", &bin().display().to_string()),
+        ("parent-kubeconfig", &parent),
+        ("cluster", "child-a"),
+        ("child-credentials", "hub"),
+        ("child-token", CHILD_TOKEN),
+    ]);
+    assert_eq!(both.out.status.code(), Some(1));
+    assert!(errors(&both)[0].contains("give one of child-token"), "{}", both.stdout);
+    not_printed(&both, &[CHILD_TOKEN]);
+}
