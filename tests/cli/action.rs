@@ -694,6 +694,14 @@ fn action_used_twice_in_a_job_keeps_both_contexts() {
     let names: Vec<&str> = merged["contexts"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["child-a", "child-b"]);
     assert_eq!(merged["current-context"], "child-a", "a later use does not take over unless asked");
+    // A step in between switches context: kubectl rewrites the first file (as YAML).
+    let switch = Command::new("kubectl")
+        .args(["config", "use-context", "child-b"])
+        .env("KUBECONFIG", &second.env["KUBECONFIG"])
+        .output()
+        .unwrap();
+    assert!(switch.status.success(), "{}", stderr(&switch));
+    assert!(!fs::read_to_string(&first.outputs["kubeconfig"]).unwrap().starts_with('{'), "rewritten by kubectl");
     let third = use_(&second.env["KUBECONFIG"], "child-c", "true");
     masked_before_use(&third, &[CHILD_TOKEN]);
     assert_eq!(view(&third.env["KUBECONFIG"])["current-context"], "child-c");

@@ -338,14 +338,15 @@ fi
 context=""
 mask_kubeconfig "$out" context
 [[ -n $context ]] || { rm -rf "$out_dir"; fail "$out has no current-context"; }
+# Each step's context name beside its kubeconfig: kubectl may since have
+# rewritten that file (`kubectl config use-context` does), this stays as written.
 for entry in ${earlier[@]+"${earlier[@]}"}; do
-  earlier_context=""
-  mask_kubeconfig "$entry" earlier_context
-  if [[ $earlier_context == "$context" ]]; then
+  if [[ $(cat "${entry%/kubeconfig}/context" 2>/dev/null) == "$context" ]]; then
     rm -rf "$out_dir"
     fail "context $context is already in KUBECONFIG from an earlier step: give this step another name"
   fi
 done
+printf '%s' "$context" >"$out_dir/context"
 
 # kubectl takes current-context from the first file that sets one.
 if [[ ${INPUT_SET_CURRENT_CONTEXT:-false} == true ]]; then
