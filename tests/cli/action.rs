@@ -710,6 +710,8 @@ fn action_used_twice_in_a_job_keeps_both_contexts() {
     assert_eq!(again.out.status.code(), Some(1), "{}", again.stdout);
     assert!(errors(&again)[0].contains("already in KUBECONFIG"), "{}", again.stdout);
     assert!(again.env.is_empty());
+    let kubeconfigs = runner.temp_listing().into_iter().filter(|p| p.ends_with("/kubeconfig")).count();
+    assert_eq!(kubeconfigs, 3, "the refused step left its kubeconfig: {:?}", runner.temp_listing());
 }
 
 #[test]

@@ -94,8 +94,10 @@ mask "${INPUT_CHILD_TOKEN:-}"
 mask "${INPUT_CHILD_CLIENT_KEY:-}"
 mask "${INPUT_PARENT_TOKEN:-}"
 
+# Credential files go when the step ends; the kubeconfig too, unless exported.
 work=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-work.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+out_dir="" exported=""
+trap 'rm -rf "$work"; [[ -n $exported || -z $out_dir ]] || rm -rf "$out_dir"' EXIT
 
 # --- the binary ------------------------------------------------------------
 
@@ -330,19 +332,17 @@ env -u CLUSTERNET_CHILD_TOKEN -u CLUSTERNET_PARENT_TOKEN -u KUBECONFIG \
   status=$?
 cat "$work/stderr" >&2
 if ((status != 0)); then
-  rm -rf "$out_dir"
   reason=$(sed -n 's/^error: //p' "$work/stderr" | tail -n 1)
   fail "clusternet-kubeconfig gen failed (exit $status): ${reason:-see its output above}"
 fi
 
 context=""
 mask_kubeconfig "$out" context
-[[ -n $context ]] || { rm -rf "$out_dir"; fail "$out has no current-context"; }
+[[ -n $context ]] || fail "$out has no current-context"
 # Each step's context name beside its kubeconfig: kubectl may since have
 # rewritten that file (`kubectl config use-context` does), this stays as written.
 for entry in ${earlier[@]+"${earlier[@]}"}; do
   if [[ $(cat "${entry%/kubeconfig}/context" 2>/dev/null) == "$context" ]]; then
-    rm -rf "$out_dir"
     fail "context $context is already in KUBECONFIG from an earlier step: give this step another name"
   fi
 done
@@ -356,6 +356,7 @@ else
 fi
 joined=$(IFS=$list_separator && echo "${list[*]}")
 
+exported=1
 runner_file_entry "$GITHUB_ENV" KUBECONFIG "$joined"
 runner_file_entry "$GITHUB_OUTPUT" kubeconfig "$out"
 runner_file_entry "$GITHUB_OUTPUT" context "$context"
