@@ -19,7 +19,8 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A job's runner: its files, a workspace and a `bin` dir first on PATH.
+/// A job's runner: its files, a workspace, a `bin` dir first on PATH, and a
+/// copy of the action (`action/`) whose pinned release (checksums.txt) a test may set.
 struct Runner {
     dir: tempfile::TempDir,
 }
@@ -37,17 +38,28 @@ struct Run {
 impl Runner {
     fn new() -> Runner {
         let runner = Runner { dir: tempfile::tempdir().unwrap() };
-        for sub in ["temp", "workspace", "bin"] {
+        for sub in ["temp", "workspace", "bin", "action"] {
             fs::create_dir_all(runner.path(sub)).unwrap();
         }
         for file in ["env", "output", "path"] {
             fs::write(runner.path(file), "").unwrap();
+        }
+        for entry in fs::read_dir(repo().join(".github/actions/kubeconfig")).unwrap() {
+            let from = entry.unwrap().path();
+            fs::copy(&from, runner.path("action").join(from.file_name().unwrap())).unwrap();
         }
         runner
     }
 
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
+    }
+
+    /// The action's commit pins `version` with this archive digest, as the
+    /// release workflow writes checksums.txt.
+    fn pin(&self, version: &str, digest: &str) {
+        let text = format!("# pinned by the test\nversion {version}\n{digest}  {ARCHIVE}\n");
+        fs::write(self.path("action/checksums.txt"), text).unwrap();
     }
 
     /// A stand-in for a tool on PATH: records its argv in `<name>.argv`, then runs `body`.
@@ -63,11 +75,14 @@ impl Runner {
         fs::read_to_string(self.path(&format!("{name}.argv"))).ok()
     }
 
-    /// .github/actions/kubeconfig/action.sh with `inputs` (action.yml's names), as the runner starts a
+    /// The action's action.sh with `inputs` (action.yml's names), as the runner starts a
     /// Linux x64 step: a clean environment plus the runner's variables.
     fn run(&self, inputs: &[(&str, &str)]) -> Run {
+        for file in ["env", "output", "path"] {
+            fs::write(self.path(file), "").unwrap();
+        }
         let mut cmd = Command::new("bash");
-        cmd.arg(repo().join(".github/actions/kubeconfig/action.sh"))
+        cmd.arg(self.path("action/action.sh"))
             .current_dir(self.path("workspace"))
             .env_clear()
             .env("PATH", format!("{}:{}", self.path("bin").display(), std::env::var("PATH").unwrap()))
@@ -83,8 +98,8 @@ impl Runner {
             .env("KUBECONFIG", "/nonexistent/ambient")
             .stdin(Stdio::null());
         for (name, value) in inputs {
-            // Upper case: a variable of the step itself (ACTION_REF), not an input.
-            if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            // Upper case: a variable of the step itself (ACTION_REF, KUBECONFIG), not an input.
+            if name.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) {
                 cmd.env(name, value);
             } else {
                 cmd.env(format!("INPUT_{}", name.to_uppercase().replace('-', "_")), value);
@@ -101,16 +116,13 @@ impl Runner {
         }
     }
 
-    /// The action installing `version` from `releases`, then a token kubeconfig.
-    fn install(&self, version: &str, releases: &str) -> Run {
-        self.install_as(version, "", releases)
-    }
-
-    /// As `install`, by the action checked out at `action_ref` (`uses: ...@<ref>`).
+    /// The action installing `version` from `releases` (by the action checked
+    /// out at `action_ref`: `uses: ...@<ref>`), then a token kubeconfig.
     fn install_as(&self, version: &str, action_ref: &str, releases: &str) -> Run {
         let parent = parent_kubeconfig();
         self.run(&[
             ("ACTION_REF", action_ref),
+            ("GITHUB_ACTION_REF", action_ref),
             ("version", version),
             ("release-url", releases),
             ("parent-kubeconfig", &parent),
@@ -136,41 +148,65 @@ impl Runner {
         out
     }
 
-    /// A release `version` under `releases/`, laid out as GitHub serves it
-    /// (`download/v<version>/...` and `latest/download/...`), holding the binary
-    /// under test in the release archive and `sums` as SHA256SUMS (None: the real sums).
-    fn release(&self, version: &str, sums: Option<&str>) -> String {
-        let stage = self.path(&format!("stage/clusternet-kubeconfig-{TARGET}"));
-        fs::create_dir_all(&stage).unwrap();
-        let binary = bin();
+    /// Publishes `binary` as the archive of release `version` under
+    /// `releases/`, laid out as GitHub serves it (`download/v<version>/...`,
+    /// and `latest/download/...` when `latest`), with a SHA256SUMS that matches
+    /// it, as whoever publishes (or replaces) a release writes one. Returns
+    /// the releases URL and the archive's digest.
+    fn release(&self, version: &str, binary: &Path, latest: bool) -> (String, String) {
+        let stage = self.path(&format!("stage-{version}"));
+        let top = stage.join(format!("clusternet-kubeconfig-{TARGET}"));
+        let _ = fs::remove_dir_all(&stage);
+        fs::create_dir_all(&top).unwrap();
         for (from, name) in [
-            (binary.as_path(), "clusternet-kubeconfig"),
+            (binary, "clusternet-kubeconfig"),
             (&repo().join("LICENSE"), "LICENSE"),
             (&repo().join("README.md"), "README.md"),
         ] {
-            std::os::unix::fs::symlink(from, stage.join(name)).unwrap();
+            std::os::unix::fs::symlink(from, top.join(name)).unwrap();
         }
-        let dirs = [self.path(&format!("releases/download/v{version}")), self.path("releases/latest/download")];
+        let mut dirs = vec![self.path(&format!("releases/download/v{version}"))];
+        if latest {
+            dirs.push(self.path("releases/latest/download"));
+        }
         for dir in &dirs {
             fs::create_dir_all(dir).unwrap();
+            let _ = fs::remove_file(dir.join(ARCHIVE));
         }
         // -h: the files behind the links; gzip -1: a debug binary is large.
         let tar = Command::new("tar")
             .args(["-I", "gzip -1", "-chf"])
             .arg(dirs[0].join(ARCHIVE))
             .arg("-C")
-            .arg(self.path("stage"))
+            .arg(&stage)
             .arg(format!("clusternet-kubeconfig-{TARGET}"))
             .status()
             .unwrap();
         assert!(tar.success());
-        fs::hard_link(dirs[0].join(ARCHIVE), dirs[1].join(ARCHIVE)).unwrap();
-        let real = Command::new("sha256sum").arg(ARCHIVE).current_dir(&dirs[0]).output().unwrap();
-        assert!(real.status.success());
+        let sums = Command::new("sha256sum").arg(ARCHIVE).current_dir(&dirs[0]).output().unwrap();
+        assert!(sums.status.success());
         for dir in &dirs {
-            fs::write(dir.join("SHA256SUMS"), sums.map(str::to_owned).unwrap_or_else(|| stdout(&real))).unwrap();
+            if dir != &dirs[0] {
+                fs::hard_link(dirs[0].join(ARCHIVE), dir.join(ARCHIVE)).unwrap();
+            }
+            fs::write(dir.join("SHA256SUMS"), stdout(&sums)).unwrap();
         }
-        format!("file://{}", self.path("releases").display())
+        let digest = stdout(&sums).split_whitespace().next().unwrap().to_string();
+        (format!("file://{}", self.path("releases").display()), digest)
+    }
+
+    /// An impostor binary: records that it ran, then behaves like `clusternet-kubeconfig`.
+    fn impostor(&self) -> PathBuf {
+        let path = self.path("impostor");
+        let marker = self.path("impostor.ran");
+        let script = format!("#!/bin/sh\necho ran >> '{}'\nexec '{}' \"$@\"\n", marker.display(), bin().display());
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn impostor_ran(&self) -> bool {
+        self.path("impostor.ran").exists()
     }
 }
 
@@ -212,6 +248,20 @@ fn masked_before_use(run: &Run, secrets: &[&str]) {
     not_printed(run, secrets);
 }
 
+/// Success, with each of `masks` (workflow-command data, as the runner reads
+/// it) registered before the step's last line, and no secret of `secrets` on
+/// any other line.
+fn masked_before_export(run: &Run, masks: &[&str], secrets: &[&str]) {
+    assert!(run.out.status.success(), "action failed: {}{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let last = lines.iter().position(|l| l.starts_with("KUBECONFIG=")).expect("the export line");
+    for mask in masks {
+        let line = format!("::add-mask::{mask}");
+        assert!(lines[..last].contains(&line.as_str()), "{line:?} missing before the export: {}", run.stdout);
+    }
+    not_printed(run, secrets);
+}
+
 /// No line but the runner's mask commands holds a secret.
 fn not_printed(run: &Run, secrets: &[&str]) {
     for line in run.stdout.lines().chain(run.stderr.lines()) {
@@ -221,6 +271,11 @@ fn not_printed(run: &Run, secrets: &[&str]) {
             }
         }
     }
+}
+
+/// The step's error annotations.
+fn errors(run: &Run) -> Vec<&str> {
+    run.stdout.lines().filter(|l| l.starts_with("::error::")).collect()
 }
 
 /// The exported kubeconfig: under RUNNER_TEMP, 0600, the same path in
@@ -310,58 +365,118 @@ fn action_takes_a_client_certificate_and_parent_kubeconfig_content() {
     assert_eq!(only(&view, "users")["user"]["token"], PARENT_USER_TOKEN);
 }
 
+/// The bytes the action installed (its `binary` output) are the binary under test.
+fn installed_the_real_binary(runner: &Runner, run: &Run) {
+    let installed = PathBuf::from(&run.outputs["binary"]);
+    assert!(installed.starts_with(runner.path("temp")), "{}", installed.display());
+    assert_eq!(fs::read(&installed).unwrap(), fs::read(bin()).unwrap());
+    assert_eq!(run.path, format!("{}\n", installed.parent().unwrap().display()));
+}
+
 #[test]
-fn action_installs_the_release_archive_after_checking_its_sum() {
-    // (version input, the action's ref, where the archive must come from)
-    let cases = [
-        ("v0.1.0", "", "download/v0.1.0"),
-        ("latest", "v0.1.0", "latest/download"),
-        ("", "v0.1.0", "download/v0.1.0"),
-        ("", "main", "latest/download"),
-        ("", "", "latest/download"),
-    ];
-    for (version, action_ref, layout) in cases {
-        let runner = Runner::new();
-        runner.fake_tool("cargo", "exit 1");
-        let releases = runner.release("0.1.0", None);
-        // Only the expected place has the archive.
-        for other in ["download/v0.1.0", "latest/download"].into_iter().filter(|l| *l != layout) {
-            fs::remove_file(runner.path(&format!("releases/{other}/{ARCHIVE}"))).unwrap();
-        }
+fn action_installs_the_release_its_commit_pins_whatever_the_ref() {
+    // `latest` is a newer release the action's commit does not name, with
+    // its own matching SHA256SUMS: a SHA-pinned (or ref-less) action must not
+    // run it, nor build anything.
+    let runner = Runner::new();
+    runner.fake_tool("cargo", "exit 1");
+    let (releases, digest) = runner.release("0.1.0", &bin(), false);
+    runner.release("0.2.0", &runner.impostor(), true);
+    runner.pin("0.1.0", &digest);
+    let sha_ref = "0123456789abcdef0123456789abcdef01234567";
+    for (version, action_ref) in [("", sha_ref), ("", ""), ("", "v0.1.0"), ("", "main"), ("v0.1.0", sha_ref)] {
         let run = runner.install_as(version, action_ref, &releases);
         masked_before_use(&run, &[CHILD_TOKEN]);
-        assert!(run.stdout.contains(&format!("{ARCHIVE}: checksum OK")), "{}", run.stdout);
+        assert!(run.stdout.contains(&format!("{ARCHIVE}: checksum OK ({digest})")), "{action_ref}: {}", run.stdout);
         exported(&runner, &run);
-        let installed = PathBuf::from(&run.outputs["binary"]);
-        assert!(installed.starts_with(runner.path("temp")), "{}", installed.display());
-        assert_eq!(fs::read(&installed).unwrap(), fs::read(bin()).unwrap(), "{layout}");
-        assert_eq!(run.path, format!("{}\n", installed.parent().unwrap().display()));
-        assert_eq!(runner.argv("cargo"), None, "no fallback when the archive is there");
+        installed_the_real_binary(&runner, &run);
+        assert!(!runner.impostor_ran(), "ref {action_ref:?} ran the latest release");
+    }
+    assert_eq!(runner.argv("cargo"), None, "no fallback when the archive is there");
+}
+
+#[test]
+fn action_refuses_a_release_whose_archive_and_sums_were_replaced() {
+    let runner = Runner::new();
+    runner.fake_tool("cargo", "exit 1");
+    let (_, digest) = runner.release("0.1.0", &bin(), true);
+    // Someone with write access to the releases replaces both files.
+    let (releases, replaced) = runner.release("0.1.0", &runner.impostor(), true);
+    runner.pin("0.1.0", &digest);
+    for version in ["", "0.1.0"] {
+        let run = runner.install_as(version, "", &releases);
+        assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
+        let errors = errors(&run);
+        assert_eq!(errors.len(), 1, "{}", run.stdout);
+        assert!(errors[0].contains(&format!("checksum mismatch for {ARCHIVE}")), "{}", errors[0]);
+        assert!(errors[0].contains(&digest) && errors[0].contains(&replaced), "{}", errors[0]);
+        // Nothing run, installed or exported, no fallback to building it.
+        assert!(!runner.impostor_ran());
+        assert!(run.env.is_empty() && run.outputs.is_empty() && run.path.is_empty());
+        assert_eq!(runner.argv("cargo"), None);
+        assert!(runner.temp_listing().is_empty(), "{:?}", runner.temp_listing());
+        not_printed(&run, &[CHILD_TOKEN]);
     }
 }
 
 #[test]
-fn action_refuses_an_archive_whose_sum_does_not_match() {
+fn action_installs_another_version_only_with_its_digest() {
     let runner = Runner::new();
     runner.fake_tool("cargo", "exit 1");
-    let wrong = format!("{}  {ARCHIVE}\n", "0".repeat(64));
-    let releases = runner.release("0.1.0", Some(&wrong));
-    let run = runner.install("0.1.0", &releases);
-    assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
-    let errors: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("::error::")).collect();
-    assert_eq!(errors.len(), 1, "{}", run.stdout);
-    assert!(errors[0].contains(&format!("checksum mismatch for {ARCHIVE}")), "{}", errors[0]);
-    assert!(errors[0].contains(&"0".repeat(64)), "{}", errors[0]);
-    // Nothing installed, nothing exported, no fallback to building it.
-    assert!(run.env.is_empty() && run.outputs.is_empty() && run.path.is_empty());
+    let (releases, pinned) = runner.release("0.1.0", &runner.impostor(), false);
+    runner.pin("0.1.0", &pinned);
+    let (_, digest) = runner.release("0.2.0", &bin(), true);
+    for version in ["0.2.0", "latest"] {
+        let run = runner.install_as(version, "", &releases);
+        assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
+        let errors = errors(&run);
+        assert_eq!(errors.len(), 1, "{}", run.stdout);
+        assert!(errors[0].contains("give the SHA-256 of"), "{}", errors[0]);
+        assert!(run.env.is_empty() && !runner.impostor_ran());
+    }
+    let parent = parent_kubeconfig();
+    for version in ["0.2.0", "latest"] {
+        let run = runner.run(&[
+            ("version", version),
+            ("sha256", &digest.to_uppercase()),
+            ("release-url", &releases),
+            ("parent-kubeconfig", &parent),
+            ("cluster-id", CLUSTER_ID),
+            ("child-token", CHILD_TOKEN),
+        ]);
+        masked_before_use(&run, &[CHILD_TOKEN]);
+        exported(&runner, &run);
+        installed_the_real_binary(&runner, &run);
+    }
+    // A wrong digest stops it.
+    let run = runner.run(&[
+        ("version", "0.2.0"),
+        ("sha256", &"0".repeat(64)),
+        ("release-url", &releases),
+        ("parent-kubeconfig", &parent),
+        ("cluster-id", CLUSTER_ID),
+        ("child-token", CHILD_TOKEN),
+    ]);
+    assert_eq!(run.out.status.code(), Some(1));
+    assert!(errors(&run)[0].contains("checksum mismatch"), "{}", run.stdout);
     assert_eq!(runner.argv("cargo"), None);
-    assert!(runner.temp_listing().is_empty(), "{:?}", runner.temp_listing());
-    not_printed(&run, &[CHILD_TOKEN]);
 }
 
 #[test]
-fn action_builds_with_cargo_install_when_the_release_has_no_archive() {
+fn action_without_a_pinned_release_needs_a_binary() {
+    // The repository's own checksums.txt between releases.
     let runner = Runner::new();
+    let (releases, _) = runner.release("0.1.0", &runner.impostor(), true);
+    let run = runner.install_as("", "", &releases);
+    assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(errors(&run)[0].contains("pins no release"), "{}", run.stdout);
+    assert!(!runner.impostor_ran());
+}
+
+#[test]
+fn action_builds_with_cargo_install_when_no_archive_is_built_for_the_runner() {
+    let runner = Runner::new();
+    runner.pin("0.1.0", &"a".repeat(64));
     // Stands in for `cargo install --root DIR`: puts the binary under test in DIR/bin.
     runner.fake_tool(
         "cargo",
@@ -370,21 +485,233 @@ fn action_builds_with_cargo_install_when_the_release_has_no_archive() {
             bin().display()
         ),
     );
-    fs::create_dir_all(runner.path("releases/download/v0.2.0")).unwrap();
-    let releases = format!("file://{}", runner.path("releases").display());
-    let run = runner.install("0.2.0", &releases);
+    let parent = parent_kubeconfig();
+    let run = runner.run(&[
+        ("RUNNER_ARCH", "ARM"),
+        ("release-url", "file:///nonexistent"),
+        ("parent-kubeconfig", &parent),
+        ("cluster-id", CLUSTER_ID),
+        ("child-token", CHILD_TOKEN),
+    ]);
     masked_before_use(&run, &[CHILD_TOKEN]);
-    assert!(run.stdout.contains(&format!("::warning::no {ARCHIVE} in release 0.2.0")), "{}", run.stdout);
+    assert!(run.stdout.contains("::warning::no release archive for Linux/ARM"), "{}", run.stdout);
     let argv = runner.argv("cargo").unwrap();
     let root = argv.lines().nth(3).unwrap();
     assert_eq!(
         argv,
-        format!("install\n--locked\n--root\n{root}\n--version\n0.2.0\nclusternet-kubeconfig\n"),
+        format!("install\n--locked\n--root\n{root}\n--version\n=0.1.0\nclusternet-kubeconfig\n"),
         "cargo install, pinned to the version"
     );
     exported(&runner, &run);
     assert_eq!(run.outputs["binary"], format!("{root}/bin/clusternet-kubeconfig"));
     assert_eq!(run.path, format!("{root}/bin\n"));
+}
+
+#[test]
+fn action_masks_the_hub_proxy_token_it_reads_from_the_parent() {
+    use testkit::{RawAnswer, RawServer};
+    // `%0A` in the token: unencoded, the runner would mask another value.
+    const HUB_TOKEN: &str = "SECRET-hub-proxy-100%0Atoken";
+    let secret_list = serde_json::json!({
+        "apiVersion": "v1", "kind": "SecretList", "metadata": {},
+        "items": [{
+            "metadata": {"name": "clusternet-hub-proxy-token", "namespace": "clusternet-system",
+                "annotations": {"kubernetes.io/service-account.name": "clusternet-hub-proxy"}},
+            "type": "kubernetes.io/service-account-token",
+            "data": {"token": b64(HUB_TOKEN)},
+        }],
+    })
+    .to_string();
+    let server = RawServer::start(move |path| {
+        let (status, body) = if path.starts_with("/api/v1/namespaces/clusternet-system/secrets") {
+            ("200 OK", secret_list.clone())
+        } else {
+            ("404 Not Found", r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#.to_string())
+        };
+        RawAnswer::Bytes(
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    })
+    .unwrap();
+    let parent = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "p",
+        "clusters": [{"name": "p", "cluster": {"server": server.url(), "certificate-authority-data": b64(&server.ca_pem())}}],
+        "contexts": [{"name": "p", "context": {"cluster": "p", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": PARENT_USER_TOKEN}}],
+    });
+    let runner = Runner::new();
+    let run = runner.run(&[
+        ("binary", &bin().display().to_string()),
+        ("parent-kubeconfig", &serde_json::to_string_pretty(&parent).unwrap()),
+        ("cluster-id", CLUSTER_ID),
+        ("child-token", CHILD_TOKEN),
+        ("parent-auth", "token"),
+    ]);
+    masked_before_export(&run, &["SECRET-hub-proxy-100%250Atoken", PARENT_USER_TOKEN], &[HUB_TOKEN, PARENT_USER_TOKEN]);
+    let view = exported(&runner, &run);
+    assert_eq!(only(&view, "users")["user"]["token"], HUB_TOKEN);
+}
+
+#[test]
+fn action_masks_every_credential_it_writes_in_any_yaml_style() {
+    let runner = Runner::new();
+    // The parent user's credentials (kept: parent-auth keep) as a folded
+    // block scalar and a double-quoted password with %, CR and LF.
+    let parent = fs::read_to_string(parent_kubeconfig()).unwrap().replace(
+        "users:\n",
+        &format!(
+            "users:\n- name: ci\n  user:\n    token: >-\n      {PARENT_USER_TOKEN}\n    password: \"pass-100%-first-line\\r\\npass-second-line\"\n    username: ci-user\n"
+        ),
+    );
+    let parent = parent.replace("current-context: kubernetes-admin@kubernetes", "current-context: ci");
+    let parent = parent.replace("contexts:\n", "contexts:\n- name: ci\n  context: {cluster: kubernetes, user: ci}\n");
+    let run = runner.run(&[
+        ("binary", &bin().display().to_string()),
+        ("parent-kubeconfig", &parent),
+        ("cluster-id", CLUSTER_ID),
+        ("child-token", "SECRET-child-50%-token"),
+        ("parent-auth", "keep"),
+    ]);
+    masked_before_export(
+        &run,
+        &[
+            PARENT_USER_TOKEN,
+            "pass-100%25-first-line%0D%0Apass-second-line",
+            "pass-100%25-first-line",
+            "pass-second-line",
+            "SECRET-child-50%25-token",
+        ],
+        &[PARENT_USER_TOKEN, "pass-second-line", "SECRET-child-50%-token"],
+    );
+    assert!(!run.stdout.contains("::add-mask::>-"), "{}", run.stdout);
+    assert!(!run.stdout.contains("::add-mask::SECRET-child-50%-token"), "unencoded: {}", run.stdout);
+    let view = exported(&runner, &run);
+    assert_eq!(only(&view, "users")["user"]["token"], PARENT_USER_TOKEN);
+}
+
+#[test]
+fn action_context_output_is_the_name_itself() {
+    let runner = Runner::new();
+    let parent = parent_kubeconfig();
+    for name in ["qa \"blue\"", "50% 'off' \\ #1"] {
+        let run = runner.run(&[
+            ("binary", &bin().display().to_string()),
+            ("parent-kubeconfig", &parent),
+            ("cluster-id", CLUSTER_ID),
+            ("child-token", CHILD_TOKEN),
+            ("name", name),
+        ]);
+        masked_before_use(&run, &[CHILD_TOKEN]);
+        exported(&runner, &run);
+        assert_eq!(run.outputs["context"], name);
+    }
+}
+
+#[test]
+fn action_error_annotation_carries_the_tools_error_line() {
+    let runner = Runner::new();
+    let parent = parent_kubeconfig();
+    let run = runner.run(&[
+        ("binary", &bin().display().to_string()),
+        ("parent-kubeconfig", &parent),
+        ("cluster-id", CLUSTER_ID),
+        ("child-token", CHILD_TOKEN),
+        ("child-server", "ftp://10.0.0.5"),
+    ]);
+    assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
+    let tool = run.stderr.lines().find_map(|l| l.strip_prefix("error: ")).expect("the tool's error line");
+    let errors = errors(&run);
+    assert_eq!(errors.len(), 1, "{}", run.stdout);
+    assert!(errors[0].starts_with("::error::clusternet-kubeconfig gen failed (exit "), "{}", errors[0]);
+    assert!(errors[0].ends_with(&format!("): {}", tool.replace('%', "%25"))), "{} vs {tool}", errors[0]);
+    not_printed(&run, &[CHILD_TOKEN]);
+}
+
+#[test]
+fn action_accepts_a_base64_parent_kubeconfig() {
+    let runner = Runner::new();
+    let parent = fs::read_to_string(parent_kubeconfig())
+        .unwrap()
+        .replace("users:\n", &format!("users:\n- name: ci\n  user:\n    token: |-\n      {PARENT_USER_TOKEN}\n"))
+        .replace("current-context: kubernetes-admin@kubernetes", "current-context: ci")
+        .replace("contexts:\n", "contexts:\n- name: ci\n  context: {cluster: kubernetes, user: ci}\n");
+    // As `base64` prints it (lines of 76) and as `base64 -w0` does.
+    let wrapped = {
+        let one = b64(&parent);
+        let lines: Vec<String> = one.as_bytes().chunks(76).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+        lines.join("\n") + "\n"
+    };
+    for encoded in [b64(&parent), wrapped] {
+        let run = runner.run(&[
+            ("binary", &bin().display().to_string()),
+            ("parent-kubeconfig", &encoded),
+            ("cluster-id", CLUSTER_ID),
+            ("child-token", CHILD_TOKEN),
+            ("parent-auth", "keep"),
+        ]);
+        masked_before_export(&run, &[PARENT_USER_TOKEN, &b64(&parent)], &[PARENT_USER_TOKEN, CHILD_TOKEN]);
+        let view = exported(&runner, &run);
+        assert_eq!(only(&view, "users")["user"]["token"], PARENT_USER_TOKEN);
+    }
+}
+
+#[test]
+fn action_used_twice_in_a_job_keeps_both_contexts() {
+    let runner = Runner::new();
+    let parent = parent_kubeconfig();
+    let binary = bin().display().to_string();
+    let use_ = |kubeconfig: &str, name: &str, current: &str| {
+        runner.run(&[
+            ("KUBECONFIG", kubeconfig),
+            ("binary", &binary),
+            ("parent-kubeconfig", &parent),
+            ("cluster-id", CLUSTER_ID),
+            ("child-token", CHILD_TOKEN),
+            ("name", name),
+            ("set-current-context", current),
+        ])
+    };
+    let first = use_("/nonexistent/ambient", "child-a", "");
+    masked_before_use(&first, &[CHILD_TOKEN]);
+    let second = use_(&first.env["KUBECONFIG"], "child-b", "");
+    masked_before_use(&second, &[CHILD_TOKEN]);
+    assert_eq!(second.env["KUBECONFIG"], format!("{}:{}", first.outputs["kubeconfig"], second.outputs["kubeconfig"]));
+    assert_eq!(second.outputs["context"], "child-b");
+    let view = |list: &str| -> serde_json::Value {
+        let out = Command::new("kubectl")
+            .args(["config", "view", "--raw", "-o", "json"])
+            .env("KUBECONFIG", list)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let merged = view(&second.env["KUBECONFIG"]);
+    let names: Vec<&str> = merged["contexts"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["child-a", "child-b"]);
+    assert_eq!(merged["current-context"], "child-a", "a later use does not take over unless asked");
+    // A step in between switches context: kubectl rewrites the first file (as YAML).
+    let switch = Command::new("kubectl")
+        .args(["config", "use-context", "child-b"])
+        .env("KUBECONFIG", &second.env["KUBECONFIG"])
+        .output()
+        .unwrap();
+    assert!(switch.status.success(), "{}", stderr(&switch));
+    assert!(!fs::read_to_string(&first.outputs["kubeconfig"]).unwrap().starts_with('{'), "rewritten by kubectl");
+    let third = use_(&second.env["KUBECONFIG"], "child-c", "true");
+    masked_before_use(&third, &[CHILD_TOKEN]);
+    assert_eq!(view(&third.env["KUBECONFIG"])["current-context"], "child-c");
+    // The same name again would be hidden behind the first: refused.
+    let again = use_(&third.env["KUBECONFIG"], "child-a", "");
+    assert_eq!(again.out.status.code(), Some(1), "{}", again.stdout);
+    assert!(errors(&again)[0].contains("already in KUBECONFIG"), "{}", again.stdout);
+    assert!(again.env.is_empty());
+    let kubeconfigs = runner.temp_listing().into_iter().filter(|p| p.ends_with("/kubeconfig")).count();
+    assert_eq!(kubeconfigs, 3, "the refused step left its kubeconfig: {:?}", runner.temp_listing());
 }
 
 #[test]
@@ -399,7 +726,7 @@ fn action_names_the_input_at_fault_and_echoes_no_secret() {
         (&[("cluster-id", CLUSTER_ID)], "child credentials are required"),
         (
             &[("cluster-id", CLUSTER_ID), ("child-token", CHILD_TOKEN), ("child-client-key", "k")],
-            "give child-token or child-client-certificate",
+            "give one of child-token, child-client-certificate",
         ),
         (&[("cluster-id", CLUSTER_ID), ("child-client-key", "k")], "go together"),
         (
@@ -424,9 +751,185 @@ fn action_names_the_input_at_fault_and_echoes_no_secret() {
         assert_eq!(run.out.status.code(), Some(1), "{needle}: {}{}", run.stdout, run.stderr);
         let errors: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("::error::")).collect();
         assert_eq!(errors.len(), 1, "{needle}: {}", run.stdout);
+        assert!(!errors[0].contains("see its"), "{needle}: {}", errors[0]);
         assert!(errors[0].contains(needle), "{needle}: {}", errors[0]);
         not_printed(&run, &[CHILD_TOKEN, PARENT_TOKEN, PARENT_USER_TOKEN]);
         assert!(run.env.is_empty() && run.outputs.is_empty(), "{needle}");
     }
     assert!(runner.temp_listing().is_empty(), "{:?}", runner.temp_listing());
+}
+
+/// Every `uses:` of the workflows and the action, with its line.
+fn uses_lines() -> Vec<(String, String)> {
+    let mut files: Vec<PathBuf> = fs::read_dir(repo().join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.push(repo().join(".github/actions/kubeconfig/action.yml"));
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            if let Some(rest) = trimmed.strip_prefix("uses:") {
+                out.push((file.display().to_string(), rest.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn workflows_pin_every_action_by_commit_and_grant_least_privilege() {
+    let uses = uses_lines();
+    assert!(uses.len() >= 8, "{uses:?}");
+    for (file, value) in &uses {
+        if value.starts_with("./") {
+            continue;
+        }
+        // owner/repo[/path]@<40 hex> # <tag>
+        let (action, comment) = value.split_once(" # ").unwrap_or((value, ""));
+        let (name, reference) = action.split_once('@').unwrap_or_else(|| panic!("{file}: {value}: no ref"));
+        assert!(name.split('/').count() >= 2, "{file}: {value}");
+        assert!(
+            reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{file}: {value} is not pinned to a full commit SHA"
+        );
+        assert!(comment.starts_with('v'), "{file}: {value}: name the tag in a comment");
+    }
+    for entry in fs::read_dir(repo().join(".github/workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let file = path.display();
+        assert_eq!(
+            doc["permissions"],
+            serde_yaml::from_str::<serde_yaml::Value>("contents: read").unwrap(),
+            "{file}: top-level permissions"
+        );
+        for (name, job) in doc["jobs"].as_mapping().unwrap() {
+            let granted = &job["permissions"];
+            if granted.is_null() {
+                continue;
+            }
+            let writes: Vec<&str> = granted
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{file}: {name:?}: permissions as a map"))
+                .iter()
+                .filter(|(_, v)| v.as_str() == Some("write"))
+                .map(|(k, _)| k.as_str().unwrap())
+                .collect();
+            // Only the release's publishing job writes, and only what it needs.
+            assert!(file.to_string().ends_with("release.yml") && name.as_str() == Some("publish"), "{file}: {name:?}");
+            assert_eq!(writes, ["contents", "id-token", "attestations"], "{file}");
+        }
+    }
+}
+
+#[test]
+fn release_candidates_never_become_latest() {
+    let text = fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let steps = doc["jobs"]["publish"]["steps"].as_sequence().unwrap();
+    let release = steps.iter().find(|s| s["name"].as_str() == Some("The release")).unwrap();
+    let script = release["run"].as_str().unwrap();
+    // Run the step's own choice of flags for each kind of version, with a stand-in gh.
+    let dir = tempfile::tempdir().unwrap();
+    let gh = dir.path().join("gh");
+    fs::write(&gh, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+    fs::set_permissions(&gh, fs::Permissions::from_mode(0o755)).unwrap();
+    for (version, expected) in [
+        ("1.2.0-rc.1", &["--prerelease", "--latest=false"][..]),
+        ("1.2.0-beta", &["--prerelease", "--latest=false"][..]),
+        ("1.2.0", &["--latest"][..]),
+    ] {
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap()))
+            .env("VERSION", version)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let args: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+        let tail: Vec<&str> =
+            args.iter().skip_while(|a| *a != "--generate-notes").skip(1).map(String::as_str).collect();
+        assert_eq!(tail, expected, "{version}: {args:?}");
+        assert!(!args.iter().any(|a| a == "--latest") || !version.contains('-'), "{version}");
+    }
+}
+
+#[test]
+fn action_yml_passes_every_input_to_the_script() {
+    let text = fs::read_to_string(repo().join(".github/actions/kubeconfig/action.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let script = fs::read_to_string(repo().join(".github/actions/kubeconfig/action.sh")).unwrap();
+    let env = &doc["runs"]["steps"][0]["env"];
+    for (name, _) in doc["inputs"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let var = format!("INPUT_{}", name.to_uppercase().replace('-', "_"));
+        assert_eq!(env[var.as_str()].as_str(), Some(format!("${{{{ inputs.{name} }}}}").as_str()), "{var}");
+        assert!(script.contains(&var), "action.sh never reads {var}");
+    }
+}
+
+#[test]
+fn action_passes_hub_credentials_and_a_token_request_to_gen() {
+    // A stand-in that records its argv and fails as the tool does (the
+    // example parent is not on loopback: nothing may dial it); the lab test
+    // (tests/lab/action.rs) runs the real thing.
+    let runner = Runner::new();
+    runner.fake_tool("clusternet-kubeconfig", "echo 'error: stand-in: no parent here' >&2\nexit 1");
+    let parent = parent_kubeconfig();
+    let run = runner.run(&[
+        ("binary", &runner.path("bin/clusternet-kubeconfig").display().to_string()),
+        ("parent-kubeconfig", &parent),
+        ("cluster", "child-a"),
+        ("namespace", "fleet"),
+        ("child-credentials", "hub"),
+        ("child-token-request", "ci/deployer"),
+        ("child-token-ttl", "30m"),
+    ]);
+    assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
+    assert_eq!(errors(&run), ["::error::clusternet-kubeconfig gen failed (exit 1): stand-in: no parent here"]);
+    let argv = runner.argv("clusternet-kubeconfig").unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    let out = runner.path("temp");
+    let out_file = argv.last().unwrap();
+    assert!(Path::new(out_file).starts_with(&out), "{argv:?}");
+    assert_eq!(
+        argv[..argv.len() - 1],
+        [
+            "gen",
+            "--kubeconfig",
+            &parent,
+            "--cluster",
+            "child-a",
+            "--namespace",
+            "fleet",
+            "--child-credentials",
+            "hub",
+            "--child-token-request",
+            "ci/deployer",
+            "--child-token-ttl",
+            "30m",
+            "--parent-auth",
+            "anonymous",
+            "-o",
+            "json",
+            "--output-file"
+        ]
+    );
+    // Two sources of child credentials are refused before anything runs.
+    let both = runner.run(&[
+        ("binary", &bin().display().to_string()),
+        ("parent-kubeconfig", &parent),
+        ("cluster", "child-a"),
+        ("child-credentials", "hub"),
+        ("child-token", CHILD_TOKEN),
+    ]);
+    assert_eq!(both.out.status.code(), Some(1));
+    assert!(errors(&both)[0].contains("give one of child-token"), "{}", both.stdout);
+    not_printed(&both, &[CHILD_TOKEN]);
 }

@@ -33,6 +33,8 @@ mod exec;
 mod child;
 // Child credentials held by the hub, and short-lived tokens from the child.
 mod hub_credentials;
+// The GitHub Action as CI uses it.
+mod action;
 
 // `proxy`: the child for clients without full kubeconfig impersonation.
 mod proxy;

@@ -1,44 +1,75 @@
 #!/usr/bin/env bash
-# The GitHub Action (action.yml): install clusternet-kubeconfig, write the
-# dedicated kubeconfig 0600 under RUNNER_TEMP, export KUBECONFIG, set outputs.
+# The GitHub Action (action.yml): install the release this commit of the
+# action pins (checksums.txt), write the dedicated kubeconfig 0600 under
+# RUNNER_TEMP, add it to KUBECONFIG, set outputs.
 #
 # Inputs arrive as INPUT_* variables (see action.yml); the runner provides
 # RUNNER_TEMP, RUNNER_OS, RUNNER_ARCH and the GITHUB_ENV, GITHUB_OUTPUT and
 # GITHUB_PATH files. tests/cli/action.rs runs this script under a simulated
-# runner. Secrets are masked (::add-mask::) before anything else happens and
-# reach the tool through its environment or 0600 files, never its argv.
+# runner. Secret inputs are masked (::add-mask::) before anything else
+# happens, every credential the written kubeconfig holds right after it is
+# written, and they reach the tool through its environment or 0600 files,
+# never its argv.
 set -euo pipefail
 umask 077
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# Workflow-command data: the runner decodes %25, %0D and %0A, so a value
+# holding them (or a line break) must be encoded to stay one exact value.
+command_data() {
+  local s=${1//%/%25}
+  s=${s//$'\r'/%0D}
+  printf '%s' "${s//$'\n'/%0A}"
+}
+
+# The one line the step's failure annotation carries (secrets are masked by
+# then; the tool never prints one).
 fail() {
-  echo "::error::$*"
+  echo "::error::$(command_data "$*")"
   exit 1
 }
 
-# Every non-blank line of a secret value: the runner masks line by line.
-# PEM armour lines are not secret and stay readable.
-mask() {
-  local line
-  while IFS= read -r line || [[ -n $line ]]; do
-    line=${line%$'\r'}
-    [[ -z ${line//[[:space:]]/} || $line == -----* ]] && continue
-    printf '::add-mask::%s\n' "$line"
-  done <<<"$1"
+# Masks a value already encoded as command data: whole, and each of its lines
+# apart (the runner matches masks within a line). PEM armour lines are not
+# secret and stay readable.
+mask_data() {
+  local data=$1 part
+  [[ -n ${data//[[:space:]]/} ]] || return 0
+  printf '::add-mask::%s\n' "$data"
+  [[ $data == *%0A* || $data == *%0D* ]] || return 0
+  data="${data//%0D/%0A}%0A"
+  while [[ -n $data ]]; do
+    part=${data%%"%0A"*}
+    data=${data#*"%0A"}
+    [[ -z ${part//[[:space:]]/} || $part == -----* ]] || printf '::add-mask::%s\n' "$part"
+  done
 }
 
-# The credential values inside kubeconfig content (YAML or JSON): only those,
-# since masking every line would also blank `kind: Config` in every log.
-mask_kubeconfig_secrets() {
-  local keys='token|client-key-data|password|id-token|refresh-token|access-token|client-secret'
-  local value
-  while IFS= read -r value; do
-    value=${value#*:}
-    value=${value#"${value%%[![:space:]]*}"}
-    value=${value#[\"\']}
-    value=${value%%[\"\',]*}
-    value=${value%$'\r'}
-    [[ -n $value ]] && mask "$value"
-  done < <(grep -oE "[\"']?($keys)[\"']?[[:space:]]*:[[:space:]]*[^[:space:],}]+" <<<"$1" || true)
+# Masks a secret value as given (trailing line breaks are not part of it).
+mask() {
+  local value=$1
+  while [[ $value == *[$'\r\n'] ]]; do value=${value%[$'\r\n']}; done
+  mask_data "$(command_data "$value")"
+}
+
+# Masks the credentials of a kubeconfig the tool printed as JSON (secrets.awk
+# reads it as data); `$2`, when given, names a variable set to its current-context.
+mask_kubeconfig() {
+  local json=$1 kind data found_context="" broken=""
+  while IFS=' ' read -r kind data; do
+    case $kind in
+      mask) mask_data "$data" ;;
+      context) found_context=$data ;;
+      *) broken=1 ;;
+    esac
+  done < <(awk -f "$here/secrets.awk" "$json" || echo "failed")
+  [[ -z $broken ]] || fail "could not read the credentials of $json to mask them; nothing exported"
+  if [[ -n ${2:-} ]]; then
+    # Decoded back from command data: an output carries the value itself.
+    [[ $found_context != *%0A* && $found_context != *%0D* ]] || fail "the context name has a line break"
+    printf -v "$2" '%s' "${found_context//%25/%}"
+  fi
 }
 
 # PEM text as given, ending in one line break: the kubeconfig carries the
@@ -63,12 +94,15 @@ mask "${INPUT_CHILD_TOKEN:-}"
 mask "${INPUT_CHILD_CLIENT_KEY:-}"
 mask "${INPUT_PARENT_TOKEN:-}"
 
+# Credential files go when the step ends; the kubeconfig too, unless exported.
 work=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-work.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+out_dir="" exported=""
+trap 'rm -rf "$work"; [[ -n $exported || -z $out_dir ]] || rm -rf "$out_dir"' EXIT
 
 # --- the binary ------------------------------------------------------------
 
 RELEASES=https://github.com/clusternet/clusternet-kubeconfig/releases
+PINS="$here/checksums.txt"
 
 sha256() {
   if command -v sha256sum >/dev/null; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1
@@ -105,52 +139,61 @@ extract() {
   esac
 }
 
-# Sets `bin`: the release archive for this runner, checked against the
-# release's SHA256SUMS; `cargo install` when the release has no such archive.
-# A checksum that does not match stops here: it is never a reason to fall back.
+# Sets `bin`. The version and the archive digests come from this commit of
+# the action (checksums.txt, written by the release workflow into the commit
+# it tags), never from the release itself: a release whose archive and
+# SHA256SUMS were both replaced is refused, and `uses: ...@<commit>`,
+# `@<tag>` and a runner that does not say which ref it checked out all install
+# the same bytes. Another version needs its archive's digest as `sha256`.
 install_binary() {
-  # Default: the action's own tag when it is a version (uses: ...@v0.1.0).
-  local version=${INPUT_VERSION:-} releases=${INPUT_RELEASE_URL:-$RELEASES} target exe="" archive base dir
-  if [[ -z $version ]]; then
-    version=latest
-    [[ ${ACTION_REF:-} =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] && version=$ACTION_REF
-  fi
+  local sha256_input pinned version releases=${INPUT_RELEASE_URL:-$RELEASES} target exe="" archive base dir expected actual
+  sha256_input=$(printf '%s' "${INPUT_SHA256:-}" | tr '[:upper:]' '[:lower:]')
+  pinned=$(awk '$1 == "version" { print $2; exit }' "$PINS" 2>/dev/null || true)
+  version=${INPUT_VERSION:-$pinned}
   version=${version#v}
+  [[ -n $version && $version != none ]] ||
+    fail "this commit of the action pins no release ($PINS names none): use the action at a release tag or its commit, or give binary"
   target=$(runner_target)
   [[ $target == *windows* ]] && exe=.exe
   if [[ -n $target ]]; then
     archive="clusternet-kubeconfig-$target.tar.gz"
     [[ $target == *windows* ]] && archive="clusternet-kubeconfig-$target.zip"
+    if [[ $version == "${pinned#v}" ]]; then
+      expected=$(awk -v f="$archive" '$2 == f { print $1 }' "$PINS")
+      [[ -n $expected ]] || fail "$PINS has no digest for $archive of release $version"
+      [[ -z $sha256_input || $sha256_input == "$expected" ]] ||
+        fail "sha256 does not match the digest this action pins for $archive of release $version"
+    else
+      [[ -n $sha256_input ]] ||
+        fail "version $version is not the release this commit of the action pins (${pinned:-none}): give the SHA-256 of $archive as sha256, or use the action at that release's tag or commit"
+      expected=$sha256_input
+      [[ $expected =~ ^[0-9a-f]{64}$ ]] || fail "sha256 is not a SHA-256 digest (64 hexadecimal digits)"
+    fi
     if [[ $version == latest ]]; then
       base="$releases/latest/download"
     else
       base="$releases/download/v$version"
     fi
-    if download "$base/$archive" "$work/$archive" && download "$base/SHA256SUMS" "$work/SHA256SUMS"; then
-      local expected actual
-      expected=$(awk -v f="$archive" '$2 == f || $2 == "*" f { print $1 }' "$work/SHA256SUMS")
-      [[ -n $expected ]] || fail "SHA256SUMS of release $version has no line for $archive"
-      actual=$(sha256 "$work/$archive")
-      [[ $actual == "$expected" ]] ||
-        fail "checksum mismatch for $archive of release $version: SHA256SUMS says $expected, the download is $actual; not installing it"
-      echo "$archive: checksum OK ($actual)"
-      dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
-      extract "$work/$archive" "$dir"
-      bin="$dir/clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
-      [[ -x $bin ]] || fail "$archive has no clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
-      echo "$dir/clusternet-kubeconfig-$target" >>"${GITHUB_PATH:-/dev/null}"
-      return
-    fi
-    echo "::warning::no $archive in release $version at $releases; building it with cargo install"
-  else
-    echo "::warning::no release archive for ${RUNNER_OS:-?}/${RUNNER_ARCH:-?}; building it with cargo install"
+    # A failed download stops here: it is never a reason to build something else.
+    download "$base/$archive" "$work/$archive" || fail "could not download $base/$archive"
+    actual=$(sha256 "$work/$archive")
+    [[ $actual == "$expected" ]] ||
+      fail "checksum mismatch for $archive of release $version: this action expects $expected, the download is $actual; not installing it"
+    echo "$archive: checksum OK ($actual)"
+    dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
+    extract "$work/$archive" "$dir"
+    bin="$dir/clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
+    [[ -x $bin ]] || fail "$archive has no clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
+    echo "$dir/clusternet-kubeconfig-$target" >>"${GITHUB_PATH:-/dev/null}"
+    return
   fi
+  # No archive is built for this runner: the same version from crates.io,
+  # whose download cargo checks against the registry index.
+  [[ $version != latest ]] || fail "version latest needs a release archive, and none is built for ${RUNNER_OS:-?}/${RUNNER_ARCH:-?}: give a version"
+  echo "::warning::no release archive for ${RUNNER_OS:-?}/${RUNNER_ARCH:-?}; building $version with cargo install"
   command -v cargo >/dev/null || fail "cargo is needed to build clusternet-kubeconfig on this runner: install Rust first"
-  local versioned=()
   dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
-  [[ $version == latest ]] || versioned=(--version "$version")
-  # ${a[@]+...}: an empty array is "unbound" to the bash 3.2 of macOS.
-  cargo install --locked --root "$dir" ${versioned[@]+"${versioned[@]}"} clusternet-kubeconfig
+  cargo install --locked --root "$dir" --version "=$version" clusternet-kubeconfig
   bin="$dir/bin/clusternet-kubeconfig$exe"
   [[ -x $bin ]] || fail "cargo install did not produce $bin"
   echo "$dir/bin" >>"${GITHUB_PATH:-/dev/null}"
@@ -167,20 +210,47 @@ fi
 
 args=(gen)
 
+# Kubeconfig content from a secret is often stored base64-encoded: decoded
+# when it is base64 of something kubeconfig-like.
+decode_base64_kubeconfig() {
+  local compact=${1//[[:space:]]/} decoded
+  [[ $compact =~ ^[A-Za-z0-9+/]+=*$ ]] || return 1
+  decoded=$( (printf '%s' "$compact" | base64 -d || printf '%s' "$compact" | base64 -D) 2>/dev/null) || return 1
+  [[ $decoded == *apiVersion* || $decoded == *clusters* ]] || return 1
+  printf '%s\n' "$decoded"
+}
+
 parent=${INPUT_PARENT_KUBECONFIG:-}
+parent_content=""
 if [[ -z $parent ]]; then
   fail "parent-kubeconfig is required: a path, or the kubeconfig's content (from a secret)"
 elif [[ -f $parent ]]; then
   args+=(--kubeconfig "$parent")
+elif decode_base64_kubeconfig "$parent" >"$work/parent.kubeconfig"; then
+  mask "$parent"
+  mask "${parent//[[:space:]]/}"
+  parent_content="$work/parent.kubeconfig"
 elif [[ $parent == *$'\n'* || $parent == "{"* ]]; then
-  mask_kubeconfig_secrets "$parent"
   printf '%s\n' "$parent" >"$work/parent.kubeconfig"
-  args+=(--kubeconfig "$work/parent.kubeconfig")
+  parent_content="$work/parent.kubeconfig"
 else
   # Not echoed: a mistaken input may be a secret.
-  fail "parent-kubeconfig is neither a file (paths are relative to the workspace) nor kubeconfig content"
+  fail "parent-kubeconfig is neither a file (paths are relative to the workspace) nor kubeconfig content (YAML, JSON, or base64 of either)"
 fi
+[[ -z $parent_content ]] || args+=(--kubeconfig "$parent_content")
 [[ -z ${INPUT_PARENT_CONTEXT:-} ]] || args+=(--context "$INPUT_PARENT_CONTEXT")
+
+# The credentials of the parent context's user in content from a secret: the
+# tool reads them (as kubectl would, whatever the YAML style) into a throwaway
+# kubeconfig that keeps them, offline, and they are masked from there before
+# the real run. A failure here is left to the real run to report.
+if [[ -n $parent_content ]]; then
+  env -u CLUSTERNET_PARENT_TOKEN -u KUBECONFIG CLUSTERNET_CHILD_TOKEN=mask-pass "$bin" gen --kubeconfig "$parent_content" \
+    ${INPUT_PARENT_CONTEXT:+--context "$INPUT_PARENT_CONTEXT"} \
+    --cluster-id 00000000-0000-4000-8000-000000000000 --parent-auth keep -o json \
+    --output-file "$work/parent.json" 2>/dev/null || true
+  [[ ! -s $work/parent.json ]] || mask_kubeconfig "$work/parent.json"
+fi
 
 if [[ -n ${INPUT_CLUSTER_ID:-} && -n ${INPUT_CLUSTER:-} ]]; then
   fail "give cluster-id or cluster, not both"
@@ -195,21 +265,29 @@ fi
 
 # Child credentials: the tool's environment or 0600 files, never its argv.
 child_env=()
-if [[ -n ${INPUT_CHILD_TOKEN:-} ]]; then
-  [[ -z ${INPUT_CHILD_CLIENT_CERTIFICATE:-}${INPUT_CHILD_CLIENT_KEY:-} ]] ||
-    fail "give child-token or child-client-certificate with child-client-key, not both"
+sources=0
+[[ -z ${INPUT_CHILD_TOKEN:-} ]] || sources=$((sources + 1))
+[[ -z ${INPUT_CHILD_CLIENT_CERTIFICATE:-}${INPUT_CHILD_CLIENT_KEY:-} ]] || sources=$((sources + 1))
+[[ -z ${INPUT_CHILD_CREDENTIALS:-} ]] || sources=$((sources + 1))
+if ((sources > 1)); then
+  fail "give one of child-token, child-client-certificate with child-client-key, or child-credentials: hub"
+elif [[ -n ${INPUT_CHILD_TOKEN:-} ]]; then
   child_env=("CLUSTERNET_CHILD_TOKEN=$INPUT_CHILD_TOKEN")
 elif [[ -n ${INPUT_CHILD_CLIENT_CERTIFICATE:-} && -n ${INPUT_CHILD_CLIENT_KEY:-} ]]; then
   pem_file "$INPUT_CHILD_CLIENT_CERTIFICATE" "$work/child.crt"
   pem_file "$INPUT_CHILD_CLIENT_KEY" "$work/child.key"
-  # The kubeconfig carries the key as base64 of the PEM: mask that form too.
+  # The kubeconfig carries the key as base64 of the PEM: masked now too.
   mask "$(base64 <"$work/child.key" | tr -d '\n')"
   args+=(--client-certificate "$work/child.crt" --client-key "$work/child.key")
 elif [[ -n ${INPUT_CHILD_CLIENT_CERTIFICATE:-}${INPUT_CHILD_CLIENT_KEY:-} ]]; then
   fail "child-client-certificate and child-client-key go together"
+elif [[ -n ${INPUT_CHILD_CREDENTIALS:-} ]]; then
+  args+=(--child-credentials "$INPUT_CHILD_CREDENTIALS")
 else
-  fail "child credentials are required: child-token, or child-client-certificate with child-client-key"
+  fail "child credentials are required: child-token, child-client-certificate with child-client-key, or child-credentials: hub"
 fi
+[[ -z ${INPUT_CHILD_TOKEN_REQUEST:-} ]] || args+=(--child-token-request "$INPUT_CHILD_TOKEN_REQUEST")
+[[ -z ${INPUT_CHILD_TOKEN_TTL:-} ]] || args+=(--child-token-ttl "$INPUT_CHILD_TOKEN_TTL")
 
 [[ -z ${INPUT_CHILD_SERVER:-} ]] || args+=(--child-server "$INPUT_CHILD_SERVER")
 args+=(--parent-auth "${INPUT_PARENT_AUTH:-anonymous}")
@@ -220,26 +298,67 @@ if [[ -n ${INPUT_PARENT_TOKEN:-} ]]; then
 fi
 [[ -z ${INPUT_NAME:-} ]] || args+=(--name "$INPUT_NAME")
 
+case ${INPUT_SET_CURRENT_CONTEXT:-false} in
+  true | false) ;;
+  *) fail "set-current-context is true or false" ;;
+esac
+
+# Kubeconfigs this action wrote in earlier steps of the job stay in
+# KUBECONFIG (a list, which kubectl and client libraries merge); anything
+# else there was not written for this job's child clusters and is dropped.
+list_separator=:
+[[ ${RUNNER_OS:-} != Windows ]] || list_separator=';'
+earlier=()
+if [[ -n ${KUBECONFIG:-} ]]; then
+  IFS=$list_separator read -r -a entries <<<"$KUBECONFIG"
+  for entry in ${entries[@]+"${entries[@]}"}; do
+    if [[ $entry == "$RUNNER_TEMP"/clusternet-kubeconfig.*/kubeconfig && -f $entry ]]; then
+      earlier+=("$entry")
+    elif [[ -e $entry ]]; then
+      echo "::notice::KUBECONFIG named $entry, which this action did not write: it is not kept"
+    fi
+  done
+fi
+
+# JSON: secrets.awk reads it back as data (kubectl reads JSON kubeconfigs).
 out_dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig.XXXXXX")
 out="$out_dir/kubeconfig"
-args+=(--output-file "$out")
+args+=(-o json --output-file "$out")
 
 # Only the credentials chosen above: none of the caller's CLUSTERNET_* or KUBECONFIG.
 status=0
 env -u CLUSTERNET_CHILD_TOKEN -u CLUSTERNET_PARENT_TOKEN -u KUBECONFIG \
-  ${child_env[@]+"${child_env[@]}"} ${parent_env[@]+"${parent_env[@]}"} "$bin" "${args[@]}" || status=$?
+  ${child_env[@]+"${child_env[@]}"} ${parent_env[@]+"${parent_env[@]}"} "$bin" "${args[@]}" 2>"$work/stderr" ||
+  status=$?
+cat "$work/stderr" >&2
 if ((status != 0)); then
-  rm -rf "$out_dir"
-  fail "clusternet-kubeconfig gen failed (exit $status): see its error line above"
+  reason=$(sed -n 's/^error: //p' "$work/stderr" | tail -n 1)
+  fail "clusternet-kubeconfig gen failed (exit $status): ${reason:-see its output above}"
 fi
 
-context=$(sed -n 's/^current-context: //p' "$out")
-context=${context#\"}
-context=${context%\"}
+context=""
+mask_kubeconfig "$out" context
 [[ -n $context ]] || fail "$out has no current-context"
+# Each step's context name beside its kubeconfig: kubectl may since have
+# rewritten that file (`kubectl config use-context` does), this stays as written.
+for entry in ${earlier[@]+"${earlier[@]}"}; do
+  if [[ $(cat "${entry%/kubeconfig}/context" 2>/dev/null) == "$context" ]]; then
+    fail "context $context is already in KUBECONFIG from an earlier step: give this step another name"
+  fi
+done
+printf '%s' "$context" >"$out_dir/context"
 
-runner_file_entry "$GITHUB_ENV" KUBECONFIG "$out"
+# kubectl takes current-context from the first file that sets one.
+if [[ ${INPUT_SET_CURRENT_CONTEXT:-false} == true ]]; then
+  list=("$out" ${earlier[@]+"${earlier[@]}"})
+else
+  list=(${earlier[@]+"${earlier[@]}"} "$out")
+fi
+joined=$(IFS=$list_separator && echo "${list[*]}")
+
+exported=1
+runner_file_entry "$GITHUB_ENV" KUBECONFIG "$joined"
 runner_file_entry "$GITHUB_OUTPUT" kubeconfig "$out"
 runner_file_entry "$GITHUB_OUTPUT" context "$context"
 runner_file_entry "$GITHUB_OUTPUT" binary "$bin"
-echo "KUBECONFIG=$out (context $context)"
+echo "KUBECONFIG=$joined (this step's context: $context)"
