@@ -612,6 +612,26 @@ fn action_context_output_is_the_name_itself() {
 }
 
 #[test]
+fn action_refuses_a_windows_runner_with_one_line() {
+    // No Windows build exists: the step says so at once, installs nothing, writes nothing.
+    let runner = Runner::new();
+    let parent = parent_kubeconfig();
+    let run = runner.run(&[
+        ("RUNNER_OS", "Windows"),
+        ("binary", &bin().display().to_string()),
+        ("parent-kubeconfig", &parent),
+        ("cluster-id", CLUSTER_ID),
+        ("child-token", CHILD_TOKEN),
+    ]);
+    assert_eq!(run.out.status.code(), Some(1), "{}{}", run.stdout, run.stderr);
+    let errors = errors(&run);
+    assert_eq!(errors.len(), 1, "{}", run.stdout);
+    assert!(errors[0].contains("Windows runners are not supported"), "{}", errors[0]);
+    assert!(run.env.is_empty() && run.outputs.is_empty(), "{:?} {:?}", run.env, run.outputs);
+    not_printed(&run, &[CHILD_TOKEN]);
+}
+
+#[test]
 fn action_error_annotation_carries_the_tools_error_line() {
     let runner = Runner::new();
     let parent = parent_kubeconfig();

@@ -115,7 +115,6 @@ runner_target() {
     Linux/ARM64) echo aarch64-unknown-linux-musl ;;
     macOS/X64) echo x86_64-apple-darwin ;;
     macOS/ARM64) echo aarch64-apple-darwin ;;
-    Windows/X64) echo x86_64-pc-windows-msvc ;;
   esac
 }
 
@@ -125,18 +124,7 @@ download() {
 
 extract() {
   local archive=$1 into=$2
-  case "$archive" in
-    *.zip)
-      if command -v unzip >/dev/null; then
-        unzip -q "$archive" -d "$into"
-      else
-        # shellcheck disable=SC2016 # PowerShell expands $env:..., not bash
-        ARCHIVE=$archive INTO=$into \
-          pwsh -NoProfile -Command 'Expand-Archive -LiteralPath $env:ARCHIVE -DestinationPath $env:INTO'
-      fi
-      ;;
-    *) tar -xzf "$archive" -C "$into" ;;
-  esac
+  tar -xzf "$archive" -C "$into"
 }
 
 # Sets `bin`. The version and the archive digests come from this commit of
@@ -146,7 +134,7 @@ extract() {
 # `@<tag>` and a runner that does not say which ref it checked out all install
 # the same bytes. Another version needs its archive's digest as `sha256`.
 install_binary() {
-  local sha256_input pinned version releases=${INPUT_RELEASE_URL:-$RELEASES} target exe="" archive base dir expected actual
+  local sha256_input pinned version releases=${INPUT_RELEASE_URL:-$RELEASES} target archive base dir expected actual
   sha256_input=$(printf '%s' "${INPUT_SHA256:-}" | tr '[:upper:]' '[:lower:]')
   pinned=$(awk '$1 == "version" { print $2; exit }' "$PINS" 2>/dev/null || true)
   version=${INPUT_VERSION:-$pinned}
@@ -154,10 +142,8 @@ install_binary() {
   [[ -n $version && $version != none ]] ||
     fail "this commit of the action pins no release ($PINS names none): use the action at a release tag or its commit, or give binary"
   target=$(runner_target)
-  [[ $target == *windows* ]] && exe=.exe
   if [[ -n $target ]]; then
     archive="clusternet-kubeconfig-$target.tar.gz"
-    [[ $target == *windows* ]] && archive="clusternet-kubeconfig-$target.zip"
     if [[ $version == "${pinned#v}" ]]; then
       expected=$(awk -v f="$archive" '$2 == f { print $1 }' "$PINS")
       [[ -n $expected ]] || fail "$PINS has no digest for $archive of release $version"
@@ -182,8 +168,8 @@ install_binary() {
     echo "$archive: checksum OK ($actual)"
     dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
     extract "$work/$archive" "$dir"
-    bin="$dir/clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
-    [[ -x $bin ]] || fail "$archive has no clusternet-kubeconfig-$target/clusternet-kubeconfig$exe"
+    bin="$dir/clusternet-kubeconfig-$target/clusternet-kubeconfig"
+    [[ -x $bin ]] || fail "$archive has no clusternet-kubeconfig-$target/clusternet-kubeconfig"
     echo "$dir/clusternet-kubeconfig-$target" >>"${GITHUB_PATH:-/dev/null}"
     return
   fi
@@ -194,10 +180,14 @@ install_binary() {
   command -v cargo >/dev/null || fail "cargo is needed to build clusternet-kubeconfig on this runner: install Rust first"
   dir=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-bin.XXXXXX")
   cargo install --locked --root "$dir" --version "=$version" clusternet-kubeconfig
-  bin="$dir/bin/clusternet-kubeconfig$exe"
+  bin="$dir/bin/clusternet-kubeconfig"
   [[ -x $bin ]] || fail "cargo install did not produce $bin"
   echo "$dir/bin" >>"${GITHUB_PATH:-/dev/null}"
 }
+
+# The tool is built for Linux and macOS only (file modes, kubectl's lock, signals).
+[[ ${RUNNER_OS:-} != Windows ]] ||
+  fail "Windows runners are not supported: run this job on a Linux or macOS runner"
 
 if [[ -n ${INPUT_BINARY:-} ]]; then
   bin=$INPUT_BINARY
@@ -307,7 +297,6 @@ esac
 # KUBECONFIG (a list, which kubectl and client libraries merge); anything
 # else there was not written for this job's child clusters and is dropped.
 list_separator=:
-[[ ${RUNNER_OS:-} != Windows ]] || list_separator=';'
 earlier=()
 if [[ -n ${KUBECONFIG:-} ]]; then
   IFS=$list_separator read -r -a entries <<<"$KUBECONFIG"
