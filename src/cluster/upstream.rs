@@ -178,9 +178,9 @@ fn remember(sent: &RwLock<Vec<String>>, headers: &http::HeaderMap) {
             _ => None,
         }
     });
-    let new: Vec<&str> = {
-        let known = sent.read().map(|v| v.clone()).unwrap_or_default();
-        values.filter(|v| v.len() >= SHORTEST_SECRET && !known.iter().any(|k| k == v)).collect()
+    let new: Vec<&str> = match sent.read() {
+        Ok(known) => values.filter(|v| v.len() >= SHORTEST_SECRET && !known.iter().any(|k| k == v)).collect(),
+        Err(_) => return,
     };
     if !new.is_empty()
         && let Ok(mut known) = sent.write()
@@ -195,5 +195,32 @@ fn push_secret(out: &mut Vec<String>, value: &str) {
     let value = value.trim();
     if value.len() >= SHORTEST_SECRET && !out.iter().any(|v| v == value) {
         out.push(value.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_credentials_are_the_users_secret_values() {
+        let kubeconfig = Kubeconfig::from_yaml(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\n\
+             users:\n- name: u\n  user: {token: parent-token-value, client-key-data: a2V5LWRhdGEtdmFsdWU=, as: clusternet, \
+             as-user-extra: {clusternet-token: [child-token-value]}}\n- name: other\n  user: {token: someone-elses}\n\
+             contexts:\n- name: c\n  context: {cluster: c, user: u}\n",
+        )
+        .unwrap();
+        let held = held_credentials(&Target { kubeconfig, context: "c".into() });
+        assert_eq!(held, ["parent-token-value", "a2V5LWRhdGEtdmFsdWU=", "child-token-value"]);
+
+        let sent = RwLock::new(Vec::new());
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", "Bearer refreshed-token".parse().unwrap());
+        headers.insert("impersonate-user", "clusternet".parse().unwrap());
+        headers.insert("impersonate-extra-clusternet-token", "child-token-value".parse().unwrap());
+        remember(&sent, &headers);
+        remember(&sent, &headers);
+        assert_eq!(*sent.read().unwrap(), ["refreshed-token", "child-token-value"]);
     }
 }

@@ -348,12 +348,8 @@ fn browser_hosts_and_origins_are_refused_before_the_parent() {
     let proxy = start(dir.path(), &["--kubeconfig", kc.to_str().unwrap(), "-v"]);
     let path = format!("/api/v1/namespaces/{CHILD_ONLY_NAMESPACE}/configmaps");
     let rebound = unique("rebound");
-    let (code, body) = curl(
-        &proxy,
-        "GET",
-        &path,
-        &["-H", "Host: rebind.attacker.example", "-H", &format!("User-Agent: {rebound}")],
-    );
+    let (code, body) =
+        curl(&proxy, "GET", &path, &["-H", "Host: rebind.attacker.example", "-H", &format!("User-Agent: {rebound}")]);
     assert_eq!(code, 403, "{body}");
     let status = json(&body);
     assert_eq!(status["kind"], "Status", "{body}");
