@@ -12,7 +12,9 @@ with_lab=1 offline=1
 [[ "${1:-}" == "--no-lab" ]] && with_lab=0
 [[ "${1:-}" == "--proxy-only" ]] && with_lab=0 offline=0
 
-for tool in hyperfine python3 kubectl; do
+tools=(python3 kubectl bc)
+((offline || with_lab)) && tools+=(hyperfine)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install hyperfine)" >&2; exit 1; }
 done
 [[ -x /usr/bin/time ]] || { echo "bench: GNU time (/usr/bin/time) is required (apt-get install time)" >&2; exit 1; }
