@@ -559,6 +559,12 @@ pub struct ProxyArgs {
     #[arg(short = 'u', long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with_all = ["port", "address"], help_heading = "Listening")]
     pub unix_socket: Option<PathBuf>,
 
+    /// Hosts the proxy answers (the Host header without its port): comma-separated regular
+    /// expressions, as kubectl proxy's; others get 403 (a web page could reach the proxy under
+    /// a name of its own). An Origin header's host must match too
+    #[arg(long, value_name = "REGEX,...", value_hint = ValueHint::Other, default_value = crate::proxy::filter::DEFAULT_ACCEPT_HOSTS, help_heading = "Listening")]
+    pub accept_hosts: String,
+
     /// Write a kubeconfig for the proxy here (mode 0600, server http://127.0.0.1:<port>, no credentials)
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, conflicts_with = "unix_socket", help_heading = "Listening")]
     pub write_kubeconfig: Option<PathBuf>,

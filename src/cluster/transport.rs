@@ -133,7 +133,7 @@ fn from_rustls(e: &(dyn StdError + 'static)) -> Option<Failure> {
 
 /// One line for a kube error without an HTTP answer: the cause, the fix, and
 /// the innermost message (e.g. `Connection refused (os error 111)`).
-pub fn describe(err: &kube::Error) -> String {
+pub fn describe(err: &(dyn StdError + 'static)) -> String {
     let failure = classify(err);
     let innermost = innermost(err);
     match failure {

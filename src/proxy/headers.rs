@@ -1,7 +1,7 @@
 //! What passes through the proxy, as pure functions of the request: which
-//! headers go on (never the client's own credentials or impersonation, never
-//! hop-by-hop ones), whether a request asks for a protocol upgrade, and which
-//! paths are refused.
+//! headers go on (never the client's own credentials, impersonation or
+//! asserted identity, never hop-by-hop ones), and whether a request asks for
+//! a protocol upgrade. Which requests are refused is [`super::filter`]'s.
 
 use http::HeaderMap;
 use http::header::{self, HeaderName};
@@ -37,12 +37,20 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
-/// A client's own credentials and impersonation: whoever can reach the
-/// proxy must not become someone else through it (the proxy adds the
-/// context's own).
+/// Headers that assert who the client is, to the apiserver or to what the
+/// socket proxy reaches: whoever can reach the proxy must not become someone
+/// else through it (the proxy adds the context's own credentials).
+/// `Impersonate-*` asks the apiserver to act as another user; `X-Remote-*`
+/// is the front-proxy (request-header) identity an aggregator or
+/// authenticating proxy asserts; `Cookie` is a browser's session for web
+/// apps on loopback; `X-Forwarded-Client-Cert` is a TLS-terminating proxy's
+/// client certificate. Header names are lowercase here (HTTP/1 names are
+/// case-insensitive, and `http` lowercases them).
 fn is_identity(name: &HeaderName) -> bool {
+    const EXACT: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-forwarded-client-cert"];
+    const PREFIXES: &[&str] = &["impersonate-", "x-remote-"];
     let name = name.as_str();
-    name == "authorization" || name.starts_with("impersonate-")
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// `headers` without hop-by-hop ones; for an upgrade, `Connection: Upgrade`
@@ -74,22 +82,6 @@ pub fn response_headers(headers: &HeaderMap, upgrade: bool) -> HeaderMap {
     end_to_end(headers, upgrade, |_| false)
 }
 
-/// Why a path is refused, if it is: a `.` or `..` segment (also
-/// percent-encoded) would climb out of the socket-proxy prefix once the
-/// parent cleans the path, and reach the parent as the child identity.
-pub fn refused_path(path: &str) -> Option<String> {
-    let climbs = path.split('/').any(|segment| {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
-    });
-    let encoded_slash = path.contains("%2f") || path.contains("%2F");
-    match (climbs, encoded_slash) {
-        (true, _) => Some("a path with . or .. segments could leave the child's proxy path; send a clean path".into()),
-        (_, true) => Some("a path with an encoded / (%2F) is refused; send a plain path".into()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +107,11 @@ mod tests {
             ("impersonate-group", "system:masters"),
             ("impersonate-extra-clusternet-token", "stolen"),
             ("impersonate-uid", "1"),
+            ("x-remote-user", "system:admin"),
+            ("x-remote-group", "system:masters"),
+            ("x-remote-extra-scopes", "all"),
+            ("cookie", "session=1"),
+            ("x-forwarded-client-cert", "Hash=1"),
             ("connection", "keep-alive, x-private"),
             ("x-private", "hop"),
             ("keep-alive", "timeout=5"),
@@ -150,15 +147,5 @@ mod tests {
         assert!(!is_upgrade(&map(&[("upgrade", "websocket")])), "Upgrade alone is not a request to upgrade");
         assert!(!is_upgrade(&map(&[("connection", "upgrade")])));
         assert!(is_upgrade(&map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")])));
-    }
-
-    #[test]
-    fn climbing_paths_are_refused() {
-        for bad in ["/..", "/api/../../x", "/%2e%2e/api", "/%2E./x", "/./api", "/api/v1/namespaces/a%2Fb"] {
-            assert!(refused_path(bad).is_some(), "{bad}");
-        }
-        for good in ["/", "/api/v1/namespaces", "/api/v1/namespaces/a..b", "/version", "/api/v1/x.y"] {
-            assert_eq!(refused_path(good), None, "{good}");
-        }
     }
 }

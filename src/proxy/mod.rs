@@ -7,7 +7,9 @@
 //! [`Target`]; [`run`] binds, writes the proxy's kubeconfig when asked, and
 //! serves ([`server`]) until SIGINT or SIGTERM.
 
+pub mod filter;
 pub mod headers;
+pub mod redact;
 pub mod server;
 pub mod settings;
 
@@ -63,13 +65,13 @@ pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>)> {
 async fn serve(settings: &Settings, target: Target, inputs: &[PathBuf]) -> Result<()> {
     let namespace = context_namespace(&target);
     let context = target.context.clone();
-    let upstream = Arc::new(Upstream::connect(target, settings.timeout).await?);
+    let upstream = Upstream::connect(target, settings.timeout).await?;
     let (listener, shown, socket_file) = bind(&settings.listen).await?;
     if let Listen::Tcp(addr) = &settings.listen
         && !addr.ip().is_loopback()
     {
         eprintln!(
-            "warning: listening on {shown}: whoever reaches this address acts as the child identity of context {context:?}"
+            "warning: listening on {shown}: whoever reaches this address acts as the child identity of context {context:?}; clients must name a host that --accept-hosts accepts"
         );
     }
     if let (Some(path), server::Listener::Tcp(l)) = (&settings.write_kubeconfig, &listener) {
@@ -80,7 +82,8 @@ async fn serve(settings: &Settings, target: Target, inputs: &[PathBuf]) -> Resul
     let mut out = std::io::stdout().lock();
     writeln!(out, "Starting to serve on {shown}").and_then(|()| out.flush()).context("writing to stdout")?;
     drop(out);
-    let accepting = tokio::spawn(server::accept(listener, upstream));
+    let context = server::Context { upstream, accept_hosts: settings.accept_hosts.clone() };
+    let accepting = tokio::spawn(server::accept(listener, Arc::new(context)));
     let signal = shutdown_signal().await;
     accepting.abort();
     if let Some(path) = socket_file {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::filter::AcceptHosts;
 use crate::cli::{GenArgs, OutputArgs, ParentAuthMode, ProxyArgs, SourceArgs, TargetArgs};
 use crate::error::{refuse_dash, usage};
 use crate::generate;
@@ -35,6 +36,7 @@ pub struct Settings {
     pub write_kubeconfig: Option<PathBuf>,
     /// Connecting to the parent (and `gen`'s lookups).
     pub timeout: Duration,
+    pub accept_hosts: AcceptHosts,
 }
 
 impl Settings {
@@ -42,6 +44,8 @@ impl Settings {
         refuse_dash("--write-kubeconfig", args.write_kubeconfig.as_deref())?;
         refuse_dash("--unix-socket", args.unix_socket.as_deref())?;
         let listen = listen(&args)?;
+        let accept_hosts = AcceptHosts::parse(&args.accept_hosts)
+            .map_err(|why| usage(format!("--accept-hosts {:?}: {why}", args.accept_hosts)))?;
         let (write_kubeconfig, timeout) = (args.write_kubeconfig.clone(), args.timeout);
         let source = if args.cluster_id.is_some() || args.cluster.is_some() {
             Source::Gen(Box::new(generate::Settings::resolve(gen_args(args), env)?))
@@ -55,7 +59,7 @@ impl Settings {
             let kubeconfig = load::parent_source(args.parent_config.kubeconfig.as_deref(), env.kubeconfig, env.home)?;
             Source::Generated { kubeconfig, context: args.parent_config.context.clone() }
         };
-        Ok(Settings { source, listen, write_kubeconfig, timeout })
+        Ok(Settings { source, listen, write_kubeconfig, timeout, accept_hosts })
     }
 }
 

@@ -282,7 +282,7 @@ fn upgrades_pass_through_the_aggregator() {
     let pod = unique("pod");
     write!(
         stream,
-        "POST /api/v1/namespaces/{CHILD_ONLY_NAMESPACE}/pods/{pod}/exec?command=sh&stdin=true HTTP/1.1\r\nHost: x\r\n\
+        "POST /api/v1/namespaces/{CHILD_ONLY_NAMESPACE}/pods/{pod}/exec?command=sh&stdin=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\
          Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
     )
     .unwrap();
@@ -334,4 +334,50 @@ fn gen_flags_and_another_route() {
     let want = format!("{PROXY_PREFIX}{}/proxy/https/{host}/api/v1/namespaces/{CHILD_ONLY_NAMESPACE}", id());
     let recs = records_with("user-agent", &marker, 1);
     assert!(recs.iter().any(|r| r.path == want && r.status == Some(200)), "no GET {want}: {recs:?}");
+}
+
+/// A web page in the user's browser: under a rebound name (DNS rebinding)
+/// or from another site over WebSocket (which browsers let any page open),
+/// it is refused with a Status before anything reaches the parent; the same
+/// requests from a Kubernetes client (loopback Host, no Origin) go through
+/// the real aggregator to the child.
+#[test]
+fn browser_hosts_and_origins_are_refused_before_the_parent() {
+    let dir = tempdir();
+    let kc = generated(dir.path());
+    let proxy = start(dir.path(), &["--kubeconfig", kc.to_str().unwrap(), "-v"]);
+    let path = format!("/api/v1/namespaces/{CHILD_ONLY_NAMESPACE}/configmaps");
+    let rebound = unique("rebound");
+    let (code, body) =
+        curl(&proxy, "GET", &path, &["-H", "Host: rebind.attacker.example", "-H", &format!("User-Agent: {rebound}")]);
+    assert_eq!(code, 403, "{body}");
+    let status = json(&body);
+    assert_eq!(status["kind"], "Status", "{body}");
+    assert!(status["message"].as_str().unwrap().contains("--accept-hosts"), "{body}");
+
+    let cross = unique("cross-site");
+    let _shared = shared();
+    let mut stream = TcpStream::connect(&proxy.listening).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "GET {path}?watch=true HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://attacker.example\r\nUser-Agent: {cross}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    BufReader::new(stream).read_line(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+
+    // The control: a Kubernetes client's request reaches the child.
+    let client = unique("client");
+    let (code, body) = curl(&proxy, "GET", &path, &["-H", &format!("User-Agent: {client}")]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["kind"], "ConfigMapList", "{body}");
+    assert_eq!(records_with("user-agent", &client, 1).len(), 1, "the control reached the hub");
+    assert!(records_with("user-agent", &rebound, 1).is_empty(), "a rebound request reached the hub");
+    assert!(records_with("user-agent", &cross, 1).is_empty(), "a cross-site upgrade reached the hub");
+    let (_, err) = proxy.stop();
+    assert!(err.contains(&format!("trace: refused GET {path}: Host \"rebind.attacker.example\"")), "{err}");
+    assert!(err.contains(&format!("trace: refused GET {path}: Origin \"http://attacker.example\"")), "{err}");
 }
