@@ -124,7 +124,7 @@ fn row(g: &Generated, now: Timestamp) -> Row {
             source: cred.and_then(|c| c.source).map(|s| s.as_str()),
         },
         expires: expires.map(Timestamp::to_rfc3339),
-        expires_in_seconds: expires.map(|e| e.0 - now.0),
+        expires_in_seconds: expires.map(|e| e.0.saturating_sub(now.0)),
         expired: expires.is_some_and(|e| e <= now),
         readable: record.is_some(),
         verify: None,
