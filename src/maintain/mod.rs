@@ -8,6 +8,7 @@
 pub mod prune;
 pub mod refresh;
 pub mod status;
+pub mod trust;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -121,6 +122,19 @@ fn cluster_record(c: &NamedCluster) -> Found {
 
 fn user_record(u: &NamedUser) -> Found {
     provenance::find(&u.user)
+}
+
+/// A line for a generated entry whose record says when its credential
+/// expires in a way that is not a time (a hand edit, another tool): its
+/// expiry is unknown, said per entry, and every other entry goes on.
+pub fn unreadable_expiry(g: &Generated) -> Option<String> {
+    let text = g.record.as_ref()?.credential.as_ref()?.expires.as_deref()?;
+    provenance::Timestamp::parse(text).is_none().then(|| {
+        format!(
+            "context {:?}: expiry unknown: its recorded expiry is not an RFC 3339 time (like 2026-11-29T13:00:00Z)",
+            crate::terminal::escape(&g.context)
+        )
+    })
 }
 
 /// A session with the parent an entry's provenance records: `context` of the

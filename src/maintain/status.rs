@@ -39,6 +39,9 @@ pub fn run(args: StatusArgs) -> Result<()> {
     } else if inv.foreign_contexts > 0 {
         eprintln!("{} other context(s) ignored (not generated)", inv.foreign_contexts);
     }
+    for note in inv.generated.iter().filter_map(super::unreadable_expiry) {
+        eprintln!("{note}");
+    }
     for orphan in &inv.orphans {
         eprintln!("note: {} carries a provenance record but no generated context uses it", escape(orphan));
     }
