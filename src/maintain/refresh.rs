@@ -173,7 +173,8 @@ fn prepare(config: &Kubeconfig, path: &Path, due_by: Timestamp, reach: &mut Reac
                         escape(&g.context),
                         human_until(at, now())
                     )),
-                    _ if unknown && same_credential(config, &g, &entries) => {
+                    // Still of unknown expiry and the same: nothing to write.
+                    None if unknown && same_credential(config, &g, &entries) => {
                         outcome.unchanged.push(unchanged_line(&g, record.as_ref()));
                     }
                     _ => {
