@@ -370,3 +370,40 @@ fn refresh_usage_errors_of_the_parent_flags() {
     fails(&out, 2, "--parent-context <NAME>");
     assert_eq!(fs::read(s.path("kc.yaml")).unwrap(), bytes, "nothing written");
 }
+
+/// A credential of unknown expiry (an opaque token here; a hub's legacy
+/// token in Clusternet) may be replaced at its source at any time: it is
+/// read again on every run, whatever --before says. The same: said so,
+/// nothing written, exit 0. Replaced at its source: the new one goes in.
+#[test]
+fn refresh_reads_a_credential_of_unknown_expiry_again_on_every_run() {
+    let s = Scratch::new();
+    fs::copy(s.path("parent.yaml"), s.path("kc.yaml")).unwrap();
+    ok(s.bare(&["gen", "--kubeconfig", "parent.yaml", "--cluster-id", "22222222-2222-4222-8222-222222222222"])
+        .args(["--token-file", "child.token", "--name", "opaque", "--merge-into", "kc.yaml"]));
+    let bytes = fs::read(s.path("kc.yaml")).unwrap();
+    let refresh = || {
+        let args = ["refresh", "--kubeconfig", "kc.yaml", "--parent-kubeconfig", "parent.yaml", "--before", "1s"];
+        let out = s.bare(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let err = refresh();
+    assert!(
+        err.contains(
+            "context \"opaque\": token (file) read again: unchanged, expiry unknown; if the child rejects it (status --verify), renew it at its source"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("none expiring within 1s; 1 of unknown expiry read again, unchanged"), "{err}");
+    assert!(!err.contains(CHILD_TOKEN), "{err}");
+    assert_eq!(fs::read(s.path("kc.yaml")).unwrap(), bytes, "nothing written");
+
+    s.write("child.token", "SECRET-rotated-token-9c1d\n");
+    let err = refresh();
+    assert!(err.contains("refreshed context \"opaque\": token (file), expiry unknown"), "{err}");
+    assert!(!err.contains("SECRET-rotated-token-9c1d"), "{err}");
+    let after = kubectl_view(&s.path("kc.yaml"));
+    let user = &entry(&after, "users", "opaque")["user"];
+    assert_eq!(user["as-user-extra"]["clusternet-token"], json!(["SECRET-rotated-token-9c1d"]));
+}

@@ -190,7 +190,7 @@ fn refresh_puts_the_token_read_again_into_the_entry() {
     };
     assert!(expires_in(kc_arg) <= 600, "the child's TokenRequest set 10 minutes");
     child_token(dir.path(), "child.token");
-    let (_, err) = tool_ok(&["refresh", "--kubeconfig", kc_arg, "--before", "30m"]);
+    let (_, err) = tool_ok(&["refresh", "--kubeconfig", kc_arg, "--before", "30m", "--parent-kubeconfig", admin()]);
     assert!(err.contains("refreshed context \"ci\": token (file), expires in "), "{err}");
     assert!(!err.contains("renew it at its source"), "the new token is not due: {err}");
     assert!((3300..=3600).contains(&expires_in(kc_arg)));
