@@ -420,7 +420,11 @@ pub fn jwt_expiry(token: &str) -> Option<Timestamp> {
 pub fn human_until(expires: Timestamp, now: Timestamp) -> String {
     // Saturating: a JWT's `exp` can be any number.
     let delta = expires.0.saturating_sub(now.0);
-    if delta <= 0 { format!("expired {} ago", human_span(delta.saturating_neg())) } else { format!("in {}", human_span(delta)) }
+    if delta <= 0 {
+        format!("expired {} ago", human_span(delta.saturating_neg()))
+    } else {
+        format!("in {}", human_span(delta))
+    }
 }
 
 /// A span in its two largest units (kubectl's AGE style): `45s`, `59m`, `3h12m`, `2d3h`.

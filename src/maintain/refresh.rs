@@ -24,8 +24,6 @@ use serde_yaml::{Mapping, Value};
 use super::status::now;
 use super::trust::{self, Side, Transport, Trusted, UserParent};
 use super::{Generated, ParentAccess, ParentKey, inventory};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use crate::cli::RefreshArgs;
 use crate::cluster::client::{self, Session};
 use crate::cluster::deployer;
@@ -45,6 +43,8 @@ use crate::names;
 use crate::notes;
 use crate::route::{self, ClusterId};
 use crate::terminal::escape;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 pub fn run(args: RefreshArgs) -> Result<()> {
     let path = super::target_file_from_env(args.file.kubeconfig.as_deref())?;
@@ -153,7 +153,7 @@ fn prepare(config: &Kubeconfig, path: &Path, due_by: Timestamp, reach: &mut Reac
         // again on every run, whatever --before says, when it can be.
         let unknown = record.expires().is_none();
         match record.expires() {
-            None if !record.credential.as_ref().is_some_and(|c| reacquire(c).is_ok()) => {
+            None if record.credential.as_ref().is_none_or(|c| reacquire(c).is_err()) => {
                 outcome.unknown_expiry += 1;
                 continue;
             }
@@ -535,7 +535,9 @@ fn acquire(
             let namespace = match listing.clusters.as_slice() {
                 [one] => &one.namespace,
                 [] => return Err(format!("cannot refresh: no ManagedCluster on the parent carries cluster ID {id}")),
-                _ => return Err(format!("cannot refresh: several ManagedClusters on the parent carry cluster ID {id}")),
+                _ => {
+                    return Err(format!("cannot refresh: several ManagedClusters on the parent carry cluster ID {id}"));
+                }
             };
             if namespace != recorded {
                 return Err(format!(

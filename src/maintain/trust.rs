@@ -79,7 +79,8 @@ pub struct Trusted {
 
 /// User-entry keys that read a file or run a command; `gen` never writes
 /// them in a generated entry (it makes the parent user self-contained).
-const READS_OR_RUNS: &[&str] = &["token-file", "tokenFile", "client-certificate", "client-key", "exec", "auth-provider"];
+const READS_OR_RUNS: &[&str] =
+    &["token-file", "tokenFile", "client-certificate", "client-key", "exec", "auth-provider"];
 
 /// Whether the credential of a generated entry whose record is `record` and
 /// whose own side is `entry` may be re-acquired, given the user's own parent
@@ -234,7 +235,10 @@ mod tests {
         let why = |record: &Provenance, entry: &Side, parent: &UserParent| check(record, entry, parent).unwrap_err();
         // The sender's host, with the real parent recorded.
         let e = why(&record(), &entry(&proxied("https://127.0.0.1:4443", ID, "direct")), &parent());
-        assert!(e.contains("its server https://127.0.0.1:4443/apis/") && e.contains("is not on its recorded parent"), "{e}");
+        assert!(
+            e.contains("its server https://127.0.0.1:4443/apis/") && e.contains("is not on its recorded parent"),
+            "{e}"
+        );
         // A server with user info on the real host is not what gen writes.
         let e = why(&record(), &entry(&proxied("https://u:pw@10.0.0.10:6443", ID, "direct")), &parent());
         assert!(e.contains("<user info removed>") && !e.contains("pw"), "{e}");
@@ -266,7 +270,10 @@ mod tests {
             change(&mut e);
             check(&record(), &e, &parent()).unwrap_err()
         };
-        assert!(why(|e| e.transport.ca = Some(b"theirs".to_vec())).contains("its certificate authority is not that of parent context \"main\""));
+        assert!(
+            why(|e| e.transport.ca = Some(b"theirs".to_vec()))
+                .contains("its certificate authority is not that of parent context \"main\"")
+        );
         assert!(why(|e| e.transport.ca = None).contains("certificate authority"));
         assert!(why(|e| e.transport.insecure_skip_tls_verify = true).contains("insecure-skip-tls-verify"));
         assert!(why(|e| e.transport.proxy_url = Some("http://127.0.0.1:3128".into())).contains("proxy-url"));

@@ -192,7 +192,8 @@ fn refresh_needs_the_recorded_parent_in_the_users_parent_kubeconfig() {
     // Without any parent kubeconfig (none given, none in HOME): refused too.
     let out = s.bare(&["refresh", "--kubeconfig", "kc.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let line = format!("context \"{a}\": cannot refresh: the parent kubeconfig (--parent-kubeconfig): no parent kubeconfig");
+    let line =
+        format!("context \"{a}\": cannot refresh: the parent kubeconfig (--parent-kubeconfig): no parent kubeconfig");
     assert!(stderr(&out).contains(&line), "{}", stderr(&out));
     assert_eq!(fs::read(s.path("kc.yaml")).unwrap(), bytes, "nothing written");
 }
@@ -335,7 +336,10 @@ fn an_unreadable_expiry_is_unknown_for_status_and_refresh() {
         let text = stdout(&out);
         let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(rows.len(), 4, "{bad:?}: {text}");
-        assert_eq!(rows[3], ["gen-c", "gen-c", "33333333-3333-4333-8333-333333333333", "direct", "certificate", "(file)", "-"]);
+        assert_eq!(
+            rows[3],
+            ["gen-c", "gen-c", "33333333-3333-4333-8333-333333333333", "direct", "certificate", "(file)", "-"]
+        );
         let out = s.bare(&["status", "--kubeconfig", "kc.yaml", "-o", "json"]).output().unwrap();
         let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(doc["items"][2]["expires"], Value::Null, "{bad:?}");
@@ -379,8 +383,14 @@ fn refresh_usage_errors_of_the_parent_flags() {
 fn refresh_reads_a_credential_of_unknown_expiry_again_on_every_run() {
     let s = Scratch::new();
     fs::copy(s.path("parent.yaml"), s.path("kc.yaml")).unwrap();
-    ok(s.bare(&["gen", "--kubeconfig", "parent.yaml", "--cluster-id", "22222222-2222-4222-8222-222222222222"])
-        .args(["--token-file", "child.token", "--name", "opaque", "--merge-into", "kc.yaml"]));
+    ok(s.bare(&["gen", "--kubeconfig", "parent.yaml", "--cluster-id", "22222222-2222-4222-8222-222222222222"]).args([
+        "--token-file",
+        "child.token",
+        "--name",
+        "opaque",
+        "--merge-into",
+        "kc.yaml",
+    ]));
     let bytes = fs::read(s.path("kc.yaml")).unwrap();
     let refresh = || {
         let args = ["refresh", "--kubeconfig", "kc.yaml", "--parent-kubeconfig", "parent.yaml", "--before", "1s"];

@@ -395,12 +395,12 @@ fn refresh_sends_no_credential_where_a_received_entry_points() {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(recorder.ca_pem())
     };
-    let parent = json(&kubectl_ok(admin(), &["config", "view", "--minify", "-o", "json"]))["clusters"][0]["cluster"]
-        ["server"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let parent =
+        json(&kubectl_ok(admin(), &["config", "view", "--minify", "-o", "json"]))["clusters"][0]["cluster"]["server"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
     type Edit = Box<dyn Fn(&mut serde_yaml::Mapping)>;
     fn server(m: &serde_yaml::Mapping) -> String {
         m["server"].as_str().unwrap().to_string()
@@ -523,7 +523,12 @@ fn refresh_reads_a_hub_credential_of_unknown_expiry_again() {
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     let line = err.lines().find(|l| l.starts_with("refreshed context \"admin\"")).unwrap_or_else(|| panic!("{err}"));
-    assert!(["1h59m", "2h"].iter().any(|left| line == format!("refreshed context \"admin\": token (hub), expires in {left}")), "{line}");
+    assert!(
+        ["1h59m", "2h"]
+            .iter()
+            .any(|left| line == format!("refreshed context \"admin\": token (hub), expires in {left}")),
+        "{line}"
+    );
     assert!(!err.contains(&rotated) && !err.contains(&old), "{err}");
     let after = view(&kc);
     assert_eq!(child_token_of(&after, "admin"), rotated, "the rotated token went in");
