@@ -414,7 +414,10 @@ fn refresh_sends_no_credential_where_a_received_entry_points() {
                 m.insert("server".into(), server(m).replace(&from, &to_sender).into());
                 m.insert("certificate-authority-data".into(), sender_ca.clone().into());
             }),
-            format!("its server {sender}{PROXY_PREFIX}{}/proxy/direct is not on its recorded parent {parent}", CHILD_REAL.id),
+            format!(
+                "its server {sender}{PROXY_PREFIX}{}/proxy/direct is not on its recorded parent {parent}",
+                CHILD_REAL.id
+            ),
         ),
         (
             "another cluster's ID",
