@@ -1,5 +1,7 @@
 //! `refresh`: regenerates in place the generated entries whose credential
-//! expires within a window, with `gen`'s own build step
+//! expires within a window (and, on every run, those whose expiry is
+//! unknown, read again and rewritten only when changed), only for entries
+//! [`super::trust`] finds aimed at the user's own parent, with `gen`'s own build step
 //! ([`crate::generate::build`]), from what each entry's provenance records.
 //!
 //! How an entry is rebuilt: its parent side (cluster TLS settings, the parent
