@@ -8,7 +8,8 @@
 # Targets: kubeconfig_load (parse + select + server rewrite + emit/merge round
 # trip), merge_semantics (a merge keeps the meaning of every untouched entry),
 # server_url (server and --child-server rewriting), credentials (tokens,
-# base64, PEM pairs, child kubeconfigs). Needs nightly Rust and cargo-fuzz
+# base64, PEM pairs, child kubeconfigs), provenance (the record status and
+# refresh read, its expiry times). Needs nightly Rust and cargo-fuzz
 # (`cargo install cargo-fuzz`). Corpora grow in fuzz/corpus/<target> (seeded
 # from fuzz/seeds/<target>), crashes land in fuzz/artifacts/<target>, logs in
 # fuzz/artifacts/logs/<target>.log; none of these are committed. A crash found becomes a
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-600}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(kubeconfig_load merge_semantics server_url credentials)
+[ ${#targets[@]} -eq 0 ] && targets=(kubeconfig_load merge_semantics server_url credentials provenance)
 parallel=${FUZZ_PARALLEL:-1}
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }

@@ -368,8 +368,9 @@ pub fn held_for(
     held: Option<&Held>,
 ) -> Result<(ChildSource, CredentialOrigin)> {
     let secret = deployer::secret_ref(namespace);
-    let give_another =
-        "check that its clusternet-agent runs, or give the child credentials with --credentials or a flag";
+    // The agent writes this Secret only when it starts: a missing or stale
+    // one comes back (current) after a restart, not before.
+    let give_another = "restart the child's clusternet-agent (it writes this Secret only when it starts), or give the child credentials with --credentials or a flag";
     match held {
         Some(Held::Token(token)) => Ok((ChildSource::Token(token.clone()), CredentialOrigin::Hub { secret })),
         Some(Held::Missing) => bail!(

@@ -295,43 +295,44 @@ impl Timestamp {
         format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
     }
 
-    /// RFC 3339 (`2026-11-29T13:00:00Z`, fractional seconds and `+01:00`
-    /// offsets too), as Kubernetes writes `expirationTimestamp`.
+    /// RFC 3339 as Kubernetes (Go's `time.RFC3339`) reads it:
+    /// `2026-11-29T13:00:00Z`, fractional seconds and `+01:00` offsets too,
+    /// as Kubernetes writes `expirationTimestamp`. Anything else is `None`
+    /// (an unknown expiry), never a panic: the text comes from a file anyone
+    /// may have edited, so it is read byte by byte with checked indexing and
+    /// checked arithmetic. Like Go, a lower-case `t` or `z`, a leap second
+    /// (`:60`), a day past the month's end and an offset past `23:59` are
+    /// refused.
     pub fn parse(text: &str) -> Option<Timestamp> {
         let b = text.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' {
+        let sep = |at: usize, c: u8| b.get(at) == Some(&c);
+        if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
             return None;
         }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let s = text.get(r)?;
-            s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
-        };
-        let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-        if b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        let (y, mo, d) = (number(b.get(0..4)?)?, number(b.get(5..7)?)?, number(b.get(8..10)?)?);
+        let (h, mi, s) = (number(b.get(11..13)?)?, number(b.get(14..16)?)?, number(b.get(17..19)?)?);
+        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
             return None;
         }
-        let mut rest = &text[19..];
-        if let Some(frac) = rest.strip_prefix('.') {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let mut rest = b.get(19..)?;
+        if let Some(frac) = rest.strip_prefix(b".") {
+            let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
             if digits == 0 {
                 return None;
             }
-            rest = &frac[digits..];
+            rest = frac.get(digits..)?;
         }
         let offset = match rest {
-            "Z" | "z" => 0,
-            _ => {
-                let sign = match rest.as_bytes().first()? {
-                    b'+' => 1,
-                    b'-' => -1,
-                    _ => return None,
-                };
-                if rest.len() != 6 || &rest[3..4] != ":" {
+            b"Z" => 0,
+            [sign @ (b'+' | b'-'), oh @ .., b':', om1, om2] if oh.len() == 2 => {
+                let (oh, om) = (number(oh)?, number(&[*om1, *om2])?);
+                if oh > 23 || om > 59 {
                     return None;
                 }
-                let (oh, om) = (rest[1..3].parse::<i64>().ok()?, rest[4..6].parse::<i64>().ok()?);
-                sign * (oh * 3600 + om * 60)
+                let secs = oh * 3600 + om * 60;
+                if *sign == b'-' { -secs } else { secs }
             }
+            _ => return None,
         };
         Some(Timestamp(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset))
     }
@@ -339,24 +340,40 @@ impl Timestamp {
     /// ASN.1 UTCTime (`YYMMDDHHMMSSZ`, years 1950-2049) or GeneralizedTime
     /// (`YYYYMMDDHHMMSSZ`), as an X.509 validity writes them.
     pub fn from_asn1(text: &str, generalized: bool) -> Option<Timestamp> {
-        let digits = text.strip_suffix('Z')?;
-        if !digits.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let full = match (generalized, digits.len()) {
-            (true, 14) => digits.to_string(),
+        let digits = text.as_bytes().strip_suffix(b"Z")?;
+        let (y, rest) = match (generalized, digits.len()) {
+            (true, 14) => (number(digits.get(0..4)?)?, digits.get(4..)?),
             (false, 12) => {
-                let yy: i64 = digits[..2].parse().ok()?;
-                format!("{}{digits}", if yy >= 50 { 19 } else { 20 })
+                let yy = number(digits.get(0..2)?)?;
+                (if yy >= 50 { 1900 + yy } else { 2000 + yy }, digits.get(2..)?)
             }
             _ => return None,
         };
-        let f = |r: std::ops::Range<usize>| full[r].parse::<i64>().ok();
-        let (y, mo, d, h, mi, s) = (f(0..4)?, f(4..6)?, f(6..8)?, f(8..10)?, f(10..12)?, f(12..14)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        let f = |r: std::ops::Range<usize>| rest.get(r).and_then(number);
+        let (mo, d, h, mi, s) = (f(0..2)?, f(2..4)?, f(4..6)?, f(6..8)?, f(8..10)?);
+        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
             return None;
         }
         Some(Timestamp(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s))
+    }
+}
+
+/// A run of ASCII digits (at most 4, as every field here has) as a number;
+/// `None` for anything else, an empty run included.
+fn number(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || digits.len() > 4 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, c| n * 10 + i64::from(c - b'0')))
+}
+
+/// Days in month `m` (1-12) of year `y`, proleptic Gregorian.
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -401,8 +418,13 @@ pub fn jwt_expiry(token: &str) -> Option<Timestamp> {
 
 /// How long until `expires`, for people: `in 59m`, `in 2d3h`, `expired 3h ago`.
 pub fn human_until(expires: Timestamp, now: Timestamp) -> String {
-    let delta = expires.0 - now.0;
-    if delta <= 0 { format!("expired {} ago", human_span(-delta)) } else { format!("in {}", human_span(delta)) }
+    // Saturating: a JWT's `exp` can be any number.
+    let delta = expires.0.saturating_sub(now.0);
+    if delta <= 0 {
+        format!("expired {} ago", human_span(delta.saturating_neg()))
+    } else {
+        format!("in {}", human_span(delta))
+    }
 }
 
 /// A span in its two largest units (kubectl's AGE style): `45s`, `59m`, `3h12m`, `2d3h`.
@@ -520,9 +542,45 @@ version: \"{}\"
             assert_eq!(Timestamp(secs).to_rfc3339(), text);
         }
         assert_eq!(Timestamp::parse("2026-11-29T14:00:00.123+01:00"), Timestamp::parse("2026-11-29T13:00:00Z"));
-        for bad in ["", "2026-11-29", "2026-13-01T00:00:00Z", "2026-11-29T13:00:00", "x026-11-29T13:00:00Z"] {
+        assert_eq!(Timestamp::parse("2026-11-29T13:00:00-00:30"), Timestamp::parse("2026-11-29T13:30:00Z"));
+        assert_eq!(Timestamp::parse("2024-02-29T00:00:00Z"), Some(Timestamp(1_709_164_800)));
+        for bad in [
+            "",
+            "2026-11-29",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T13:00:00",
+            "x026-11-29T13:00:00Z",
+            // A multibyte character where the offset's `:` would be.
+            "2026-11-29T13:00:00+0é00",
+            "2026-11-29T13:00:00+01:0é",
+            "2026-11-29T13:00:00é",
+            "2026-11-29T13:00:00.é",
+            "2026-11-29T13:00:00.Z",
+            "é026-11-29T13:00:00Z",
+            "2026-11-29T13:00:00+1:00Z",
+            "2026-11-29T13:00:00+01:000",
+            "2026-11-29T13:00:00+24:00",
+            "2026-11-29T13:00:00+-1:00",
+            "+2026-11-29T13:00:00Z",
+            "99999-11-29T13:00:00Z",
+            "2026-11-29t13:00:00Z",
+            "2026-11-29T13:00:00z",
+            "2016-12-31T23:59:60Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-00-10T00:00:00Z",
+            "2026-11-00T00:00:00Z",
+            "2026-11-29T24:00:00Z",
+            "2026-11-29 13:00:00Z",
+            " 2026-11-29T13:00:00Z",
+        ] {
             assert_eq!(Timestamp::parse(bad), None, "{bad}");
         }
+        assert_eq!(Timestamp::from_asn1("é1231235959Z", false), None);
+        assert_eq!(Timestamp::from_asn1("4912312359é", false), None);
+        assert_eq!(Timestamp::from_asn1("491231235959ZZ", false), None);
+        assert_eq!(human_until(Timestamp(i64::MIN), Timestamp(1)), format!("expired {} ago", human_span(i64::MAX)));
+        assert_eq!(human_until(Timestamp(i64::MAX), Timestamp(-1)), format!("in {}", human_span(i64::MAX)));
         assert_eq!(Timestamp::from_asn1("491231235959Z", false), Timestamp::parse("2049-12-31T23:59:59Z"));
         assert_eq!(Timestamp::from_asn1("500101000000Z", false), Timestamp::parse("1950-01-01T00:00:00Z"));
         assert_eq!(Timestamp::from_asn1("99991231235959Z", true), Timestamp::parse("9999-12-31T23:59:59Z"));

@@ -8,6 +8,7 @@
 pub mod prune;
 pub mod refresh;
 pub mod status;
+pub mod trust;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -123,6 +124,19 @@ fn user_record(u: &NamedUser) -> Found {
     provenance::find(&u.user)
 }
 
+/// A line for a generated entry whose record says when its credential
+/// expires in a way that is not a time (a hand edit, another tool): its
+/// expiry is unknown, said per entry, and every other entry goes on.
+pub fn unreadable_expiry(g: &Generated) -> Option<String> {
+    let text = g.record.as_ref()?.credential.as_ref()?.expires.as_deref()?;
+    provenance::Timestamp::parse(text).is_none().then(|| {
+        format!(
+            "context {:?}: expiry unknown: its recorded expiry is not an RFC 3339 time (like 2026-11-29T13:00:00Z)",
+            crate::terminal::escape(&g.context)
+        )
+    })
+}
+
 /// A session with the parent an entry's provenance records: `context` of the
 /// user's parent kubeconfig (`source`), which must point at the recorded
 /// `server` (a context of the same name on another cluster says nothing
@@ -132,7 +146,7 @@ pub fn recorded_parent(source: &ParentSource, server: &str, context: &str, timeo
     let loaded = crate::generate::load_parent(source)?;
     let selection = select::select(&loaded, Some(context)).map_err(|e| e.naming("--parent-context"))?;
     let actual = record::parent(selection.cluster.server.as_deref(), context).server.unwrap_or_default();
-    if actual.trim_end_matches('/') != server.trim_end_matches('/') {
+    if !trust::same_server(&actual, server) {
         return Err(anyhow!(
             "parent context {context:?} of {} points at {actual}, not at the recorded parent {server}; pass --parent-kubeconfig (and --parent-context) for that parent",
             loaded.describe()

@@ -1,5 +1,7 @@
 //! `refresh`: regenerates in place the generated entries whose credential
-//! expires within a window, with `gen`'s own build step
+//! expires within a window (and, on every run, those whose expiry is
+//! unknown, read again and rewritten only when changed), only for entries
+//! [`super::trust`] finds aimed at the user's own parent, with `gen`'s own build step
 //! ([`crate::generate::build`]), from what each entry's provenance records.
 //!
 //! How an entry is rebuilt: its parent side (cluster TLS settings, the parent
@@ -22,11 +24,12 @@ use anyhow::{Context as _, Result, anyhow};
 use serde_yaml::{Mapping, Value};
 
 use super::status::now;
+use super::trust::{self, Side, Transport, Trusted, UserParent};
 use super::{Generated, ParentAccess, ParentKey, inventory};
 use crate::cli::RefreshArgs;
 use crate::cluster::client::{self, Session};
 use crate::cluster::deployer;
-use crate::cluster::managed::ManagedCluster;
+use crate::cluster::managed::{self, CLUSTER_ID_LABEL, ManagedCluster, Query};
 use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
 use crate::credentials::origin::{self, ChildTokenRequest, CredentialOrigin, ObjectRef};
 use crate::credentials::{self, ChildSource, parent::Method};
@@ -34,14 +37,16 @@ use crate::error::{attention, in_cwd};
 use crate::generate::targets::{self, Target};
 use crate::generate::{self, Parent, Recipe};
 use crate::kubeconfig::emit::Entries;
-use crate::kubeconfig::load;
+use crate::kubeconfig::load::{self, Loaded};
 use crate::kubeconfig::model::Kubeconfig;
 use crate::kubeconfig::provenance::{self, Credential, Provenance, Source, Timestamp, human_until};
-use crate::kubeconfig::{select, upsert, write, yaml};
+use crate::kubeconfig::{flatten, select, upsert, write, yaml};
 use crate::names;
 use crate::notes;
-use crate::route::{self, ClusterId, Route};
+use crate::route::{self, ClusterId};
 use crate::terminal::escape;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 pub fn run(args: RefreshArgs) -> Result<()> {
     let path = super::target_file_from_env(args.file.kubeconfig.as_deref())?;
@@ -73,19 +78,26 @@ pub fn run(args: RefreshArgs) -> Result<()> {
         outcome.cannot.extend(rewritten.outcome.changed);
     }
     notes::flush();
-    for line in &outcome.refreshed {
+    for line in outcome.notes.iter().chain(&outcome.refreshed).chain(&outcome.unchanged) {
         eprintln!("{line}");
     }
     if outcome.refreshed.is_empty() && outcome.cannot.is_empty() {
         eprintln!(
-            "nothing to refresh in {}: {} generated context(s), none expiring within {}",
+            "nothing to refresh in {}: {} generated context(s), none expiring within {}{}",
             path.display(),
             outcome.generated,
-            provenance::human_span(window)
+            provenance::human_span(window),
+            match outcome.unchanged.len() {
+                0 => String::new(),
+                n => format!("; {n} of unknown expiry read again, unchanged"),
+            }
         );
     }
     if outcome.unknown_expiry > 0 {
-        eprintln!("{} generated context(s) with no known expiry left as they are", outcome.unknown_expiry);
+        eprintln!(
+            "{} generated context(s) with no known expiry left as they are (their credential cannot be read again)",
+            outcome.unknown_expiry
+        );
     }
     for line in &outcome.cannot {
         eprintln!("{line}");
@@ -106,7 +118,12 @@ pub struct Outcome {
     pub generated: usize,
     pub refreshed: Vec<String>,
     pub cannot: Vec<String>,
+    /// Entries of unknown expiry read again and found as they were.
+    pub unchanged: Vec<String>,
+    /// Entries of unknown expiry whose credential cannot be read again.
     pub unknown_expiry: usize,
+    /// Notes on single entries (an unreadable expiry).
+    pub notes: Vec<String>,
 }
 
 /// A due entry rebuilt, to be put in place under the lock.
@@ -125,34 +142,50 @@ fn prepare(config: &Kubeconfig, path: &Path, due_by: Timestamp, reach: &mut Reac
     let mut outcome = Outcome { generated: inv.generated.len(), ..Default::default() };
     let mut rebuilt = Vec::new();
     for g in inv.generated {
-        let expires = g.record.as_ref().and_then(Provenance::expires);
-        match expires {
-            None if g.record.is_some() => outcome.unknown_expiry += 1,
-            None => outcome
-                .cannot
-                .push(format!("context {:?}: cannot refresh: its provenance record is unreadable", escape(&g.context))),
-            Some(at) if at > due_by => {}
-            Some(_) => match rebuild(config, path, &g, reach) {
-                Ok(entries) => {
-                    let record = match provenance::find(&entries.context) {
-                        provenance::Found::Record(r) => Some(*r),
-                        _ => None,
-                    };
-                    match record.as_ref().and_then(Provenance::expires) {
-                        // Nothing gained: the entry is left as it is, and said so.
-                        Some(at) if at <= now() => outcome.cannot.push(format!(
-                            "context {:?}: cannot refresh: the credential read again {}: renew it at its source",
-                            escape(&g.context),
-                            human_until(at, now())
-                        )),
-                        _ => {
-                            let line = refreshed_line(&g, record.as_ref(), due_by);
-                            rebuilt.push(Rebuilt { was: g, entries, line });
-                        }
+        if let Some(note) = super::unreadable_expiry(&g) {
+            outcome.notes.push(note);
+        }
+        let Some(record) = g.record.as_ref() else {
+            let line = format!("context {:?}: cannot refresh: its provenance record is unreadable", escape(&g.context));
+            outcome.cannot.push(line);
+            continue;
+        };
+        // A credential of unknown expiry (a hub-held legacy token has no
+        // `exp`) may have been replaced at its source at any time: it is read
+        // again on every run, whatever --before says, when it can be.
+        let unknown = record.expires().is_none();
+        match record.expires() {
+            None if record.credential.as_ref().is_none_or(|c| reacquire(c).is_err()) => {
+                outcome.unknown_expiry += 1;
+                continue;
+            }
+            Some(at) if at > due_by => continue,
+            _ => {}
+        }
+        match rebuild(config, path, &g, reach) {
+            Ok(entries) => {
+                let record = match provenance::find(&entries.context) {
+                    provenance::Found::Record(r) => Some(*r),
+                    _ => None,
+                };
+                match record.as_ref().and_then(Provenance::expires) {
+                    // Nothing gained: the entry is left as it is, and said so.
+                    Some(at) if at <= now() => outcome.cannot.push(format!(
+                        "context {:?}: cannot refresh: the credential read again {}: renew it at its source",
+                        escape(&g.context),
+                        human_until(at, now())
+                    )),
+                    // Still of unknown expiry and the same: nothing to write.
+                    None if unknown && same_credential(config, &g, &entries) => {
+                        outcome.unchanged.push(unchanged_line(&g, record.as_ref()));
+                    }
+                    _ => {
+                        let line = refreshed_line(&g, record.as_ref(), due_by);
+                        rebuilt.push(Rebuilt { was: g, entries, line });
                     }
                 }
-                Err(why) => outcome.cannot.push(format!("context {:?}: {}", escape(&g.context), escape(&why))),
-            },
+            }
+            Err(why) => outcome.cannot.push(format!("context {:?}: {}", escape(&g.context), escape(&why))),
         }
     }
     (outcome, rebuilt)
@@ -216,16 +249,45 @@ fn refreshed_line(g: &Generated, record: Option<&Provenance>, due_by: Timestamp)
     format!("refreshed context {:?}: {kind} ({source}), {expires}", escape(&g.context))
 }
 
+/// Whether the rebuilt entry carries the child credential the file's entry
+/// already has (the impersonation extras hold it).
+fn same_credential(config: &Kubeconfig, g: &Generated, rebuilt: &Entries) -> bool {
+    let extras = |user: &Mapping| user.get("as-user-extra").cloned();
+    config.users.iter().find(|u| u.name == g.user).is_some_and(|u| extras(&u.user) == extras(&rebuilt.user))
+}
+
+/// `context "x": token (hub) read again: unchanged, expiry unknown`, and
+/// what to do if the child rejects it.
+fn unchanged_line(g: &Generated, record: Option<&Provenance>) -> String {
+    let cred = record.and_then(|r| r.credential.as_ref());
+    let kind = cred.and_then(|c| c.kind).map_or("credential", |k| k.as_str());
+    let source = cred.and_then(|c| c.source);
+    let hub = source == Some(Source::Hub)
+        || cred.and_then(|c| c.token_request.as_ref()).is_some_and(|r| r.base == Some(Source::Hub));
+    format!(
+        "context {:?}: {kind} ({}) read again: unchanged, expiry unknown{}",
+        escape(&g.context),
+        source.map_or("?", Source::as_str),
+        if hub {
+            "; if the child rejects it (status --verify), restart clusternet-agent on the child: it writes the hub's copy only when it starts"
+        } else {
+            "; if the child rejects it (status --verify), renew it at its source"
+        }
+    )
+}
+
 /// The entry rebuilt by `gen`'s build step, or why it cannot be.
 fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated, reach: &mut Reach) -> Result<Entries, String> {
     let record = g.record.as_ref().ok_or("cannot refresh: its provenance record is unreadable")?;
-    let id = record.cluster_id.as_deref().ok_or("cannot refresh: its provenance records no cluster ID")?;
-    let (id, _) = ClusterId::parse(id).map_err(|_| "cannot refresh: its recorded cluster ID is not a UUID")?;
-    let route_path = record.route.as_deref().ok_or("cannot refresh: its provenance records no route")?;
-    let route = Route::from_path(route_path).ok_or("cannot refresh: its recorded route is not one gen writes")?;
     let credential = record.credential.as_ref().ok_or("cannot refresh: its provenance records no credential")?;
     let how = reacquire(credential)?;
-    // The file's own part first: nothing is asked for an entry that cannot be rebuilt.
+    // The rule first (see `trust`): nothing is read or asked for an entry it
+    // refuses; the file's own part before the parent, which may be asked.
+    let own = super::loaded(path, config.clone());
+    let own = select::select(&own, Some(&g.context)).map_err(|e| format!("{:#}", e.naming("--context")))?;
+    let entry = side_of(&own, credentials::parent_side(own.user), false)?;
+    let parent = reach.user_parent(record)?;
+    let Trusted { id, route } = trust::check(record, &entry, &parent)?;
     let as_parent = as_parent(config, g)?;
     let loaded = super::loaded(path, as_parent);
     let selection = select::select(&loaded, Some(&g.context)).map_err(|e| format!("{:#}", e.naming("--context")))?;
@@ -262,6 +324,36 @@ fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated, reach: &mut Reach) -
             .map_err(cannot)?;
     }
     Ok(entry)
+}
+
+/// What a selected context says of the way to its server (see
+/// [`trust::Side`]), with `user` as its parent authentication. A CA file is
+/// read only when `read_ca` (the user's own parent kubeconfig): `gen` embeds
+/// the CA, so a generated entry naming a file is refused unread.
+fn side_of(selection: &select::Selection, user: Mapping, read_ca: bool) -> Result<Side, String> {
+    let cluster = selection.cluster;
+    if !read_ca && cluster.certificate_authority.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err("cannot refresh: its cluster names a certificate-authority file, which gen never writes (it embeds the CA); run gen again for this entry".into());
+    }
+    let ca = flatten::ca_data(cluster, selection.cluster_dir, selection.cluster_name).map_err(cannot)?;
+    let ca = match ca {
+        Some(data) => {
+            let compact: String = data.split_whitespace().collect();
+            Some(STANDARD.decode(compact).map_err(|_| "cannot refresh: its certificate-authority-data is not base64")?)
+        }
+        None => None,
+    };
+    let text = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    Ok(Side {
+        server: cluster.server.clone(),
+        transport: Transport {
+            ca,
+            insecure_skip_tls_verify: cluster.insecure_skip_tls_verify.unwrap_or(false),
+            tls_server_name: text(&cluster.tls_server_name),
+            proxy_url: text(&cluster.proxy_url),
+        },
+        user,
+    })
 }
 
 /// `cannot refresh: <why>`, on one line.
@@ -367,21 +459,45 @@ pub struct Reach {
     /// cannot even be decided (said only if a parent is needed).
     pub access: Result<ParentAccess, String>,
     pub timeout: Duration,
+    /// The user's parent kubeconfig, read once when first needed.
+    loaded: Option<Result<Loaded, String>>,
+    parents: BTreeMap<ParentKey, Result<UserParent, String>>,
     sessions: BTreeMap<ParentKey, Result<Session, String>>,
 }
 
+/// Why a record names no parent to check against or ask.
+const NO_PARENT: &str =
+    "cannot refresh: its provenance records no parent server or parent context (--parent-context names the context)";
+
 impl Reach {
     pub fn new(access: Result<ParentAccess, String>, timeout: Duration) -> Reach {
-        Reach { access, timeout, sessions: BTreeMap::new() }
+        Reach { access, timeout, loaded: None, parents: BTreeMap::new(), sessions: BTreeMap::new() }
+    }
+
+    /// The parent context `record` names (or --parent-context) as the user's
+    /// own parent kubeconfig has it: what [`trust::check`] compares the
+    /// entry with. Read, never asked.
+    fn user_parent(&mut self, record: &Provenance) -> Result<UserParent, String> {
+        let access = self.access.as_ref().map_err(|why| format!("cannot refresh: {why}"))?;
+        let key = access.of(Some(record)).ok_or(NO_PARENT)?;
+        let loaded = self.loaded.get_or_insert_with(|| {
+            generate::load_parent(&access.source)
+                .map_err(|e| format!("cannot refresh: the parent kubeconfig (--parent-kubeconfig): {e:#}"))
+        });
+        let loaded = loaded.as_ref().map_err(Clone::clone)?;
+        let parent = self.parents.entry(key).or_insert_with_key(|(_, context)| {
+            let selection = select::select(loaded, Some(context)).map_err(|e| cannot(e.naming("--parent-context")))?;
+            let side = side_of(&selection, selection.user.clone(), true)?;
+            Ok(UserParent { context: context.clone(), files: loaded.describe(), side })
+        });
+        parent.clone()
     }
 
     /// The session with the parent `record` names; a failure to connect is
     /// remembered, and said for every entry of that parent.
     fn parent(&mut self, record: &Provenance) -> Result<&Session, String> {
         let access = self.access.as_ref().map_err(|why| format!("cannot refresh: {why}"))?;
-        let key = access.of(Some(record)).ok_or(
-            "cannot refresh: its provenance records no parent server or parent context (--parent-context names the context)",
-        )?;
+        let key = access.of(Some(record)).ok_or(NO_PARENT)?;
         let session = self.sessions.entry(key).or_insert_with_key(|key| access.connect(key).map_err(cannot));
         session.as_ref().map_err(Clone::clone)
     }
@@ -411,8 +527,25 @@ fn acquire(
                 )),
             }
         }
-        Base::Hub { namespace } => {
+        Base::Hub { namespace: recorded } => {
             let session = reach.parent(record)?;
+            // The Secret's namespace is the ManagedCluster's that carries the
+            // cluster ID on the parent, as the hub has it: not the record's
+            // word (which must agree).
+            let query = Query { label_selector: Some(format!("{CLUSTER_ID_LABEL}={id}")), ..Default::default() };
+            let listing = session.block_on(managed::list(&session.conn, &query)).map_err(cannot)?;
+            let namespace = match listing.clusters.as_slice() {
+                [one] => &one.namespace,
+                [] => return Err(format!("cannot refresh: no ManagedCluster on the parent carries cluster ID {id}")),
+                _ => {
+                    return Err(format!("cannot refresh: several ManagedClusters on the parent carry cluster ID {id}"));
+                }
+            };
+            if namespace != recorded {
+                return Err(format!(
+                    "cannot refresh: its recorded Secret namespace {recorded:?} is not {namespace:?}, the namespace of the ManagedCluster with cluster ID {id}; run gen again for this entry"
+                ));
+            }
             let held =
                 session.block_on(targets::read_one(&session.conn, namespace, &id.to_string())).map_err(cannot)?;
             let what = match &record.managed_cluster {

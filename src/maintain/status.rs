@@ -39,6 +39,9 @@ pub fn run(args: StatusArgs) -> Result<()> {
     } else if inv.foreign_contexts > 0 {
         eprintln!("{} other context(s) ignored (not generated)", inv.foreign_contexts);
     }
+    for note in inv.generated.iter().filter_map(super::unreadable_expiry) {
+        eprintln!("{note}");
+    }
     for orphan in &inv.orphans {
         eprintln!("note: {} carries a provenance record but no generated context uses it", escape(orphan));
     }
@@ -124,7 +127,7 @@ fn row(g: &Generated, now: Timestamp) -> Row {
             source: cred.and_then(|c| c.source).map(|s| s.as_str()),
         },
         expires: expires.map(Timestamp::to_rfc3339),
-        expires_in_seconds: expires.map(|e| e.0 - now.0),
+        expires_in_seconds: expires.map(|e| e.0.saturating_sub(now.0)),
         expired: expires.is_some_and(|e| e <= now),
         readable: record.is_some(),
         verify: None,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use testkit::lab::{CI_CONFIGMAP, DEPLOYER_SECRET};
+use testkit::lab::{CI_CONFIGMAP, DEPLOYER_NAMESPACE, DEPLOYER_SA, DEPLOYER_SECRET};
 
 use crate::hub_credentials::{ci_account, ci_user, deployer_token, deployer_user};
 use crate::parent_token::claims;
@@ -190,7 +190,7 @@ fn refresh_puts_the_token_read_again_into_the_entry() {
     };
     assert!(expires_in(kc_arg) <= 600, "the child's TokenRequest set 10 minutes");
     child_token(dir.path(), "child.token");
-    let (_, err) = tool_ok(&["refresh", "--kubeconfig", kc_arg, "--before", "30m"]);
+    let (_, err) = tool_ok(&["refresh", "--kubeconfig", kc_arg, "--before", "30m", "--parent-kubeconfig", admin()]);
     assert!(err.contains("refreshed context \"ci\": token (file), expires in "), "{err}");
     assert!(!err.contains("renew it at its source"), "the new token is not due: {err}");
     assert!((3300..=3600).contains(&expires_in(kc_arg)));
@@ -355,4 +355,187 @@ fn refresh_by_a_parent_user_who_may_not_read_the_secret() {
     let after = view(&kc);
     assert_eq!(others(&after, "ci"), others(&before, "ci"), "the hub entry and the foreign ones as they were");
     assert_ne!(after, before);
+}
+
+/// `kc` with each of `names`' cluster entries changed by `edit` and their
+/// records due (expired in 2020): a file as someone else may have written it.
+fn received(kc: &Path, names: &[&str], edit: &dyn Fn(&mut serde_yaml::Mapping)) {
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(kc).unwrap()).unwrap();
+    for (list, key) in [("clusters", "cluster"), ("users", "user"), ("contexts", "context")] {
+        for item in doc[list].as_sequence_mut().unwrap() {
+            if !names.iter().any(|n| item["name"] == *n) {
+                continue;
+            }
+            let body = item[key].as_mapping_mut().unwrap();
+            let ext = body["extensions"].as_sequence_mut().unwrap();
+            let record = ext.iter_mut().find(|e| e["name"] == "kubeconfig.clusternet.io/provenance").unwrap();
+            record["extension"]["credential"]["expires"] = "2020-01-01T00:00:00Z".into();
+            if key == "cluster" {
+                edit(body);
+            }
+        }
+    }
+    std::fs::write(kc, serde_yaml::to_string(&doc).unwrap()).unwrap();
+}
+
+/// The attacker's file, against the lab's real parent: a received kubeconfig
+/// whose hub-held (`admin`) and token-request (`ci`) entries record the real
+/// parent and child, due, while each entry's own server goes elsewhere: the
+/// sender's host (a recording HTTPS server whose CA the entry trusts),
+/// another real cluster's ID, or a dial route to the sender through the real
+/// hub. `refresh` with the user's own parent kubeconfig reads no Secret into
+/// them and asks nothing through them: one "cannot refresh" line each, exit
+/// 3, the file byte for byte, the sender hears nothing, and the child's
+/// cluster-admin token is nowhere in the file.
+#[test]
+fn refresh_sends_no_credential_where_a_received_entry_points() {
+    let recorder = testkit::Recorder::start(Default::default()).expect("start the recorder");
+    let sender = recorder.url();
+    let sender_ca = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(recorder.ca_pem())
+    };
+    let parent =
+        json(&kubectl_ok(admin(), &["config", "view", "--minify", "-o", "json"]))["clusters"][0]["cluster"]["server"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+    type Edit = Box<dyn Fn(&mut serde_yaml::Mapping)>;
+    fn server(m: &serde_yaml::Mapping) -> String {
+        m["server"].as_str().unwrap().to_string()
+    }
+    let (to_sender, dial_sender) = (sender.clone(), sender.trim_start_matches("https://").to_string());
+    let from = parent.clone();
+    let cases: Vec<(&str, Edit, String)> = vec![
+        (
+            "the sender's host",
+            Box::new(move |m| {
+                m.insert("server".into(), server(m).replace(&from, &to_sender).into());
+                m.insert("certificate-authority-data".into(), sender_ca.clone().into());
+            }),
+            format!(
+                "its server {sender}{PROXY_PREFIX}{}/proxy/direct is not on its recorded parent {parent}",
+                CHILD_REAL.id
+            ),
+        ),
+        (
+            "another cluster's ID",
+            Box::new(|m| {
+                m.insert("server".into(), server(m).replace(CHILD_REAL.id, CHILD_A.id).into());
+            }),
+            format!("its server is for cluster ID \"{}\", its record for {}", CHILD_A.id, CHILD_REAL.id),
+        ),
+        (
+            "a dial route to the sender",
+            Box::new(move |m| {
+                let dial = server(m).replace("/proxy/direct", &format!("/proxy/https/{dial_sender}"));
+                m.insert("server".into(), dial.into());
+            }),
+            "does not take the recorded route \"direct\"".to_string(),
+        ),
+    ];
+    for (case, edit, needle) in cases {
+        let dir = tempdir();
+        let kc = with_foreign_entries(dir.path());
+        gen_hub(&kc, "admin");
+        let request = ["--child-token-request", &ci_account(), "--child-token-ttl", "10m"];
+        lab_gen()
+            .cluster(CHILD_REAL.name)
+            .args(&["--child-credentials", "hub", "--name", "ci", "--merge-into", kc.to_str().unwrap()])
+            .args(&request)
+            .ok();
+        received(&kc, &["admin", "ci"], &*edit);
+        let bytes = std::fs::read(&kc).unwrap();
+        let out = refresh(&kc, &["--parent-kubeconfig", admin()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{case}: {err}");
+        for name in ["admin", "ci"] {
+            let lines: Vec<&str> =
+                err.lines().filter(|l| l.starts_with(&format!("context \"{name}\": cannot refresh: "))).collect();
+            assert_eq!(lines.len(), 1, "{case}: {err}");
+            assert!(lines[0].contains(&needle), "{case}: {}", lines[0]);
+        }
+        assert!(err.contains("error: 2 of 2 due context(s) could not be refreshed"), "{case}: {err}");
+        assert!(!err.contains(&deployer_token()), "{case}: {err}");
+        assert_eq!(std::fs::read(&kc).unwrap(), bytes, "{case}: the file is as it was");
+    }
+    let heard = recorder.requests();
+    assert!(heard.is_empty(), "the sender heard {} request(s): {:?}", heard.len(), heard.first().map(|r| &r.path));
+}
+
+/// The Secret the hub holds, with its token put back on drop.
+struct Rotated {
+    namespace: String,
+    was: String,
+}
+
+impl Rotated {
+    /// Puts `token` in the hub's `child-cluster-deployer` Secret of the real child.
+    fn to(token: &str) -> Rotated {
+        use base64::Engine as _;
+        let namespace = CHILD_REAL.namespace.to_string();
+        let get = ["-n", &namespace, "get", "secret", DEPLOYER_SECRET, "-o", "jsonpath={.data.token}"];
+        let was = kubectl_ok(admin(), &get).trim().to_string();
+        let patch = json!({"data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}}).to_string();
+        kubectl_ok(admin(), &["-n", &namespace, "patch", "secret", DEPLOYER_SECRET, "-p", &patch]);
+        Rotated { namespace, was }
+    }
+}
+
+impl Drop for Rotated {
+    fn drop(&mut self) {
+        let patch = json!({"data": {"token": self.was}}).to_string();
+        let out = kubectl(admin(), &["-n", &self.namespace, "patch", "secret", DEPLOYER_SECRET, "-p", &patch]);
+        assert!(out.status.success() || std::thread::panicking(), "put back: {}", text(&out.stderr));
+    }
+}
+
+/// Clusternet's agent copies the child's legacy token (no `exp`) into the
+/// Secret the hub holds, so a hub entry's expiry is unknown, and the copy
+/// changes when the token is rotated and the agent restarts. `refresh` reads
+/// such an entry's Secret again on every run, whatever --before says: after
+/// the Secret's token was rotated to another valid child token, the new one
+/// goes in and kubectl works through the entry. (The record is made to say
+/// "no expiry" as a legacy token's does, whatever the lab seeded.)
+#[test]
+fn refresh_reads_a_hub_credential_of_unknown_expiry_again() {
+    // The real child's Secret changes for a while: no other test meanwhile.
+    let _lab = exclusive();
+    let dir = tempdir();
+    let kc = with_foreign_entries(dir.path());
+    gen_hub(&kc, "admin");
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
+    for (list, key) in [("clusters", "cluster"), ("users", "user"), ("contexts", "context")] {
+        let item = doc[list].as_sequence_mut().unwrap().iter_mut().find(|e| e["name"] == "admin").unwrap();
+        let ext = item[key]["extensions"].as_sequence_mut().unwrap();
+        let record = ext.iter_mut().find(|e| e["name"] == "kubeconfig.clusternet.io/provenance").unwrap();
+        record["extension"]["credential"].as_mapping_mut().unwrap().remove("expires");
+    }
+    std::fs::write(&kc, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    let before = view(&kc);
+    let old = child_token_of(&before, "admin");
+    let (status, _) = tool_ok(&["status", "--kubeconfig", kc.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(json(&status)["items"][0]["expires"], Value::Null, "{status}");
+
+    let rotated = ["-n", DEPLOYER_NAMESPACE, "create", "token", DEPLOYER_SA, "--duration", "2h"];
+    let rotated = kubectl_ok(lab().var("LAB_CHILD_KUBECONFIG"), &rotated).trim().to_string();
+    assert_ne!(rotated, old);
+    let _secret = Rotated::to(&rotated);
+    let out = refresh(&kc, &["--before", "1m", "--parent-kubeconfig", admin()]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err.lines().find(|l| l.starts_with("refreshed context \"admin\"")).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        ["1h59m", "2h"]
+            .iter()
+            .any(|left| line == format!("refreshed context \"admin\": token (hub), expires in {left}")),
+        "{line}"
+    );
+    assert!(!err.contains(&rotated) && !err.contains(&old), "{err}");
+    let after = view(&kc);
+    assert_eq!(child_token_of(&after, "admin"), rotated, "the rotated token went in");
+    assert_eq!(others(&after, "admin"), others(&before, "admin"));
+    let who = json(&kubectl_ok(&kc, &["--context", "admin", "auth", "whoami", "-o", "json"]));
+    assert_eq!(who["status"]["userInfo"]["username"], deployer_user(), "{who}");
 }
