@@ -196,7 +196,7 @@ impl Upgraded {
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         write!(
             stream,
-            "POST /api/v1/namespaces/default/pods/p/exec?command=sh&stdin=true HTTP/1.1\r\nHost: x\r\n\
+            "POST /api/v1/namespaces/default/pods/p/exec?command=sh&stdin=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\
              Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
         )
         .unwrap();
