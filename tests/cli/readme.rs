@@ -49,6 +49,7 @@ fn read(path: &Path) -> String {
 
 /// A document's name relative to the repository, for messages.
 fn shown(path: &Path) -> String {
+    let path = &path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path).display().to_string()
 }
 
