@@ -71,7 +71,10 @@ fn bin_dir() -> PathBuf {
 
 fn shell(name: &str) -> Command {
     let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
-    assert!(found.status.success(), "{name} is not installed: install it (apt-get install {name}), or run `bash tests/run.sh`, which installs what the tests need");
+    assert!(
+        found.status.success(),
+        "{name} is not installed: install it (apt-get install {name}), or run `bash tests/run.sh`, which installs what the tests need"
+    );
     Command::new(name)
 }
 
