@@ -138,8 +138,8 @@ pub enum Retries {
     None,
 }
 
-/// [`connect`], choosing the retries. Each connection, write and read is
-/// bounded by `timeout`.
+/// [`connect`], choosing the retries. Each request, its retries included,
+/// is bounded by `timeout`.
 pub async fn connect_with(
     kubeconfig: Kubeconfig,
     context: Option<&str>,
@@ -157,8 +157,12 @@ pub async fn connect_with(
         format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs())
     });
     tls::install_provider();
-    let client = kube::Client::try_from(config.clone())
+    let builder = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| anyhow!("context {context_name:?}: {}", tls::client_setup_error(&e)))?;
+    // Outside kube's retries: a request is over at `timeout`, retries
+    // included. kube's policy backs off up to 15 times, for minutes, on
+    // 429/503/504; the read timeout alone bounds one attempt, not the sum.
+    let client = builder.with_layer(&tower::timeout::TimeoutLayer::new(timeout)).build();
     Ok(Connection { client, context: context_name, server, config })
 }
 

@@ -98,3 +98,39 @@ fn x509_v1_client_certificate_is_sent() {
     assert!(err.contains("verified \"clusternet-"), "{err}");
     assert!(!recorder.requests().is_empty());
 }
+
+/// A parent that answers every request 503 with `Retry-After: 1` (an
+/// apiserver shedding load, or starting): kube's retry policy alone would ask
+/// again 15 times with a backoff growing to minutes. The request, retries
+/// included, is over at `--timeout`, and says so in one line.
+#[test]
+fn retries_end_at_the_timeout() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    use testkit::{RawAnswer, RawServer};
+
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let server = RawServer::start(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"storage is (re)initializing","reason":"ServiceUnavailable","code":503}"#;
+        RawAnswer::Bytes(
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    })
+    .unwrap();
+    let s = Scratch::new();
+    parent(&s, &server.url(), &server.ca_pem(), "", "{token: x}");
+    let start = Instant::now();
+    let out = s.bare(&["list", "--kubeconfig", "parent.yaml", "--timeout", "2s"]).output().unwrap();
+    let took = start.elapsed();
+    fails(&out, 1, "timed out");
+    // 2 s, plus start-up and a loaded machine's slack; without the bound it takes minutes.
+    assert!(took < Duration::from_secs(8), "took {took:?}: {}", stderr(&out));
+    assert!(asked.load(Ordering::SeqCst) >= 2, "kube's retries still apply within the timeout");
+}
