@@ -325,7 +325,7 @@ fn action_writes_a_private_kubeconfig_exports_it_and_prints_no_secret() {
     assert_eq!(only(&view, "users")["user"]["token"], PARENT_TOKEN);
     assert_eq!(
         only(&view, "clusters")["cluster"]["server"],
-        proxy_server("https://10.0.0.10:6443", "https/10.0.0.5:6443").as_str()
+        proxy_server("https://parent.example:6443", "https/10.0.0.5:6443").as_str()
     );
     let argv = runner.argv("clusternet-kubeconfig").unwrap();
     assert!(argv.contains("--cluster-id") && argv.contains("--output-file"), "{argv}");
