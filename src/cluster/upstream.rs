@@ -75,7 +75,8 @@ pub struct Target {
     pub context: String,
 }
 
-/// The connected upstream.
+/// The connected upstream; a clone shares its connections and credentials.
+#[derive(Clone)]
 pub struct Upstream {
     service: Service,
     /// The context's server, without user info, for messages.

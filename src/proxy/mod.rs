@@ -12,6 +12,7 @@ pub mod headers;
 pub mod redact;
 pub mod server;
 pub mod settings;
+pub mod watch;
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -1,7 +1,8 @@
 //! The listener and each request: refuse what [`filter`] refuses, pass the
 //! rest to the upstream with the context's credentials, body streaming both
 //! ways; a protocol upgrade (exec, attach, port-forward) becomes a byte
-//! tunnel. Bounded: connections at once, the time to send a request head,
+//! tunnel; a JSON watch is resumed when the parent ends it early
+//! ([`watch`]). Bounded: connections at once, the time to send a request head,
 //! and the error answers read whole (to redact the proxy's credentials).
 
 use std::convert::Infallible;
@@ -20,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
 use super::filter::{self, AcceptHosts};
+use super::watch::{self, Watch};
 use super::{headers, redact};
 use crate::cluster::upstream::{RequestBody, Upstream};
 use crate::trace;
@@ -160,6 +162,7 @@ async fn forward(upstream: &Upstream, mut request: Request<Incoming>) -> Result<
         .body(RequestBody::new(body))
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("request: {e}")))?;
     *outgoing.headers_mut() = headers::request_headers(&parts.headers, upgrade);
+    let watch = (!upgrade).then(|| Watch::of(&parts.method, &parts.uri, outgoing.headers())).flatten();
     let mut response = upstream.send(outgoing).await.map_err(|message| {
         (StatusCode::BAD_GATEWAY, format!("the parent {} did not answer: {message}", upstream.server))
     })?;
@@ -179,6 +182,11 @@ async fn forward(upstream: &Upstream, mut request: Request<Incoming>) -> Result<
         let body = checked_error_body(body, &upstream.credentials()).await?;
         parts.headers.remove(header::CONTENT_LENGTH);
         return Ok(Response::from_parts(parts, Full::new(body).map_err(|never| match never {}).boxed_unsync()));
+    }
+    if let Some(watch) = watch.filter(|_| watch::readable(&parts)) {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = watch::resumed(upstream.clone(), watch, body);
+        return Ok(Response::from_parts(parts, body.map_err(|never| match never {}).boxed_unsync()));
     }
     Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()))
 }
