@@ -6,7 +6,7 @@
 //! and the error answers read whole (to redact the proxy's credentials).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -52,14 +52,30 @@ pub enum Listener {
 
 /// What every request is served with.
 pub struct Context {
-    pub upstream: Upstream,
+    /// Swapped whole when the proxy renews a credential it minted: a request
+    /// takes the one current when it arrives.
+    upstream: RwLock<Upstream>,
     pub accept_hosts: AcceptHosts,
 }
 
 impl Context {
+    pub fn new(upstream: Upstream, accept_hosts: AcceptHosts) -> Context {
+        Context { upstream: RwLock::new(upstream), accept_hosts }
+    }
+
+    /// The upstream for a new request.
+    pub fn upstream(&self) -> Upstream {
+        self.upstream.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `upstream` in place for the requests that follow.
+    pub fn replace_upstream(&self, upstream: Upstream) {
+        *self.upstream.write().unwrap_or_else(|e| e.into_inner()) = upstream;
+    }
+
     /// A `-v` line, without the proxy's credentials (a path or an error may quote one).
     fn trace(&self, line: impl FnOnce() -> String) {
-        trace::line(|| redact::text(&line(), &self.upstream.credentials()).into_owned());
+        trace::line(|| redact::text(&line(), &self.upstream().credentials()).into_owned());
     }
 }
 
@@ -124,11 +140,12 @@ async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Result<Res
         context.trace(|| format!("refused {method} {shown}: {why}"));
         return Ok(status_response(status, &why));
     }
-    let response = match forward(&context.upstream, request).await {
+    let upstream = context.upstream();
+    let response = match forward(&context, &upstream, request).await {
         Ok(response) => response,
         Err((status, message)) => {
             context.trace(|| format!("{method} {shown}: {message}"));
-            status_response(status, &redact::text(&message, &context.upstream.credentials()))
+            status_response(status, &redact::text(&message, &upstream.credentials()))
         }
     };
     context.trace(|| {
@@ -150,7 +167,11 @@ fn shown_target(uri: &Uri) -> String {
 }
 
 /// One request through the upstream; an error is the status and message to answer with.
-async fn forward(upstream: &Upstream, mut request: Request<Incoming>) -> Result<Response<Body>, (StatusCode, String)> {
+async fn forward(
+    context: &Arc<Context>,
+    upstream: &Upstream,
+    mut request: Request<Incoming>,
+) -> Result<Response<Body>, (StatusCode, String)> {
     let upgrade = headers::is_upgrade(request.headers());
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
@@ -185,7 +206,7 @@ async fn forward(upstream: &Upstream, mut request: Request<Incoming>) -> Result<
     }
     if let Some(watch) = watch.filter(|_| watch::readable(&parts)) {
         parts.headers.remove(header::CONTENT_LENGTH);
-        let body = watch::resumed(upstream.clone(), watch, body);
+        let body = watch::resumed(context.clone(), watch, body);
         return Ok(Response::from_parts(parts, body.map_err(|never| match never {}).boxed_unsync()));
     }
     Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()))

@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::redact;
-use crate::cluster::upstream::{RequestBody, Upstream};
+use super::server::Context;
+use crate::cluster::upstream::RequestBody;
 use crate::trace;
 
 /// The wait before each resumption: the parent is asked at most once a
@@ -146,13 +148,15 @@ pub fn readable(parts: &http::response::Parts) -> bool {
     parts.status == StatusCode::OK && json && !encoded
 }
 
-/// The body for the client: the events of `first`, then of each resumption.
-pub fn resumed(upstream: Upstream, watch: Watch, first: Incoming) -> ResumedBody {
+/// The body for the client: the events of `first`, then of each
+/// resumption, each asked through the context's upstream of the moment
+/// (its credentials may have been renewed since the watch began).
+pub fn resumed(context: Arc<Context>, watch: Watch, first: Incoming) -> ResumedBody {
     // A few events ahead of the client at most.
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let mut state = State::new(watch);
-        state.run(&upstream, &tx, first).await;
+        state.run(&context, &tx, first).await;
     });
     ResumedBody(rx)
 }
@@ -218,8 +222,8 @@ impl State {
         State { watch, resource_version, initial_events }
     }
 
-    async fn run(&mut self, upstream: &Upstream, tx: &mpsc::Sender<Bytes>, first: Incoming) {
-        let trace = |line: String| trace::line(|| redact::text(&line, &upstream.credentials()).into_owned());
+    async fn run(&mut self, context: &Context, tx: &mpsc::Sender<Bytes>, first: Incoming) {
+        let trace = |line: String| trace::line(|| redact::text(&line, &context.upstream().credentials()).into_owned());
         let path = crate::terminal::escape(&self.watch.path).into_owned();
         let mut body = first;
         loop {
@@ -246,6 +250,7 @@ impl State {
                 let Some(left) = self.watch.left() else { return };
                 let rv = self.resource_version.clone();
                 let Some(request) = self.watch.again(rv.as_deref(), left) else { return };
+                let upstream = context.upstream();
                 let failure = match unless_gone(tx, upstream.send(request)).await {
                     None => return,
                     Some(Ok(response)) => {

@@ -879,3 +879,77 @@ fn a_protobuf_watch_is_not_resumed() {
     assert_eq!(upstream.requests(WAIT).len(), 1);
     proxy.stop();
 }
+
+/// `s` seconds from now, as the apiserver writes a time (RFC 3339, UTC).
+fn rfc3339_in(s: u64) -> String {
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + s;
+    let out = Command::new("date").args(["-u", "-d", &format!("@{at}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `proxy --child-token-request` renews the token it minted before it
+/// expires (when the child says, not the TTL asked): a request after the
+/// first token's expiry carries a new one.
+#[test]
+fn a_minted_child_token_is_renewed_before_it_expires() {
+    let s = Scratch::new();
+    let minted = std::sync::atomic::AtomicUsize::new(0);
+    let upstream = Upstream::start(move |head| {
+        if head.starts_with("POST ") && head.contains("/serviceaccounts/deployer/token") {
+            let n = minted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let body = format!(
+                "{{\"kind\":\"TokenRequest\",\"apiVersion\":\"authentication.k8s.io/v1\",\"metadata\":{{}},\
+                 \"spec\":{{\"audiences\":[],\"expirationSeconds\":600}},\
+                 \"status\":{{\"token\":\"SECRET-minted-{n}-token\",\"expirationTimestamp\":\"{}\"}}}}",
+                rfc3339_in(4)
+            );
+            return format!(
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes();
+        }
+        answer_200(head)
+    });
+    s.write(
+        "par.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: p\nclusters:\n- name: p\n  cluster: {{server: 'http://{}'}}\n\
+             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: p\n  context: {{cluster: p, user: u}}\n",
+            upstream.addr
+        ),
+    );
+    let args = [
+        "proxy",
+        "--kubeconfig",
+        "par.yaml",
+        "--cluster-id",
+        CLUSTER_ID,
+        "--token-file",
+        "child.token",
+        "--child-token-request",
+        "ci/deployer",
+        "--child-token-ttl",
+        "10m",
+        "--port",
+        "0",
+        "-v",
+    ];
+    let proxy = start(&s, s.bare(&args));
+    let child_token = |seen: &[Seen]| {
+        let head = &seen.iter().rfind(|r| r.head.starts_with("GET ")).expect("a GET reached the parent").head;
+        let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("impersonate-extra-clusternet-token:"));
+        line.unwrap_or_else(|| panic!("{head}")).split_once(':').unwrap().1.trim().to_string()
+    };
+    let answer = raw(&proxy, "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(child_token(&upstream.requests(WAIT)), "SECRET-minted-1-token");
+    std::thread::sleep(Duration::from_secs(5));
+    let answer = raw(&proxy, "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let renewed = child_token(&upstream.requests(WAIT));
+    assert!(renewed.starts_with("SECRET-minted-") && renewed != "SECRET-minted-1-token", "{renewed}");
+    let (_, err) = proxy.stop();
+    assert!(err.contains("trace: renewed child token, expires 20"), "{err}");
+    assert!(!err.contains("SECRET-minted-"), "{err}");
+}
