@@ -19,7 +19,6 @@ use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_yaml::Mapping;
@@ -36,21 +35,24 @@ use crate::kubeconfig::{select, write};
 pub fn run(args: ProxyArgs) -> Result<()> {
     let settings = Settings::resolve(args, generate::Env::from_process())?;
     // Before the runtime: gen's pipeline runs its own when it asks the parent.
-    let (target, inputs, expires) = upstream_target(&settings.source)?;
-    client::block_on(serve(settings, target, &inputs, expires))?
+    let (target, inputs, minted) = upstream_target(&settings.source)?;
+    client::block_on(serve(settings, target, &inputs, minted))?
 }
 
 /// The context the proxy forwards through, from either input, the files
-/// read for it (never written over), and when the child token the proxy
-/// minted for it expires.
-pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>, Option<SystemTime>)> {
+/// read for it (never written over), and the tokens the proxy minted for it.
+pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>, renew::Minted)> {
     match source {
         Source::Generated { kubeconfig, context } => {
             let loaded = generate::load_parent(kubeconfig)?;
             let selection = select::select(&loaded, context.as_deref()).map_err(|e| e.naming("--context"))?;
             crate::verify::refuse_unrouted(&selection, &loaded.describe())?;
             let context = selection.context_name.to_string();
-            Ok((Target { kubeconfig: client::kubeconfig_for(&selection)?, context }, loaded.files.clone(), None))
+            Ok((
+                Target { kubeconfig: client::kubeconfig_for(&selection)?, context },
+                loaded.files.clone(),
+                renew::Minted::default(),
+            ))
         }
         Source::Gen(settings) => {
             let produced = generate::produce(settings)?;
@@ -60,14 +62,14 @@ pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>, Option<
                     produced.entries.len()
                 );
             };
-            let expires = produced.targets.first().and_then(renew::minted_expiry);
+            let minted = renew::Minted::of(&produced);
             let target = Target { kubeconfig: client::kubeconfig_of(entry)?, context: entry.name.clone() };
-            Ok((target, produced.inputs.clone(), expires))
+            Ok((target, produced.inputs.clone(), minted))
         }
     }
 }
 
-async fn serve(settings: Settings, target: Target, inputs: &[PathBuf], expires: Option<SystemTime>) -> Result<()> {
+async fn serve(settings: Settings, target: Target, inputs: &[PathBuf], minted: renew::Minted) -> Result<()> {
     let namespace = context_namespace(&target);
     let context = target.context.clone();
     let upstream = Upstream::connect(target, settings.timeout).await?;
@@ -88,9 +90,9 @@ async fn serve(settings: Settings, target: Target, inputs: &[PathBuf], expires: 
     writeln!(out, "Starting to serve on {shown}").and_then(|()| out.flush()).context("writing to stdout")?;
     drop(out);
     let context = Arc::new(server::Context::new(upstream, settings.accept_hosts.clone()));
-    let renewing = match (settings.source, expires) {
-        (Source::Gen(pipeline), Some(expires)) => {
-            let renewal = renew::child_token(Arc::from(pipeline), context.clone(), expires, settings.timeout);
+    let renewing = match settings.source {
+        Source::Gen(pipeline) if minted.first().is_some() => {
+            let renewal = renew::minted(Arc::from(pipeline), context.clone(), minted, settings.timeout);
             Some(tokio::spawn(renewal))
         }
         _ => None,

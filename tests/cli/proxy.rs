@@ -887,30 +887,38 @@ fn rfc3339_in(s: u64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// `proxy --child-token-request` renews the token it minted before it
-/// expires (when the child says, not the TTL asked): a request after the
-/// first token's expiry carries a new one.
-#[test]
-fn a_minted_child_token_is_renewed_before_it_expires() {
-    let s = Scratch::new();
-    let minted = std::sync::atomic::AtomicUsize::new(0);
-    let upstream = Upstream::start(move |head| {
-        if head.starts_with("POST ") && head.contains("/serviceaccounts/deployer/token") {
-            let n = minted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            let body = format!(
-                "{{\"kind\":\"TokenRequest\",\"apiVersion\":\"authentication.k8s.io/v1\",\"metadata\":{{}},\
-                 \"spec\":{{\"audiences\":[],\"expirationSeconds\":600}},\
-                 \"status\":{{\"token\":\"SECRET-minted-{n}-token\",\"expirationTimestamp\":\"{}\"}}}}",
-                rfc3339_in(4)
-            );
-            return format!(
-                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes();
-        }
-        answer_200(head)
-    });
+/// A parent standing in for the TokenRequest API (child tokens through the
+/// socket path, the parent token on the parent itself): each token minted is
+/// `SECRET-<which>-<n>-token`, expiring 4 s later; every other request gets 200.
+fn minting_parent() -> Upstream {
+    let (child, parent) = (std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0));
+    Upstream::start(move |head| {
+        let which = match head {
+            h if !h.starts_with("POST ") => return answer_200(h),
+            h if h.contains("/serviceaccounts/deployer/token") => ("child", &child),
+            h if h.contains("/api/v1/namespaces/clusternet-system/serviceaccounts/clusternet-hub-proxy/token") => {
+                ("parent", &parent)
+            }
+            h => return answer_200(h),
+        };
+        let n = which.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let body = format!(
+            "{{\"kind\":\"TokenRequest\",\"apiVersion\":\"authentication.k8s.io/v1\",\"metadata\":{{}},\
+             \"spec\":{{\"audiences\":[],\"expirationSeconds\":600}},\
+             \"status\":{{\"token\":\"SECRET-{}-{n}-token\",\"expirationTimestamp\":\"{}\"}}}}",
+            which.0,
+            rfc3339_in(4)
+        );
+        format!(
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+}
+
+/// `proxy --cluster-id ... <flags>` with -v in front of `upstream` (plain HTTP, an anonymous parent user).
+fn minting_proxy(s: &Scratch, upstream: &Upstream, flags: &[&str]) -> Serving {
     s.write(
         "par.yaml",
         &format!(
@@ -919,37 +927,57 @@ fn a_minted_child_token_is_renewed_before_it_expires() {
             upstream.addr
         ),
     );
-    let args = [
-        "proxy",
-        "--kubeconfig",
-        "par.yaml",
-        "--cluster-id",
-        CLUSTER_ID,
-        "--token-file",
-        "child.token",
-        "--child-token-request",
-        "ci/deployer",
-        "--child-token-ttl",
-        "10m",
-        "--port",
-        "0",
-        "-v",
-    ];
-    let proxy = start(&s, s.bare(&args));
-    let child_token = |seen: &[Seen]| {
-        let head = &seen.iter().rfind(|r| r.head.starts_with("GET ")).expect("a GET reached the parent").head;
-        let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("impersonate-extra-clusternet-token:"));
-        line.unwrap_or_else(|| panic!("{head}")).split_once(':').unwrap().1.trim().to_string()
-    };
-    let answer = raw(&proxy, "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert_eq!(child_token(&upstream.requests(WAIT)), "SECRET-minted-1-token");
+    let args = ["proxy", "--kubeconfig", "par.yaml", "--cluster-id", CLUSTER_ID, "--port", "0", "-v"];
+    let mut cmd = s.bare(&args);
+    cmd.args(flags);
+    start(s, cmd)
+}
+
+/// The value of header `name` on the last GET that reached the parent.
+fn last_get_header(upstream: &Upstream, name: &str) -> String {
+    let seen = upstream.requests(WAIT);
+    let head = &seen.iter().rfind(|r| r.head.starts_with("GET ")).expect("a GET reached the parent").head;
+    let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")));
+    line.unwrap_or_else(|| panic!("no {name}: {head}")).split_once(':').unwrap().1.trim().to_string()
+}
+
+/// `proxy --child-token-request` renews the token it minted before it
+/// expires (when the child says, not the TTL asked): a request after the
+/// first token's expiry carries a new one.
+#[test]
+fn a_minted_child_token_is_renewed_before_it_expires() {
+    let s = Scratch::new();
+    let upstream = minting_parent();
+    let flags = ["--token-file", "child.token", "--child-token-request", "ci/deployer", "--child-token-ttl", "10m"];
+    let proxy = minting_proxy(&s, &upstream, &flags);
+    let get = "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    assert_eq!(last_get_header(&upstream, "impersonate-extra-clusternet-token"), "SECRET-child-1-token");
     std::thread::sleep(Duration::from_secs(5));
-    let answer = raw(&proxy, "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let renewed = child_token(&upstream.requests(WAIT));
-    assert!(renewed.starts_with("SECRET-minted-") && renewed != "SECRET-minted-1-token", "{renewed}");
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    let renewed = last_get_header(&upstream, "impersonate-extra-clusternet-token");
+    assert!(renewed.starts_with("SECRET-child-") && renewed != "SECRET-child-1-token", "{renewed}");
     let (_, err) = proxy.stop();
     assert!(err.contains("trace: renewed child token, expires 20"), "{err}");
-    assert!(!err.contains("SECRET-minted-"), "{err}");
+    assert!(!err.contains("SECRET-"), "{err}");
+}
+
+/// `--parent-token-request` too: the parent token the proxy minted is
+/// renewed with the child token, before the first of them expires.
+#[test]
+fn a_minted_parent_token_is_renewed_before_it_expires() {
+    let s = Scratch::new();
+    let upstream = minting_parent();
+    let flags = ["--token-file", "child.token", "--parent-auth", "token", "--parent-token-request"];
+    let proxy = minting_proxy(&s, &upstream, &flags);
+    let get = "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    assert_eq!(last_get_header(&upstream, "authorization"), "Bearer SECRET-parent-1-token");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    let renewed = last_get_header(&upstream, "authorization");
+    assert!(renewed.starts_with("Bearer SECRET-parent-") && renewed != "Bearer SECRET-parent-1-token", "{renewed}");
+    let (_, err) = proxy.stop();
+    assert!(err.contains("trace: renewed parent token, expires 20"), "{err}");
+    assert!(!err.contains("SECRET-parent-"), "{err}");
 }
