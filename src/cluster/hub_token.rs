@@ -2,7 +2,7 @@
 //! identity Clusternet's socket-proxy RBAC is bound to: from its token Secret,
 //! or from the TokenRequest API.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow, bail};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -77,7 +77,8 @@ fn no_account_hint(namespace: &str) -> String {
 }
 
 /// A fresh token for the service account from the TokenRequest API.
-pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Result<SecretValue> {
+/// The token and when it expires (the answer's `expirationTimestamp`).
+pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Result<(SecretValue, SystemTime)> {
     let api: Api<ServiceAccount> = Api::namespaced(conn.client.clone(), namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec { expiration_seconds: Some(ttl.as_secs() as i64), ..Default::default() },
@@ -95,11 +96,10 @@ pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Resul
             e => api_error(e, &conn.context, &format!("TokenRequest for {namespace}/{SERVICE_ACCOUNT}")),
         }
     })?;
-    let token = answer.status.map(|s| s.token).unwrap_or_default();
-    if token.is_empty() {
+    let Some(status) = answer.status.filter(|s| !s.token.is_empty()) else {
         bail!("TokenRequest for {namespace}/{SERVICE_ACCOUNT} returned no token");
-    }
-    validate::token(&token, "the requested token")
+    };
+    Ok((validate::token(&status.token, "the requested token")?, SystemTime::from(status.expiration_timestamp.0)))
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@ pub struct Target {
     pub context: String,
 }
 
-/// The connected upstream.
+/// The connected upstream; a clone shares its connections and credentials.
+#[derive(Clone)]
 pub struct Upstream {
     service: Service,
     /// The context's server, without user info, for messages.
@@ -88,7 +89,25 @@ pub struct Upstream {
 impl Upstream {
     /// A client for `target`; `connect_timeout` bounds each connection to the parent.
     pub async fn connect(target: Target, connect_timeout: Duration) -> Result<Upstream> {
-        let held = held_credentials(&target);
+        Upstream::connect_remembering(target, connect_timeout, Arc::new(RwLock::new(Vec::new()))).await
+    }
+
+    /// A client for `target` (renewed credentials) that keeps remembering
+    /// what this one sent: an old credential stays out of what is shown.
+    pub async fn renewed(&self, target: Target, connect_timeout: Duration) -> Result<Upstream> {
+        Upstream::connect_remembering(target, connect_timeout, self.sent.clone()).await
+    }
+
+    async fn connect_remembering(
+        target: Target,
+        connect_timeout: Duration,
+        sent: Arc<RwLock<Vec<String>>>,
+    ) -> Result<Upstream> {
+        if let Ok(mut known) = sent.write() {
+            for value in held_credentials(&target) {
+                push_secret(&mut known, &value);
+            }
+        }
         let (config, context) = client::config(target.kubeconfig, Some(&target.context)).await?;
         if config.proxy_url.is_some() {
             return Err(anyhow!(
@@ -106,7 +125,6 @@ impl Upstream {
         // retrying a POST is not the proxy's call).
         let connector = config.rustls_https_connector_with_connector(http).map_err(setup)?;
         let hyper = Client::builder(TokioExecutor::new()).build::<_, RequestBody>(connector);
-        let sent = Arc::new(RwLock::new(held));
         let recorder = sent.clone();
         // Outermost first: the server's URL and path prefix, the parent
         // credentials, the impersonation headers, then what was put on the

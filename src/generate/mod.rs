@@ -72,6 +72,8 @@ pub struct Produced {
     pub inputs: Vec<PathBuf>,
     /// Selected clusters left out (`--allow-skip`), each with its reason.
     pub skipped: Vec<Skipped>,
+    /// When the parent token expires, if this run minted it (`--parent-token-request`).
+    pub parent_expiration: Option<SystemTime>,
 }
 
 /// The pipeline up to the entries (verified when asked), nothing written:
@@ -108,7 +110,7 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     if settings.reads_hub_credentials() {
         notes::push(hub_warning(settings.token_request.as_ref()));
     }
-    let token = parent_token(settings, &session)?;
+    let (token, parent_expiration) = parent_token(settings, &session)?;
     let recorded = record::parent(selection.cluster.server.as_deref(), selection.context_name);
     let parent = Parent { files: loaded.describe(), selection, token, recorded };
     let mut entries = build(&Recipe::of(settings), &parent, &targets)?;
@@ -121,7 +123,8 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
         s.block_on(verify(settings, s, &parent, &entries))?;
     }
     let inputs = input_files(settings, &loaded, &targets);
-    Ok(Produced { parent_context: parent.selection.context_name.to_string(), targets, entries, inputs, skipped })
+    let parent_context = parent.selection.context_name.to_string();
+    Ok(Produced { parent_context, targets, entries, inputs, skipped, parent_expiration })
 }
 
 /// Selected clusters that cannot be used fail the run (one `error:` line
@@ -236,11 +239,13 @@ fn connected(session: &Option<Session>) -> Result<&Session> {
     session.as_ref().ok_or_else(|| anyhow!("internal: the parent cluster is needed but not connected"))
 }
 
-/// The parent token of `--parent-auth token`: given, or read from the parent.
-fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<Option<Secret>> {
+/// The parent token of `--parent-auth token`: given, or read from the
+/// parent; and when it expires, if minted here.
+fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<(Option<Secret>, Option<SystemTime>)> {
     let credentials::parent::Method::Token(source) = &settings.parent_auth else {
-        return Ok(None);
+        return Ok((None, None));
     };
+    let mut expiration = None;
     let token = match source {
         TokenSource::Given(given) => given.read()?,
         TokenSource::HubSecret { namespace } => {
@@ -255,10 +260,12 @@ fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<Option
         }
         TokenSource::TokenRequest { namespace, ttl } => {
             let s = connected(session)?;
-            s.block_on(hub_token::request(&s.conn, namespace, *ttl))?
+            let (token, expires) = s.block_on(hub_token::request(&s.conn, namespace, *ttl))?;
+            expiration = Some(expires);
+            token
         }
     };
-    Ok(Some(token))
+    Ok((Some(token), expiration))
 }
 
 /// `--verify`: every entry probed before anything is written; a failure on a

@@ -10,8 +10,10 @@
 pub mod filter;
 pub mod headers;
 pub mod redact;
+pub mod renew;
 pub mod server;
 pub mod settings;
+pub mod watch;
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -33,20 +35,24 @@ use crate::kubeconfig::{select, write};
 pub fn run(args: ProxyArgs) -> Result<()> {
     let settings = Settings::resolve(args, generate::Env::from_process())?;
     // Before the runtime: gen's pipeline runs its own when it asks the parent.
-    let (target, inputs) = upstream_target(&settings.source)?;
-    client::block_on(serve(&settings, target, &inputs))?
+    let (target, inputs, minted) = upstream_target(&settings.source)?;
+    client::block_on(serve(settings, target, &inputs, minted))?
 }
 
-/// The context the proxy forwards through, from either input, and the files
-/// read for it (never written over).
-pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>)> {
+/// The context the proxy forwards through, from either input, the files
+/// read for it (never written over), and the tokens the proxy minted for it.
+pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>, renew::Minted)> {
     match source {
         Source::Generated { kubeconfig, context } => {
             let loaded = generate::load_parent(kubeconfig)?;
             let selection = select::select(&loaded, context.as_deref()).map_err(|e| e.naming("--context"))?;
             crate::verify::refuse_unrouted(&selection, &loaded.describe())?;
             let context = selection.context_name.to_string();
-            Ok((Target { kubeconfig: client::kubeconfig_for(&selection)?, context }, loaded.files.clone()))
+            Ok((
+                Target { kubeconfig: client::kubeconfig_for(&selection)?, context },
+                loaded.files.clone(),
+                renew::Minted::default(),
+            ))
         }
         Source::Gen(settings) => {
             let produced = generate::produce(settings)?;
@@ -56,13 +62,14 @@ pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>)> {
                     produced.entries.len()
                 );
             };
+            let minted = renew::Minted::of(&produced);
             let target = Target { kubeconfig: client::kubeconfig_of(entry)?, context: entry.name.clone() };
-            Ok((target, produced.inputs.clone()))
+            Ok((target, produced.inputs.clone(), minted))
         }
     }
 }
 
-async fn serve(settings: &Settings, target: Target, inputs: &[PathBuf]) -> Result<()> {
+async fn serve(settings: Settings, target: Target, inputs: &[PathBuf], minted: renew::Minted) -> Result<()> {
     let namespace = context_namespace(&target);
     let context = target.context.clone();
     let upstream = Upstream::connect(target, settings.timeout).await?;
@@ -82,10 +89,20 @@ async fn serve(settings: &Settings, target: Target, inputs: &[PathBuf]) -> Resul
     let mut out = std::io::stdout().lock();
     writeln!(out, "Starting to serve on {shown}").and_then(|()| out.flush()).context("writing to stdout")?;
     drop(out);
-    let context = server::Context { upstream, accept_hosts: settings.accept_hosts.clone() };
-    let accepting = tokio::spawn(server::accept(listener, Arc::new(context)));
+    let context = Arc::new(server::Context::new(upstream, settings.accept_hosts.clone()));
+    let renewing = match settings.source {
+        Source::Gen(pipeline) if minted.first().is_some() => {
+            let renewal = renew::minted(Arc::from(pipeline), context.clone(), minted, settings.timeout);
+            Some(tokio::spawn(renewal))
+        }
+        _ => None,
+    };
+    let accepting = tokio::spawn(server::accept(listener, context));
     let signal = shutdown_signal().await;
     accepting.abort();
+    if let Some(renewing) = renewing {
+        renewing.abort();
+    }
     if let Some(path) = socket_file {
         let _ = std::fs::remove_file(path);
     }

@@ -1,11 +1,12 @@
 //! The listener and each request: refuse what [`filter`] refuses, pass the
 //! rest to the upstream with the context's credentials, body streaming both
 //! ways; a protocol upgrade (exec, attach, port-forward) becomes a byte
-//! tunnel. Bounded: connections at once, the time to send a request head,
+//! tunnel; a JSON watch is resumed when the parent ends it early
+//! ([`watch`]). Bounded: connections at once, the time to send a request head,
 //! and the error answers read whole (to redact the proxy's credentials).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
 use super::filter::{self, AcceptHosts};
+use super::watch::{self, Watch};
 use super::{headers, redact};
 use crate::cluster::upstream::{RequestBody, Upstream};
 use crate::trace;
@@ -50,14 +52,30 @@ pub enum Listener {
 
 /// What every request is served with.
 pub struct Context {
-    pub upstream: Upstream,
+    /// Swapped whole when the proxy renews a credential it minted: a request
+    /// takes the one current when it arrives.
+    upstream: RwLock<Upstream>,
     pub accept_hosts: AcceptHosts,
 }
 
 impl Context {
+    pub fn new(upstream: Upstream, accept_hosts: AcceptHosts) -> Context {
+        Context { upstream: RwLock::new(upstream), accept_hosts }
+    }
+
+    /// The upstream for a new request.
+    pub fn upstream(&self) -> Upstream {
+        self.upstream.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `upstream` in place for the requests that follow.
+    pub fn replace_upstream(&self, upstream: Upstream) {
+        *self.upstream.write().unwrap_or_else(|e| e.into_inner()) = upstream;
+    }
+
     /// A `-v` line, without the proxy's credentials (a path or an error may quote one).
     fn trace(&self, line: impl FnOnce() -> String) {
-        trace::line(|| redact::text(&line(), &self.upstream.credentials()).into_owned());
+        trace::line(|| redact::text(&line(), &self.upstream().credentials()).into_owned());
     }
 }
 
@@ -122,11 +140,12 @@ async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Result<Res
         context.trace(|| format!("refused {method} {shown}: {why}"));
         return Ok(status_response(status, &why));
     }
-    let response = match forward(&context.upstream, request).await {
+    let upstream = context.upstream();
+    let response = match forward(&context, &upstream, request).await {
         Ok(response) => response,
         Err((status, message)) => {
             context.trace(|| format!("{method} {shown}: {message}"));
-            status_response(status, &redact::text(&message, &context.upstream.credentials()))
+            status_response(status, &redact::text(&message, &upstream.credentials()))
         }
     };
     context.trace(|| {
@@ -148,7 +167,11 @@ fn shown_target(uri: &Uri) -> String {
 }
 
 /// One request through the upstream; an error is the status and message to answer with.
-async fn forward(upstream: &Upstream, mut request: Request<Incoming>) -> Result<Response<Body>, (StatusCode, String)> {
+async fn forward(
+    context: &Arc<Context>,
+    upstream: &Upstream,
+    mut request: Request<Incoming>,
+) -> Result<Response<Body>, (StatusCode, String)> {
     let upgrade = headers::is_upgrade(request.headers());
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
@@ -160,6 +183,7 @@ async fn forward(upstream: &Upstream, mut request: Request<Incoming>) -> Result<
         .body(RequestBody::new(body))
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("request: {e}")))?;
     *outgoing.headers_mut() = headers::request_headers(&parts.headers, upgrade);
+    let watch = (!upgrade).then(|| Watch::of(&parts.method, &parts.uri, outgoing.headers())).flatten();
     let mut response = upstream.send(outgoing).await.map_err(|message| {
         (StatusCode::BAD_GATEWAY, format!("the parent {} did not answer: {message}", upstream.server))
     })?;
@@ -179,6 +203,11 @@ async fn forward(upstream: &Upstream, mut request: Request<Incoming>) -> Result<
         let body = checked_error_body(body, &upstream.credentials()).await?;
         parts.headers.remove(header::CONTENT_LENGTH);
         return Ok(Response::from_parts(parts, Full::new(body).map_err(|never| match never {}).boxed_unsync()));
+    }
+    if let Some(watch) = watch.filter(|_| watch::readable(&parts)) {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = watch::resumed(context.clone(), watch, body);
+        return Ok(Response::from_parts(parts, body.map_err(|never| match never {}).boxed_unsync()));
     }
     Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()))
 }

@@ -711,3 +711,273 @@ fn concurrent_large_bodies_stay_bounded() {
         BODY >> 20
     );
 }
+
+// ---------------------------------------------------------------------------
+// Over time: the parent (clusternet-hub) ends every request that is not
+// upgraded at its request timeout, a watch with events too; through the
+// proxy a JSON watch goes on from the last resourceVersion passed on.
+// ---------------------------------------------------------------------------
+
+/// One chunk of a chunked body.
+fn chunk(s: &str) -> String {
+    format!("{:x}\r\n{s}\r\n", s.len())
+}
+
+const WATCH_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+fn event(kind: &str, name: &str, rv: u32) -> String {
+    format!(
+        "{{\"type\":\"{kind}\",\"object\":{{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\",\"metadata\":{{\"name\":\"{name}\",\"resourceVersion\":\"{rv}\"}}}}}}\n"
+    )
+}
+
+/// The value of query parameter `name` in a request head's target.
+fn query_param(head: &str, name: &str) -> Option<String> {
+    let target = head.split(' ').nth(1)?;
+    let query = target.split_once('?')?.1;
+    query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+}
+
+/// The events of a chunked answer read to its end (one event per chunk, as the proxy sends them).
+fn events(answer: &str) -> Vec<serde_json::Value> {
+    answer.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The parent cuts a watch twice (mid-event, with no terminating chunk; then
+/// cleanly); the client sees one stream: the proxy asks again from the last
+/// resourceVersion passed on (a BOOKMARK's too), for the time left of the
+/// client's timeoutSeconds. A 410 Gone on resuming becomes the apiserver's
+/// ERROR event, and the stream ends cleanly, so that an informer relists.
+#[test]
+fn a_cut_watch_is_resumed_from_the_last_resource_version() {
+    let s = Scratch::new();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let upstream = Upstream::start(move |_| {
+        match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            // Two events, then half of a third, then the connection closes.
+            0 => format!(
+                "{WATCH_HEAD}{}{}{}",
+                chunk(&event("ADDED", "a", 10)),
+                chunk(&event("BOOKMARK", "", 12)),
+                chunk("{\"type\":\"MODIFIED\",\"object\":{\"kind\":")
+            ),
+            1 => format!("{WATCH_HEAD}{}0\r\n\r\n", chunk(&event("MODIFIED", "b", 13))),
+            _ => {
+                let body = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 13 (20)","reason":"Expired","code":410}"#;
+                format!(
+                    "HTTP/1.1 410 Gone\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+        }
+        .into_bytes()
+    });
+    let proxy = proxy_to(&s, &upstream);
+    let started = std::time::Instant::now();
+    let answer = raw(
+        &proxy,
+        "GET /api/v1/namespaces/apps/configmaps?watch=true&resourceVersion=5&timeoutSeconds=30 HTTP/1.1\r\n\
+         Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("0\r\n\r\n"), "the stream ends cleanly after the ERROR event: {answer:?}");
+    let got = events(&answer);
+    let kinds: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ADDED", "BOOKMARK", "MODIFIED", "ERROR"], "{answer}");
+    let error = &got[3]["object"];
+    assert_eq!(error["kind"], "Status", "{answer}");
+    assert_eq!(error["code"], 410, "{answer}");
+    assert_eq!(error["reason"], "Expired", "{answer}");
+    assert_eq!(error["message"], "too old resource version: 13 (20)", "{answer}");
+    assert!(!answer.contains("\"kind\":\"MODIFIED"), "no half event: {answer}");
+
+    let seen: Vec<String> = upstream.requests(WAIT).into_iter().map(|r| r.head).collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let path = format!("/{PROXY}/{CLUSTER_ID}/proxy/direct/api/v1/namespaces/apps/configmaps?");
+    for (head, rv) in seen.iter().zip(["5", "12", "13"]) {
+        assert!(head.starts_with(&format!("GET {path}")), "{head}");
+        assert_eq!(query_param(head, "resourceVersion").as_deref(), Some(rv), "{head}");
+        assert_eq!(query_param(head, "watch").as_deref(), Some("true"), "{head}");
+        let timeout: u64 = query_param(head, "timeoutSeconds").unwrap().parse().unwrap();
+        let left = 30 - started.elapsed().as_secs().min(30);
+        assert!(timeout <= 30 && timeout + 1 >= left, "timeoutSeconds {timeout} with {left} s left: {head}");
+        assert!(head.contains(CHILD_TOKEN), "the resumed request carries the context's credentials: {head}");
+    }
+    let (_, err) = proxy.stop();
+    assert!(
+        err.contains(
+            "trace: watch /api/v1/namespaces/apps/configmaps resumed from resourceVersion 12 after the parent cut the stream"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("trace: watch /api/v1/namespaces/apps/configmaps: 410 Gone on resuming; ended so that the client lists again"),
+        "{err}"
+    );
+    no_secrets(&err);
+}
+
+/// A watch cut before any event resumes with the client's own
+/// resourceVersion; a parent that keeps refusing ends the stream, after a
+/// bounded number of attempts a second apart, with an ERROR event (Status 503).
+#[test]
+fn a_watch_the_parent_keeps_refusing_ends_with_an_error_event() {
+    let s = Scratch::new();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let upstream = Upstream::start(move |_| {
+        match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => WATCH_HEAD.to_string(),
+            _ => {
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\ndown\n".into()
+            }
+        }
+        .into_bytes()
+    });
+    let proxy = proxy_to(&s, &upstream);
+    let started = std::time::Instant::now();
+    let answer = raw(
+        &proxy,
+        "GET /api/v1/watch/namespaces/apps/configmaps?resourceVersion=7 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("0\r\n\r\n"), "{answer:?}");
+    let got = events(&answer);
+    assert_eq!(got.len(), 1, "{answer}");
+    assert_eq!(got[0]["type"], "ERROR", "{answer}");
+    assert_eq!(got[0]["object"]["code"], 503, "{answer}");
+    assert_eq!(got[0]["object"]["reason"], "ServiceUnavailable", "{answer}");
+    let message = got[0]["object"]["message"].as_str().unwrap();
+    assert!(message.contains("5 attempts to resume the watch failed, the last: HTTP 503"), "{message}");
+    let seen: Vec<String> = upstream.requests(WAIT).into_iter().map(|r| r.head).collect();
+    assert_eq!(seen.len(), 6, "the watch, then 5 attempts: {seen:?}");
+    assert!(seen.iter().all(|h| query_param(h, "resourceVersion").as_deref() == Some("7")), "{seen:?}");
+    assert!(seen.iter().all(|h| query_param(h, "timeoutSeconds").is_none()), "none asked: {seen:?}");
+    assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(15), "{took:?}");
+    proxy.stop();
+}
+
+/// A protobuf watch streams through as it comes: the proxy does not read it,
+/// and a cut ends it for the client.
+#[test]
+fn a_protobuf_watch_is_not_resumed() {
+    let s = Scratch::new();
+    let upstream = Upstream::start(|_| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.kubernetes.protobuf;stream=watch\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+            chunk("k8s\0opaque")
+        )
+        .into_bytes()
+    });
+    let proxy = proxy_to(&s, &upstream);
+    let answer = raw(
+        &proxy,
+        "GET /api/v1/configmaps?watch=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/vnd.kubernetes.protobuf;stream=watch\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("k8s\0opaque"), "{answer:?}");
+    assert!(!answer.ends_with("0\r\n\r\n"), "the cut is passed on: {answer:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(upstream.requests(WAIT).len(), 1);
+    proxy.stop();
+}
+
+/// `s` seconds from now, as the apiserver writes a time (RFC 3339, UTC).
+fn rfc3339_in(s: u64) -> String {
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + s;
+    let out = Command::new("date").args(["-u", "-d", &format!("@{at}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A parent standing in for the TokenRequest API (child tokens through the
+/// socket path, the parent token on the parent itself): each token minted is
+/// `SECRET-<which>-<n>-token`, expiring 4 s later; every other request gets 200.
+fn minting_parent() -> Upstream {
+    let (child, parent) = (std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0));
+    Upstream::start(move |head| {
+        let which = match head {
+            h if !h.starts_with("POST ") => return answer_200(h),
+            h if h.contains("/serviceaccounts/deployer/token") => ("child", &child),
+            h if h.contains("/api/v1/namespaces/clusternet-system/serviceaccounts/clusternet-hub-proxy/token") => {
+                ("parent", &parent)
+            }
+            h => return answer_200(h),
+        };
+        let n = which.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let body = format!(
+            "{{\"kind\":\"TokenRequest\",\"apiVersion\":\"authentication.k8s.io/v1\",\"metadata\":{{}},\
+             \"spec\":{{\"audiences\":[],\"expirationSeconds\":600}},\
+             \"status\":{{\"token\":\"SECRET-{}-{n}-token\",\"expirationTimestamp\":\"{}\"}}}}",
+            which.0,
+            rfc3339_in(4)
+        );
+        format!(
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+}
+
+/// `proxy --cluster-id ... <flags>` with -v in front of `upstream` (plain HTTP, an anonymous parent user).
+fn minting_proxy(s: &Scratch, upstream: &Upstream, flags: &[&str]) -> Serving {
+    s.write(
+        "par.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: p\nclusters:\n- name: p\n  cluster: {{server: 'http://{}'}}\n\
+             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: p\n  context: {{cluster: p, user: u}}\n",
+            upstream.addr
+        ),
+    );
+    let args = ["proxy", "--kubeconfig", "par.yaml", "--cluster-id", CLUSTER_ID, "--port", "0", "-v"];
+    let mut cmd = s.bare(&args);
+    cmd.args(flags);
+    start(s, cmd)
+}
+
+/// The value of header `name` on the last GET that reached the parent.
+fn last_get_header(upstream: &Upstream, name: &str) -> String {
+    let seen = upstream.requests(WAIT);
+    let head = &seen.iter().rfind(|r| r.head.starts_with("GET ")).expect("a GET reached the parent").head;
+    let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")));
+    line.unwrap_or_else(|| panic!("no {name}: {head}")).split_once(':').unwrap().1.trim().to_string()
+}
+
+/// `proxy --child-token-request` renews the token it minted before it
+/// expires (when the child says, not the TTL asked): a request after the
+/// first token's expiry carries a new one.
+#[test]
+fn a_minted_child_token_is_renewed_before_it_expires() {
+    let s = Scratch::new();
+    let upstream = minting_parent();
+    let flags = ["--token-file", "child.token", "--child-token-request", "ci/deployer", "--child-token-ttl", "10m"];
+    let proxy = minting_proxy(&s, &upstream, &flags);
+    let get = "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    assert_eq!(last_get_header(&upstream, "impersonate-extra-clusternet-token"), "SECRET-child-1-token");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    let renewed = last_get_header(&upstream, "impersonate-extra-clusternet-token");
+    assert!(renewed.starts_with("SECRET-child-") && renewed != "SECRET-child-1-token", "{renewed}");
+    let (_, err) = proxy.stop();
+    assert!(err.contains("trace: renewed child token, expires 20"), "{err}");
+    assert!(!err.contains("SECRET-"), "{err}");
+}
+
+/// `--parent-token-request` too: the parent token the proxy minted is
+/// renewed with the child token, before the first of them expires.
+#[test]
+fn a_minted_parent_token_is_renewed_before_it_expires() {
+    let s = Scratch::new();
+    let upstream = minting_parent();
+    let flags = ["--token-file", "child.token", "--parent-auth", "token", "--parent-token-request"];
+    let proxy = minting_proxy(&s, &upstream, &flags);
+    let get = "GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    assert_eq!(last_get_header(&upstream, "authorization"), "Bearer SECRET-parent-1-token");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(raw(&proxy, get).starts_with("HTTP/1.1 200"));
+    let renewed = last_get_header(&upstream, "authorization");
+    assert!(renewed.starts_with("Bearer SECRET-parent-") && renewed != "Bearer SECRET-parent-1-token", "{renewed}");
+    let (_, err) = proxy.stop();
+    assert!(err.contains("trace: renewed parent token, expires 20"), "{err}");
+    assert!(!err.contains("SECRET-parent-"), "{err}");
+}

@@ -179,6 +179,71 @@ fn the_request_timeout_ends_a_watch_but_not_an_upgraded_connection() {
     upgraded.echoes("after the cut");
 }
 
+/// Through `proxy`, a watch outlives the hub's request timeout (short here):
+/// the proxy asks again from the last resourceVersion it passed on, so that
+/// kubectl (`get -w`, no timeout) and curl (`timeoutSeconds`) each see one
+/// stream with the events made before and after the cut, curl's ending when
+/// its own timeoutSeconds is up.
+#[test]
+fn a_watch_through_the_proxy_outlives_the_request_timeout() {
+    const CLIENT_TIMEOUT: Duration = Duration::from_secs(14);
+    let dir = tempdir();
+    let kc = real_child_kubeconfig(dir.path());
+    let ns = child_namespace();
+    let _lab = exclusive();
+    let _restore = Restore(|| {
+        lab_sh(&["hub-start"]);
+    });
+    lab_sh(&["hub-start", "--request-timeout", &format!("{}s", SHORT_TIMEOUT.as_secs())]);
+    let written = dir.path().join("proxy.kubeconfig");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
+    without_ambient(cmd.args(["proxy", "--kubeconfig", kc.to_str().unwrap(), "--port", "0", "-v"]));
+    cmd.arg("--write-kubeconfig").arg(&written);
+    let proxy = Serving::start(cmd, dir.path().join(format!("{}.stderr", unique("proxy"))));
+
+    let started = Instant::now();
+    let url = format!(
+        "http://{}/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds={}",
+        proxy.listening,
+        CLIENT_TIMEOUT.as_secs()
+    );
+    let curl = std::thread::spawn(move || {
+        let out = Command::new("curl").args(["-sSN", "--max-time", "40"]).arg(url).output().expect("run curl");
+        (out, Instant::now())
+    });
+    let mut watch = Watch::start(dir.path(), &written, &ns);
+    let at = |t: Duration| std::thread::sleep((started + t).saturating_duration_since(Instant::now()));
+    at(Duration::from_secs(1));
+    on_child(&["-n", &ns, "create", "configmap", "before-the-cut"]);
+    at(SHORT_TIMEOUT + Duration::from_secs(3));
+    on_child(&["-n", &ns, "create", "configmap", "after-the-cut"]);
+    let first = watch.next_line(Duration::from_secs(5));
+    let second = watch.next_line(Duration::from_secs(5));
+    assert_eq!(
+        (first.as_deref(), second.as_deref()),
+        (Some("ConfigMap/before-the-cut"), Some("ConfigMap/after-the-cut")),
+        "kubectl: {}; proxy: {}",
+        watch.stderr(),
+        proxy.stderr()
+    );
+    assert!(watch.child.try_wait().unwrap().is_none(), "kubectl's watch is still open: {}", watch.stderr());
+
+    let (out, ended) = curl.join().unwrap();
+    let took = ended - started;
+    let stream = text(&out.stdout);
+    assert!(out.status.success(), "curl: {} {stream}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = stream.lines().map(json).collect();
+    let seen: Vec<String> =
+        events.iter().map(|e| format!("{} {}", e["type"].as_str().unwrap(), e["object"]["metadata"]["name"])).collect();
+    assert_eq!(seen, ["ADDED \"before-the-cut\"", "ADDED \"after-the-cut\""], "curl: {stream}");
+    assert!(
+        took >= CLIENT_TIMEOUT - Duration::from_secs(1) && took < CLIENT_TIMEOUT + Duration::from_secs(5),
+        "curl's stream ended after {took:?}, its timeoutSeconds {CLIENT_TIMEOUT:?}"
+    );
+    let (_, err) = proxy.stop();
+    assert!(err.contains("resumed from resourceVersion ") && err.contains(" after the parent "), "{err}");
+}
+
 /// An exec upgrade through `proxy` (plain HTTP on loopback), the aggregator
 /// and the stand-in (which echoes: the lab has no kubelet).
 struct Upgraded {
