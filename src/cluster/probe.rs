@@ -266,16 +266,16 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The user entry `context` names, as kube read it.
+pub(super) fn user_of<'k>(kubeconfig: &'k Kubeconfig, context: &str) -> Option<&'k kube::config::AuthInfo> {
+    let named = kubeconfig.contexts.iter().find(|c| c.name == context)?;
+    let user = named.context.as_ref()?.user.as_deref()?;
+    kubeconfig.auth_infos.iter().find(|a| a.name == user)?.auth_info.as_ref()
+}
+
 /// Anonymous unless the user entry carries credentials of its own.
 pub(super) fn parent_auth_kind(kubeconfig: &Kubeconfig, context: &str) -> ParentAuthKind {
-    let user = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == context)
-        .and_then(|c| c.context.as_ref())
-        .and_then(|c| c.user.clone());
-    let auth = user.and_then(|u| kubeconfig.auth_infos.iter().find(|a| a.name == u)).and_then(|a| a.auth_info.as_ref());
-    match auth {
+    match user_of(kubeconfig, context) {
         Some(a)
             if a.token.is_some()
                 || a.token_file.is_some()

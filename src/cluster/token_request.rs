@@ -115,15 +115,8 @@ async fn ask(
 /// token, client key, the child credential in the impersonated extras), as
 /// `verify` collects them: what no message may repeat.
 fn secrets_of(kubeconfig: &Kubeconfig, context: &str) -> Vec<String> {
-    let user = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == context)
-        .and_then(|c| c.context.as_ref())
-        .and_then(|c| c.user.clone());
-    let auth = user.and_then(|u| kubeconfig.auth_infos.iter().find(|a| a.name == u)).and_then(|a| a.auth_info.as_ref());
     // kube writes its secrets out when serialized, in the kubeconfig's own keys.
-    match auth.map(serde_yaml::to_value) {
+    match probe::user_of(kubeconfig, context).map(serde_yaml::to_value) {
         Some(Ok(serde_yaml::Value::Mapping(user))) => credentials::secrets_in(&user),
         _ => Vec::new(),
     }
