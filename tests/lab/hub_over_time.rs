@@ -150,11 +150,7 @@ fn the_request_timeout_ends_a_watch_but_not_an_upgraded_connection() {
     let dir = tempdir();
     let kc = real_child_kubeconfig(dir.path());
     let ns = child_namespace();
-    let _lab = exclusive();
-    let _restore = Restore(|| {
-        lab_sh(&["hub-start"]);
-    });
-    lab_sh(&["hub-start", "--request-timeout", &format!("{}s", SHORT_TIMEOUT.as_secs())]);
+    let _hub = hub_with_short_timeout();
     let started = Instant::now();
     let mut watch = Watch::start(dir.path(), &kc, &ns);
     let upgraded = Upgraded::open(dir.path(), &kc);
@@ -179,6 +175,23 @@ fn the_request_timeout_ends_a_watch_but_not_an_upgraded_connection() {
     upgraded.echoes("after the cut");
 }
 
+/// The lab held by this test alone, its hub restarted with [`SHORT_TIMEOUT`]
+/// as request timeout, and started again as usual when this goes (before the
+/// lab is released: fields drop in order).
+struct ShortTimeout {
+    _restore: Restore<fn()>,
+    _lab: Exclusive,
+}
+
+fn hub_with_short_timeout() -> ShortTimeout {
+    let lab = exclusive();
+    let restore: Restore<fn()> = Restore(|| {
+        lab_sh(&["hub-start"]);
+    });
+    lab_sh(&["hub-start", "--request-timeout", &format!("{}s", SHORT_TIMEOUT.as_secs())]);
+    ShortTimeout { _restore: restore, _lab: lab }
+}
+
 /// Through `proxy`, a watch outlives the hub's request timeout (short here):
 /// the proxy asks again from the last resourceVersion it passed on, so that
 /// kubectl (`get -w`, no timeout) and curl (`timeoutSeconds`) each see one
@@ -190,11 +203,7 @@ fn a_watch_through_the_proxy_outlives_the_request_timeout() {
     let dir = tempdir();
     let kc = real_child_kubeconfig(dir.path());
     let ns = child_namespace();
-    let _lab = exclusive();
-    let _restore = Restore(|| {
-        lab_sh(&["hub-start"]);
-    });
-    lab_sh(&["hub-start", "--request-timeout", &format!("{}s", SHORT_TIMEOUT.as_secs())]);
+    let _hub = hub_with_short_timeout();
     let written = dir.path().join("proxy.kubeconfig");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
     without_ambient(cmd.args(["proxy", "--kubeconfig", kc.to_str().unwrap(), "--port", "0", "-v"]));

@@ -316,17 +316,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
 /// it: no last chunk, as the hub's timeout filter aborts the handler). Any
 /// but `End` leaves the connection to be closed.
 fn write_relayed<W: Write>(out: &mut W, response: &Response, relay: &forward::Relay, close: bool) -> io::Result<Next> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nCache-Control: no-cache, private\r\n",
-        response.status,
-        reason_phrase(response.status)
-    );
-    if !response.content_type.is_empty() {
-        head.push_str(&format!("Content-Type: {}\r\n", response.content_type));
-    }
-    for (name, value) in &response.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
+    let mut head = head_start(response);
     match response.content_length {
         Some(len) => head.push_str(&format!("Content-Length: {len}\r\n")),
         None => head.push_str("Transfer-Encoding: chunked\r\n"),
@@ -362,7 +352,9 @@ fn write_relayed<W: Write>(out: &mut W, response: &Response, relay: &forward::Re
     }
 }
 
-fn write_response<W: Write>(out: &mut W, response: &Response, head_only: bool, close: bool) -> io::Result<()> {
+/// The status line and the headers every answer carries (its framing,
+/// Content-Length or chunked, is the caller's).
+fn head_start(response: &Response) -> String {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nCache-Control: no-cache, private\r\n",
         response.status,
@@ -374,6 +366,11 @@ fn write_response<W: Write>(out: &mut W, response: &Response, head_only: bool, c
     for (name, value) in &response.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    head
+}
+
+fn write_response<W: Write>(out: &mut W, response: &Response, head_only: bool, close: bool) -> io::Result<()> {
+    let mut head = head_start(response);
     if response.broken {
         head.push_str("Transfer-Encoding: chunked\r\n");
     } else {
