@@ -20,6 +20,23 @@ pub const PRIVATE_MODE: u32 = 0o600;
 /// clusters), and a bound on the memory used.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
+/// What a file read holds, for the words of its errors: a kubeconfig, or any
+/// other file (a token, a certificate, a credentials file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    File,
+    Kubeconfig,
+}
+
+impl Holds {
+    fn noun(self) -> &'static str {
+        match self {
+            Holds::File => "file",
+            Holds::Kubeconfig => "kubeconfig",
+        }
+    }
+}
+
 /// Reads a file; refuses what is not a regular file, and what is larger than
 /// a kubeconfig may be. The caller says where the path came from (a flag, a
 /// reference) as the error's context.
@@ -27,26 +44,45 @@ pub fn read_path(path: &Path) -> Result<Vec<u8>> {
     read_path_at_most(path, MAX_FILE_BYTES)
 }
 
-/// [`read_path`] with its own size limit: a larger file is refused before it
-/// is read, and never read past `limit` (it may grow meanwhile).
+/// [`read_path`] with its own size limit.
 pub fn read_path_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    read_bounded(path, limit, Holds::File)
+}
+
+/// The one reader of every file this tool reads: a larger file than `limit`
+/// is refused before it is read, and never read past `limit` (it may grow
+/// meanwhile); a directory, a FIFO or a device (which would block or never
+/// end) is refused. Every error names the file and says what to do.
+pub fn read_bounded(path: &Path, limit: u64, holds: Holds) -> Result<Vec<u8>> {
     let shown = path.display();
+    let noun = holds.noun();
     let read_error = |e: std::io::Error| match e.kind() {
-        ErrorKind::NotFound => anyhow!("file {shown} does not exist"),
+        ErrorKind::NotFound => anyhow!("{noun} {shown} does not exist"),
         ErrorKind::PermissionDenied => {
-            anyhow!("file {shown} cannot be read (permission denied)")
+            anyhow!("{noun} {shown} cannot be read (permission denied)")
         }
-        _ => anyhow!("file {shown} cannot be read: {e}"),
+        _ => anyhow!("{noun} {shown} cannot be read: {e}"),
     };
     let meta = fs::metadata(path).map_err(read_error)?;
     if meta.is_dir() {
-        bail!("{shown} is a directory, not a file");
+        match holds {
+            Holds::File => bail!("{shown} is a directory, not a file"),
+            Holds::Kubeconfig => bail!("kubeconfig {shown} is a directory; give the path of a kubeconfig file"),
+        }
     }
     if !meta.is_file() {
-        bail!("{shown} is not a regular file");
+        match holds {
+            Holds::File => bail!("{shown} is not a regular file"),
+            Holds::Kubeconfig => bail!("kubeconfig {shown} is not a regular file"),
+        }
     }
-    let too_big =
-        |len: u64| anyhow!("file {shown} is larger than {} ({len} bytes); is it the right file?", size(limit));
+    let advice = match holds {
+        Holds::File => "is it the right file?",
+        Holds::Kubeconfig => {
+            "is it the right file? `kubectl config view --minify --raw` writes one with the current context only"
+        }
+    };
+    let too_big = |len: u64| anyhow!("{noun} {shown} is larger than {} ({len} bytes); {advice}", size(limit));
     if meta.len() > limit {
         return Err(too_big(meta.len()));
     }

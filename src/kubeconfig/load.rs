@@ -4,14 +4,14 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fmt;
 use std::fs;
-use std::io::{ErrorKind, Read as _};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
 use super::model::{Kubeconfig, NamedCluster, NamedContext, NamedUser};
+use crate::fs::{Holds, MAX_FILE_BYTES};
 
 /// An entry together with the file it came from: relative paths in it are
 /// resolved against that file's directory, as kubectl does.
@@ -140,49 +140,8 @@ pub fn describe_missing(paths: &[PathBuf]) -> String {
 
 /// Reads one kubeconfig file. Every error names the file and says what to do.
 pub fn read_file(path: &Path) -> Result<Kubeconfig> {
-    let shown = path.display();
-    let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => anyhow!("kubeconfig {shown} does not exist"),
-        ErrorKind::PermissionDenied => {
-            anyhow!("kubeconfig {shown} cannot be read (permission denied)")
-        }
-        _ => anyhow!("kubeconfig {shown} cannot be read: {e}"),
-    })?;
-    if meta.is_dir() {
-        bail!("kubeconfig {shown} is a directory; give the path of a kubeconfig file");
-    }
-    if !meta.is_file() {
-        // A FIFO or a device would block or never end.
-        bail!("kubeconfig {shown} is not a regular file");
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        bail!("{}", too_big(&shown, meta.len()));
-    }
-    let read_error = |e: std::io::Error| match e.kind() {
-        ErrorKind::PermissionDenied => {
-            anyhow!("kubeconfig {shown} cannot be read (permission denied)")
-        }
-        _ => anyhow!("kubeconfig {shown} cannot be read: {e}"),
-    };
-    let file = fs::File::open(path).map_err(read_error)?;
-    // The size is checked again while reading: the file may grow meanwhile.
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        bail!("{}", too_big(&shown, bytes.len() as u64));
-    }
-    from_bytes(&bytes).with_context(|| format!("kubeconfig {shown}"))
-}
-
-/// The largest kubeconfig read (see [`crate::fs::MAX_FILE_BYTES`]).
-pub use crate::fs::MAX_FILE_BYTES;
-
-fn too_big(shown: &impl fmt::Display, len: u64) -> String {
-    format!(
-        "kubeconfig {shown} is larger than {} MiB ({} bytes); pass --kubeconfig with a smaller file, e.g. `kubectl config view --minify --raw > parent.kubeconfig`",
-        MAX_FILE_BYTES >> 20,
-        len
-    )
+    let bytes = crate::fs::read_bounded(path, MAX_FILE_BYTES, Holds::Kubeconfig)?;
+    from_bytes(&bytes).with_context(|| format!("kubeconfig {}", path.display()))
 }
 
 /// Parses one kubeconfig document and checks the rules kubectl enforces on

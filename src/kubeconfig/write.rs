@@ -13,7 +13,7 @@ use super::model::Kubeconfig;
 use super::plan::{self, Change, Plan};
 use super::yaml;
 use crate::fs::{
-    Lock, PRIVATE_MODE, check_dir, file_kind, follow_links, owner_of, parent_dir, same_file_as, temp_file,
+    Holds, Lock, MAX_FILE_BYTES, PRIVATE_MODE, check_dir, file_kind, follow_links, owner_of, parent_dir, same_file_as, temp_file,
 };
 use anyhow::{Context as _, Result};
 
@@ -169,7 +169,9 @@ pub fn plan_new(
 ) -> Result<Plan, WriteError> {
     let target = check_new(path, force, inputs)?;
     // What is there now, when it can be read as a kubeconfig at all.
-    let existing = fs::read(&target).ok().and_then(|bytes| yaml::text(&bytes).ok().and_then(|t| yaml::value(&t).ok()));
+    let existing = crate::fs::read_bounded(&target, MAX_FILE_BYTES, Holds::Kubeconfig)
+        .ok()
+        .and_then(|bytes| yaml::text(&bytes).ok().and_then(|t| yaml::value(&t).ok()));
     Ok(plan::replace_plan(existing, doc, entries))
 }
 
@@ -270,7 +272,8 @@ pub fn rewrite<T>(
     let Some(doc) = doc else {
         return Ok(Rewritten { created, outcome, written: false, loose_mode, in_place: None });
     };
-    let temp = temp_file(&dir, &yaml::to_yaml(&doc), mode).map_err(WriteError::Place)?;
+    let text = yaml::to_yaml(&doc);
+    let temp = temp_file(&dir, &text, mode).map_err(WriteError::Place)?;
     let in_place = match &meta {
         Some(meta) if meta.nlink() > 1 => Some("it has several hard links"),
         Some(meta) if (meta.uid(), meta.gid()) != owner_of(temp.as_file())? => {
@@ -286,13 +289,12 @@ pub fn rewrite<T>(
             temp.persist(&target).map_err(|e| WriteError::File(format!("{shown} cannot be written: {}", e.error)))?;
         }
         Some(_) => {
-            let text = fs::read(temp.path()).context("reading the temporary file").map_err(WriteError::Place)?;
             let mut file = OpenOptions::new()
                 .write(true)
                 .open(&target)
                 .map_err(|e| WriteError::File(format!("{shown} cannot be written: {e}")))?;
             file.set_len(0)
-                .and_then(|()| file.write_all(&text))
+                .and_then(|()| file.write_all(text.as_bytes()))
                 .and_then(|()| file.sync_all())
                 .map_err(|e| WriteError::File(format!("{shown} cannot be written: {e}")))?;
         }
@@ -325,7 +327,8 @@ fn read_merge_target(path: &Path, target: &Path) -> Result<Existing, WriteError>
             file_kind(&meta)
         ),
         Ok(meta) => {
-            let bytes = fs::read(target).map_err(|e| WriteError::File(format!("{shown} cannot be read: {e}")))?;
+            let bytes = crate::fs::read_bounded(target, MAX_FILE_BYTES, Holds::Kubeconfig)
+                .map_err(|e| WriteError::File(format!("{e:#}; it was left unchanged")))?;
             let unchanged = |e: anyhow::Error| WriteError::File(format!("{shown} {e:#}; it was left unchanged"));
             let text = yaml::text(&bytes).map_err(unchanged)?;
             // The same budget as for a parent: a hostile target fails fast
@@ -383,5 +386,22 @@ mod tests {
                 .contains("does not exist; create it first")
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn a_merge_target_over_the_limit_is_refused_unread_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        fs::File::create(&path).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+        let mut edited = false;
+        let err = rewrite(&path, Duration::ZERO, |doc| {
+            edited = true;
+            Ok((doc, ()))
+        })
+        .err()
+        .unwrap();
+        assert!(format!("{err}").contains("config is larger than 64 MiB"), "{err}");
+        assert!(!edited, "the edit never sees an unread file");
+        assert_eq!(fs::metadata(&path).unwrap().len(), MAX_FILE_BYTES + 1, "left unchanged");
     }
 }
