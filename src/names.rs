@@ -7,7 +7,25 @@
 //! ever stores names of these forms, so anything else cannot match and is
 //! refused here, as kubectl refuses a name with `/` ("may not contain '/'").
 
+use std::fmt;
+
 use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// A namespaced Kubernetes object: `namespace/name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectRef {
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
 
 /// Longest DNS-1123 label (a namespace).
 const MAX_LABEL: usize = 63;

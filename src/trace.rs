@@ -1,10 +1,8 @@
 //! `-v/--verbose`: what the program does, step by step, on stderr. Secret
 //! values never reach a trace line: callers pass descriptions, never values,
-//! and user entries are printed through [`redacted`].
+//! and user entries are printed through [`crate::credentials::redacted`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use serde_yaml::{Mapping, Value};
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
@@ -20,46 +18,5 @@ pub fn enabled() -> bool {
 pub fn line(line: impl FnOnce() -> String) {
     if enabled() {
         eprintln!("trace: {}", line());
-    }
-}
-
-/// Keys of a user entry whose values are secrets.
-const SECRET_KEYS: &[&str] = &["token", "password", "client-key-data", "as-user-extra"];
-
-/// A user entry with every secret value replaced by its length, for traces.
-pub fn redacted(user: &Mapping) -> String {
-    let shown: Vec<String> = user
-        .iter()
-        .map(|(k, v)| {
-            let key = k.as_str().unwrap_or("?");
-            if SECRET_KEYS.contains(&key) { format!("{key}: <redacted>") } else { format!("{key}: {}", summary(v)) }
-        })
-        .collect();
-    format!("{{{}}}", shown.join(", "))
-}
-
-fn summary(value: &Value) -> String {
-    match value {
-        Value::String(s) if s.len() > 40 => format!("<{} chars>", s.len()),
-        Value::String(s) => s.clone(),
-        Value::Mapping(m) => format!("<{} keys>", m.len()),
-        Value::Sequence(s) => format!("<{} items>", s.len()),
-        other => format!("{other:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_redacted() {
-        let user: Mapping = serde_yaml::from_str(
-            "token: SECRET1\nas: clusternet\nas-user-extra: {clusternet-token: [SECRET2]}\nclient-key-data: SECRET3\nusername: system:anonymous\n",
-        )
-        .unwrap();
-        let text = redacted(&user);
-        assert!(!text.contains("SECRET"), "{text}");
-        assert!(text.contains("as: clusternet") && text.contains("username: system:anonymous"));
     }
 }

@@ -62,46 +62,30 @@ pub struct Connection {
 pub fn kubeconfig_for(selection: &Selection) -> Result<Kubeconfig> {
     let cluster = selection.cluster;
     let ca_data = flatten::ca_data(cluster, selection.cluster_dir, selection.cluster_name)?;
-    let user = flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)?;
-    // Keys are strings (kubectl's YAML reader makes them so); checked, not assumed.
-    let user = serde_json::to_value(&user)
-        .map_err(|_| anyhow!("context {:?}: its user entry has a key that is not a string", selection.context_name))?;
-    let document = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": selection.context_name,
-        "clusters": [{
-            "name": selection.cluster_name,
-            "cluster": {
-                "server": cluster.server,
-                "certificate-authority-data": ca_data,
-                "insecure-skip-tls-verify": cluster.insecure_skip_tls_verify,
-                "tls-server-name": cluster.tls_server_name,
-                "proxy-url": cluster.proxy_url,
-                "disable-compression": cluster.disable_compression,
-            },
-        }],
-        "users": [{ "name": selection.user_name, "user": user }],
-        "contexts": [{
-            "name": selection.context_name,
-            "context": {
-                "cluster": selection.cluster_name,
-                "user": selection.user_name,
-                "namespace": selection.namespace,
-            },
-        }],
-    });
-    // kube's own messages quote values; never let one carry a credential.
-    serde_json::from_value(document)
-        .map_err(|_| anyhow!("context {:?}: its user entry is not one kube's client can use", selection.context_name))
+    let mut cluster_entry = emit::cluster_entry(cluster, cluster.server.clone().unwrap_or_default(), ca_data);
+    // Extensions are the parent's own business, not kube's; a missing server
+    // is left for kube to refuse.
+    cluster_entry.remove("extensions");
+    if cluster.server.is_none() {
+        cluster_entry.remove("server");
+    }
+    let entry = Entries {
+        name: selection.context_name.to_string(),
+        cluster: cluster_entry,
+        context: emit::context_entry(selection.context_name, selection.namespace, None),
+        user: flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)?,
+    };
+    kubeconfig_of(&entry)
 }
 
-/// One generated entry as a kubeconfig of its own, for kube's client (to
-/// probe it, or to ask the child for a token through it).
+/// One entry (a generated one, or the selected context as [`kubeconfig_for`]
+/// makes it) as a kubeconfig of its own, for kube's client: the one bridge
+/// from this tool's kubeconfig model to kube's.
 pub fn kubeconfig_of(entry: &Entries) -> Result<Kubeconfig> {
     let doc = emit::document(std::slice::from_ref(entry), Some(&entry.name));
-    let text = emit::render(&doc, emit::Format::Yaml)?;
-    Kubeconfig::from_yaml(&text).map_err(|e| anyhow!("internal: {e}"))
+    // kube's own messages quote values; never let one carry a credential.
+    serde_yaml::from_value(doc)
+        .map_err(|_| anyhow!("context {:?}: its user entry is not one kube's client can use", entry.name))
 }
 
 /// kube's client configuration for `context` (or the current context) of

@@ -10,7 +10,7 @@ use kube::api::Api;
 use super::client::{Connection, api_error};
 use super::hub_token::token_of;
 use super::managed::CLUSTER_ID_LABEL;
-use crate::credentials::origin::ObjectRef;
+use crate::names::ObjectRef;
 use crate::secret::Secret as SecretValue;
 
 /// The Secret's name, the same in every cluster namespace.

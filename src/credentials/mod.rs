@@ -131,6 +131,30 @@ pub fn secrets_in(user: &Mapping) -> Vec<String> {
     out
 }
 
+/// A user entry for a trace line: every field that may hold a secret (all
+/// but [`NOT_SECRET`], the same rule as [`secrets_in`]) is shown as
+/// `<redacted>`, the others in short.
+pub fn redacted(user: &Mapping) -> String {
+    let shown: Vec<String> = user
+        .iter()
+        .map(|(k, v)| {
+            let key = k.as_str().unwrap_or("?");
+            if NOT_SECRET.contains(&key) { format!("{key}: {}", summary(v)) } else { format!("{key}: <redacted>") }
+        })
+        .collect();
+    format!("{{{}}}", shown.join(", "))
+}
+
+fn summary(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.len() > 40 => format!("<{} chars>", s.len()),
+        Value::String(s) => s.clone(),
+        Value::Mapping(m) => format!("<{} keys>", m.len()),
+        Value::Sequence(s) => format!("<{} items>", s.len()),
+        other => format!("{other:?}"),
+    }
+}
+
 /// The parent side of a generated user entry: the entry without its
 /// impersonation of `clusternet` (and the child credentials in it), as
 /// `refresh` keeps it.
@@ -220,6 +244,18 @@ mod tests {
         let (other, _) = validate::tests::pair();
         let other_cert = ChildCredentials::ClientCertificate { cert_pem: other, key_pem: Secret::new(key) };
         assert_eq!(reused(&other_cert), None);
+    }
+
+    #[test]
+    fn traces_show_names_and_redact_everything_else() {
+        let user: Mapping = serde_yaml::from_str(
+            "token: SECRET1\nas: clusternet\nas-user-extra: {clusternet-token: [SECRET2]}\nclient-key-data: SECRET3\n\
+             username: system:anonymous\nexec: {env: [{name: X, value: SECRET4}]}\npassword: SECRET5\n",
+        )
+        .unwrap();
+        let text = redacted(&user);
+        assert!(!text.contains("SECRET"), "{text}");
+        assert!(text.contains("as: clusternet") && text.contains("username: system:anonymous"), "{text}");
     }
 
     #[test]

@@ -1,22 +1,10 @@
 //! Where a generated entry's child credential came from: what a kubeconfig
 //! may record about its credential, never the credential itself.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-/// A namespaced object: `namespace/name`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ObjectRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+use crate::names::ObjectRef;
 
 /// A token to ask the child's TokenRequest API for, with the child credential
 /// `gen` holds: for `service_account`, valid for `ttl` (the child may shorten it).

@@ -387,7 +387,7 @@ pub fn build(recipe: &Recipe, parent: &Parent, targets: &[Target]) -> Result<Vec
                 "{}: name {name:?}, server {}, user {}",
                 target.describe(),
                 route::without_userinfo(&server),
-                trace::redacted(&user)
+                credentials::redacted(&user)
             )
         });
         let record = record::provenance(recorded, target, recipe, &child);
@@ -450,23 +450,11 @@ async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
     }
 }
 
-/// Names the flag that gave the path of a refused or failed write, and says
-/// how to get past a refusal in terms of this command's flags.
+/// `gen` offers --force, stdout and --name besides another path.
+const GEN_OFFERS: write::Offers = write::Offers { force: true, stdout: true, name: true };
+
 fn flagged(flag: &str) -> impl Fn(write::WriteError) -> anyhow::Error + '_ {
-    move |e| match e {
-        write::WriteError::File(message) => anyhow!("{flag} {message}"),
-        write::WriteError::Refused(message, fix) => {
-            let advice = match fix {
-                write::Fix::Replace => "pass --force to replace it".to_string(),
-                write::Fix::FilePathOrStdout => format!("give a file path, or leave out {flag} to write to stdout"),
-                write::Fix::OtherPath => "it is never written over (not even with --force): give another path".into(),
-                write::Fix::OtherName => "pass --name NAME to give this cluster's entries another name".into(),
-            };
-            anyhow!("{flag} {message}; {advice}")
-        }
-        write::WriteError::Place(e) => e.context(flag.to_owned()),
-        write::WriteError::Other(e) => e,
-    }
+    move |e| e.flagged(flag, GEN_OFFERS)
 }
 
 /// Emits to stdout, writes the file, or merges into the target.

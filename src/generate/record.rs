@@ -11,8 +11,9 @@ use crate::credentials::origin::{self, CredentialOrigin};
 use crate::credentials::{ChildCredentials, validate};
 use crate::kubeconfig::emit::Entries;
 use crate::kubeconfig::load;
+use crate::names::ObjectRef;
 use crate::kubeconfig::provenance::{
-    self, Credential, Found, Kind, ObjectRef, ParentRef, Provenance, Source, TokenRequest,
+    self, Credential, Found, Kind, ParentRef, Provenance, Source, TokenRequest,
 };
 
 /// The parent as recorded: its server without user info (a password is a
@@ -86,7 +87,7 @@ pub fn credential(origin: &CredentialOrigin, child: &ChildCredentials) -> Creden
         }
         CredentialOrigin::Hub { secret } => {
             record.source = Some(Source::Hub);
-            record.secret = Some(ObjectRef { namespace: secret.namespace.clone(), name: secret.name.clone() });
+            record.secret = Some(secret.clone());
         }
         CredentialOrigin::TokenRequest { service_account, requested_ttl, expiration, base } => {
             // What the token was asked with stays recorded (its file or
@@ -130,13 +131,13 @@ mod tests {
         let from_file = rec(CredentialOrigin::CredentialsFile { path: "/creds.yaml".into(), key: "a".into() });
         assert_eq!((from_file.source, from_file.path.as_deref()), (Some(Source::CredentialsFile), Some("/creds.yaml")));
         let secret =
-            crate::credentials::origin::ObjectRef { namespace: "ns".into(), name: "child-cluster-deployer".into() };
+            crate::names::ObjectRef { namespace: "ns".into(), name: "child-cluster-deployer".into() };
         let hub = CredentialOrigin::Hub { secret };
         let held = rec(hub.clone());
         assert_eq!(held.source, Some(Source::Hub));
         assert_eq!(held.secret.as_ref().map(|s| s.name.as_str()), Some("child-cluster-deployer"));
         let requested = rec(CredentialOrigin::TokenRequest {
-            service_account: crate::credentials::origin::ObjectRef { namespace: "ci".into(), name: "reader".into() },
+            service_account: crate::names::ObjectRef { namespace: "ci".into(), name: "reader".into() },
             requested_ttl: std::time::Duration::from_secs(3600),
             expiration: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
             base: Box::new(hub),

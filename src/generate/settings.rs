@@ -14,7 +14,8 @@ use crate::cli::{
     TargetArgs,
 };
 use crate::credentials::file::Credentials;
-use crate::credentials::origin::{ChildTokenRequest, ObjectRef};
+use crate::credentials::origin::ChildTokenRequest;
+use crate::names::ObjectRef;
 use crate::credentials::parent::{GivenToken, Method, TokenSource};
 use crate::credentials::{ChildSource, child, parent};
 use crate::error::{in_cwd, refuse_dash, usage};

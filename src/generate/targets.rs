@@ -390,7 +390,7 @@ pub fn held_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::origin::ObjectRef;
+    use crate::names::ObjectRef;
     use crate::secret::Secret;
 
     fn cluster(namespace: &str, name: &str, id: &str) -> ManagedCluster {

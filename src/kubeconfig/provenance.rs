@@ -19,6 +19,8 @@
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
+use crate::names::ObjectRef;
+
 /// The name of the extension, in every generated entry's `extensions` list.
 pub const EXTENSION_NAME: &str = "kubeconfig.clusternet.io/provenance";
 
@@ -58,15 +60,6 @@ pub struct ParentRef {
     /// The parent kubeconfig's context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
-}
-
-/// A namespaced Kubernetes object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectRef {
-    #[serde(default)]
-    pub namespace: String,
-    #[serde(default)]
-    pub name: String,
 }
 
 /// The child credential the entry carries: its kind, where it came from,

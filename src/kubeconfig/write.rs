@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result};
 
 /// Why a write was refused or failed. The path came from the command line,
 /// and only the caller knows which flag gave it, so it names the flag and
-/// turns the [`Fix`] into advice in the user's terms.
+/// what the command offers ([`WriteError::flagged`]).
 #[derive(Debug)]
 pub enum WriteError {
     /// About the file itself; the message starts with its path.
@@ -49,7 +49,8 @@ impl From<anyhow::Error> for WriteError {
     }
 }
 
-/// How the user gets past a refusal; the caller, which knows the flags, says it.
+/// How the user gets past a refusal; [`WriteError::flagged`] says it in the
+/// terms of the command's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fix {
     /// The file exists: ask for it to be replaced.
@@ -60,6 +61,51 @@ pub enum Fix {
     OtherPath,
     /// An entry of that name belongs to another cluster: choose another name.
     OtherName,
+}
+
+/// What the command that writes offers its user besides another path: the
+/// advice of a refusal names only what the command has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offers {
+    /// `--force`, to replace a file.
+    pub force: bool,
+    /// Leaving the flag out, to write to stdout.
+    pub stdout: bool,
+    /// `--name`, to name the entries otherwise.
+    pub name: bool,
+}
+
+impl WriteError {
+    /// The error as the user sees it, led by `flag` (which gave the path),
+    /// a refusal with its [`Fix`] as advice in the terms of `offers`.
+    pub fn flagged(self, flag: &str, offers: Offers) -> anyhow::Error {
+        let other_path = if offers.force {
+            "it is never written over (not even with --force): give another path"
+        } else {
+            "it is never written over: give another path"
+        };
+        match self {
+            WriteError::File(message) => anyhow::anyhow!("{flag} {message}"),
+            WriteError::Refused(message, fix) => {
+                let advice = match fix {
+                    Fix::Replace if offers.force => "pass --force to replace it".to_string(),
+                    Fix::Replace => "remove it, or give another path".to_string(),
+                    Fix::FilePathOrStdout if offers.stdout => {
+                        format!("give a file path, or leave out {flag} to write to stdout")
+                    }
+                    Fix::FilePathOrStdout => "give a file path".to_string(),
+                    Fix::OtherPath => other_path.to_string(),
+                    Fix::OtherName if offers.name => {
+                        "pass --name NAME to give this cluster's entries another name".to_string()
+                    }
+                    Fix::OtherName => "give another path".to_string(),
+                };
+                anyhow::anyhow!("{flag} {message}; {advice}")
+            }
+            WriteError::Place(e) => e.context(flag.to_owned()),
+            WriteError::Other(e) => e,
+        }
+    }
 }
 
 /// A failed merge plan as a write error: an entry of another cluster is a

@@ -31,7 +31,8 @@ use crate::cluster::client::{self, Session};
 use crate::cluster::deployer;
 use crate::cluster::managed::{self, CLUSTER_ID_LABEL, ManagedCluster, Query};
 use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
-use crate::credentials::origin::{self, ChildTokenRequest, CredentialOrigin, ObjectRef};
+use crate::credentials::origin::{self, ChildTokenRequest, CredentialOrigin};
+use crate::names::ObjectRef;
 use crate::credentials::{self, ChildSource, parent::Method};
 use crate::error::{attention, in_cwd};
 use crate::generate::targets::{self, Target};
@@ -593,12 +594,12 @@ fn replace(root: &mut Mapping, g: &Generated, rebuilt: Entries) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubeconfig::provenance::{ObjectRef as Recorded, TokenRequest};
+    use crate::kubeconfig::provenance::TokenRequest;
 
     fn hub() -> Credential {
         Credential {
             source: Some(Source::Hub),
-            secret: Some(Recorded { namespace: "clusternet-abc".into(), name: deployer::SECRET_NAME.into() }),
+            secret: Some(ObjectRef { namespace: "clusternet-abc".into(), name: deployer::SECRET_NAME.into() }),
             ..Default::default()
         }
     }
@@ -692,10 +693,10 @@ mod tests {
         let flag = Credential { source: Some(Source::Flag), ..Default::default() };
         let e = why(&requested(flag));
         assert!(e.contains("given on the command line (flag)") && e.contains("its token was asked with"), "{e}");
-        let other = Credential { secret: Some(Recorded { namespace: "ns".into(), name: "mine".into() }), ..hub() };
+        let other = Credential { secret: Some(ObjectRef { namespace: "ns".into(), name: "mine".into() }), ..hub() };
         assert!(why(&other).contains("\"mine\" is not child-cluster-deployer"), "{}", why(&other));
         let bad_ns = Credential {
-            secret: Some(Recorded { namespace: "../x".into(), name: deployer::SECRET_NAME.into() }),
+            secret: Some(ObjectRef { namespace: "../x".into(), name: deployer::SECRET_NAME.into() }),
             ..hub()
         };
         assert!(why(&bad_ns).contains("is not a namespace name"), "{}", why(&bad_ns));

@@ -183,29 +183,13 @@ fn write_kubeconfig(
 ) -> Result<()> {
     let entries = [proxy_entries(context, namespace, addr)];
     let text = emit::render(&emit::document(&entries, Some(context)), emit::Format::Yaml)?;
-    in_cwd(write::write_new(path, &text, false, inputs).map_err(write_error), path)?;
+    in_cwd(write::write_new(path, &text, false, inputs).map_err(|e| e.flagged("--write-kubeconfig", PROXY_OFFERS)), path)?;
     eprintln!("wrote context {context:?} to {} (mode 0600, server http://{})", path.display(), reachable(addr));
     Ok(())
 }
 
-/// A refused or failed `--write-kubeconfig`, with what to do.
-fn write_error(e: write::WriteError) -> anyhow::Error {
-    match e {
-        write::WriteError::File(message) => anyhow!("--write-kubeconfig {message}"),
-        write::WriteError::Refused(message, fix) => {
-            let advice = match fix {
-                write::Fix::Replace => "remove it, or give another path",
-                write::Fix::FilePathOrStdout => "give a file path",
-                write::Fix::OtherPath => "it is never written over: give another path",
-                // A merge's refusal; the proxy writes a new file only.
-                write::Fix::OtherName => "give another path",
-            };
-            anyhow!("--write-kubeconfig {message}; {advice}")
-        }
-        write::WriteError::Place(e) => e.context("--write-kubeconfig"),
-        write::WriteError::Other(e) => e,
-    }
-}
+/// The proxy writes a new file only: no --force, no stdout, no --name.
+const PROXY_OFFERS: write::Offers = write::Offers { force: false, stdout: false, name: false };
 
 /// The entries of the proxy's kubeconfig.
 fn proxy_entries(context: &str, namespace: Option<&str>, addr: SocketAddr) -> Entries {
