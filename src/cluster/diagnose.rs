@@ -1,9 +1,12 @@
 //! What a failed request through the socket proxy means, and the one-line
-//! fix. Pure: a status code and a body in, a diagnosis out. The server words
+//! fix. Pure: a status code and a body (or a failure below HTTP) in, a
+//! diagnosis out. The server words
 //! matched here are those of kube-apiserver, its aggregator and
 //! clusternet-hub v0.18.1 (with its agent), as observed on loopback.
 
 use std::fmt;
+
+use super::transport::Failure;
 
 /// Declares [`Cause`] and its list of every variant in one place.
 macro_rules! causes {
@@ -240,15 +243,20 @@ pub fn from_response(status: u16, message: &str, auth: ParentAuthKind, parent_ac
     }
 }
 
-/// Maps a transport error (its full cause chain, as text) to its cause.
-pub fn from_transport(chain: &str) -> Cause {
-    let c = chain.to_ascii_lowercase();
-    if c.contains("certificate") || c.contains("unknownissuer") || c.contains("tls") || c.contains("handshake") {
-        Cause::Tls
-    } else if c.contains("timed out") || c.contains("elapsed") || c.contains("timeout") {
-        Cause::Timeout
-    } else {
-        Cause::Connect
+/// A failure below HTTP ([`super::transport::classify`], which reads the error's
+/// causes by type) as the cause of a failed request through the proxy.
+impl From<&Failure> for Cause {
+    fn from(failure: &Failure) -> Cause {
+        match failure {
+            Failure::UnknownCa
+            | Failure::WrongName
+            | Failure::Expired
+            | Failure::BadServerCertificate(_)
+            | Failure::ClientCertificateRefused(_)
+            | Failure::NotTls => Cause::Tls,
+            Failure::Timeout => Cause::Timeout,
+            Failure::Refused | Failure::NoSuchHost | Failure::Reset | Failure::Other => Cause::Connect,
+        }
     }
 }
 
@@ -369,9 +377,10 @@ mod tests {
     }
 
     #[test]
-    fn transport_errors() {
-        assert_eq!(from_transport("invalid peer certificate: UnknownIssuer"), Cause::Tls);
-        assert_eq!(from_transport("tcp connect error: Connection refused (os error 111)"), Cause::Connect);
-        assert_eq!(from_transport("operation timed out"), Cause::Timeout);
+    fn transport_failures() {
+        assert_eq!(Cause::from(&Failure::UnknownCa), Cause::Tls);
+        assert_eq!(Cause::from(&Failure::ClientCertificateRefused("BadCertificate".into())), Cause::Tls);
+        assert_eq!(Cause::from(&Failure::Refused), Cause::Connect);
+        assert_eq!(Cause::from(&Failure::Timeout), Cause::Timeout);
     }
 }

@@ -17,6 +17,7 @@ use kube::config::Kubeconfig;
 
 use super::client::{Retries, connect_with};
 use super::diagnose::{self, Cause, ParentAuthKind};
+use super::transport::{self, Failure};
 use crate::route::SOCKETS_PATH;
 use crate::terminal::escape;
 
@@ -130,8 +131,8 @@ struct Answer {
 #[derive(Debug)]
 enum Got {
     Answer(Answer),
-    /// No HTTP answer: the error chain.
-    Transport(String),
+    /// No HTTP answer: the error chain, and what it means.
+    Transport(String, Failure),
     /// No HTTP answer before the deadline.
     TimedOut,
 }
@@ -149,11 +150,11 @@ impl Probe<'_> {
         let deadline = tokio::time::Instant::from_std(self.deadline);
         let request = match http::Request::get(path).body(Body::empty()) {
             Ok(r) => r,
-            Err(e) => return Got::Transport(e.to_string()),
+            Err(e) => return Got::Transport(e.to_string(), Failure::Other),
         };
         let response = match tokio::time::timeout_at(deadline, client.send(request)).await {
             Err(_) => return Got::TimedOut,
-            Ok(Err(e)) => return Got::Transport(error_chain(&e)),
+            Ok(Err(e)) => return Got::Transport(error_chain(&e), transport::classify(&e)),
             Ok(Ok(r)) => r,
         };
         let status = response.status().as_u16();
@@ -188,9 +189,9 @@ impl Probe<'_> {
         let timed_out = || format!("timed out after {}s", self.timeout.as_secs());
         let answer = match got {
             Got::Answer(a) => a,
-            Got::Transport(chain) => {
+            Got::Transport(chain, failure) => {
                 let message = diagnose::redact(&chain, &self.secrets).replace(['\n', '\r'], " ");
-                return Failed { path, status: None, cause: diagnose::from_transport(&chain), message, cut: None };
+                return Failed { path, status: None, cause: Cause::from(&failure), message, cut: None };
             }
             Got::TimedOut => {
                 return Failed { path, status: None, cause: Cause::Timeout, message: timed_out(), cut: None };
@@ -238,7 +239,7 @@ impl Probe<'_> {
         match self.get(&client, "/version").await {
             Got::Answer(a) if a.status == 401 => Some(false),
             Got::Answer(_) => Some(true),
-            Got::Transport(_) | Got::TimedOut => None,
+            Got::Transport(..) | Got::TimedOut => None,
         }
     }
 }
