@@ -50,8 +50,6 @@ impl Session {
 pub struct Connection {
     pub client: kube::Client,
     pub context: String,
-    /// The cluster URL, as kube resolved it.
-    pub server: String,
     pub config: kube::Config,
 }
 
@@ -135,9 +133,8 @@ pub async fn connect_with(
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     config.default_retry = retries == Retries::KubeDefault;
-    let server = config.cluster_url.to_string();
     crate::trace::line(|| {
-        let server = crate::route::without_userinfo(&server);
+        let server = crate::route::without_userinfo(&config.cluster_url.to_string());
         format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs())
     });
     tls::install_provider();
@@ -147,7 +144,7 @@ pub async fn connect_with(
     // included. kube's policy backs off up to 15 times, for minutes, on
     // 429/503/504; the read timeout alone bounds one attempt, not the sum.
     let client = builder.with_layer(&tower::timeout::TimeoutLayer::new(timeout)).build();
-    Ok(Connection { client, context: context_name, server, config })
+    Ok(Connection { client, context: context_name, config })
 }
 
 /// Whether the cluster behind `conn` serves Clusternet's ManagedCluster API

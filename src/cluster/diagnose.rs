@@ -8,23 +8,9 @@ use std::fmt;
 
 use super::transport::Failure;
 
-/// Declares [`Cause`] and its list of every variant in one place.
-macro_rules! causes {
-    ($($variant:ident),* $(,)?) => {
-        /// Why a request through the proxy failed.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Cause {
-            $($variant),*
-        }
-
-        impl Cause {
-            /// Every cause, in declaration order.
-            pub const ALL: &[Cause] = &[$(Cause::$variant),*];
-        }
-    };
-}
-
-causes![
+/// Why a request through the proxy failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
     AnonymousDisabled,
     ParentCredentialsRejected,
     ChildCredentialsRejected,
@@ -51,7 +37,7 @@ causes![
     Connect,
     Timeout,
     Unexpected,
-];
+}
 
 impl Cause {
     /// The cause in a few words, then the fix in one line. The two are
@@ -165,6 +151,12 @@ impl Cause {
     pub fn hint(self) -> &'static str {
         self.words().1
     }
+}
+
+#[cfg(test)]
+impl Cause {
+    /// Every cause, for the tests that read each one's words.
+    pub const ALL: &[Cause] = &[Cause::AnonymousDisabled, Cause::ParentCredentialsRejected, Cause::ChildCredentialsRejected, Cause::ChildForbidden, Cause::RbacMissing, Cause::ExtraRefused, Cause::FeatureGateOff, Cause::UnknownClusterId, Cause::AgentDisconnected, Cause::NoSocketSession, Cause::NoApiserverUrl, Cause::InvalidKeyPair, Cause::InvalidCertificate, Cause::ChildUnreachable, Cause::SchemeMismatch, Cause::MalformedRoute, Cause::Redirected, Cause::RedirectBlocked, Cause::ApiServiceMissing, Cause::ApiServiceUnavailable, Cause::HubUnreachable, Cause::TooLarge, Cause::Tls, Cause::Connect, Cause::Timeout, Cause::Unexpected];
 }
 
 impl fmt::Display for Cause {

@@ -315,8 +315,6 @@ pub struct Recipe<'a> {
     pub route: &'a route::Route,
     pub name: Option<&'a str>,
     pub parent_auth: &'a credentials::parent::Method,
-    /// The `--credentials` file the targets' sources come from, if they do.
-    pub credentials_file: Option<&'a std::path::Path>,
 }
 
 impl<'a> Recipe<'a> {
@@ -325,10 +323,6 @@ impl<'a> Recipe<'a> {
             route: &settings.route,
             name: settings.name.as_deref(),
             parent_auth: &settings.parent_auth,
-            credentials_file: match &settings.child {
-                ChildCredentialSource::File(file) => Some(&file.path),
-                ChildCredentialSource::Flags(_) | ChildCredentialSource::Hub => None,
-            },
         }
     }
 }

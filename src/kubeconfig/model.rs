@@ -34,19 +34,21 @@ pub struct Kubeconfig {
     pub users: Vec<NamedUser>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub contexts: Vec<NamedContext>,
-    #[serde(default, deserialize_with = "checked")]
-    pub preferences: Option<Preferences>,
-    #[serde(default, deserialize_with = "extension_list")]
-    pub extensions: Option<Value>,
+    // Checked on reading, as kubectl checks them, and never used: hence
+    // the underscores.
+    #[serde(default, rename = "preferences", deserialize_with = "checked")]
+    pub _preferences: Option<Preferences>,
+    #[serde(default, rename = "extensions", deserialize_with = "extension_list")]
+    pub _extensions: Option<Value>,
 }
 
 /// `preferences`, checked only.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Preferences {
-    #[serde(default)]
-    pub colors: Option<bool>,
-    #[serde(default, deserialize_with = "extension_list")]
-    pub extensions: Option<Value>,
+    #[serde(default, rename = "colors")]
+    pub _colors: Option<bool>,
+    #[serde(default, rename = "extensions", deserialize_with = "extension_list")]
+    pub _extensions: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

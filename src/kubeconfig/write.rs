@@ -285,8 +285,6 @@ pub struct Rewritten<T> {
     pub created: bool,
     /// Whatever the edit returned besides the document.
     pub outcome: T,
-    /// True when the file was written (the edit returned a document).
-    pub written: bool,
     /// The mode of an existing file that others can read.
     pub loose_mode: Option<u32>,
     /// Written in place rather than replaced, and why.
@@ -316,7 +314,7 @@ pub fn rewrite<T>(
     let loose_mode = (!created && mode & 0o077 != 0).then_some(mode);
     let (doc, outcome) = edit(existing.flatten())?;
     let Some(doc) = doc else {
-        return Ok(Rewritten { created, outcome, written: false, loose_mode, in_place: None });
+        return Ok(Rewritten { created, outcome, loose_mode, in_place: None });
     };
     let text = yaml::to_yaml(&doc);
     let temp = temp_file(&dir, &text, mode).map_err(WriteError::Place)?;
@@ -345,7 +343,7 @@ pub fn rewrite<T>(
                 .map_err(|e| WriteError::File(format!("{shown} cannot be written: {e}")))?;
         }
     }
-    Ok(Rewritten { created, outcome, written: true, loose_mode, in_place })
+    Ok(Rewritten { created, outcome, loose_mode, in_place })
 }
 
 /// The file a merge writes and its directory. A symlink (~/.kube/config ->

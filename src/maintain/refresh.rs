@@ -310,10 +310,6 @@ fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated, reach: &mut Reach) -
         route: &route,
         name: Some(&g.context),
         parent_auth: &Method::Keep,
-        credentials_file: match &how.base {
-            Base::CredentialsFile(path) => Some(path),
-            Base::Files(_) | Base::Hub { .. } => None,
-        },
     };
     let mut built = generate::build(&recipe, &parent, std::slice::from_ref(&target)).map_err(cannot)?;
     let mut entry = built.pop().ok_or_else(|| "cannot refresh: nothing was built".to_string())?;
