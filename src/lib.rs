@@ -10,6 +10,7 @@
 //! together; [`cluster`] is the only module that talks to a cluster.
 
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod completions;
 pub mod credentials;

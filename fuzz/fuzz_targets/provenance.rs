@@ -6,23 +6,23 @@
 
 #![no_main]
 
-use clusternet_kubeconfig::kubeconfig::provenance::{
-    self, EXTENSION_NAME, Found, Provenance, Timestamp, human_until, jwt_expiry,
-};
+use clusternet_kubeconfig::clock::{self, Timestamp, human_until};
+use clusternet_kubeconfig::credentials::validate::jwt_expiry;
+use clusternet_kubeconfig::kubeconfig::provenance::{self, EXTENSION_NAME, Found, Provenance};
 use libfuzzer_sys::fuzz_target;
 use serde_yaml::{Mapping, Value};
 
-/// Years the RFC 3339 text of [`Timestamp::to_rfc3339`] reads back from.
+/// Years the RFC 3339 text of [`clock::rfc3339`] reads back from.
 const YEAR_0: i64 = -62_167_219_200;
 const YEAR_10000: i64 = 253_402_300_800;
 
 fn times(text: &str) {
-    let parsed = [Timestamp::parse(text), Timestamp::from_asn1(text, true), Timestamp::from_asn1(text, false)];
+    let parsed = [clock::parse_rfc3339(text), clock::from_asn1(text, true), clock::from_asn1(text, false)];
     for t in parsed.into_iter().flatten().chain(jwt_expiry(text)) {
-        let _ = human_until(t, Timestamp(0));
-        if (YEAR_0..YEAR_10000).contains(&t.0) {
-            let text = t.to_rfc3339();
-            assert_eq!(Timestamp::parse(&text), Some(t), "{text}");
+        let _ = human_until(t, Timestamp::UNIX_EPOCH);
+        if (YEAR_0..YEAR_10000).contains(&t.as_second()) {
+            let text = clock::rfc3339(t);
+            assert_eq!(clock::parse_rfc3339(&text), Some(t), "{text}");
         }
     }
 }

@@ -156,7 +156,34 @@ impl Cause {
 #[cfg(test)]
 impl Cause {
     /// Every cause, for the tests that read each one's words.
-    pub const ALL: &[Cause] = &[Cause::AnonymousDisabled, Cause::ParentCredentialsRejected, Cause::ChildCredentialsRejected, Cause::ChildForbidden, Cause::RbacMissing, Cause::ExtraRefused, Cause::FeatureGateOff, Cause::UnknownClusterId, Cause::AgentDisconnected, Cause::NoSocketSession, Cause::NoApiserverUrl, Cause::InvalidKeyPair, Cause::InvalidCertificate, Cause::ChildUnreachable, Cause::SchemeMismatch, Cause::MalformedRoute, Cause::Redirected, Cause::RedirectBlocked, Cause::ApiServiceMissing, Cause::ApiServiceUnavailable, Cause::HubUnreachable, Cause::TooLarge, Cause::Tls, Cause::Connect, Cause::Timeout, Cause::Unexpected];
+    pub const ALL: &[Cause] = &[
+        Cause::AnonymousDisabled,
+        Cause::ParentCredentialsRejected,
+        Cause::ChildCredentialsRejected,
+        Cause::ChildForbidden,
+        Cause::RbacMissing,
+        Cause::ExtraRefused,
+        Cause::FeatureGateOff,
+        Cause::UnknownClusterId,
+        Cause::AgentDisconnected,
+        Cause::NoSocketSession,
+        Cause::NoApiserverUrl,
+        Cause::InvalidKeyPair,
+        Cause::InvalidCertificate,
+        Cause::ChildUnreachable,
+        Cause::SchemeMismatch,
+        Cause::MalformedRoute,
+        Cause::Redirected,
+        Cause::RedirectBlocked,
+        Cause::ApiServiceMissing,
+        Cause::ApiServiceUnavailable,
+        Cause::HubUnreachable,
+        Cause::TooLarge,
+        Cause::Tls,
+        Cause::Connect,
+        Cause::Timeout,
+        Cause::Unexpected,
+    ];
 }
 
 impl fmt::Display for Cause {

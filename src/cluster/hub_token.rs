@@ -2,7 +2,7 @@
 //! identity Clusternet's socket-proxy RBAC is bound to: from its token Secret,
 //! or from the TokenRequest API.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ListParams, PostParams};
 
 use super::client::{Connection, api_error};
+use crate::clock::Timestamp;
 use crate::credentials::validate;
 use crate::secret::Secret as SecretValue;
 
@@ -78,7 +79,7 @@ fn no_account_hint(namespace: &str) -> String {
 
 /// A fresh token for the service account from the TokenRequest API.
 /// The token and when it expires (the answer's `expirationTimestamp`).
-pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Result<(SecretValue, SystemTime)> {
+pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Result<(SecretValue, Timestamp)> {
     let api: Api<ServiceAccount> = Api::namespaced(conn.client.clone(), namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec { expiration_seconds: Some(ttl.as_secs() as i64), ..Default::default() },
@@ -99,7 +100,7 @@ pub async fn request(conn: &Connection, namespace: &str, ttl: Duration) -> Resul
     let Some(status) = answer.status.filter(|s| !s.token.is_empty()) else {
         bail!("TokenRequest for {namespace}/{SERVICE_ACCOUNT} returned no token");
     };
-    Ok((validate::token(&status.token, "the requested token")?, SystemTime::from(status.expiration_timestamp.0)))
+    Ok((validate::token(&status.token, "the requested token")?, status.expiration_timestamp.0))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! not pass by waiting, and a refused or failed request is diagnosed as
 //! `verify` diagnoses a probe.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -30,7 +30,7 @@ use crate::terminal::escape;
 pub struct Issued {
     pub token: SecretValue,
     /// `status.expirationTimestamp`.
-    pub expiration: SystemTime,
+    pub expiration: crate::clock::Timestamp,
 }
 
 /// Asks the child, through `context` of `kubeconfig` (a generated one), for a
@@ -108,7 +108,7 @@ async fn ask(
         bail!("{what} returned no token");
     }
     let token = validate::token(&status.token, &format!("the token the child issued for {account}"))?;
-    Ok(Issued { token, expiration: SystemTime::from(status.expiration_timestamp.0) })
+    Ok(Issued { token, expiration: status.expiration_timestamp.0 })
 }
 
 /// Every string of `context`'s user entry that may be a secret (parent

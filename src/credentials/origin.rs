@@ -2,8 +2,9 @@
 //! may record about its credential, never the credential itself.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::clock::Timestamp;
 use crate::names::ObjectRef;
 
 /// A token to ask the child's TokenRequest API for, with the child credential
@@ -62,43 +63,8 @@ pub enum CredentialOrigin {
         /// The lifetime asked for (`expirationSeconds`).
         requested_ttl: Duration,
         /// When the token expires, as the child said (`status.expirationTimestamp`).
-        expiration: SystemTime,
+        expiration: Timestamp,
         /// The credential the token was asked for with; it is not in the entry.
         base: Box<CredentialOrigin>,
     },
-}
-
-/// `t` in RFC 3339, UTC, as Kubernetes writes timestamps (`2026-11-29T13:00:00Z`).
-pub fn rfc3339(t: SystemTime) -> String {
-    crate::kubeconfig::provenance::Timestamp::from(t).to_rfc3339()
-}
-
-/// A duration in whole seconds as Go writes one, without zero units: `1h`,
-/// `720h`, `59m58s`, `30s`.
-pub fn human(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    for (value, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if value > 0 {
-            out.push_str(&format!("{value}{unit}"));
-        }
-    }
-    if out.is_empty() { "0s".to_string() } else { out }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_times_read_as_kubernetes_writes_them() {
-        assert_eq!(human(Duration::from_secs(3600)), "1h");
-        assert_eq!(human(Duration::from_secs(720 * 3600)), "720h");
-        assert_eq!(human(Duration::from_secs(3598)), "59m58s");
-        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(human(Duration::ZERO), "0s");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_950_245);
-        assert_eq!(rfc3339(t), "2026-11-29T11:04:05Z");
-    }
 }

@@ -9,7 +9,7 @@ use rustls::crypto::ring::default_provider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::kubeconfig::provenance::Timestamp;
+use crate::clock::{self, Timestamp};
 use crate::secret::Secret;
 
 /// A token as read from a file or stdin: one trailing line break is trimmed
@@ -159,7 +159,22 @@ pub fn not_after(cert_pem: &[u8]) -> Option<Timestamp> {
     let after = der_content(validity)?.1;
     let tag = *after.first()?;
     let (time, _) = der_content(after)?;
-    Timestamp::from_asn1(std::str::from_utf8(time).ok()?, tag == 0x18)
+    clock::from_asn1(std::str::from_utf8(time).ok()?, tag == 0x18)
+}
+
+/// The `exp` claim of a JWT (a service-account token is one); `None` for a
+/// token that is not a JWT or has no numeric `exp`. The signature is not
+/// checked: this only reads what the token says of itself, for display.
+pub fn jwt_expiry(token: &str) -> Option<Timestamp> {
+    let mut parts = token.trim().split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?;
+    exp.as_i64().or_else(|| exp.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)).map(clock::from_second)
 }
 
 /// The content of the DER element at the start of `bytes`, and what follows it.
@@ -251,6 +266,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn jwt_exp_is_read() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = |claims: &str| format!("{}.{}.sig", b64("{\"alg\":\"RS256\"}"), b64(claims));
+        assert_eq!(jwt_expiry(&jwt("{\"exp\":1795957200,\"sub\":\"x\"}")), Some(clock::from_second(1_795_957_200)));
+        assert_eq!(jwt_expiry(&jwt("{\"sub\":\"x\"}")), None);
+        assert_eq!(jwt_expiry(&jwt("{\"exp\":\"soon\"}")), None);
+        assert_eq!(jwt_expiry("opaque-token"), None);
+        assert_eq!(jwt_expiry("a.b.c.d"), None);
+    }
+
+    #[test]
     fn not_after_of_v3_and_v1_certificates() {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
@@ -258,13 +284,13 @@ pub(crate) mod tests {
         let v3 = params.clone().self_signed(&key).unwrap().der().to_vec();
         let pem =
             |der: &[u8]| format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", STANDARD.encode(der));
-        let expected = Timestamp::parse("2031-05-17T00:00:00Z");
+        let expected = clock::parse_rfc3339("2031-05-17T00:00:00Z");
         assert_eq!(not_after(pem(&v3).as_bytes()), expected);
         assert_eq!(not_after(pem(&testkit_like_v1(&v3)).as_bytes()), expected);
         // After 2049 X.509 writes GeneralizedTime.
         params.not_after = rcgen::date_time_ymd(2051, 1, 2);
         let late = params.self_signed(&key).unwrap().der().to_vec();
-        assert_eq!(not_after(pem(&late).as_bytes()), Timestamp::parse("2051-01-02T00:00:00Z"));
+        assert_eq!(not_after(pem(&late).as_bytes()), clock::parse_rfc3339("2051-01-02T00:00:00Z"));
         assert_eq!(not_after(b"not a certificate"), None);
     }
 

@@ -18,16 +18,17 @@ pub mod targets;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
 pub use self::settings::{Destination, Env, Settings};
 use self::targets::{ChildCredentialSource, Found, Paired, Pairing, Skipped, Target, Unusable, Wanted};
 use crate::cli::GenArgs;
+use crate::clock::{self, Timestamp};
 use crate::cluster::client::{self, Session};
 use crate::cluster::{deployer, hub_token, probe, token_request};
-use crate::credentials::origin::{self, ChildTokenRequest, CredentialOrigin};
+use crate::credentials::origin::{ChildTokenRequest, CredentialOrigin};
 use crate::credentials::parent::GivenToken;
 use crate::credentials::{self, ChildCredentials, TokenSource};
 use crate::error::in_cwd;
@@ -73,7 +74,7 @@ pub struct Produced {
     /// Selected clusters left out (`--allow-skip`), each with its reason.
     pub skipped: Vec<Skipped>,
     /// When the parent token expires, if this run minted it (`--parent-token-request`).
-    pub parent_expiration: Option<SystemTime>,
+    pub parent_expiration: Option<Timestamp>,
 }
 
 /// The pipeline up to the entries (verified when asked), nothing written:
@@ -199,27 +200,27 @@ pub async fn request_token(
     timeout: Duration,
 ) -> Result<()> {
     let kubeconfig = client::kubeconfig_of(entry)?;
-    let asked_at = SystemTime::now();
+    let asked_at = clock::now();
     let issued = token_request::request(kubeconfig, &entry.name, request, timeout).await?;
     trace::line(|| {
         format!(
             "{}: TokenRequest for {} through the proxy: expires at {}",
             target.describe(),
             request.service_account,
-            origin::rfc3339(issued.expiration)
+            clock::rfc3339(issued.expiration)
         )
     });
     // To the minute: the child counts from its own clock, in whole seconds.
-    let granted = issued.expiration.duration_since(asked_at).unwrap_or_default();
+    let granted = Duration::try_from(issued.expiration.duration_since(asked_at)).unwrap_or_default();
     let granted = Duration::from_secs((granted.as_secs() + 30) / 60 * 60);
     if granted + Duration::from_secs(60) < request.ttl {
         notes::push(format!(
             "note: the child shortened the token of {} for {}: asked for {}, it expires at {} (in {})",
             request.service_account,
             target.describe(),
-            origin::human(request.ttl),
-            origin::rfc3339(issued.expiration),
-            origin::human(granted)
+            clock::go_duration(request.ttl),
+            clock::rfc3339(issued.expiration),
+            clock::go_duration(granted)
         ));
     }
     let child = ChildCredentials::Token(issued.token);
@@ -241,7 +242,7 @@ fn connected(session: &Option<Session>) -> Result<&Session> {
 
 /// The parent token of `--parent-auth token`: given, or read from the
 /// parent; and when it expires, if minted here.
-fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<(Option<Secret>, Option<SystemTime>)> {
+fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<(Option<Secret>, Option<Timestamp>)> {
     let credentials::parent::Method::Token(source) = &settings.parent_auth else {
         return Ok((None, None));
     };
@@ -319,11 +320,7 @@ pub struct Recipe<'a> {
 
 impl<'a> Recipe<'a> {
     fn of(settings: &'a Settings) -> Recipe<'a> {
-        Recipe {
-            route: &settings.route,
-            name: settings.name.as_deref(),
-            parent_auth: &settings.parent_auth,
-        }
+        Recipe { route: &settings.route, name: settings.name.as_deref(), parent_auth: &settings.parent_auth }
     }
 }
 

@@ -7,14 +7,13 @@ use std::path::Path;
 
 use super::Recipe;
 use super::targets::Target;
-use crate::credentials::origin::{self, CredentialOrigin};
+use crate::clock;
+use crate::credentials::origin::CredentialOrigin;
 use crate::credentials::{ChildCredentials, validate};
 use crate::kubeconfig::emit::Entries;
 use crate::kubeconfig::load;
+use crate::kubeconfig::provenance::{self, Credential, Found, Kind, ParentRef, Provenance, Source, TokenRequest};
 use crate::names::ObjectRef;
-use crate::kubeconfig::provenance::{
-    self, Credential, Found, Kind, ParentRef, Provenance, Source, TokenRequest,
-};
 
 /// The parent as recorded: its server without user info (a password is a
 /// secret), and the context of the parent kubeconfig.
@@ -58,12 +57,12 @@ pub fn restamp(entry: &mut Entries, origin: &CredentialOrigin, child: &ChildCred
 pub fn credential(origin: &CredentialOrigin, child: &ChildCredentials) -> Credential {
     let path = |p: &Path| Some(load::absolute(p).display().to_string());
     let (kind, expires) = match child {
-        ChildCredentials::Token(token) => (Kind::Token, provenance::jwt_expiry(token.expose())),
+        ChildCredentials::Token(token) => (Kind::Token, validate::jwt_expiry(token.expose())),
         ChildCredentials::ClientCertificate { cert_pem, .. } => {
             (Kind::Certificate, validate::not_after(cert_pem.as_bytes()))
         }
     };
-    let mut record = Credential { kind: Some(kind), expires: expires.map(|t| t.to_rfc3339()), ..Default::default() };
+    let mut record = Credential { kind: Some(kind), expires: expires.map(clock::rfc3339), ..Default::default() };
     match origin {
         CredentialOrigin::Flag { .. } => record.source = Some(Source::Flag),
         CredentialOrigin::Env { .. } => record.source = Some(Source::Env),
@@ -102,7 +101,7 @@ pub fn credential(origin: &CredentialOrigin, child: &ChildCredentials) -> Creden
             });
             record.source = Some(Source::TokenRequest);
             record.kind = Some(Kind::Token);
-            record.expires = Some(origin::rfc3339(*expiration));
+            record.expires = Some(clock::rfc3339(*expiration));
         }
     }
     record
@@ -130,8 +129,7 @@ mod tests {
         assert_eq!((kc.format.as_deref(), kc.context.as_deref()), (Some("kubeconfig"), Some("c")));
         let from_file = rec(CredentialOrigin::CredentialsFile { path: "/creds.yaml".into(), key: "a".into() });
         assert_eq!((from_file.source, from_file.path.as_deref()), (Some(Source::CredentialsFile), Some("/creds.yaml")));
-        let secret =
-            crate::names::ObjectRef { namespace: "ns".into(), name: "child-cluster-deployer".into() };
+        let secret = crate::names::ObjectRef { namespace: "ns".into(), name: "child-cluster-deployer".into() };
         let hub = CredentialOrigin::Hub { secret };
         let held = rec(hub.clone());
         assert_eq!(held.source, Some(Source::Hub));
@@ -139,7 +137,7 @@ mod tests {
         let requested = rec(CredentialOrigin::TokenRequest {
             service_account: crate::names::ObjectRef { namespace: "ci".into(), name: "reader".into() },
             requested_ttl: std::time::Duration::from_secs(3600),
-            expiration: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+            expiration: clock::from_second(1_800_000_000),
             base: Box::new(hub),
         });
         assert_eq!(requested.source, Some(Source::TokenRequest));

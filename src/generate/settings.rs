@@ -15,13 +15,13 @@ use crate::cli::{
 };
 use crate::credentials::file::Credentials;
 use crate::credentials::origin::ChildTokenRequest;
-use crate::names::ObjectRef;
 use crate::credentials::parent::{GivenToken, Method, TokenSource};
 use crate::credentials::{ChildSource, child, parent};
 use crate::error::{in_cwd, refuse_dash, usage};
 use crate::kubeconfig::emit;
 use crate::kubeconfig::load::{self, ParentSource};
 use crate::names;
+use crate::names::ObjectRef;
 use crate::notes;
 use crate::route::{ClusterId, Route};
 use crate::secret::Secret;

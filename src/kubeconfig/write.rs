@@ -13,7 +13,8 @@ use super::model::Kubeconfig;
 use super::plan::{self, Change, Plan};
 use super::yaml;
 use crate::fs::{
-    Holds, Lock, MAX_FILE_BYTES, PRIVATE_MODE, check_dir, file_kind, follow_links, owner_of, parent_dir, same_file_as, temp_file,
+    Holds, Lock, MAX_FILE_BYTES, PRIVATE_MODE, check_dir, file_kind, follow_links, owner_of, parent_dir, same_file_as,
+    temp_file,
 };
 use anyhow::{Context as _, Result};
 

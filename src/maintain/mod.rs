@@ -129,7 +129,7 @@ fn user_record(u: &NamedUser) -> Found {
 /// expiry is unknown, said per entry, and every other entry goes on.
 pub fn unreadable_expiry(g: &Generated) -> Option<String> {
     let text = g.record.as_ref()?.credential.as_ref()?.expires.as_deref()?;
-    provenance::Timestamp::parse(text).is_none().then(|| {
+    crate::clock::parse_rfc3339(text).is_none().then(|| {
         format!(
             "context {:?}: expiry unknown: its recorded expiry is not an RFC 3339 time (like 2026-11-29T13:00:00Z)",
             crate::terminal::escape(&g.context)

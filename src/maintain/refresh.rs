@@ -23,16 +23,15 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow};
 use serde_yaml::{Mapping, Value};
 
-use super::status::now;
 use super::trust::{self, Side, Transport, Trusted, UserParent};
 use super::{Generated, ParentAccess, ParentKey, inventory};
 use crate::cli::RefreshArgs;
+use crate::clock::{self, Timestamp, human_until, now};
 use crate::cluster::client::{self, Session};
 use crate::cluster::deployer;
 use crate::cluster::managed::{self, CLUSTER_ID_LABEL, ManagedCluster, Query};
 use crate::credentials::file::{Credentials, Found as Entry, Wanted as Lookup};
-use crate::credentials::origin::{self, ChildTokenRequest, CredentialOrigin};
-use crate::names::ObjectRef;
+use crate::credentials::origin::{ChildTokenRequest, CredentialOrigin};
 use crate::credentials::{self, ChildSource, parent::Method};
 use crate::error::{attention, in_cwd};
 use crate::generate::targets::{self, Target};
@@ -40,9 +39,10 @@ use crate::generate::{self, Parent, Recipe};
 use crate::kubeconfig::emit::Entries;
 use crate::kubeconfig::load::{self, Loaded};
 use crate::kubeconfig::model::Kubeconfig;
-use crate::kubeconfig::provenance::{self, Credential, Provenance, Source, Timestamp, human_until};
+use crate::kubeconfig::provenance::{self, Credential, Provenance, Source};
 use crate::kubeconfig::{flatten, select, upsert, write, yaml};
 use crate::names;
+use crate::names::ObjectRef;
 use crate::notes;
 use crate::route::{self, ClusterId};
 use crate::terminal::escape;
@@ -52,7 +52,7 @@ use base64::engine::general_purpose::STANDARD;
 pub fn run(args: RefreshArgs) -> Result<()> {
     let path = super::target_file_from_env(args.file.kubeconfig.as_deref())?;
     let window = i64::try_from(args.before.as_secs()).unwrap_or(i64::MAX);
-    let due_by = Timestamp(now().0.saturating_add(window));
+    let due_by = clock::from_second(now().as_second().saturating_add(window));
     crate::error::refuse_dash("--parent-kubeconfig", args.parent.parent_kubeconfig.as_deref())?;
     // Decided now, used only if a due entry needs its parent.
     let access = load::parent_source_from_env(args.parent.parent_kubeconfig.as_deref()).map(|source| ParentAccess {
@@ -87,7 +87,7 @@ pub fn run(args: RefreshArgs) -> Result<()> {
             "nothing to refresh in {}: {} generated context(s), none expiring within {}{}",
             path.display(),
             outcome.generated,
-            provenance::human_span(window),
+            clock::human_span(window),
             match outcome.unchanged.len() {
                 0 => String::new(),
                 n => format!("; {n} of unknown expiry read again, unchanged"),
@@ -239,7 +239,7 @@ fn refreshed_line(g: &Generated, record: Option<&Provenance>, due_by: Timestamp)
             match asked {
                 Some(ttl) => format!(
                     "it was asked for {}; gen --child-token-ttl asks for longer",
-                    origin::human(Duration::from_secs(ttl))
+                    clock::go_duration(Duration::from_secs(ttl))
                 ),
                 None => "a longer-lived credential at its source would help".to_string(),
             }
@@ -306,11 +306,7 @@ fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated, reach: &mut Reach) -
     let mut target = Target { id, cluster: managed, source, origin };
     let recorded = record.parent.clone().unwrap_or_default();
     let parent = Parent { files: path.display().to_string(), selection, token: None, recorded };
-    let recipe = Recipe {
-        route: &route,
-        name: Some(&g.context),
-        parent_auth: &Method::Keep,
-    };
+    let recipe = Recipe { route: &route, name: Some(&g.context), parent_auth: &Method::Keep };
     let mut built = generate::build(&recipe, &parent, std::slice::from_ref(&target)).map_err(cannot)?;
     let mut entry = built.pop().ok_or_else(|| "cannot refresh: nothing was built".to_string())?;
     if let Some(request) = &how.token_request {

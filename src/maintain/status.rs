@@ -4,22 +4,22 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::{Generated, Inventory, inventory};
 use crate::cli::{StatusArgs, StatusFormat};
+use crate::clock::{self, Timestamp, human_until, now};
 use crate::cluster::{client, probe};
 use crate::credentials;
 use crate::error::attention;
 use crate::kubeconfig::load;
 use crate::kubeconfig::model::Kubeconfig;
-use crate::kubeconfig::provenance::{Timestamp, human_until};
-use crate::names::ObjectRef;
 use crate::kubeconfig::select;
 use crate::list::{cell, columns};
+use crate::names::ObjectRef;
 use crate::terminal::escape;
 
 pub fn run(args: StatusArgs) -> Result<()> {
@@ -61,11 +61,6 @@ pub fn run(args: StatusArgs) -> Result<()> {
             bad.iter().map(|c| format!("{:?}", escape(c))).collect::<Vec<_>>().join(", ")
         ))),
     }
-}
-
-/// Now, in whole seconds.
-pub fn now() -> Timestamp {
-    Timestamp::from(SystemTime::now())
 }
 
 /// One generated context, as shown.
@@ -127,8 +122,8 @@ fn row(g: &Generated, now: Timestamp) -> Row {
             kind: cred.and_then(|c| c.kind).map(|k| k.as_str()),
             source: cred.and_then(|c| c.source).map(|s| s.as_str()),
         },
-        expires: expires.map(Timestamp::to_rfc3339),
-        expires_in_seconds: expires.map(|e| e.0.saturating_sub(now.0)),
+        expires: expires.map(clock::rfc3339),
+        expires_in_seconds: expires.map(|e| e.as_second().saturating_sub(now.as_second())),
         expired: expires.is_some_and(|e| e <= now),
         readable: record.is_some(),
         verify: None,
@@ -175,7 +170,7 @@ pub fn table(rows: &[Row], verified: bool) -> String {
                 (None, None) => dash(),
             };
             let expires = match r.expires_in_seconds {
-                Some(secs) => human_until(Timestamp(secs), Timestamp(0)),
+                Some(secs) => human_until(clock::from_second(secs), Timestamp::UNIX_EPOCH),
                 None => dash(),
             };
             let mut row = vec![
@@ -232,7 +227,7 @@ mod tests {
 
     #[test]
     fn rows_say_when_and_whether_expired() {
-        let now = Timestamp::parse("2026-11-29T12:00:00Z").unwrap();
+        let now = clock::parse_rfc3339("2026-11-29T12:00:00Z").unwrap();
         let inv = Inventory {
             generated: vec![
                 generated("a", Some("2026-11-29T12:59:00Z")),

@@ -183,7 +183,10 @@ fn write_kubeconfig(
 ) -> Result<()> {
     let entries = [proxy_entries(context, namespace, addr)];
     let text = emit::render(&emit::document(&entries, Some(context)), emit::Format::Yaml)?;
-    in_cwd(write::write_new(path, &text, false, inputs).map_err(|e| e.flagged("--write-kubeconfig", PROXY_OFFERS)), path)?;
+    in_cwd(
+        write::write_new(path, &text, false, inputs).map_err(|e| e.flagged("--write-kubeconfig", PROXY_OFFERS)),
+        path,
+    )?;
     eprintln!("wrote context {context:?} to {} (mode 0600, server http://{})", path.display(), reachable(addr));
     Ok(())
 }

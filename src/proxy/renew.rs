@@ -6,11 +6,12 @@
 //! requests that follow.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::clock::{self, Timestamp};
 use crate::cluster::client;
 use crate::cluster::upstream::Target;
-use crate::credentials::origin::{self, CredentialOrigin};
+use crate::credentials::origin::CredentialOrigin;
 use crate::generate;
 use crate::trace;
 
@@ -26,8 +27,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// When the tokens the pipeline minted expire.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Minted {
-    child: Option<SystemTime>,
-    parent: Option<SystemTime>,
+    child: Option<Timestamp>,
+    parent: Option<Timestamp>,
 }
 
 impl Minted {
@@ -41,14 +42,14 @@ impl Minted {
     }
 
     /// When the first of them expires; `None` when nothing was minted.
-    pub fn first(&self) -> Option<SystemTime> {
+    pub fn first(&self) -> Option<Timestamp> {
         self.child.into_iter().chain(self.parent).min()
     }
 
     fn trace_renewed(&self) {
         for (which, expires) in [("child", self.child), ("parent", self.parent)] {
             if let Some(expires) = expires {
-                trace::line(|| format!("renewed {which} token, expires {}", origin::rfc3339(expires)));
+                trace::line(|| format!("renewed {which} token, expires {}", clock::rfc3339(expires)));
             }
         }
     }
@@ -71,7 +72,7 @@ pub async fn minted(
     timeout: Duration,
 ) {
     while let Some(expires) = minted.first() {
-        let left = expires.duration_since(SystemTime::now()).unwrap_or_default();
+        let left = clock::until(expires);
         tokio::time::sleep(left.mul_f64(RENEW_AT).max(Duration::from_secs(1))).await;
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -81,10 +82,10 @@ pub async fn minted(
                     minted = next;
                     break;
                 }
-                Err(e) if SystemTime::now() + backoff < expires => {
+                Err(e) if clock::until(expires) > backoff => {
                     let what = minted.named();
                     trace::line(|| {
-                        format!("renewing {what} failed, trying again in {}: {e:#}", origin::human(backoff))
+                        format!("renewing {what} failed, trying again in {}: {e:#}", clock::go_duration(backoff))
                     });
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -93,7 +94,7 @@ pub async fn minted(
                     eprintln!(
                         "warning: {} could not be renewed before {} ({e:#}); requests through the proxy are refused from now: restart it",
                         minted.named(),
-                        origin::rfc3339(expires)
+                        clock::rfc3339(expires)
                     );
                     return;
                 }

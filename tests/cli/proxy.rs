@@ -883,8 +883,7 @@ fn a_protobuf_watch_is_not_resumed() {
 /// `s` seconds from now, as the apiserver writes a time (RFC 3339, UTC).
 fn rfc3339_in(s: u64) -> String {
     let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + s;
-    let out = Command::new("date").args(["-u", "-d", &format!("@{at}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    testkit::lab::rfc3339(at)
 }
 
 /// A parent standing in for the TokenRequest API (child tokens through the
