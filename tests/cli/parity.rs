@@ -212,7 +212,7 @@ fn refused_case(fixture: &Path, kubectls: &[Kubectl]) -> Vec<String> {
     problems
 }
 
-fn check_one_error(what: &str, out: &Output, problems: &mut Vec<String>) {
+pub fn check_one_error(what: &str, out: &Output, problems: &mut Vec<String>) {
     let err = stderr(out);
     let lines = err.lines().filter(|l| l.starts_with("error:")).count();
     if out.status.code() != Some(1) || lines != 1 || err.contains("panicked") || !out.stdout.is_empty() {

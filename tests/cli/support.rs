@@ -50,9 +50,9 @@ pub struct Scratch {
 /// are the same on every run, so they can be compared whole.
 const CHILD_CERT: &str = include_str!("../fixtures/pki/child.crt");
 const CHILD_KEY: &str = include_str!("../fixtures/pki/child.key");
-const PARENT_CERT: &str = include_str!("../fixtures/pki/admin.crt");
-const PARENT_KEY: &str = include_str!("../fixtures/pki/admin.key");
-const PARENT_CA: &str = include_str!("../fixtures/pki/ca.crt");
+pub const PARENT_CERT: &str = include_str!("../fixtures/pki/admin.crt");
+pub const PARENT_KEY: &str = include_str!("../fixtures/pki/admin.key");
+pub const PARENT_CA: &str = include_str!("../fixtures/pki/ca.crt");
 /// The notAfter of tests/fixtures/pki/child.crt (`openssl x509 -noout -enddate`).
 pub const CHILD_CERT_NOT_AFTER: &str = "2126-11-05T12:11:36Z";
 
