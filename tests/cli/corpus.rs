@@ -8,8 +8,9 @@
 //!
 //! Real-world kubeconfigs (`tests/fixtures/realworld/`, copied from public
 //! repositories, each source named in its `SOURCES.md`): every context of
-//! every file as a parent, and every file as a merge target, with every
-//! kubectl as the oracle. Offline: `gen` with a cluster ID and a child token
+//! every file as a parent (the default parent authentication and `--parent-auth
+//! keep`), and every file as a merge target, with the oldest kubectl and the one
+//! on PATH as the oracle. Offline: `gen` with a cluster ID and a child token
 //! contacts no server, and nothing here runs `list` or `verify`.
 
 use std::fs;
@@ -307,9 +308,9 @@ struct Outcome {
 }
 
 /// `gen` from context `context` (the current context when `None`) of `parent`.
-fn gen_from(s: &Scratch, parent: &str, context: Option<&str>, out: &str) -> Output {
+fn gen_from(s: &Scratch, parent: &str, context: Option<&str>, out: &str, extra: &[&str]) -> Output {
     let mut cmd = s.bare(&["gen", "--kubeconfig", parent, "--cluster-id", CLUSTER_ID, "--token-file", "child.token"]);
-    cmd.args(["--name", "gen", "--output-file", out]);
+    cmd.args(["--name", "gen", "--output-file", out]).args(extra);
     if let Some(context) = context {
         cmd.arg(format!("--context={context}"));
     }
@@ -348,6 +349,78 @@ fn agrees(case: &str, k: &Kubectl, parent: &serde_json::Value, generated: serde_
     problems
 }
 
+/// Impersonation fields: `keep` impersonates `clusternet` with the parent's
+/// identity, in place of any impersonation the parent user had.
+const IMPERSONATION: [&str; 4] = ["as", "as-uid", "as-groups", "as-user-extra"];
+
+/// A path without its `.` components (`dir/./plugin` is `dir/plugin`).
+fn lexical(path: &str) -> PathBuf {
+    Path::new(path).components().filter(|c| !matches!(c, Component::CurDir)).collect()
+}
+
+/// `--parent-auth keep` writes the parent's user as kubectl's `--minify
+/// --flatten` view has it, but for our impersonation and an exec command
+/// with a directory, which client-go runs relative to the kubeconfig's
+/// directory and `keep` writes resolved. A context without a user has
+/// nothing to keep: refused.
+fn keeps_the_user(
+    case: &str,
+    k: &Kubectl,
+    parent: &serde_json::Value,
+    kept: &Output,
+    kept_file: &Path,
+    dir: &Path,
+) -> Vec<String> {
+    let case = format!("{case} --parent-auth keep");
+    let mut problems = Vec::new();
+    let mut want = parent["users"][0]["user"].clone();
+    if want.is_null() {
+        if kept.status.success() {
+            problems.push(format!("{case}: {}: the context has no user, yet keep wrote a kubeconfig", k.label()));
+        } else {
+            check_one_error(&case, kept, &mut problems);
+        }
+        return problems;
+    }
+    if !kept.status.success() && unreadable_token_file(&want, dir) {
+        // client-go fails on such a user before any request ("no such
+        // file"): nothing to keep.
+        check_one_error(&case, kept, &mut problems);
+        return problems;
+    }
+    if !kept.status.success() {
+        problems.push(format!("{case}: {} reads user {want} but gen failed: {}", k.label(), kubectl::describe(kept)));
+        return problems;
+    }
+    let generated = match view(k, kept_file, &[]) {
+        Ok(g) => without_provenance(g),
+        Err(e) => return vec![format!("{case}: {} cannot read what gen wrote: {e}", k.label())],
+    };
+    let mut got = generated["users"][0]["user"].clone();
+    for user in [&mut want, &mut got] {
+        if let Some(fields) = user.as_object_mut() {
+            IMPERSONATION.iter().for_each(|f| drop(fields.remove(*f)));
+        }
+    }
+    if let Some(command) = want["exec"]["command"].as_str().filter(|c| c.contains('/') && !c.starts_with('/')) {
+        want["exec"]["command"] = dir.join(lexical(command)).display().to_string().into();
+    }
+    if let Some(command) = got["exec"]["command"].as_str() {
+        got["exec"]["command"] = lexical(command).display().to_string().into();
+    }
+    if want != got {
+        problems.push(format!("{case}: {}: user {got} is not the parent's {want}", k.label()));
+    }
+    problems
+}
+
+/// A user with a token file that cannot be read and no inline token, which
+/// client-go refuses to use.
+fn unreadable_token_file(user: &serde_json::Value, dir: &Path) -> bool {
+    let inline = user["token"].as_str().is_some_and(|t| !t.is_empty());
+    user["tokenFile"].as_str().is_some_and(|f| !f.is_empty() && fs::read(dir.join(f)).is_err()) && !inline
+}
+
 /// Whether the cluster of a `--minify` view has a server. Without one,
 /// kubectl runs nothing with the context, and asking it to (`get --raw
 /// /version`) can reach no host but its loopback default.
@@ -370,7 +443,9 @@ fn realworld_context(
         None => format!("{case} (current context)"),
     };
     let out_name = format!("out-{i}.yaml");
-    let out = gen_from(s, parent, context, &out_name);
+    let out = gen_from(s, parent, context, &out_name, &[]);
+    let kept_name = format!("kept-{i}.yaml");
+    let kept = gen_from(s, parent, context, &kept_name, &["--parent-auth", "keep"]);
     let mut extra = vec!["--minify", "--flatten"];
     let flag = context.map(|c| format!("--context={c}"));
     extra.extend(flag.as_deref());
@@ -400,10 +475,14 @@ fn realworld_context(
                 k.label(),
                 kubectl::describe(&out)
             )),
-            (Ok(p), true) => match view(k, &s.path(&out_name), &[]) {
-                Ok(g) => outcome.problems.extend(agrees(&case, k, &p, g)),
-                Err(e) => outcome.problems.push(format!("{case}: {} cannot read what gen wrote: {e}", k.label())),
-            },
+            (Ok(p), true) => {
+                match view(k, &s.path(&out_name), &[]) {
+                    Ok(g) => outcome.problems.extend(agrees(&case, k, &p, g)),
+                    Err(e) => outcome.problems.push(format!("{case}: {} cannot read what gen wrote: {e}", k.label())),
+                }
+                let dir = s.path(parent).parent().unwrap().to_path_buf();
+                outcome.problems.extend(keeps_the_user(&case, k, &p, &kept, &s.path(&kept_name), &dir));
+            }
         }
     }
     if refused == kubectls.len() {
@@ -428,7 +507,7 @@ fn realworld_case(file: &Path, kubectls: &[Kubectl]) -> Outcome {
         // A file kubectl refuses: refused as a parent and as a merge target,
         // which is left byte for byte.
         outcome.file_refused = true;
-        let out = gen_from(&s, &parent, None, "out.yaml");
+        let out = gen_from(&s, &parent, None, "out.yaml", &[]);
         check_one_error(&format!("{case} as parent"), &out, &mut outcome.problems);
         let target = s.path("target.yaml");
         fs::write(&target, &text).unwrap();
