@@ -383,12 +383,14 @@ pub fn build(recipe: &Recipe, parent: &Parent, targets: &[Target]) -> Result<Vec
         });
         let record = record::provenance(recorded, target, recipe, &child);
         entries.push(Entries {
-            cluster: provenance::attach(&emit::cluster_entry(selection.cluster, server, ca_data.clone()), &record),
+            // One record, on the context: the cluster and user entries are
+            // the ones it names (see kubeconfig::provenance).
+            cluster: emit::cluster_entry(selection.cluster, server, ca_data.clone()),
             context: provenance::attach(
                 &emit::context_entry(&name, selection.namespace, selection.context_extensions),
                 &record,
             ),
-            user: provenance::attach(&user, &record),
+            user,
             name,
         });
     }

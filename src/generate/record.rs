@@ -40,14 +40,12 @@ pub fn provenance(parent: &ParentRef, target: &Target, recipe: &Recipe, child: &
 }
 
 /// The entry's record after its credential was replaced (a token the child
-/// issued): the same record with the new credential, on all three entries.
+/// issued): the same record, on the context, with the new credential.
 pub fn restamp(entry: &mut Entries, origin: &CredentialOrigin, child: &ChildCredentials) {
-    let Found::Record(mut record) = provenance::find(&entry.user) else {
+    let Found::Record(mut record) = provenance::find(&entry.context) else {
         return;
     };
     record.credential = Some(credential(origin, child));
-    entry.cluster = provenance::attach(&entry.cluster, &record);
-    entry.user = provenance::attach(&entry.user, &record);
     entry.context = provenance::attach(&entry.context, &record);
 }
 

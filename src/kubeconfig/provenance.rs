@@ -1,13 +1,21 @@
 //! What a generated entry records about itself: the provenance extension.
 //!
-//! Every cluster, user and context entry `gen` writes carries, in its
-//! `extensions` list, a named extension [`EXTENSION_NAME`] whose value says
-//! which tool wrote it, from which parent, for which child, through which
-//! route, and with which kind of credential from which source, and when that
-//! credential expires. Never a secret value: paths and names only. kubectl
-//! keeps extensions (it reads them as raw JSON and writes them back), so the
-//! record survives `kubectl config` edits; `status`, `refresh` and `prune`
-//! find generated entries by it and leave every other entry alone.
+//! Every context `gen` writes carries, in its `extensions` list, a named
+//! extension [`EXTENSION_NAME`] whose value says which tool wrote it, from
+//! which parent, for which child, through which route, and with which kind
+//! of credential from which source, and when that credential expires. Never
+//! a secret value: paths and names only. kubectl keeps extensions (it reads
+//! them as raw JSON and writes them back), so the record survives `kubectl
+//! config` edits; `status`, `refresh` and `prune` find generated entries by
+//! it and leave every other entry alone.
+//!
+//! One record per generated entry, on the context only: the context is what
+//! `status`, `refresh` and `prune` list, what `kubectl config view --minify`
+//! keeps with its cluster and user, and what names them. `gen` gives the
+//! three entries one name, so the cluster and user entries a generated
+//! context names under its own name are generated too. Files written by
+//! earlier versions carry the record on the cluster and user entries as
+//! well; it is still read there (and dropped when `refresh` rewrites them).
 //!
 //! The value is written with its keys sorted at every level, as kubectl
 //! writes an extension back (it goes through JSON, whose maps it sorts), so

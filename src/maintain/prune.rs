@@ -142,9 +142,11 @@ pub struct Removed {
 }
 
 /// `doc` without the contexts of `gone`, and without their cluster and user
-/// entries unless another context still names them. Only entries that carry
+/// entries unless another context still names them. Only contexts that carry
 /// a provenance record with the same cluster ID are removed (the file is read
-/// again under the lock: an entry replaced meanwhile is kept). Pure.
+/// again under the lock: an entry replaced meanwhile is kept), and only the
+/// cluster and user entries `gen` wrote with them: named as the context (gen
+/// gives the three one name), or carrying a record (earlier versions). Pure.
 pub fn prune(doc: Value, gone: &[Generated]) -> Result<(Value, Removed)> {
     let config: Kubeconfig = yaml::from_value(&doc, "kubeconfig")?;
     let Value::Mapping(mut root) = doc else {
@@ -163,7 +165,9 @@ pub fn prune(doc: Value, gone: &[Generated]) -> Result<(Value, Removed)> {
     let survivors: Vec<_> = config.contexts.iter().filter(|c| !doomed.iter().any(|d| d.context == c.name)).collect();
     for g in &doomed {
         let cluster_generated = config.clusters.iter().any(|c| {
-            c.name == g.cluster && provenance::find_in(c.cluster.extensions.as_ref()) != provenance::Found::None
+            c.name == g.cluster
+                && (c.name == g.context
+                    || provenance::find_in(c.cluster.extensions.as_ref()) != provenance::Found::None)
         });
         if cluster_generated
             && !survivors.iter().any(|c| c.context.cluster == g.cluster)
@@ -171,8 +175,10 @@ pub fn prune(doc: Value, gone: &[Generated]) -> Result<(Value, Removed)> {
         {
             removed.entries.push(format!("cluster {:?}", g.cluster));
         }
-        let user_generated =
-            config.users.iter().any(|u| u.name == g.user && provenance::find(&u.user) != provenance::Found::None);
+        let user_generated = config
+            .users
+            .iter()
+            .any(|u| u.name == g.user && (u.name == g.context || provenance::find(&u.user) != provenance::Found::None));
         if user_generated
             && !survivors.iter().any(|c| c.context.user == g.user)
             && upsert::remove(&mut root, "users", &g.user)
@@ -241,5 +247,37 @@ contexts:
         for i in [1, 2] {
             assert_eq!(out["clusters"][i], doc["clusters"][i]);
         }
+    }
+
+    /// The record on the context only (as `gen` writes it now): the cluster
+    /// and user entries named as the context go with it; one a hand edit
+    /// pointed the context at, named otherwise, is kept.
+    #[test]
+    fn a_record_on_the_context_only_takes_its_namesakes_along() {
+        let a = ext("11111111-1111-1111-1111-111111111111");
+        let text = format!(
+            "clusters:
+- {{name: gen-a, cluster: {{server: 'https://p/a'}}}}
+- {{name: gen-b, cluster: {{server: 'https://p/b'}}}}
+- {{name: mine, cluster: {{server: 'https://m'}}}}
+users:
+- {{name: gen-a, user: {{as: clusternet}}}}
+- {{name: gen-b, user: {{as: clusternet}}}}
+- {{name: mine, user: {{token: t}}}}
+contexts:
+- {{name: gen-a, context: {{cluster: gen-a, user: gen-a, extensions: {a}}}}}
+- {{name: gen-b, context: {{cluster: mine, user: mine, extensions: {a}}}}}
+"
+        );
+        let doc: Value = serde_yaml::from_str(&text).unwrap();
+        let config: Kubeconfig = serde_yaml::from_str(&text).unwrap();
+        let gone = inventory(&config).generated;
+        let (out, removed) = prune(doc, &gone).unwrap();
+        assert_eq!(removed.entries, ["context \"gen-a\"", "context \"gen-b\"", "cluster \"gen-a\"", "user \"gen-a\""]);
+        let names = |list: &str| -> Vec<String> {
+            out[list].as_sequence().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+        };
+        assert_eq!(names("clusters"), ["gen-b", "mine"]);
+        assert_eq!(names("users"), ["gen-b", "mine"]);
     }
 }

@@ -102,3 +102,39 @@ fn text_from_the_file_is_escaped_for_the_terminal() {
     let out = ok(&mut s.bare(&["status", "--kubeconfig", "hostile.yaml"]));
     assert!(out.contains("di^[[31mrect\\u{202E}") && !out.contains('\x1b'), "{out}");
 }
+
+/// A file `gen` wrote before the record moved to the context only: the
+/// cluster and user entries carry the context's record too. `status` and
+/// `refresh` read it as they read today's form.
+#[test]
+fn a_file_with_the_record_on_all_three_entries_reads_the_same() {
+    let s = Scratch::new();
+    mixed(&s);
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&s.read("kc.yaml")).unwrap();
+    let contexts = doc["contexts"].as_sequence().unwrap().clone();
+    let mut copied = 0;
+    for context in contexts.iter().filter(|c| c["context"].get("extensions").is_some()) {
+        let (name, extensions) = (&context["name"], &context["context"]["extensions"]);
+        for (list, key) in [("clusters", "cluster"), ("users", "user")] {
+            let item = doc[list].as_sequence_mut().unwrap().iter_mut().find(|e| &e["name"] == name).unwrap();
+            item[key].as_mapping_mut().unwrap().insert("extensions".into(), extensions.clone());
+            copied += 1;
+        }
+    }
+    assert_eq!(copied, 6, "three generated contexts, each with its cluster and user");
+    s.write("old.yaml", &serde_yaml::to_string(&doc).unwrap());
+    let run = |args: &[&str], file: &str| {
+        let out = s.bare(&[args, &["--kubeconfig", file]].concat()).output().unwrap();
+        let shown = |text: String| text.replace(file, "FILE");
+        (out.status.code(), shown(stdout(&out)), shown(stderr(&out)))
+    };
+    // refresh last: it rewrites both files alike (gen-a is due, gen-b cannot be).
+    for args in [&["status"][..], &["status", "-o", "json"], &["refresh"]] {
+        let (now, old) = (run(args, "kc.yaml"), run(args, "old.yaml"));
+        assert_eq!(now, old, "{args:?}");
+        assert!(now.0.is_some_and(|code| code != 2), "{args:?}: {now:?}");
+    }
+    let (code, _, err) = run(&["status"], "old.yaml");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(!err.contains("no generated context uses it"), "{err}");
+}

@@ -275,7 +275,7 @@ pub fn snapshot(name: &str, actual: &str) {
     );
 }
 
-/// The name of the provenance extension every generated entry carries.
+/// The name of the provenance extension every generated context carries.
 pub const PROVENANCE: &str = "kubeconfig.clusternet.io/provenance";
 
 /// The provenance record of one entry body (`cluster`, `user` or `context`
@@ -286,15 +286,18 @@ pub fn provenance_of(body: &Value) -> &Value {
     &item["extension"]
 }
 
-/// The record of every cluster, user and context entry of a view: they must
-/// all be there and the same (one generation, one record); returns it.
+/// The record of every context of a view: each carries one and they are
+/// the same (one generation, one record), and no cluster or user entry
+/// carries one (the context's record is theirs); returns it.
 pub fn the_provenance(view: &Value) -> Value {
-    let mut records = Vec::new();
-    for (list, kind) in [("clusters", "cluster"), ("users", "user"), ("contexts", "context")] {
+    for (list, kind) in [("clusters", "cluster"), ("users", "user")] {
         for item in view[list].as_array().unwrap_or_else(|| panic!("{list} missing in {view}")) {
-            records.push(provenance_of(&item[kind]).clone());
+            let items = item[kind]["extensions"].as_array().map(Vec::as_slice).unwrap_or_default();
+            assert!(!items.iter().any(|i| i["name"] == PROVENANCE), "a record on a {kind} entry: {item}");
         }
     }
+    let contexts = view["contexts"].as_array().unwrap_or_else(|| panic!("contexts missing in {view}"));
+    let mut records: Vec<Value> = contexts.iter().map(|c| provenance_of(&c["context"]).clone()).collect();
     assert!(records.windows(2).all(|w| w[0] == w[1]), "records differ: {records:?}");
     records.pop().expect("no entries")
 }
