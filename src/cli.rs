@@ -520,7 +520,15 @@ pub struct RouteArgs {
     pub child_server: Option<String>,
 }
 
+/// With `--cluster-id` or `--cluster` the proxy generates its context from
+/// `gen`'s flags; without them it reads a kubeconfig `gen` wrote, which holds
+/// its credentials and route already: `gen`'s flags then require one of the
+/// two, so that none is ever silently ignored (clap refuses, exit 2).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("generated_cluster").args(["cluster_id", "cluster"])))]
+#[command(mut_group("RouteArgs", |g| g.requires("generated_cluster")))]
+#[command(mut_group("ChildCredentialArgs", |g| g.requires("generated_cluster")))]
+#[command(mut_group("ParentAuthArgs", |g| g.requires("generated_cluster")))]
 pub struct ProxyArgs {
     #[command(flatten)]
     pub parent_config: ParentConfigArgs,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::filter::AcceptHosts;
-use crate::cli::{GenArgs, OutputArgs, ParentAuthMode, ProxyArgs, SourceArgs, TargetArgs};
+use crate::cli::{GenArgs, OutputArgs, ProxyArgs, SourceArgs, TargetArgs};
 use crate::error::{refuse_dash, usage};
 use crate::generate;
 use crate::kubeconfig::load::{self, ParentSource};
@@ -50,11 +50,7 @@ impl Settings {
         let source = if args.cluster_id.is_some() || args.cluster.is_some() {
             Source::Gen(Box::new(generate::Settings::resolve(gen_args(args), env)?))
         } else {
-            if let Some(flag) = gen_only_flag(&args) {
-                return Err(usage(format!(
-                    "{flag} is for --cluster-id or --cluster (the proxy then generates the context itself); without them --kubeconfig is a kubeconfig `gen` wrote, which holds the credentials already"
-                )));
-            }
+            // gen's flags need --cluster-id or --cluster: clap refuses them here.
             refuse_dash("--kubeconfig", args.parent_config.kubeconfig.as_deref())?;
             let kubeconfig = load::parent_source(args.parent_config.kubeconfig.as_deref(), env.kubeconfig, env.home)?;
             Source::Generated { kubeconfig, context: args.parent_config.context.clone() }
@@ -77,28 +73,6 @@ fn listen(args: &ProxyArgs) -> Result<Listen> {
         )));
     }
     Ok(Listen::Tcp(SocketAddr::new(args.address, args.port)))
-}
-
-/// The first flag given that only the generating mode uses.
-fn gen_only_flag(args: &ProxyArgs) -> Option<&'static str> {
-    let c = &args.child;
-    let p = &args.parent;
-    [
-        ("--child-server", args.route.child_server.is_some()),
-        ("--token", c.token.is_some()),
-        ("--token-file", c.token_file.is_some()),
-        ("--client-certificate", c.client_certificate.is_some()),
-        ("--client-certificate-data", c.client_certificate_data.is_some()),
-        ("--child-kubeconfig", c.child_kubeconfig.is_some()),
-        ("--child-credentials", c.child_credentials.is_some()),
-        ("--child-token-request", c.child_token_request.is_some()),
-        ("--parent-auth", p.parent_auth != ParentAuthMode::Anonymous),
-        ("--parent-token", p.parent_token.is_some()),
-        ("--parent-token-file", p.parent_token_file.is_some()),
-        ("--parent-token-request", p.parent_token_request),
-    ]
-    .into_iter()
-    .find_map(|(flag, given)| given.then_some(flag))
 }
 
 /// `gen`'s flags for the one cluster of the proxy: written nowhere, not verified.

@@ -307,11 +307,18 @@ fn bad_input_is_one_line() {
     fails(&run(&["--kubeconfig", kc, "--address", "0.0.0.0"]), 2, "pass --allow-remote to confirm");
     fails(&run(&["--kubeconfig", "missing.yaml"]), 1, "missing.yaml");
     fails(&run(&["--kubeconfig", "parent.yaml"]), 1, "is not a generated Clusternet context");
-    fails(
-        &run(&["--kubeconfig", kc, "--token-file", "child.token"]),
-        2,
-        "--token-file is for --cluster-id or --cluster",
-    );
+    // gen's flags without --cluster-id or --cluster: refused, never ignored
+    // (the kubeconfig gen wrote holds the credentials and route already).
+    for flag in [
+        &["--token-file", "child.token"][..],
+        &["--system-namespace", "x"],
+        &["--child-server", "https://127.0.0.1:2"],
+        &["--parent-auth", "keep"],
+        &["--child-credentials", "hub"],
+        &["--client-certificate-data", "Y2VydA==", "--client-key-data", "a2V5"],
+    ] {
+        fails(&run(&[&["--kubeconfig", kc], flag].concat()), 2, "<--cluster-id <UUID>|--cluster <NAME>>");
+    }
     fails(&run(&["--kubeconfig", kc, "--unix-socket", "s", "--write-kubeconfig", "k"]), 2, "cannot be used with");
     fails(&run(&["--kubeconfig", kc, "--write-kubeconfig", "-"]), 2, "--write-kubeconfig - is not supported");
     fails(&run(&["--kubeconfig", kc, "--port", "70000"]), 2, "70000");
