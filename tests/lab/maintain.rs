@@ -208,10 +208,10 @@ fn child_token_of(view: &Value, name: &str) -> String {
     user["user"]["as-user-extra"]["clusternet-token"][0].as_str().expect("a child token").to_string()
 }
 
-/// The provenance record of user `name` in `view`, as kubectl shows it.
+/// The provenance record of context `name` in `view`, as kubectl shows it.
 fn record_of(view: &Value, name: &str) -> Value {
-    let user = view["users"].as_array().unwrap().iter().find(|u| u["name"] == name).unwrap();
-    let ext = user["user"]["extensions"].as_array().unwrap();
+    let context = view["contexts"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+    let ext = context["context"]["extensions"].as_array().unwrap();
     ext.iter().find(|e| e["name"] == "kubeconfig.clusternet.io/provenance").unwrap()["extension"].clone()
 }
 
@@ -358,21 +358,23 @@ fn refresh_by_a_parent_user_who_may_not_read_the_secret() {
 }
 
 /// `kc` with each of `names`' cluster entries changed by `edit` and their
-/// records due (expired in 2020): a file as someone else may have written it.
+/// records (on their contexts) due, expired in 2020: a file as someone else
+/// may have written it.
 fn received(kc: &Path, names: &[&str], edit: &dyn Fn(&mut serde_yaml::Mapping)) {
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(kc).unwrap()).unwrap();
-    for (list, key) in [("clusters", "cluster"), ("users", "user"), ("contexts", "context")] {
+    for (list, key) in [("clusters", "cluster"), ("contexts", "context")] {
         for item in doc[list].as_sequence_mut().unwrap() {
             if !names.iter().any(|n| item["name"] == *n) {
                 continue;
             }
             let body = item[key].as_mapping_mut().unwrap();
+            if key == "cluster" {
+                edit(body);
+                continue;
+            }
             let ext = body["extensions"].as_sequence_mut().unwrap();
             let record = ext.iter_mut().find(|e| e["name"] == "kubeconfig.clusternet.io/provenance").unwrap();
             record["extension"]["credential"]["expires"] = "2020-01-01T00:00:00Z".into();
-            if key == "cluster" {
-                edit(body);
-            }
         }
     }
     std::fs::write(kc, serde_yaml::to_string(&doc).unwrap()).unwrap();
@@ -506,12 +508,10 @@ fn refresh_reads_a_hub_credential_of_unknown_expiry_again() {
     let kc = with_foreign_entries(dir.path());
     gen_hub(&kc, "admin");
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
-    for (list, key) in [("clusters", "cluster"), ("users", "user"), ("contexts", "context")] {
-        let item = doc[list].as_sequence_mut().unwrap().iter_mut().find(|e| e["name"] == "admin").unwrap();
-        let ext = item[key]["extensions"].as_sequence_mut().unwrap();
-        let record = ext.iter_mut().find(|e| e["name"] == "kubeconfig.clusternet.io/provenance").unwrap();
-        record["extension"]["credential"].as_mapping_mut().unwrap().remove("expires");
-    }
+    let item = doc["contexts"].as_sequence_mut().unwrap().iter_mut().find(|e| e["name"] == "admin").unwrap();
+    let ext = item["context"]["extensions"].as_sequence_mut().unwrap();
+    let record = ext.iter_mut().find(|e| e["name"] == "kubeconfig.clusternet.io/provenance").unwrap();
+    record["extension"]["credential"].as_mapping_mut().unwrap().remove("expires");
     std::fs::write(&kc, serde_yaml::to_string(&doc).unwrap()).unwrap();
     let before = view(&kc);
     let old = child_token_of(&before, "admin");
