@@ -7,6 +7,7 @@
 //! [`Target`]; [`run`] binds, writes the proxy's kubeconfig when asked, and
 //! serves ([`server`]) until SIGINT or SIGTERM.
 
+pub mod context;
 pub mod filter;
 pub mod headers;
 pub mod redact;
@@ -89,7 +90,7 @@ async fn serve(settings: Settings, target: Target, inputs: &[PathBuf], minted: r
     let mut out = std::io::stdout().lock();
     writeln!(out, "Starting to serve on {shown}").and_then(|()| out.flush()).context("writing to stdout")?;
     drop(out);
-    let context = Arc::new(server::Context::new(upstream, settings.accept_hosts.clone()));
+    let context = Arc::new(context::Context::new(upstream, settings.accept_hosts.clone()));
     let renewing = match settings.source {
         Source::Gen(pipeline) if minted.first().is_some() => {
             let renewal = renew::minted(Arc::from(pipeline), context.clone(), minted, settings.timeout);

@@ -15,7 +15,7 @@ use crate::credentials::origin::CredentialOrigin;
 use crate::generate;
 use crate::trace;
 
-use super::server;
+use super::context::Context;
 
 /// The share of a token's remaining lifetime after which it is renewed.
 const RENEW_AT: f64 = 0.8;
@@ -65,12 +65,7 @@ impl Minted {
 
 /// Renews what was minted before the first of it expires, for ever (the
 /// task is dropped with the proxy).
-pub async fn minted(
-    settings: Arc<generate::Settings>,
-    context: Arc<server::Context>,
-    mut minted: Minted,
-    timeout: Duration,
-) {
+pub async fn minted(settings: Arc<generate::Settings>, context: Arc<Context>, mut minted: Minted, timeout: Duration) {
     while let Some(expires) = minted.first() {
         let left = clock::until(expires);
         tokio::time::sleep(left.mul_f64(RENEW_AT).max(Duration::from_secs(1))).await;
@@ -106,7 +101,7 @@ pub async fn minted(
 /// One run of the pipeline, and the upstream swapped; what it minted.
 async fn renew_once(
     settings: &Arc<generate::Settings>,
-    context: &server::Context,
+    context: &Context,
     timeout: Duration,
 ) -> anyhow::Result<Minted> {
     let pipeline = settings.clone();

@@ -6,7 +6,7 @@
 //! and the error answers read whole (to redact the proxy's credentials).
 
 use std::convert::Infallible;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +20,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
-use super::filter::{self, AcceptHosts};
+use super::context::Context;
+use super::filter;
 use super::watch::{self, Watch};
 use super::{headers, redact};
 use crate::cluster::upstream::{RequestBody, Upstream};
@@ -48,35 +49,6 @@ pub enum Listener {
     Tcp(tokio::net::TcpListener),
     #[cfg(unix)]
     Unix(tokio::net::UnixListener),
-}
-
-/// What every request is served with.
-pub struct Context {
-    /// Swapped whole when the proxy renews a credential it minted: a request
-    /// takes the one current when it arrives.
-    upstream: RwLock<Upstream>,
-    pub accept_hosts: AcceptHosts,
-}
-
-impl Context {
-    pub fn new(upstream: Upstream, accept_hosts: AcceptHosts) -> Context {
-        Context { upstream: RwLock::new(upstream), accept_hosts }
-    }
-
-    /// The upstream for a new request.
-    pub fn upstream(&self) -> Upstream {
-        self.upstream.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Puts `upstream` in place for the requests that follow.
-    pub fn replace_upstream(&self, upstream: Upstream) {
-        *self.upstream.write().unwrap_or_else(|e| e.into_inner()) = upstream;
-    }
-
-    /// A `-v` line, without the proxy's credentials (a path or an error may quote one).
-    fn trace(&self, line: impl FnOnce() -> String) {
-        trace::line(|| redact::text(&line(), &self.upstream().credentials()).into_owned());
-    }
 }
 
 /// Accepts connections until the task is dropped; each is served on its own task.

@@ -24,8 +24,8 @@ use hyper::body::{Body, Frame, Incoming};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::context::Context;
 use super::redact;
-use super::server::Context;
 use crate::cluster::upstream::RequestBody;
 use crate::trace;
 
