@@ -153,9 +153,9 @@ impl Source {
         let token = match &self.from {
             From::Env(name) => from_env(name)?,
             From::File(path) => read_token(path, "--oidc-token-file")?,
-            From::Actions => tokio::time::timeout(timeout, from_actions(&self.audience))
-                .await
-                .map_err(|_| anyhow!("the GitHub Actions token endpoint did not answer within {}s", timeout.as_secs()))??,
+            From::Actions => tokio::time::timeout(timeout, from_actions(&self.audience)).await.map_err(|_| {
+                anyhow!("the GitHub Actions token endpoint did not answer within {}s", timeout.as_secs())
+            })??,
         };
         read_claims(token, &self.describe())
     }
@@ -169,7 +169,9 @@ pub fn check_env_name(name: &str) -> Result<()> {
         bail!("{name:?} is not an environment variable name (letters, digits and _, not starting with a digit)");
     }
     if name == ACTIONS_REQUEST_TOKEN {
-        bail!("{ACTIONS_REQUEST_TOKEN} is the Actions request token, not an ID token: leave out --oidc-token-env on GitHub Actions");
+        bail!(
+            "{ACTIONS_REQUEST_TOKEN} is the Actions request token, not an ID token: leave out --oidc-token-env on GitHub Actions"
+        );
     }
     Ok(())
 }
@@ -177,7 +179,9 @@ pub fn check_env_name(name: &str) -> Result<()> {
 /// Checks an audience: the `aud` the parent's configuration expects.
 pub fn check_audience(audience: &str) -> Result<()> {
     if audience.is_empty() || audience.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("the audience must be a non-empty value without spaces, as the parent's AuthenticationConfiguration lists it");
+        bail!(
+            "the audience must be a non-empty value without spaces, as the parent's AuthenticationConfiguration lists it"
+        );
     }
     Ok(())
 }
@@ -274,13 +278,11 @@ async fn get(url: &url::Url, bearer: &Secret) -> Result<(u16, Vec<u8>)> {
         .with_context(|| format!("connecting to {host}:{port}"))?;
     let name = rustls_pki_types::ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
         .map_err(|_| anyhow!("{host} is not a server name"))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| anyhow!("TLS with {host}:{port}: {e} (the system's roots are used; SSL_CERT_FILE names other ones)"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-        .await
-        .context("HTTP handshake")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?)).connect(name, tcp).await.map_err(|e| {
+        anyhow!("TLS with {host}:{port}: {e} (the system's roots are used; SSL_CERT_FILE names other ones)")
+    })?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.context("HTTP handshake")?;
     tokio::spawn(connection);
     let path = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
@@ -364,7 +366,10 @@ mod tests {
     fn plugin_args_name_the_source_never_a_token() {
         let s = |from| Source { audience: "aud".into(), from };
         assert_eq!(s(From::Actions).plugin_args(), ["oidc-token", "--audience", "aud"]);
-        assert_eq!(s(From::Env("CI_JWT".into())).plugin_args(), ["oidc-token", "--audience", "aud", "--token-env", "CI_JWT"]);
+        assert_eq!(
+            s(From::Env("CI_JWT".into())).plugin_args(),
+            ["oidc-token", "--audience", "aud", "--token-env", "CI_JWT"]
+        );
         assert!(check_env_name("1X").is_err() && check_env_name(ACTIONS_REQUEST_TOKEN).is_err());
         assert!(check_env_name("GITLAB_OIDC_TOKEN").is_ok());
     }

@@ -88,7 +88,8 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     let id_token = oidc_token(settings)?;
     let bearer = id_token.as_ref().map(|t| &t.token);
     // Connected only when something must be asked of the parent.
-    let session = settings.needs_cluster().then(|| Session::connect(&selection, bearer, settings.timeout)).transpose()?;
+    let session =
+        settings.needs_cluster().then(|| Session::connect(&selection, bearer, settings.timeout)).transpose()?;
     if let (Some(s), Some(token), credentials::parent::Method::Oidc(source)) =
         (&session, &id_token, &settings.parent_auth)
     {

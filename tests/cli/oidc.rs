@@ -164,7 +164,11 @@ fn oidc_flags_are_checked() {
     fails(&run(&["--parent-auth", "oidc"]), 2, "--parent-auth oidc needs --oidc-audience");
     fails(&run(&["--oidc-audience", "a"]), 2, "--oidc-audience is used only with --parent-auth oidc");
     fails(&run(&["--parent-auth", "oidc", "--oidc-audience", "a", "--oidc-token-file", "-"]), 2, "cannot be - (stdin)");
-    fails(&run(&["--parent-auth", "oidc", "--oidc-audience", "a", "--oidc-token-env", "9X"]), 2, "not an environment variable name");
+    fails(
+        &run(&["--parent-auth", "oidc", "--oidc-audience", "a", "--oidc-token-env", "9X"]),
+        2,
+        "not an environment variable name",
+    );
     fails(&run(&["--parent-auth", "oidc", "--oidc-audience", "has space"]), 2, "--oidc-audience");
 }
 

@@ -66,8 +66,15 @@ fn run(argv: &[String]) -> Result<(), String> {
     let (command, rest) = argv.split_first().ok_or(USAGE)?;
     match command.as_str() {
         "files" => {
-            let known =
-                ["--state", "--apiserver-port", "--child-port", "--hub-port", "--canned-port", "--oidc-port", "--k8s-version"];
+            let known = [
+                "--state",
+                "--apiserver-port",
+                "--child-port",
+                "--hub-port",
+                "--canned-port",
+                "--oidc-port",
+                "--k8s-version",
+            ];
             let f = Flags::parse(rest, &known)?;
             let ports = Ports {
                 apiserver: f.number("--apiserver-port")?,
