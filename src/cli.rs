@@ -437,6 +437,19 @@ pub struct ListArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
     pub output: ListFormat,
 
+    /// Authenticate with the CI job's OIDC ID token for this audience instead of the context's user,
+    /// as `gen --parent-auth oidc` does (with --oidc-token-env or --oidc-token-file as there)
+    #[arg(long, value_name = "AUDIENCE", value_hint = ValueHint::Other)]
+    pub oidc_audience: Option<String>,
+
+    /// With --oidc-audience: the ID token is in this environment variable
+    #[arg(long, value_name = "VAR", value_hint = ValueHint::Other, conflicts_with = "oidc_token_file", requires = "oidc_audience")]
+    pub oidc_token_env: Option<String>,
+
+    /// With --oidc-audience: the ID token is in this file
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, requires = "oidc_audience")]
+    pub oidc_token_file: Option<PathBuf>,
+
     /// How long to wait for each request, e.g. 30s, 1m (plain numbers are seconds)
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "30s", value_parser = parse_timeout)]
     pub timeout: Duration,
@@ -788,20 +801,8 @@ pub struct ParentAuthArgs {
     #[arg(long, value_enum, default_value_t = ParentAuthMode::Anonymous)]
     pub parent_auth: ParentAuthMode,
 
-    /// With --parent-auth oidc: the audience of the ID token, as the parent's AuthenticationConfiguration
-    /// expects it [token from the GitHub Actions token endpoint unless --oidc-token-env or --oidc-token-file]
-    #[arg(long, value_name = "AUDIENCE", value_hint = ValueHint::Other)]
-    pub oidc_audience: Option<String>,
-
-    /// With --parent-auth oidc: the ID token is in this environment variable (GitLab id_tokens:, CircleCI,
-    /// Buildkite), read again whenever the exec entry runs
-    #[arg(long, value_name = "VAR", value_hint = ValueHint::Other, conflicts_with = "oidc_token_file")]
-    pub oidc_token_env: Option<String>,
-
-    /// With --parent-auth oidc: the ID token is in this file (a projected service-account token), read again
-    /// whenever the exec entry runs
-    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
-    pub oidc_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 
     /// Parent token for --parent-auth token (or env CLUSTERNET_PARENT_TOKEN)
     #[arg(long, value_name = "TOKEN", value_hint = ValueHint::Other)]
@@ -823,6 +824,26 @@ pub struct ParentAuthArgs {
     /// Namespace of Clusternet's hub and its clusternet-hub-proxy service account
     #[arg(long, value_name = "NAMESPACE", value_hint = ValueHint::Other, default_value = "clusternet-system")]
     pub system_namespace: String,
+}
+
+/// Where the CI job's OIDC ID token comes from (`--parent-auth oidc`, and
+/// `list` authenticated by it).
+#[derive(Debug, Args)]
+pub struct OidcArgs {
+    /// With --parent-auth oidc: the audience of the ID token, as the parent's AuthenticationConfiguration
+    /// expects it [token from the GitHub Actions token endpoint unless --oidc-token-env or --oidc-token-file]
+    #[arg(long, value_name = "AUDIENCE", value_hint = ValueHint::Other)]
+    pub oidc_audience: Option<String>,
+
+    /// With --parent-auth oidc: the ID token is in this environment variable (GitLab id_tokens:, CircleCI,
+    /// Buildkite), read again whenever the exec entry runs
+    #[arg(long, value_name = "VAR", value_hint = ValueHint::Other, conflicts_with = "oidc_token_file")]
+    pub oidc_token_env: Option<String>,
+
+    /// With --parent-auth oidc: the ID token is in this file (a projected service-account token), read again
+    /// whenever the exec entry runs
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub oidc_token_file: Option<PathBuf>,
 }
 
 /// A duration as kubectl takes them (Go's `time.ParseDuration`): `90s`, `1m30s`,

@@ -324,6 +324,21 @@ fn tls_config() -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
+/// The parent's refusal of the OIDC token, with what the token says of
+/// itself (never the token): the parent's 401 says nothing more. Any other
+/// error is passed on as it is.
+pub fn refused(err: anyhow::Error, source: &Source, token: &IdToken) -> anyhow::Error {
+    if !format!("{err:#}").contains(" 401 ") {
+        return err;
+    }
+    anyhow!(
+        "the parent refused the OIDC token from {} (401 Unauthorized; {}): its --authentication-config must trust this issuer for audience {:?}, the token must be current, and its claims must pass the claimValidationRules",
+        source.describe(),
+        token.describe(),
+        source.audience
+    )
+}
+
 /// The `ExecCredential` the plugin prints: the token and when it expires, so
 /// that client-go runs the plugin again only then.
 pub fn exec_credential(token: &IdToken) -> String {

@@ -93,7 +93,7 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     if let (Some(s), Some(token), credentials::parent::Method::Oidc(source)) =
         (&session, &id_token, &settings.parent_auth)
     {
-        let user = s.block_on(client::who_am_i(&s.conn)).map_err(|e| oidc_refused(e, source, token))?;
+        let user = s.block_on(client::who_am_i(&s.conn)).map_err(|e| oidc::refused(e, source, token))?;
         trace::line(|| format!("the parent authenticates the OIDC token of {} as {user:?}", source.describe()));
     }
     let (found, ids) = match &settings.wanted {
@@ -295,20 +295,6 @@ fn oidc_token(settings: &Settings) -> Result<Option<oidc::IdToken>> {
     let token = client::block_on(source.fetch(settings.timeout))?.context("--parent-auth oidc")?;
     trace::line(|| format!("OIDC token from {}: {}", source.describe(), token.describe()));
     Ok(Some(token))
-}
-
-/// The parent's refusal of the OIDC token, with what the token says of
-/// itself (never the token): the parent's 401 says nothing more.
-fn oidc_refused(err: anyhow::Error, source: &oidc::Source, token: &oidc::IdToken) -> anyhow::Error {
-    if !format!("{err:#}").contains(" 401 ") {
-        return err;
-    }
-    anyhow!(
-        "the parent refused the OIDC token from {} (401 Unauthorized; {}): its --authentication-config must trust this issuer for audience {:?}, the token must be current, and its claims must pass the claimValidationRules",
-        source.describe(),
-        token.describe(),
-        source.audience
-    )
 }
 
 /// `--verify`: every entry probed before anything is written; a failure on a

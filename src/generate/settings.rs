@@ -492,10 +492,11 @@ fn parent_method(args: &ParentAuthArgs, env_token: Option<Secret>) -> Result<Met
 
 /// `--oidc-*`: only with `--parent-auth oidc`, which needs the audience.
 fn oidc_source(args: &ParentAuthArgs) -> Result<Option<oidc::Source>> {
+    let o = &args.oidc;
     let given = [
-        ("--oidc-audience", args.oidc_audience.is_some()),
-        ("--oidc-token-env", args.oidc_token_env.is_some()),
-        ("--oidc-token-file", args.oidc_token_file.is_some()),
+        ("--oidc-audience", o.oidc_audience.is_some()),
+        ("--oidc-token-env", o.oidc_token_env.is_some()),
+        ("--oidc-token-file", o.oidc_token_file.is_some()),
     ];
     if args.parent_auth != ParentAuthMode::Oidc {
         return match given.iter().find(|(_, set)| *set) {
@@ -503,13 +504,13 @@ fn oidc_source(args: &ParentAuthArgs) -> Result<Option<oidc::Source>> {
             None => Ok(None),
         };
     }
-    let Some(audience) = &args.oidc_audience else {
+    let Some(audience) = &o.oidc_audience else {
         return Ok(None);
     };
     oidc::Source::new(
         audience,
-        args.oidc_token_env.as_deref(),
-        args.oidc_token_file.as_deref(),
+        o.oidc_token_env.as_deref(),
+        o.oidc_token_file.as_deref(),
         ["--oidc-audience", "--oidc-token-env", "--oidc-token-file"],
     )
     .map(Some)

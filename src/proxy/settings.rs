@@ -96,6 +96,9 @@ fn gen_only_flag(args: &ProxyArgs) -> Option<&'static str> {
         ("--parent-token", p.parent_token.is_some()),
         ("--parent-token-file", p.parent_token_file.is_some()),
         ("--parent-token-request", p.parent_token_request),
+        ("--oidc-audience", p.oidc.oidc_audience.is_some()),
+        ("--oidc-token-env", p.oidc.oidc_token_env.is_some()),
+        ("--oidc-token-file", p.oidc.oidc_token_file.is_some()),
     ]
     .into_iter()
     .find_map(|(flag, given)| given.then_some(flag))

@@ -270,3 +270,26 @@ fn keyless_all_with_hub_credentials_and_token_requests() {
         assert!(ok_text(&cm, "kubectl get cm").contains("lab-marker"), "{context}");
     }
 }
+
+/// `list --oidc-audience`: the ManagedClusters, as the CI identity; the
+/// same credential-less parent kubeconfig without it is anonymous, and refused.
+#[test]
+fn list_as_the_ci_identity() {
+    let dir = tempdir();
+    let parent = ci_parent(dir.path());
+    let (env, marker) = actions_job("");
+    let listed =
+        tool_in(&env, &["list", "--kubeconfig", parent.to_str().unwrap(), "--oidc-audience", AUDIENCE, "-o", "json"]);
+    let items = json(&ok_text(&listed, "list --oidc-audience"));
+    let names: Vec<&str> = items["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&CHILD_REAL.name), "{names:?}");
+    assert_eq!(mints(&marker), 1);
+    let anonymous = tool_in(&env, &["list", "--kubeconfig", parent.to_str().unwrap()]);
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(text(&anonymous.stderr).contains("system:anonymous"), "{}", text(&anonymous.stderr));
+    let refused =
+        tool_in(&env, &["list", "--kubeconfig", parent.to_str().unwrap(), "--oidc-audience", "another-audience"]);
+    let err = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: the parent refused the OIDC token") && err.lines().count() == 1, "{err}");
+}
