@@ -324,11 +324,16 @@ fn tls_config() -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
+/// Whether `err` is the parent's 401 (as [`crate::cluster::client::api_error`] words it).
+pub fn is_refusal(err: &anyhow::Error) -> bool {
+    format!("{err:#}").contains(" 401 ")
+}
+
 /// The parent's refusal of the OIDC token, with what the token says of
 /// itself (never the token): the parent's 401 says nothing more. Any other
 /// error is passed on as it is.
 pub fn refused(err: anyhow::Error, source: &Source, token: &IdToken) -> anyhow::Error {
-    if !format!("{err:#}").contains(" 401 ") {
+    if !is_refusal(&err) {
         return err;
     }
     anyhow!(

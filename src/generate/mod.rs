@@ -93,8 +93,13 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     if let (Some(s), Some(token), credentials::parent::Method::Oidc(source)) =
         (&session, &id_token, &settings.parent_auth)
     {
-        let user = s.block_on(client::who_am_i(&s.conn)).map_err(|e| oidc::refused(e, source, token))?;
-        trace::line(|| format!("the parent authenticates the OIDC token of {} as {user:?}", source.describe()));
+        // Only a refusal stops here: a parent without the SelfSubjectReview
+        // API (before v1.28, with --oidc-* flags) answers the lookups alike.
+        match s.block_on(client::who_am_i(&s.conn)) {
+            Ok(user) => trace::line(|| format!("the parent authenticates the OIDC token as {user:?}")),
+            Err(e) if oidc::is_refusal(&e) => return Err(oidc::refused(e, source, token)),
+            Err(e) => trace::line(|| format!("who the OIDC token is, unknown: {e:#}")),
+        }
     }
     let (found, ids) = match &settings.wanted {
         // IDs alone need no lookup, unless the hub holds the credentials (in
