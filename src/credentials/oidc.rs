@@ -289,7 +289,8 @@ async fn get(url: &url::Url, bearer: &Secret) -> Result<(u16, Vec<u8>)> {
         None => url.path().to_string(),
     };
     let request = http::Request::get(path)
-        .header(http::header::HOST, url.host_str().unwrap_or_default())
+        // host[:port], the port only when not 443, as an HTTP client sends it.
+        .header(http::header::HOST, &url[url::Position::BeforeHost..url::Position::AfterPort])
         .header(http::header::AUTHORIZATION, format!("Bearer {}", bearer.expose()))
         .header(http::header::ACCEPT, "application/json")
         .header(http::header::USER_AGENT, concat!("clusternet-kubeconfig/", env!("CARGO_PKG_VERSION")))
