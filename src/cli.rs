@@ -200,6 +200,40 @@ pub enum Command {
          [default: the KUBECONFIG list, then ~/.kube/config]"
     )), mut_arg("context", |a| a.help("Its context [default: current-context]")))]
     Proxy(Box<ProxyArgs>),
+    /// Print the CI job's OIDC ID token as a client-go ExecCredential: the exec entry that
+    /// `--parent-auth oidc` writes runs this
+    #[command(name = "oidc-token", after_long_help = OIDC_TOKEN_HELP)]
+    OidcToken(OidcTokenArgs),
+}
+
+const OIDC_TOKEN_HELP: &str = "\
+Prints {\"apiVersion\": \"client.authentication.k8s.io/v1\", \"kind\": \"ExecCredential\",
+\"status\": {\"token\": \"...\", \"expirationTimestamp\": \"<the token's exp>\"}} on stdout, so that
+kubectl, helm, terraform or Argo CD run it again once the token has expired. The token comes from
+the GitHub Actions token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+set for a job with `permissions: id-token: write`), asked for --audience; or from --token-env VAR
+or --token-file PATH. HTTPS is verified against the system's roots (SSL_CERT_FILE names others).
+On failure: one `error:` line on stderr, never the token, exit 1.
+";
+
+/// `oidc-token`: the exec credential plugin of `--parent-auth oidc`.
+#[derive(Debug, Args)]
+pub struct OidcTokenArgs {
+    /// The audience the ID token is asked for
+    #[arg(long, value_name = "AUDIENCE", value_hint = ValueHint::Other)]
+    pub audience: String,
+
+    /// Read the ID token from this environment variable instead of the GitHub Actions endpoint
+    #[arg(long, value_name = "VAR", value_hint = ValueHint::Other, conflicts_with = "token_file")]
+    pub token_env: Option<String>,
+
+    /// Read the ID token from this file instead of the GitHub Actions endpoint
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub token_file: Option<PathBuf>,
+
+    /// How long to wait for the token endpoint, e.g. 10s
+    #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
 }
 
 // Where `status`, `refresh` and `prune` look.
@@ -403,6 +437,19 @@ pub struct ListArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
     pub output: ListFormat,
 
+    /// Authenticate with the CI job's OIDC ID token for this audience instead of the context's user,
+    /// as `gen --parent-auth oidc` does (with --oidc-token-env or --oidc-token-file as there)
+    #[arg(long, value_name = "AUDIENCE", value_hint = ValueHint::Other)]
+    pub oidc_audience: Option<String>,
+
+    /// With --oidc-audience: the ID token is in this environment variable
+    #[arg(long, value_name = "VAR", value_hint = ValueHint::Other, conflicts_with = "oidc_token_file", requires = "oidc_audience")]
+    pub oidc_token_env: Option<String>,
+
+    /// With --oidc-audience: the ID token is in this file
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, requires = "oidc_audience")]
+    pub oidc_token_file: Option<PathBuf>,
+
     /// How long to wait for each request, e.g. 30s, 1m (plain numbers are seconds)
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "30s", value_parser = parse_timeout)]
     pub timeout: Duration,
@@ -529,6 +576,7 @@ pub struct RouteArgs {
 #[command(mut_group("RouteArgs", |g| g.requires("generated_cluster")))]
 #[command(mut_group("ChildCredentialArgs", |g| g.requires("generated_cluster")))]
 #[command(mut_group("ParentAuthArgs", |g| g.requires("generated_cluster")))]
+#[command(mut_group("OidcArgs", |g| g.requires("generated_cluster")))]
 pub struct ProxyArgs {
     #[command(flatten)]
     pub parent_config: ParentConfigArgs,
@@ -756,9 +804,14 @@ pub enum ChildCredentialsFrom {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Parent authentication")]
 pub struct ParentAuthArgs {
-    /// anonymous: username system:anonymous; token: a parent token; keep: the parent user's own credentials
+    /// anonymous: username system:anonymous; token: a parent token; keep: the parent user's own credentials;
+    /// oidc: the CI job's OIDC ID token, fetched when needed by an exec entry that runs this binary (no token
+    /// in the file)
     #[arg(long, value_enum, default_value_t = ParentAuthMode::Anonymous)]
     pub parent_auth: ParentAuthMode,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 
     /// Parent token for --parent-auth token (or env CLUSTERNET_PARENT_TOKEN)
     #[arg(long, value_name = "TOKEN", value_hint = ValueHint::Other)]
@@ -780,6 +833,26 @@ pub struct ParentAuthArgs {
     /// Namespace of Clusternet's hub and its clusternet-hub-proxy service account
     #[arg(long, value_name = "NAMESPACE", value_hint = ValueHint::Other, default_value = "clusternet-system")]
     pub system_namespace: String,
+}
+
+/// Where the CI job's OIDC ID token comes from (`--parent-auth oidc`, and
+/// `list` authenticated by it).
+#[derive(Debug, Args)]
+pub struct OidcArgs {
+    /// With --parent-auth oidc: the audience of the ID token, as the parent's AuthenticationConfiguration
+    /// expects it [token from the GitHub Actions token endpoint unless --oidc-token-env or --oidc-token-file]
+    #[arg(long, value_name = "AUDIENCE", value_hint = ValueHint::Other)]
+    pub oidc_audience: Option<String>,
+
+    /// With --parent-auth oidc: the ID token is in this environment variable (GitLab id_tokens:, CircleCI,
+    /// Buildkite), read again whenever the exec entry runs
+    #[arg(long, value_name = "VAR", value_hint = ValueHint::Other, conflicts_with = "oidc_token_file")]
+    pub oidc_token_env: Option<String>,
+
+    /// With --parent-auth oidc: the ID token is in this file (a projected service-account token), read again
+    /// whenever the exec entry runs
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub oidc_token_file: Option<PathBuf>,
 }
 
 /// A duration as kubectl takes them (Go's `time.ParseDuration`): `90s`, `1m30s`,
@@ -826,6 +899,7 @@ pub enum ParentAuthMode {
     Anonymous,
     Token,
     Keep,
+    Oidc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -23,6 +23,7 @@ pub mod list;
 pub mod maintain;
 pub mod names;
 pub mod notes;
+pub mod oidc_token;
 pub mod proxy;
 pub mod route;
 pub mod secret;
@@ -78,6 +79,7 @@ pub fn run() -> ExitCode {
         cli::Command::Refresh(args) => maintain::refresh::run(args).map(|()| 0),
         cli::Command::Prune(args) => maintain::prune::run(args).map(|()| 0),
         cli::Command::Proxy(args) => proxy::run(*args).map(|()| 0),
+        cli::Command::OidcToken(args) => oidc_token::run(args).map(|()| 0),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -8,6 +8,7 @@ use serde_yaml::Value;
 use crate::cli::{ListArgs, ListFormat};
 use crate::cluster::client;
 use crate::cluster::managed::{self, ManagedCluster, Query};
+use crate::credentials::oidc::{self, Source};
 use crate::error::usage;
 use crate::kubeconfig::{load, yaml};
 use crate::names;
@@ -27,6 +28,18 @@ pub fn run(args: ListArgs) -> Result<()> {
     let loaded = crate::generate::load_parent(&source)?;
     let selection = crate::kubeconfig::select::select(&loaded, args.parent_config.context.as_deref())
         .map_err(|e| e.naming("--context"))?;
+    let oidc = match &args.oidc_audience {
+        Some(audience) => Some(
+            Source::new(
+                audience,
+                args.oidc_token_env.as_deref(),
+                args.oidc_token_file.as_deref(),
+                ["--oidc-audience", "--oidc-token-env", "--oidc-token-file"],
+            )
+            .map_err(|e| usage(format!("{e:#}")))?,
+        ),
+        None => None,
+    };
     let kubeconfig = client::kubeconfig_for(&selection)?;
     if let Some(ns) = &args.namespace {
         names::check_namespace(ns, "-n/--namespace").map_err(|e| usage(format!("{e:#}")))?;
@@ -41,8 +54,17 @@ pub fn run(args: ListArgs) -> Result<()> {
     };
     let timeout = args.timeout;
     let listing = client::block_on(async {
+        // The CI job's token in place of the context's user (`--oidc-audience`).
+        let token = match &oidc {
+            Some(source) => Some(source.fetch(timeout).await.context("--oidc-audience")?),
+            None => None,
+        };
+        let kubeconfig = client::with_bearer(kubeconfig, token.as_ref().map(|t| &t.token));
         let conn = client::connect(kubeconfig, None, timeout).await?;
-        managed::list(&conn, &query).await
+        managed::list(&conn, &query).await.map_err(|e| match (&oidc, &token) {
+            (Some(source), Some(token)) => oidc::refused(e, source, token),
+            _ => e,
+        })
     })??;
     if listing.clusters.is_empty() {
         eprintln!("No ManagedClusters found.");

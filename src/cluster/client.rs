@@ -12,6 +12,7 @@ use super::{tls, transport};
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::flatten;
 use crate::kubeconfig::select::Selection;
+use crate::secret::Secret;
 
 /// Runs `future` to completion on a single-threaded runtime.
 pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
@@ -32,9 +33,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for the selected context.
-    pub fn connect(selection: &Selection, timeout: Duration) -> Result<Session> {
-        let kubeconfig = kubeconfig_for(selection)?;
+    /// A session for the selected context; with `bearer`, authenticated by
+    /// that token instead of the context's user (`--parent-auth oidc`).
+    pub fn connect(selection: &Selection, bearer: Option<&Secret>, timeout: Duration) -> Result<Session> {
+        let kubeconfig = with_bearer(kubeconfig_for(selection)?, bearer);
         let runtime = runtime()?;
         let conn = runtime.block_on(connect(kubeconfig, None, timeout))?;
         Ok(Session { conn, runtime })
@@ -84,6 +86,41 @@ pub fn kubeconfig_of(entry: &Entries) -> Result<Kubeconfig> {
     // kube's own messages quote values; never let one carry a credential.
     serde_yaml::from_value(doc)
         .map_err(|_| anyhow!("context {:?}: its user entry is not one kube's client can use", entry.name))
+}
+
+/// `kubeconfig` whose users authenticate with `bearer` alone, when given:
+/// the CI job's OIDC token, in place of the parent kubeconfig's user or of a
+/// generated entry's exec plugin (which would fetch another). The
+/// impersonation (of `clusternet`, with the child's extras) stays.
+pub fn with_bearer(mut kubeconfig: Kubeconfig, bearer: Option<&Secret>) -> Kubeconfig {
+    let Some(token) = bearer else {
+        return kubeconfig;
+    };
+    for user in &mut kubeconfig.auth_infos {
+        let old = user.auth_info.take().unwrap_or_default();
+        user.auth_info = Some(kube::config::AuthInfo {
+            token: Some(token.expose().to_string().into()),
+            impersonate: old.impersonate,
+            impersonate_uid: old.impersonate_uid,
+            impersonate_groups: old.impersonate_groups,
+            impersonate_user_extra: old.impersonate_user_extra,
+            ..Default::default()
+        });
+    }
+    kubeconfig
+}
+
+/// Who the parent says the connection's user is (a SelfSubjectReview): one
+/// request, made first, so that a refused credential is reported as such.
+pub async fn who_am_i(conn: &Connection) -> Result<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: kube::Api<SelfSubjectReview> = kube::Api::all(conn.client.clone());
+    let review = SelfSubjectReview { metadata: Default::default(), status: None };
+    let answer = api
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+        .map_err(|e| api_error(e, &conn.context, "asking the parent who this user is (SelfSubjectReview)"))?;
+    Ok(answer.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_default())
 }
 
 /// kube's client configuration for `context` (or the current context) of

@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod file;
+pub mod oidc;
 pub mod origin;
 pub mod parent;
 pub mod validate;
@@ -58,6 +59,7 @@ pub fn user_entry(parent: &ParentAuth, child: &ChildCredentials) -> Mapping {
     let mut fields: Vec<(String, Value)> = match parent {
         ParentAuth::Anonymous => vec![("username".into(), "system:anonymous".into())],
         ParentAuth::Token(token) => vec![("token".into(), token.expose().into())],
+        ParentAuth::Oidc { exec } => vec![("exec".into(), Value::Mapping(exec.clone()))],
         ParentAuth::Keep { user_name, user } => {
             let mut kept = Vec::new();
             for (key, value) in user {

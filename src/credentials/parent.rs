@@ -1,5 +1,6 @@
 //! How the generated kubeconfig authenticates to the parent apiserver:
-//! anonymously, with a parent token, or with the parent user's own credentials.
+//! anonymously, with a parent token, with the parent user's own credentials,
+//! or with the CI job's OIDC ID token (fetched by an exec plugin).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub enum Method {
     Keep,
     /// With a parent token from this source.
     Token(TokenSource),
+    /// With an OIDC ID token from this source, fetched by the exec plugin.
+    Oidc(super::oidc::Source),
 }
 
 impl Method {
@@ -35,6 +38,7 @@ impl Method {
             Method::Anonymous => "Anonymous",
             Method::Keep => "Keep",
             Method::Token(_) => "Token",
+            Method::Oidc(_) => "Oidc",
         }
     }
 }
@@ -49,6 +53,8 @@ pub enum ParentAuth {
     Token(Secret),
     /// The parent user's own entry, made self-contained.
     Keep { user_name: String, user: Mapping },
+    /// `exec:` that runs this binary's `oidc-token`: no token in the file.
+    Oidc { exec: Mapping },
 }
 
 /// Where a parent token comes from.
@@ -95,6 +101,7 @@ pub fn build(method: &Method, token: Option<Secret>, selection: &Selection) -> R
         (Method::Anonymous, _) => Ok(ParentAuth::Anonymous),
         (Method::Token(_), Some(token)) => Ok(ParentAuth::Token(token)),
         (Method::Token(_), None) => Err(usage("--parent-auth token needs a parent token")),
+        (Method::Oidc(source), _) => Ok(ParentAuth::Oidc { exec: source.exec_entry()? }),
         (Method::Keep, _) => {
             selection.require_user().context("--parent-auth keep")?;
             let user = flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)

@@ -30,7 +30,7 @@ use crate::cluster::client::{self, Session};
 use crate::cluster::{deployer, hub_token, probe, token_request};
 use crate::credentials::origin::{ChildTokenRequest, CredentialOrigin};
 use crate::credentials::parent::GivenToken;
-use crate::credentials::{self, ChildCredentials, TokenSource};
+use crate::credentials::{self, ChildCredentials, TokenSource, oidc};
 use crate::error::in_cwd;
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::load::{self, ParentSource};
@@ -83,8 +83,24 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     let loaded = load_parent(&settings.parent)?;
     let selection = select::select(&loaded, settings.context.as_deref()).map_err(|e| e.naming("--context"))?;
     guard::refuse_generated_parent(&loaded, &selection)?;
+    // `--parent-auth oidc`: the tool itself uses the ID token the exec entry
+    // would fetch, fetched once, and only when it asks the parent anything.
+    let id_token = oidc_token(settings)?;
+    let bearer = id_token.as_ref().map(|t| &t.token);
     // Connected only when something must be asked of the parent.
-    let session = settings.needs_cluster().then(|| Session::connect(&selection, settings.timeout)).transpose()?;
+    let session =
+        settings.needs_cluster().then(|| Session::connect(&selection, bearer, settings.timeout)).transpose()?;
+    if let (Some(s), Some(token), credentials::parent::Method::Oidc(source)) =
+        (&session, &id_token, &settings.parent_auth)
+    {
+        // Only a refusal stops here: a parent without the SelfSubjectReview
+        // API (before v1.28, with --oidc-* flags) answers the lookups alike.
+        match s.block_on(client::who_am_i(&s.conn)) {
+            Ok(user) => trace::line(|| format!("the parent authenticates the OIDC token as {user:?}")),
+            Err(e) if oidc::is_refusal(&e) => return Err(oidc::refused(e, source, token)),
+            Err(e) => trace::line(|| format!("who the OIDC token is, unknown: {e:#}")),
+        }
+    }
     let (found, ids) = match &settings.wanted {
         // IDs alone need no lookup, unless the hub holds the credentials (in
         // each ManagedCluster's namespace).
@@ -116,12 +132,12 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
     let parent = Parent { files: loaded.describe(), selection, token, recorded };
     let mut entries = build(&Recipe::of(settings), &parent, &targets)?;
     if let Some(request) = &settings.token_request {
-        client::block_on(request_tokens(settings, request, &mut targets, &mut entries))??;
+        client::block_on(request_tokens(settings, request, bearer, &mut targets, &mut entries))??;
     }
     notes::flush();
     if settings.verify {
         let s = connected(&session)?;
-        s.block_on(verify(settings, s, &parent, &entries))?;
+        s.block_on(verify(settings, s, &parent, &entries, bearer))?;
     }
     let inputs = input_files(settings, &loaded, &targets);
     let parent_context = parent.selection.context_name.to_string();
@@ -173,13 +189,14 @@ fn hub_warning(request: Option<&ChildTokenRequest>) -> String {
 async fn request_tokens(
     settings: &Settings,
     request: &ChildTokenRequest,
+    bearer: Option<&Secret>,
     targets: &mut [Target],
     entries: &mut [Entries],
 ) -> Result<()> {
     let several = targets.len() > 1;
     for (target, entry) in targets.iter_mut().zip(entries.iter_mut()) {
         let described = target.describe();
-        let issued = request_token(request, target, entry, settings.timeout).await;
+        let issued = request_token(request, target, entry, bearer, settings.timeout).await;
         match several {
             true => issued.with_context(|| format!("cluster {described}"))?,
             false => issued?,
@@ -192,14 +209,16 @@ async fn request_tokens(
 /// itself, for a token of the service account; the entry then holds that
 /// token alone (the credential it was asked with is gone from it), and the
 /// target's origin records the request over that credential. `gen` and
-/// `refresh` both get their child tokens here.
+/// `refresh` both get their child tokens here. `bearer`: the OIDC token
+/// already fetched, in place of the entry's exec plugin.
 pub async fn request_token(
     request: &ChildTokenRequest,
     target: &mut Target,
     entry: &mut Entries,
+    bearer: Option<&Secret>,
     timeout: Duration,
 ) -> Result<()> {
-    let kubeconfig = client::kubeconfig_of(entry)?;
+    let kubeconfig = client::with_bearer(client::kubeconfig_of(entry)?, bearer);
     let asked_at = clock::now();
     let issued = token_request::request(kubeconfig, &entry.name, request, timeout).await?;
     trace::line(|| {
@@ -269,10 +288,30 @@ fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<(Optio
     Ok((Some(token), expiration))
 }
 
+/// The OIDC ID token of `--parent-auth oidc`, when this run asks the parent
+/// (or a child through it) anything.
+fn oidc_token(settings: &Settings) -> Result<Option<oidc::IdToken>> {
+    let credentials::parent::Method::Oidc(source) = &settings.parent_auth else {
+        return Ok(None);
+    };
+    if !settings.needs_cluster() && settings.token_request.is_none() {
+        return Ok(None);
+    }
+    let token = client::block_on(source.fetch(settings.timeout))?.context("--parent-auth oidc")?;
+    trace::line(|| format!("OIDC token from {}: {}", source.describe(), token.describe()));
+    Ok(Some(token))
+}
+
 /// `--verify`: every entry probed before anything is written; a failure on a
 /// parent without Clusternet's API names the likely mix-up.
-async fn verify(settings: &Settings, session: &Session, parent: &Parent<'_>, entries: &[Entries]) -> Result<()> {
-    let Err(failed) = verify_all(settings, entries).await else {
+async fn verify(
+    settings: &Settings,
+    session: &Session,
+    parent: &Parent<'_>,
+    entries: &[Entries],
+    bearer: Option<&Secret>,
+) -> Result<()> {
+    let Err(failed) = verify_all(settings, entries, bearer).await else {
         return Ok(());
     };
     // The parent's own answer tells a child's kubeconfig given as the parent.
@@ -293,8 +332,12 @@ fn input_files(settings: &Settings, loaded: &load::Loaded, targets: &[Target]) -
     if let ChildCredentialSource::File(credentials) = &settings.child {
         files.push(credentials.path.clone());
     }
-    if let credentials::parent::Method::Token(TokenSource::Given(GivenToken::File(path))) = &settings.parent_auth {
-        files.push(path.clone());
+    match &settings.parent_auth {
+        credentials::parent::Method::Token(TokenSource::Given(GivenToken::File(path))) => files.push(path.clone()),
+        credentials::parent::Method::Oidc(oidc::Source { from: oidc::From::File(path), .. }) => {
+            files.push(path.clone())
+        }
+        _ => {}
     }
     files
 }
@@ -410,10 +453,10 @@ fn current_context(settings: &Settings, entries: &[Entries]) -> Option<String> {
 }
 
 /// Probes every generated context before anything is written.
-async fn verify_all(settings: &Settings, entries: &[Entries]) -> Result<()> {
+async fn verify_all(settings: &Settings, entries: &[Entries], bearer: Option<&Secret>) -> Result<()> {
     let mut failures = Vec::new();
     for entry in entries {
-        let kubeconfig = client::kubeconfig_of(entry)?;
+        let kubeconfig = client::with_bearer(client::kubeconfig_of(entry)?, bearer);
         let secrets = credentials::secrets_in(&entry.user);
         match probe::probe(kubeconfig, &entry.name, settings.timeout, &secrets).await? {
             Ok(reached) => eprintln!(

@@ -16,7 +16,7 @@ use crate::cli::{
 use crate::credentials::file::Credentials;
 use crate::credentials::origin::ChildTokenRequest;
 use crate::credentials::parent::{GivenToken, Method, TokenSource};
-use crate::credentials::{ChildSource, child, parent};
+use crate::credentials::{ChildSource, child, oidc, parent};
 use crate::error::{in_cwd, refuse_dash, usage};
 use crate::kubeconfig::emit;
 use crate::kubeconfig::load::{self, ParentSource};
@@ -440,6 +440,7 @@ fn parent_method(args: &ParentAuthArgs, env_token: Option<Secret>) -> Result<Met
         return Err(usage("parent token given twice (--parent-token and --parent-token-file); keep one"));
     }
     let flag = flags.pop();
+    let oidc = oidc_source(args)?;
     if let Some((name, _)) = &flag
         && args.parent_auth != ParentAuthMode::Token
     {
@@ -456,7 +457,11 @@ fn parent_method(args: &ParentAuthArgs, env_token: Option<Secret>) -> Result<Met
         (None, ParentAuthMode::Token) => None,
         (None, mode) => Some(format!(
             "--parent-auth is {}; pass --parent-auth token to use it",
-            if mode == ParentAuthMode::Keep { "keep" } else { "anonymous" }
+            match mode {
+                ParentAuthMode::Keep => "keep",
+                ParentAuthMode::Oidc => "oidc",
+                _ => "anonymous",
+            }
         )),
     };
     let given = match unused {
@@ -474,12 +479,42 @@ fn parent_method(args: &ParentAuthArgs, env_token: Option<Secret>) -> Result<Met
     Ok(match args.parent_auth {
         ParentAuthMode::Anonymous => Method::Anonymous,
         ParentAuthMode::Keep => Method::Keep,
+        ParentAuthMode::Oidc => Method::Oidc(oidc.ok_or_else(|| {
+            usage("--parent-auth oidc needs --oidc-audience AUDIENCE (the audience the parent's AuthenticationConfiguration expects)")
+        })?),
         ParentAuthMode::Token => Method::Token(match given {
             Some(given) => TokenSource::Given(given),
             None if args.parent_token_request => TokenSource::TokenRequest { namespace, ttl: args.parent_token_ttl },
             None => TokenSource::HubSecret { namespace },
         }),
     })
+}
+
+/// `--oidc-*`: only with `--parent-auth oidc`, which needs the audience.
+fn oidc_source(args: &ParentAuthArgs) -> Result<Option<oidc::Source>> {
+    let o = &args.oidc;
+    let given = [
+        ("--oidc-audience", o.oidc_audience.is_some()),
+        ("--oidc-token-env", o.oidc_token_env.is_some()),
+        ("--oidc-token-file", o.oidc_token_file.is_some()),
+    ];
+    if args.parent_auth != ParentAuthMode::Oidc {
+        return match given.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => Err(usage(format!("{flag} is used only with --parent-auth oidc"))),
+            None => Ok(None),
+        };
+    }
+    let Some(audience) = &o.oidc_audience else {
+        return Ok(None);
+    };
+    oidc::Source::new(
+        audience,
+        o.oidc_token_env.as_deref(),
+        o.oidc_token_file.as_deref(),
+        ["--oidc-audience", "--oidc-token-env", "--oidc-token-file"],
+    )
+    .map(Some)
+    .map_err(|e| usage(format!("{e:#}")))
 }
 
 #[cfg(test)]

@@ -152,7 +152,7 @@ pub fn recorded_parent(source: &ParentSource, server: &str, context: &str, timeo
             loaded.describe()
         ));
     }
-    Session::connect(&selection, timeout)
+    Session::connect(&selection, None, timeout)
 }
 
 /// How `prune` and `refresh` reach the parents the entries record: the

@@ -312,7 +312,7 @@ fn rebuild(config: &Kubeconfig, path: &Path, g: &Generated, reach: &mut Reach) -
     if let Some(request) = &how.token_request {
         // The entry holds the base credential until the child's token replaces
         // it; on a failure it is dropped here, never written.
-        client::block_on(generate::request_token(request, &mut target, &mut entry, reach.timeout))
+        client::block_on(generate::request_token(request, &mut target, &mut entry, None, reach.timeout))
             .and_then(|issued| issued)
             .map_err(cannot)?;
     }

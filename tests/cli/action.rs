@@ -953,3 +953,102 @@ fn action_passes_hub_credentials_and_a_token_request_to_gen() {
     assert!(errors(&both)[0].contains("give one of child-token"), "{}", both.stdout);
     not_printed(&both, &[CHILD_TOKEN]);
 }
+
+/// Keyless: the parent's URL and CA as inputs (no secret), `parent-auth:
+/// oidc` with an audience; the exported kubeconfig's exec entry fetches the
+/// job's token from the Actions endpoint (testkit's stand-in, trusted via
+/// SSL_CERT_FILE), and kubectl sends it to the parent (a recorder standing in).
+#[test]
+fn action_keyless_oidc_needs_only_the_parents_url_and_ca() {
+    use testkit::oidc::Issuer;
+    let request_token = "actions-request-token-5e0a91c4";
+    let issuer = Issuer::generated(request_token).unwrap();
+    let parent = testkit::Recorder::start(Default::default()).unwrap();
+    let runner = Runner::new();
+    let oidc_ca = runner.path("oidc-ca.crt");
+    fs::write(&oidc_ca, &issuer.ca_pem).unwrap();
+    let url = issuer.actions_url("repository=octo-org/octo-repo");
+    let job = [
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token),
+        ("SSL_CERT_FILE", oidc_ca.to_str().unwrap()),
+    ];
+    let binary = bin().display().to_string();
+    let inputs = [
+        ("binary", binary.as_str()),
+        ("parent-server", &parent.url()),
+        ("parent-certificate-authority", &parent.ca_pem()),
+        ("cluster-id", CLUSTER_ID),
+        ("child-token", CHILD_TOKEN),
+        ("parent-auth", "oidc"),
+        ("audience", "clusternet-ci"),
+    ];
+    let run = runner.run(&[&inputs[..], &job[..]].concat());
+    masked_before_use(&run, &[CHILD_TOKEN, request_token]);
+    let view = exported(&runner, &run);
+    let user = &only(&view, "users")["user"];
+    assert_eq!(user["exec"]["args"], serde_json::json!(["oidc-token", "--audience", "clusternet-ci"]), "{user}");
+    assert!(user.get("token").is_none() && user.get("username").is_none(), "no parent credential: {user}");
+    let cluster = &only(&view, "clusters")["cluster"];
+    assert_eq!(cluster["server"], proxy_server(&parent.url(), "direct"));
+    // A later step: kubectl runs the entry with the job's environment.
+    let out = Command::new("kubectl")
+        .args(["--kubeconfig", &run.env["KUBECONFIG"], "get", "ns"])
+        .env_remove("KUBECONFIG")
+        .envs(job)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent: Vec<String> =
+        parent.requests().iter().filter_map(|r| r.header("authorization").map(str::to_string)).collect();
+    let bearer = sent.first().and_then(|h| h.strip_prefix("Bearer ")).unwrap_or_else(|| panic!("{sent:?}"));
+    let claims = {
+        use base64::Engine as _;
+        let payload = bearer.split('.').nth(1).unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&raw).unwrap()
+    };
+    assert_eq!(claims["aud"], "clusternet-ci");
+    assert_eq!(claims["iss"], issuer.url());
+    assert_eq!(claims["repository"], "octo-org/octo-repo");
+}
+
+/// A job without `id-token: write`, an audience without `parent-auth: oidc`,
+/// a parent URL without its CA: one line each, nothing exported.
+#[test]
+fn action_keyless_inputs_are_checked() {
+    let runner = Runner::new();
+    let binary = bin().display().to_string();
+    let ca = fs::read_to_string(repo().join("tests/fixtures/pki/ca.crt")).unwrap();
+    let base = [("binary", binary.as_str()), ("cluster-id", CLUSTER_ID), ("child-token", CHILD_TOKEN)];
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[
+                ("parent-server", "https://127.0.0.1:6443"),
+                ("parent-certificate-authority", &ca),
+                ("parent-auth", "oidc"),
+                ("audience", "a"),
+            ],
+            "permissions: id-token: write",
+        ),
+        (
+            &[
+                ("parent-server", "https://127.0.0.1:6443"),
+                ("parent-certificate-authority", &ca),
+                ("parent-auth", "oidc"),
+            ],
+            "needs audience",
+        ),
+        (&[("parent-kubeconfig", &parent_kubeconfig()), ("audience", "a")], "audience needs parent-auth: oidc"),
+        (&[("parent-server", "https://127.0.0.1:6443")], "parent-server needs parent-certificate-authority"),
+    ];
+    for (inputs, needle) in cases {
+        let run = runner.run(&[&base[..], inputs].concat());
+        assert_eq!(run.out.status.code(), Some(1), "{needle}: {}{}", run.stdout, run.stderr);
+        let errs = errors(&run);
+        assert_eq!(errs.len(), 1, "{needle}: {}", run.stdout);
+        assert!(errs[0].contains(needle), "{needle}: {}", errs[0]);
+        assert!(run.env.is_empty(), "nothing exported");
+        not_printed(&run, &[CHILD_TOKEN]);
+    }
+}

@@ -17,6 +17,7 @@ mod guard_rails;
 mod hostile;
 mod kubectl;
 mod kubectl_matrix;
+mod oidc;
 mod parity;
 mod parity_writes;
 mod proxy;

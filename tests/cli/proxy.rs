@@ -315,6 +315,8 @@ fn bad_input_is_one_line() {
         &["--child-server", "https://127.0.0.1:2"],
         &["--parent-auth", "keep"],
         &["--child-credentials", "hub"],
+        &["--oidc-audience", "aud"],
+        &["--oidc-token-env", "CI_JOB_JWT"],
         &["--client-certificate-data", "Y2VydA==", "--client-key-data", "a2V5"],
     ] {
         fails(&run(&[&["--kubeconfig", kc], flag].concat()), 2, "<--cluster-id <UUID>|--cluster <NAME>>");

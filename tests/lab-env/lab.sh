@@ -52,7 +52,8 @@ CLUSTERNET_VERSION=v0.18.1
 #   name                    needs
 COMPONENTS=(
   "etcd                    -"
-  "kube-apiserver          etcd"
+  "oidc-issuer             -"
+  "kube-apiserver          etcd oidc-issuer"
   "kube-apiserver-child    etcd"
   "hub-standin             -"
   "kube-controller-manager kube-apiserver"
@@ -73,6 +74,7 @@ ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 TESTKIT_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug
 SETUP_BIN=$TESTKIT_BIN/lab-setup
 AGENT_BIN=$TESTKIT_BIN/agent-standin
+OIDC_BIN=$TESTKIT_BIN/oidc-issuer
 # LAB_HUB_BIN: another stand-in binary (debugging only)
 HUB_BIN=${LAB_HUB_BIN:-$TESTKIT_BIN/hub-standin}
 
@@ -88,11 +90,11 @@ cmd_build() {
   build_go "$K8S_BIN" "$LAB_DIR/k8s" "$ldflags" "kube-apiserver kube-controller-manager" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   build_go "$ETCD_BIN" "$LAB_DIR/etcd" "-s -w" "etcd" go.etcd.io/etcd/server/v3
-  local bins=(--bin lab-setup --bin agent-standin --bin hub-standin)
-  if [[ -n ${LAB_HUB_BIN:-} ]]; then log "hub stand-in: LAB_HUB_BIN=$LAB_HUB_BIN (not built)"; bins=(--bin lab-setup --bin agent-standin); fi
+  local bins=(--bin lab-setup --bin agent-standin --bin oidc-issuer --bin hub-standin)
+  if [[ -n ${LAB_HUB_BIN:-} ]]; then log "hub stand-in: LAB_HUB_BIN=$LAB_HUB_BIN (not built)"; bins=(--bin lab-setup --bin agent-standin --bin oidc-issuer); fi
   log "building testkit's ${bins[*]}"
   (cd "$REPO" && cargo build -q -p testkit "${bins[@]}")
-  local b; for b in "$SETUP_BIN" "$AGENT_BIN" "$HUB_BIN"; do [[ -x $b ]] || die "$b not found after cargo build"; done
+  local b; for b in "$SETUP_BIN" "$AGENT_BIN" "$OIDC_BIN" "$HUB_BIN"; do [[ -x $b ]] || die "$b not found after cargo build"; done
 }
 
 build_go() { # <outdir> <module dir> <ldflags> <"expected binaries"> <packages...>
@@ -250,8 +252,17 @@ parent_apiserver() { # <name> <port> <anonymous-auth true|false> [more flags]: a
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --aggregator-reject-forwarding-redirect=false --enable-aggregator-routing=false \
+    --authentication-config "$STATE/authentication-config.yaml" \
     --v 1
 }
+# The OIDC issuer the parents trust (--authentication-config), with the
+# stand-in for the GitHub Actions token endpoint (testkit's `oidc` module).
+start_oidc-issuer() {
+  start_bg oidc-issuer "$OIDC_BIN" --listen "127.0.0.1:$OIDC_PORT" --cert "$PKI/oidc.crt" --key "$PKI/oidc.key" \
+    --signing-key "$PKI/oidc-signing.key" --request-token-file "$PKI/oidc-request.token" --record "$STATE/oidc-mints.jsonl"
+}
+ready_oidc-issuer() { curl -fsS --cacert "$PKI/oidc-ca.crt" "https://127.0.0.1:$OIDC_PORT/.well-known/openid-configuration"; }
+
 start_kube-apiserver() { parent_apiserver kube-apiserver "$APISERVER_PORT" true; }
 ready_kube-apiserver() { as_admin "https://127.0.0.1:$APISERVER_PORT/readyz"; }
 
@@ -335,7 +346,7 @@ cmd_up() {
     return 0
   fi
   if [[ -d $STATE ]]; then log "removing stale state $STATE"; cmd_down >/dev/null 2>&1 || true; fi
-  for b in "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$ETCD_BIN/etcd" "$HUB_BIN" "$SETUP_BIN" "$AGENT_BIN"; do
+  for b in "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$ETCD_BIN/etcd" "$HUB_BIN" "$SETUP_BIN" "$AGENT_BIN" "$OIDC_BIN"; do
     [[ -x $b ]] || { log "missing $b: building"; cmd_build; break; }
   done
   command -v kubectl >/dev/null || die "kubectl is not on PATH"
@@ -344,9 +355,9 @@ cmd_up() {
   PKI=$STATE/pki
   # Claimed under a lock shared by all labs using this cache, released once
   # the processes listen (claims removed by `down` as well).
-  claim_ports ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT HUB_PORT CHILD_PORT CANNED_PORT
+  claim_ports ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT HUB_PORT CHILD_PORT CANNED_PORT OIDC_PORT
   "$SETUP_BIN" files --state "$STATE" --apiserver-port "$APISERVER_PORT" --child-port "$CHILD_PORT" \
-    --hub-port "$HUB_PORT" --canned-port "$CANNED_PORT" --k8s-version "$K8S_VERSION"
+    --hub-port "$HUB_PORT" --canned-port "$CANNED_PORT" --oidc-port "$OIDC_PORT" --k8s-version "$K8S_VERSION"
 
   for c in "${COMPONENTS[@]}"; do
     read -r name needs <<<"$c"
@@ -407,6 +418,8 @@ seed() {
   wait_for kube-controller-manager "the clusternet-hub-proxy token" \
     bash -c "[[ -n \$(kubectl --kubeconfig '$STATE/admin.kubeconfig' -n clusternet-system get secret clusternet-hub-proxy -o 'jsonpath={.data.token}') ]]"
   wait_apiservice
+  # What a CI identity of the OIDC issuer may do (the README's keyless recipe).
+  kc apply -f "$LAB_DIR/manifests/oidc-rbac.yaml" >/dev/null
   log "seeded; APIService v1alpha1.proxies.clusternet.io Available (hub stand-in on 127.0.0.1:$HUB_PORT)"
 }
 

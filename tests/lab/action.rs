@@ -87,3 +87,73 @@ fn action_with_hub_credentials_and_a_token_request_masks_what_it_read() {
     let outputs = runner_file(&path("output"));
     assert_eq!(outputs["context"], format!("clusternet-{}", CHILD_REAL.name));
 }
+
+/// The keyless recipe as a workflow runs it: the parent's URL and CA (no
+/// secret), `parent-auth: oidc`, the child by name with the hub-held
+/// credential asking for a short-lived token. The job's OIDC token (from the
+/// lab's stand-in for the Actions endpoint) authenticates the lookup, the
+/// Secret read and the token request, and kubectl in a later step.
+#[test]
+fn action_keyless_with_oidc_hub_credentials_and_a_token_request() {
+    let dir = tempdir();
+    let path = |name: &str| -> PathBuf { dir.path().join(name) };
+    std::fs::create_dir(path("temp")).unwrap();
+    for file in ["env", "output", "path"] {
+        std::fs::write(path(file), "").unwrap();
+    }
+    let request_token = std::fs::read_to_string(lab().var("LAB_OIDC_REQUEST_TOKEN_FILE")).unwrap();
+    let marker = unique("action-job");
+    let job = [
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{}/actions/token?api-version=2.0&job={marker}", lab().var("LAB_OIDC_URL")),
+        ),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.trim().to_string()),
+        ("SSL_CERT_FILE", lab().var("LAB_OIDC_CA").to_string()),
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/actions/kubeconfig/action.sh");
+    let out = {
+        let _shared = shared();
+        without_ambient(Command::new("bash").arg(script))
+            .env("RUNNER_OS", "Linux")
+            .env("RUNNER_ARCH", "X64")
+            .env("RUNNER_TEMP", path("temp"))
+            .env("GITHUB_ENV", path("env"))
+            .env("GITHUB_OUTPUT", path("output"))
+            .env("GITHUB_PATH", path("path"))
+            .env("INPUT_BINARY", env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
+            .env("INPUT_PARENT_SERVER", lab().server())
+            .env("INPUT_PARENT_CERTIFICATE_AUTHORITY", std::fs::read_to_string(lab().var("LAB_CA")).unwrap())
+            .env("INPUT_CLUSTER", CHILD_REAL.name)
+            .env("INPUT_CHILD_CREDENTIALS", "hub")
+            .env("INPUT_CHILD_TOKEN_REQUEST", ci_account())
+            .env("INPUT_PARENT_AUTH", "oidc")
+            .env("INPUT_AUDIENCE", testkit::oidc::AUDIENCE)
+            .envs(job.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("::add-mask::{}", request_token.trim())), "{stdout}");
+    let env = runner_file(&path("env"));
+    let kubeconfig = PathBuf::from(&env["KUBECONFIG"]);
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(!text.contains(&deployer_token()), "the hub-held admin token is not written");
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let user = &doc["users"][0]["user"];
+    assert!(user.get("token").is_none() && user["exec"]["command"].is_string(), "{user}");
+    // A later step of the job: kubectl, with the job's environment, as the narrow identity.
+    let who = Command::new("kubectl")
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "auth", "whoami", "-o", "json"])
+        .env_remove("KUBECONFIG")
+        .envs(job.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(who.status.success(), "{}", String::from_utf8_lossy(&who.stderr));
+    let who = json(&String::from_utf8_lossy(&who.stdout));
+    assert_eq!(who["status"]["userInfo"]["username"], ci_user(), "{who}");
+    let minted = std::fs::read_to_string(lab().var("LAB_OIDC_RECORD")).unwrap();
+    assert_eq!(minted.lines().filter(|l| l.contains(&marker)).count(), 2, "one for gen, one for kubectl");
+}

@@ -35,6 +35,8 @@ mod child;
 mod hub_credentials;
 // The GitHub Action as CI uses it.
 mod action;
+// Keyless CI: the parent trusts the CI system's OIDC tokens.
+mod oidc;
 
 // `proxy`: the child for clients without full kubeconfig impersonation.
 mod proxy;

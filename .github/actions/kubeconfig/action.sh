@@ -93,6 +93,8 @@ done
 mask "${INPUT_CHILD_TOKEN:-}"
 mask "${INPUT_CHILD_CLIENT_KEY:-}"
 mask "${INPUT_PARENT_TOKEN:-}"
+# The runner masks it too; it is the key to the job's OIDC tokens.
+mask "${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-}"
 
 # Credential files go when the step ends; the kubeconfig too, unless exported.
 work=$(mktemp -d "$RUNNER_TEMP/clusternet-kubeconfig-work.XXXXXX")
@@ -212,8 +214,34 @@ decode_base64_kubeconfig() {
 
 parent=${INPUT_PARENT_KUBECONFIG:-}
 parent_content=""
-if [[ -z $parent ]]; then
-  fail "parent-kubeconfig is required: a path, or the kubeconfig's content (from a secret)"
+# The parent's URL and CA alone (no secret): a kubeconfig with an empty user,
+# for `parent-auth: oidc` (or anonymous).
+write_parent_kubeconfig() {
+  local ca=${INPUT_PARENT_CERTIFICATE_AUTHORITY:-}
+  [[ -n $ca ]] || fail "parent-server needs parent-certificate-authority (the PEM of the parent apiserver's CA, or a file path)"
+  [[ $INPUT_PARENT_SERVER == https://* ]] || fail "parent-server must be an https:// URL"
+  [[ $INPUT_PARENT_SERVER != *[[:space:]\"\'\\]* ]] || fail "parent-server must be one URL, without spaces or quotes"
+  if [[ -f $ca ]]; then cp "$ca" "$work/parent-ca.crt"; else pem_file "$ca" "$work/parent-ca.crt"; fi
+  grep -q -- '-----BEGIN CERTIFICATE-----' "$work/parent-ca.crt" ||
+    fail "parent-certificate-authority is neither a file nor PEM text (-----BEGIN CERTIFICATE-----)"
+  {
+    echo "apiVersion: v1"
+    echo "kind: Config"
+    echo "clusters: [{name: parent, cluster: {server: \"$INPUT_PARENT_SERVER\", certificate-authority-data: $(base64 <"$work/parent-ca.crt" | tr -d '\n')}}]"
+    echo "users: [{name: ci, user: {}}]"
+    echo "contexts: [{name: parent, context: {cluster: parent, user: ci}}]"
+    echo "current-context: parent"
+  } >"$work/parent.kubeconfig"
+}
+
+if [[ -n ${INPUT_PARENT_SERVER:-} ]]; then
+  [[ -z $parent ]] || fail "give parent-kubeconfig or parent-server, not both"
+  write_parent_kubeconfig
+  args+=(--kubeconfig "$work/parent.kubeconfig")
+elif [[ -n ${INPUT_PARENT_CERTIFICATE_AUTHORITY:-} ]]; then
+  fail "parent-certificate-authority goes with parent-server"
+elif [[ -z $parent ]]; then
+  fail "parent-kubeconfig is required (a path, or the kubeconfig's content from a secret), or parent-server with parent-certificate-authority"
 elif [[ -f $parent ]]; then
   args+=(--kubeconfig "$parent")
 elif decode_base64_kubeconfig "$parent" >"$work/parent.kubeconfig"; then
@@ -281,6 +309,15 @@ fi
 
 [[ -z ${INPUT_CHILD_SERVER:-} ]] || args+=(--child-server "$INPUT_CHILD_SERVER")
 args+=(--parent-auth "${INPUT_PARENT_AUTH:-anonymous}")
+if [[ ${INPUT_PARENT_AUTH:-} == oidc ]]; then
+  [[ -n ${INPUT_AUDIENCE:-} ]] || fail "parent-auth: oidc needs audience (the audience the parent's AuthenticationConfiguration expects)"
+  # Checked here, not only when kubectl first runs the exec entry in a later step.
+  [[ -n ${ACTIONS_ID_TOKEN_REQUEST_URL:-} && -n ${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-} ]] ||
+    fail "parent-auth: oidc needs the job's \`permissions: id-token: write\` (ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set)"
+  args+=(--oidc-audience "$INPUT_AUDIENCE")
+elif [[ -n ${INPUT_AUDIENCE:-} ]]; then
+  fail "audience needs parent-auth: oidc"
+fi
 parent_env=()
 if [[ -n ${INPUT_PARENT_TOKEN:-} ]]; then
   [[ ${INPUT_PARENT_AUTH:-} == token ]] || fail "parent-token needs parent-auth: token"

@@ -10,7 +10,18 @@ use std::path::{Path, PathBuf};
 use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
 use serde_json::{Value, json};
 
-use crate::Ca;
+use crate::{Ca, oidc};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+
+/// Random bytes for a request token.
+fn rand_bytes() -> [u8; 18] {
+    use ring::rand::SecureRandom as _;
+    let mut b = [0u8; 18];
+    ring::rand::SystemRandom::new().fill(&mut b).expect("random bytes");
+    b
+}
 
 /// What a seeded ManagedCluster reports in its status, and so how the hub
 /// stand-in answers for it.
@@ -149,6 +160,8 @@ pub struct Ports {
     pub child: u16,
     pub hub: u16,
     pub canned: u16,
+    /// The OIDC issuer (`oidc-issuer`) the parent trusts.
+    pub oidc: u16,
 }
 
 /// A lab's state directory and what `lab-setup` writes into it.
@@ -215,6 +228,49 @@ impl State {
         let (cert, key) = ca.issue_to(subject.organization, subject.cn, sans, usage);
         write_private(&self.pki(&format!("{name}.key")), &key)?;
         fs::write(self.pki(&format!("{name}.crt")), cert)
+    }
+
+    /// The OIDC issuer's files: its serving CA and certificate
+    /// (`oidc-ca.crt`, `oidc.crt`), its ES256 signing key (`oidc-signing.key`,
+    /// made now), the Actions request token (`oidc-request.token`), and the
+    /// parent's `authentication-config.yaml` trusting it on `port`: audience
+    /// [`oidc::AUDIENCE`], username `oidc:<sub>`, the repository and ref as
+    /// user extras, and a rule that pins [`oidc::REPOSITORY`].
+    pub fn write_oidc(&self, port: u16) -> io::Result<()> {
+        let ca = self.ca("oidc-ca", "lab-oidc-ca")?;
+        self.leaf(&ca, "oidc", &Subject::cn("oidc-issuer"), &["127.0.0.1"])?;
+        self.signing_key("oidc-signing")?;
+        let request_token = format!("lab-actions-request-{}", B64URL.encode(rand_bytes()));
+        write_private(&self.pki("oidc-request.token"), &request_token)?;
+        let ca_pem = ca.cert.pem();
+        let indented: String = ca_pem.lines().map(|l| format!("      {l}\n")).collect();
+        let (aud, repo, prefix) = (oidc::AUDIENCE, oidc::REPOSITORY, oidc::USERNAME_PREFIX);
+        let extra = "lab.clusternet-kubeconfig.io";
+        let text = [
+            "apiVersion: apiserver.config.k8s.io/v1beta1".to_string(),
+            "kind: AuthenticationConfiguration".into(),
+            "jwt:".into(),
+            "- issuer:".into(),
+            format!("    url: https://127.0.0.1:{port}"),
+            format!("    audiences: [{aud}]"),
+            "    certificateAuthority: |".into(),
+            indented.trim_end().to_string(),
+            "  claimValidationRules:".into(),
+            format!("  - expression: 'claims.repository == \"{repo}\"'"),
+            format!("    message: the token is not for repository {repo}"),
+            "  claimMappings:".into(),
+            "    username:".into(),
+            "      claim: sub".into(),
+            format!("      prefix: \"{prefix}\""),
+            "    extra:".into(),
+            format!("    - key: {extra}/repository"),
+            "      valueExpression: claims.repository".into(),
+            format!("    - key: {extra}/ref"),
+            "      valueExpression: claims.ref".into(),
+        ]
+        .join("\n")
+            + "\n";
+        fs::write(self.dir.join("authentication-config.yaml"), text)
     }
 
     /// A service-account token signing key (`<name>.key`) and its public half (`<name>.pub`).
@@ -480,6 +536,11 @@ impl State {
             ("LAB_CHILD_KEY", self.pki_str("child-user.key")),
             ("LAB_DEPLOYER_TOKEN_FILE", format!("{state}/child/deployer.token")),
             ("LAB_VIEWER_KUBECONFIG", format!("{state}/viewer.kubeconfig")),
+            ("LAB_OIDC_URL", url("OIDC_PORT")?),
+            ("LAB_OIDC_CA", self.pki_str("oidc-ca.crt")),
+            ("LAB_OIDC_REQUEST_TOKEN_FILE", self.pki_str("oidc-request.token")),
+            ("LAB_OIDC_SIGNING_KEY", self.pki_str("oidc-signing.key")),
+            ("LAB_OIDC_RECORD", format!("{state}/oidc-mints.jsonl")),
         ];
         if port("NOANON_PORT").is_some() {
             vars.push(("LAB_NOANON_SERVER", url("NOANON_PORT")?));

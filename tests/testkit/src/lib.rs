@@ -18,6 +18,7 @@ mod forward;
 mod http;
 mod hub;
 pub mod lab;
+pub mod oidc;
 mod raw;
 pub mod serving;
 
@@ -192,7 +193,7 @@ pub(crate) struct Ca {
 }
 
 impl Ca {
-    fn new(cn: &str) -> Ca {
+    pub(crate) fn new(cn: &str) -> Ca {
         let key = KeyPair::generate().expect("key generation");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -203,7 +204,7 @@ impl Ca {
         Ca { cert, key }
     }
 
-    fn issue(&self, cn: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+    pub(crate) fn issue(&self, cn: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose) -> (String, String) {
         self.issue_to(None, cn, sans, usage)
     }
 
@@ -359,7 +360,7 @@ impl Drop for Recorder {
     }
 }
 
-fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, String> {
+pub(crate) fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(m.cert_chain_pem.as_bytes())
         .collect::<Result<_, _>>()

@@ -2,9 +2,10 @@
 //! from testkit's `lab` module (the constants the lab tests use).
 //!
 //! ```text
-//! lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --k8s-version V
+//! lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --oidc-port N --k8s-version V
 //!     pki/ (every CA, serving and client certificate, service-account keys),
-//!     admin.kubeconfig, kcm.kubeconfig, child.kubeconfig, audit-policy.yaml, manifests/*.json
+//!     admin.kubeconfig, kcm.kubeconfig, child.kubeconfig, audit-policy.yaml, manifests/*.json,
+//!     the OIDC issuer's files and authentication-config.yaml
 //! lab-setup noanon-kubeconfig --state DIR --port N
 //!     noanon.kubeconfig: the lab admin on kube-apiserver-noanon
 //! lab-setup env --state DIR --k8s-version V --etcd-version V
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 
 use testkit::lab::{self, Kubeconfig, Ports, State, Versions};
 
-const USAGE: &str = "usage: lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --k8s-version V | noanon-kubeconfig --state DIR --port N | env --state DIR --k8s-version V --etcd-version V | child-token --state DIR | deployer-secrets --state DIR --child-port N | seed-many --count N";
+const USAGE: &str = "usage: lab-setup files --state DIR --apiserver-port N --child-port N --hub-port N --canned-port N --oidc-port N --k8s-version V | noanon-kubeconfig --state DIR --port N | env --state DIR --k8s-version V --etcd-version V | child-token --state DIR | deployer-secrets --state DIR --child-port N | seed-many --count N";
 
 /// `--name value` pairs after the subcommand.
 struct Flags(BTreeMap<String, String>);
@@ -65,17 +66,27 @@ fn run(argv: &[String]) -> Result<(), String> {
     let (command, rest) = argv.split_first().ok_or(USAGE)?;
     match command.as_str() {
         "files" => {
-            let known = ["--state", "--apiserver-port", "--child-port", "--hub-port", "--canned-port", "--k8s-version"];
+            let known = [
+                "--state",
+                "--apiserver-port",
+                "--child-port",
+                "--hub-port",
+                "--canned-port",
+                "--oidc-port",
+                "--k8s-version",
+            ];
             let f = Flags::parse(rest, &known)?;
             let ports = Ports {
                 apiserver: f.number("--apiserver-port")?,
                 child: f.number("--child-port")?,
                 hub: f.number("--hub-port")?,
                 canned: f.number("--canned-port")?,
+                oidc: f.number("--oidc-port")?,
             };
             let state = f.state();
             state.write_pki().map_err(|e| format!("writing {}: {e}", state.dir.join("pki").display()))?;
             state.write_kubeconfigs(&ports).map_err(|e| format!("writing kubeconfigs: {e}"))?;
+            state.write_oidc(ports.oidc).map_err(|e| format!("writing the OIDC issuer's files: {e}"))?;
             state.write_audit_policy().map_err(|e| format!("writing the audit policy: {e}"))?;
             state
                 .write_manifests(&ports, f.get("--k8s-version"), &lab::rfc3339(now()))
