@@ -333,7 +333,7 @@ fn a_merge_never_replaces_another_clusters_entry() {
     fails(
         &out,
         1,
-        &format!("--merge-into config has the cluster \"prod\" generated for cluster ID {CLUSTER_ID}, not {ID_B}"),
+        &format!("--merge-into config has the context \"prod\" generated for cluster ID {CLUSTER_ID}, not {ID_B}"),
     );
     assert!(stderr(&out).contains("pass --name NAME"), "{}", stderr(&out));
     assert_eq!(s.read("config"), before);
