@@ -500,7 +500,6 @@ pub struct GenArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(mut_arg("no_current_context", |a| a.hide(true)))]
 pub struct ExecArgs {
     #[command(flatten)]
     pub source: SourceArgs,
@@ -556,6 +555,9 @@ pub struct SourceArgs {
 
     #[command(flatten)]
     pub parent: ParentAuthArgs,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 }
 
 /// The route through the hub to the child apiserver.
@@ -631,6 +633,9 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub parent: ParentAuthArgs,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 }
 
 /// The parent kubeconfig, shared by every subcommand that reads one.
@@ -646,7 +651,7 @@ pub struct ParentConfigArgs {
 }
 
 /// Which child clusters: by ID (offline), or looked up on the parent.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Child clusters")]
 pub struct TargetArgs {
     /// Child cluster ID (a UUID; normalised to lower-case hyphenated form); repeatable with --credentials
@@ -682,19 +687,20 @@ pub struct TargetArgs {
     /// Accepted for older scripts: failing on a cluster that cannot be used is the default
     #[arg(long, hide = true)]
     pub strict: bool,
-
-    /// With several clusters: leave current-context unset [default: the first named cluster's; --all sets none]
-    #[arg(long)]
-    pub no_current_context: bool,
 }
 
-/// What is generated and where it goes.
+/// What is generated and where it goes: `gen`'s alone (`exec` hands each
+/// entry to its command, `proxy` forwards through it).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// One name for the generated cluster, user and context [default: clusternet-<cluster-id>]
     #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
     pub name: Option<String>,
+
+    /// With several clusters: leave current-context unset [default: the first named cluster's; --all sets none]
+    #[arg(long)]
+    pub no_current_context: bool,
 
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Yaml)]
@@ -723,23 +729,6 @@ pub struct OutputArgs {
     /// With --merge-into: how long to wait for `<file>.lock` held by kubectl or another writer, e.g. 10s
     #[arg(long, value_name = "DURATION", value_hint = ValueHint::Other, default_value = "10s", value_parser = parse_duration, requires = "merge_into")]
     pub lock_timeout: Duration,
-}
-
-impl OutputArgs {
-    /// Output flags that write nothing, for the subcommands that take gen's
-    /// entries themselves (`exec` writes each one, `proxy` forwards through it).
-    pub fn unused() -> OutputArgs {
-        OutputArgs {
-            name: None,
-            output: OutputFormat::Yaml,
-            output_file: None,
-            force: false,
-            merge_into: None,
-            set_current_context: false,
-            dry_run: false,
-            lock_timeout: Duration::ZERO,
-        }
-    }
 }
 
 /// Child credentials: exactly one source.
@@ -809,9 +798,6 @@ pub struct ParentAuthArgs {
     /// in the file)
     #[arg(long, value_enum, default_value_t = ParentAuthMode::Anonymous)]
     pub parent_auth: ParentAuthMode,
-
-    #[command(flatten)]
-    pub oidc: OidcArgs,
 
     /// Parent token for --parent-auth token (or env CLUSTERNET_PARENT_TOKEN)
     #[arg(long, value_name = "TOKEN", value_hint = ValueHint::Other)]

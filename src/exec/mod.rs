@@ -3,7 +3,7 @@
 //! ([`generate::produce`]), written to a private temporary file for as long as
 //! the command runs.
 //!
-//! Three stages: [`resolve`] turns the flags into `gen`'s settings and how to
+//! Three stages: [`resolve`] turns the flags into the settings `gen` shares and how to
 //! run; the pipeline produces one entry per cluster; [`runner`] runs the
 //! command (the processes and signals), and [`report`] decides what the
 //! outcome means (tags, summary, exit code).
@@ -20,10 +20,10 @@ use anyhow::{Context as _, Result};
 
 use self::report::{Cluster, OWN_FAILURE, Outcome};
 use self::runner::{Job, Running};
-use crate::cli::{ExecArgs, GenArgs, OutputArgs, SummaryFormat};
+use crate::cli::{ExecArgs, SummaryFormat};
 use crate::error::usage;
 use crate::generate::targets::Unusable;
-use crate::generate::{self, Env, Settings};
+use crate::generate::{self, Env, Shared};
 use crate::kubeconfig::emit;
 use crate::notes;
 
@@ -44,7 +44,7 @@ pub struct Plan {
 /// error, so that a CI step that reads it never reads nothing.
 pub fn run(args: ExecArgs) -> Result<u8> {
     let (format, results) = (args.output, args.results.clone());
-    let result = resolve(args, Env::from_process()).and_then(|(settings, plan)| execute(&settings, &plan));
+    let result = resolve(args, Env::from_process()).and_then(|(shared, plan)| execute(&shared, &plan));
     notes::flush();
     let err = match result {
         Ok(code) => return Ok(code),
@@ -122,20 +122,14 @@ fn write_summary_file(dir: &Path, json: &str) -> Result<()> {
     std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The flags: the selection and credentials become `gen`'s settings (the
+/// The flags: the selection and credentials become the settings `gen` shares (the
 /// same rules, the same errors), the rest how to run.
-pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
+pub fn resolve(args: ExecArgs, env: Env) -> Result<(Shared, Plan)> {
     let ExecArgs { source, parallel, fail_fast, output, results, timeout, command } = args;
     if command.first().is_none_or(|p| p.is_empty()) {
         return Err(usage("give the command to run after --, e.g. -- kubectl get nodes"));
     }
-    if source.targets.no_current_context {
-        return Err(usage("--no-current-context is for gen: each kubeconfig of exec has one context, the current one"));
-    }
-    // Nothing is written where `gen` would write: the runner writes each entry.
-    let out = OutputArgs::unused();
-    let gen_args = GenArgs { source, out, verify: false, write_unverified: false, timeout };
-    let settings = Settings::resolve(gen_args, env)?;
+    let shared = Shared::resolve(source, timeout, env)?;
     if let Some(dir) = &results {
         crate::error::refuse_dash("--results", Some(dir))?;
         if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) || dir.exists() && !dir.is_dir() {
@@ -145,11 +139,11 @@ pub fn resolve(args: ExecArgs, env: Env) -> Result<(Settings, Plan)> {
             )));
         }
     }
-    Ok((settings, Plan { command, parallel: usize::from(parallel), fail_fast, summary: output, results }))
+    Ok((shared, Plan { command, parallel: usize::from(parallel), fail_fast, summary: output, results }))
 }
 
-fn execute(settings: &Settings, plan: &Plan) -> Result<u8> {
-    let produced = generate::produce(settings)?;
+fn execute(shared: &Shared, plan: &Plan) -> Result<u8> {
+    let produced = generate::produce(shared, None, generate::Verify::No)?;
     notes::flush();
     // The clusters run, then those skipped (--allow-skip), labelled together.
     let objects: Vec<(Option<(&str, &str)>, &str)> = produced
@@ -220,7 +214,6 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
-    use crate::generate::Destination;
     use crate::generate::targets::Wanted;
 
     fn args(argv: &[&str]) -> ExecArgs {
@@ -249,10 +242,8 @@ mod tests {
             "json",
         ];
         let a = args(&[&argv[..], &["--", "kubectl", "get", "ns"]].concat());
-        let (settings, plan) = resolve(a, Env::default()).unwrap();
-        assert!(matches!(&settings.wanted, Wanted::Named { ids, names, .. } if ids.len() == 1 && names.is_empty()));
-        assert_eq!(settings.destination, Destination::Stdout);
-        assert!(!settings.verify && !settings.dry_run);
+        let (shared, plan) = resolve(a, Env::default()).unwrap();
+        assert!(matches!(&shared.wanted, Wanted::Named { ids, names, .. } if ids.len() == 1 && names.is_empty()));
         assert_eq!(plan.command, ["kubectl", "get", "ns"]);
         assert_eq!((plan.parallel, plan.fail_fast, plan.summary), (3, true, SummaryFormat::Json));
         assert_eq!(plan.results, None);
@@ -261,8 +252,7 @@ mod tests {
     #[test]
     fn gens_usage_errors_and_exec_own_are_usage_errors() {
         for argv in [
-            &["--cluster-id", ID, "--token", "t", "--no-current-context", "--", "true"][..],
-            &["--cluster-id", ID, "--cluster-id", ID, "--token", "t", "--", "true"],
+            &["--cluster-id", ID, "--cluster-id", ID, "--token", "t", "--", "true"][..],
             &["--cluster-id", ID, "--token", "t", "--", ""],
         ] {
             let err = resolve(args(argv), Env::default()).unwrap_err();

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-pub use self::settings::{Destination, Env, Settings};
+pub use self::settings::{Destination, Env, Settings, Shared, Verify};
 use self::targets::{ChildCredentialSource, Found, Paired, Pairing, Skipped, Target, Unusable, Wanted};
 use crate::cli::GenArgs;
 use crate::clock::{self, Timestamp};
@@ -58,7 +58,7 @@ pub fn load_parent(source: &ParentSource) -> Result<load::Loaded> {
 
 /// The pipeline, from the parent kubeconfig to the written entries.
 fn generate(settings: &Settings) -> Result<()> {
-    let produced = produce(settings)?;
+    let produced = produce(&settings.shared, settings.name.as_deref(), settings.verify)?;
     deliver(settings, &produced.entries, &produced.parent_context, &produced.inputs)
 }
 
@@ -78,20 +78,21 @@ pub struct Produced {
 }
 
 /// The pipeline up to the entries (verified when asked), nothing written:
-/// `gen` delivers them, `exec` runs a command with each.
-pub fn produce(settings: &Settings) -> Result<Produced> {
-    let loaded = load_parent(&settings.parent)?;
-    let selection = select::select(&loaded, settings.context.as_deref()).map_err(|e| e.naming("--context"))?;
+/// `gen` delivers them, `exec` runs a command with each, `proxy` forwards
+/// through one. `name` and `check` are `gen`'s `--name` and `--verify`.
+pub fn produce(shared: &Shared, name: Option<&str>, check: Verify) -> Result<Produced> {
+    let loaded = load_parent(&shared.parent)?;
+    let selection = select::select(&loaded, shared.context.as_deref()).map_err(|e| e.naming("--context"))?;
     guard::refuse_generated_parent(&loaded, &selection)?;
     // `--parent-auth oidc`: the tool itself uses the ID token the exec entry
     // would fetch, fetched once, and only when it asks the parent anything.
-    let id_token = oidc_token(settings)?;
+    let asks_parent = shared.needs_cluster() || check != Verify::No;
+    let id_token = oidc_token(shared, asks_parent)?;
     let bearer = id_token.as_ref().map(|t| &t.token);
     // Connected only when something must be asked of the parent.
-    let session =
-        settings.needs_cluster().then(|| Session::connect(&selection, bearer, settings.timeout)).transpose()?;
+    let session = asks_parent.then(|| Session::connect(&selection, bearer, shared.timeout)).transpose()?;
     if let (Some(s), Some(token), credentials::parent::Method::Oidc(source)) =
-        (&session, &id_token, &settings.parent_auth)
+        (&session, &id_token, &shared.parent_auth)
     {
         // Only a refusal stops here: a parent without the SelfSubjectReview
         // API (before v1.28, with --oidc-* flags) answers the lookups alike.
@@ -101,45 +102,46 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
             Err(e) => trace::line(|| format!("who the OIDC token is, unknown: {e:#}")),
         }
     }
-    let (found, ids) = match &settings.wanted {
+    let (found, ids) = match &shared.wanted {
         // IDs alone need no lookup, unless the hub holds the credentials (in
         // each ManagedCluster's namespace).
-        Wanted::Named { ids, names, .. } if names.is_empty() && !settings.reads_hub_credentials() => {
+        Wanted::Named { ids, names, .. } if names.is_empty() && !shared.reads_hub_credentials() => {
             (Found::default(), ids.as_slice())
         }
         wanted => {
             let s = connected(&session)?;
             let mut found = s.block_on(targets::look_up(&s.conn, wanted))?;
-            s.block_on(targets::complete(&s.conn, &mut found, &settings.child))?;
+            s.block_on(targets::complete(&s.conn, &mut found, &shared.child))?;
             (found, &[][..])
         }
     };
-    let held = match settings.reads_hub_credentials() {
+    let held = match shared.reads_hub_credentials() {
         true => {
             let s = connected(&session)?;
             s.block_on(targets::read_held(&s.conn, &found.clusters))?
         }
         false => Default::default(),
     };
-    let pairing = Pairing { credentials: &settings.child, seen: &found.seen, held: &held };
+    let pairing = Pairing { credentials: &shared.child, seen: &found.seen, held: &held };
     let Paired { mut targets, skipped } = targets::pair(found.clusters, ids, &pairing)?;
-    refuse_or_skip(settings, &targets, &skipped)?;
-    if settings.reads_hub_credentials() {
-        notes::push(hub_warning(settings.token_request.as_ref()));
+    refuse_or_skip(shared, &targets, &skipped)?;
+    if shared.reads_hub_credentials() {
+        notes::push(hub_warning(shared.token_request.as_ref()));
     }
-    let (token, parent_expiration) = parent_token(settings, &session)?;
+    let (token, parent_expiration) = parent_token(shared, &session)?;
     let recorded = record::parent(selection.cluster.server.as_deref(), selection.context_name);
     let parent = Parent { files: loaded.describe(), selection, token, recorded };
-    let mut entries = build(&Recipe::of(settings), &parent, &targets)?;
-    if let Some(request) = &settings.token_request {
-        client::block_on(request_tokens(settings, request, bearer, &mut targets, &mut entries))??;
+    let mut entries =
+        build(&Recipe { route: &shared.route, name, parent_auth: &shared.parent_auth }, &parent, &targets)?;
+    if let Some(request) = &shared.token_request {
+        client::block_on(request_tokens(shared, request, bearer, &mut targets, &mut entries))??;
     }
     notes::flush();
-    if settings.verify {
+    if check != Verify::No {
         let s = connected(&session)?;
-        s.block_on(verify(settings, s, &parent, &entries, bearer))?;
+        s.block_on(verify(shared.timeout, check, s, &parent, &entries, bearer))?;
     }
-    let inputs = input_files(settings, &loaded, &targets);
+    let inputs = input_files(shared, &loaded, &targets);
     let parent_context = parent.selection.context_name.to_string();
     Ok(Produced { parent_context, targets, entries, inputs, skipped, parent_expiration })
 }
@@ -147,13 +149,13 @@ pub fn produce(settings: &Settings) -> Result<Produced> {
 /// Selected clusters that cannot be used fail the run (one `error:` line
 /// each, then [`Unusable`]), unless `--allow-skip` asked to go on without
 /// them (one `warning:` line each); with none left, there is nothing to do.
-fn refuse_or_skip(settings: &Settings, targets: &[Target], skipped: &[Skipped]) -> Result<()> {
-    let level = if settings.allow_skip { "warning" } else { "error" };
+fn refuse_or_skip(shared: &Shared, targets: &[Target], skipped: &[Skipped]) -> Result<()> {
+    let level = if shared.allow_skip { "warning" } else { "error" };
     for s in skipped {
-        let skip = if settings.allow_skip { "; skipped (--allow-skip)" } else { "" };
+        let skip = if shared.allow_skip { "; skipped (--allow-skip)" } else { "" };
         notes::push(format!("{level}: {}{skip}", s.reason));
     }
-    if !skipped.is_empty() && !settings.allow_skip {
+    if !skipped.is_empty() && !shared.allow_skip {
         let usable = targets
             .iter()
             .map(|t| (t.cluster.as_ref().map(|c| (c.namespace.clone(), c.name.clone())), t.id.to_string()))
@@ -187,7 +189,7 @@ fn hub_warning(request: Option<&ChildTokenRequest>) -> String {
 /// `--child-token-request`: for every entry, [`request_token`]; with several
 /// clusters, a failure names the cluster.
 async fn request_tokens(
-    settings: &Settings,
+    shared: &Shared,
     request: &ChildTokenRequest,
     bearer: Option<&Secret>,
     targets: &mut [Target],
@@ -196,7 +198,7 @@ async fn request_tokens(
     let several = targets.len() > 1;
     for (target, entry) in targets.iter_mut().zip(entries.iter_mut()) {
         let described = target.describe();
-        let issued = request_token(request, target, entry, bearer, settings.timeout).await;
+        let issued = request_token(request, target, entry, bearer, shared.timeout).await;
         match several {
             true => issued.with_context(|| format!("cluster {described}"))?,
             false => issued?,
@@ -254,15 +256,15 @@ pub async fn request_token(
     Ok(())
 }
 
-/// The session [`Settings::needs_cluster`] asked for.
+/// The session [`Shared::needs_cluster`] (or `--verify`) asked for.
 fn connected(session: &Option<Session>) -> Result<&Session> {
     session.as_ref().ok_or_else(|| anyhow!("internal: the parent cluster is needed but not connected"))
 }
 
 /// The parent token of `--parent-auth token`: given, or read from the
 /// parent; and when it expires, if minted here.
-fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<(Option<Secret>, Option<Timestamp>)> {
-    let credentials::parent::Method::Token(source) = &settings.parent_auth else {
+fn parent_token(shared: &Shared, session: &Option<Session>) -> Result<(Option<Secret>, Option<Timestamp>)> {
+    let credentials::parent::Method::Token(source) = &shared.parent_auth else {
         return Ok((None, None));
     };
     let mut expiration = None;
@@ -290,14 +292,14 @@ fn parent_token(settings: &Settings, session: &Option<Session>) -> Result<(Optio
 
 /// The OIDC ID token of `--parent-auth oidc`, when this run asks the parent
 /// (or a child through it) anything.
-fn oidc_token(settings: &Settings) -> Result<Option<oidc::IdToken>> {
-    let credentials::parent::Method::Oidc(source) = &settings.parent_auth else {
+fn oidc_token(shared: &Shared, asks_parent: bool) -> Result<Option<oidc::IdToken>> {
+    let credentials::parent::Method::Oidc(source) = &shared.parent_auth else {
         return Ok(None);
     };
-    if !settings.needs_cluster() && settings.token_request.is_none() {
+    if !asks_parent && shared.token_request.is_none() {
         return Ok(None);
     }
-    let token = client::block_on(source.fetch(settings.timeout))?.context("--parent-auth oidc")?;
+    let token = client::block_on(source.fetch(shared.timeout))?.context("--parent-auth oidc")?;
     trace::line(|| format!("OIDC token from {}: {}", source.describe(), token.describe()));
     Ok(Some(token))
 }
@@ -305,13 +307,14 @@ fn oidc_token(settings: &Settings) -> Result<Option<oidc::IdToken>> {
 /// `--verify`: every entry probed before anything is written; a failure on a
 /// parent without Clusternet's API names the likely mix-up.
 async fn verify(
-    settings: &Settings,
+    timeout: Duration,
+    check: Verify,
     session: &Session,
     parent: &Parent<'_>,
     entries: &[Entries],
     bearer: Option<&Secret>,
 ) -> Result<()> {
-    let Err(failed) = verify_all(settings, entries, bearer).await else {
+    let Err(failed) = verify_all(timeout, check, entries, bearer).await else {
         return Ok(());
     };
     // The parent's own answer tells a child's kubeconfig given as the parent.
@@ -326,13 +329,13 @@ async fn verify(
 }
 
 /// Every file this run reads: an output file must never be one of them.
-fn input_files(settings: &Settings, loaded: &load::Loaded, targets: &[Target]) -> Vec<PathBuf> {
+fn input_files(shared: &Shared, loaded: &load::Loaded, targets: &[Target]) -> Vec<PathBuf> {
     let mut files = loaded.files.clone();
     files.extend(targets.iter().flat_map(|t| t.source.files()));
-    if let ChildCredentialSource::File(credentials) = &settings.child {
+    if let ChildCredentialSource::File(credentials) = &shared.child {
         files.push(credentials.path.clone());
     }
-    match &settings.parent_auth {
+    match &shared.parent_auth {
         credentials::parent::Method::Token(TokenSource::Given(GivenToken::File(path))) => files.push(path.clone()),
         credentials::parent::Method::Oidc(oidc::Source { from: oidc::From::File(path), .. }) => {
             files.push(path.clone())
@@ -359,12 +362,6 @@ pub struct Recipe<'a> {
     pub route: &'a route::Route,
     pub name: Option<&'a str>,
     pub parent_auth: &'a credentials::parent::Method,
-}
-
-impl<'a> Recipe<'a> {
-    fn of(settings: &'a Settings) -> Recipe<'a> {
-        Recipe { route: &settings.route, name: settings.name.as_deref(), parent_auth: &settings.parent_auth }
-    }
 }
 
 /// route → credentials → provenance: the entries for every target, nothing
@@ -448,17 +445,17 @@ fn for_target(targets: &[Target], target: &Target) -> String {
 /// The first context, when the user named the clusters; `--all` names none, so
 /// it sets none (whatever a listing puts first is not the user's choice).
 fn current_context(settings: &Settings, entries: &[Entries]) -> Option<String> {
-    let named = !matches!(settings.wanted, Wanted::All { .. });
+    let named = !matches!(settings.shared.wanted, Wanted::All { .. });
     (settings.set_current && named).then(|| entries.first().map(|e| e.name.clone())).flatten()
 }
 
 /// Probes every generated context before anything is written.
-async fn verify_all(settings: &Settings, entries: &[Entries], bearer: Option<&Secret>) -> Result<()> {
+async fn verify_all(timeout: Duration, check: Verify, entries: &[Entries], bearer: Option<&Secret>) -> Result<()> {
     let mut failures = Vec::new();
     for entry in entries {
         let kubeconfig = client::with_bearer(client::kubeconfig_of(entry)?, bearer);
         let secrets = credentials::secrets_in(&entry.user);
-        match probe::probe(kubeconfig, &entry.name, settings.timeout, &secrets).await? {
+        match probe::probe(kubeconfig, &entry.name, timeout, &secrets).await? {
             Ok(reached) => eprintln!(
                 "verified {:?}: child Kubernetes {} (/version {} ms, /api {} ms)",
                 entry.name,
@@ -472,7 +469,7 @@ async fn verify_all(settings: &Settings, entries: &[Entries], bearer: Option<&Se
     }
     match failures.as_slice() {
         [] => Ok(()),
-        _ if settings.write_unverified => {
+        _ if check == Verify::WarnOnly => {
             for f in &failures {
                 eprintln!("warning: {}; writing anyway (--write-unverified)", crate::terminal::escape(f));
             }

@@ -10,8 +10,8 @@ use anyhow::Result;
 
 use super::targets::{ChildCredentialSource, Wanted};
 use crate::cli::{
-    ChildCredentialArgs, ChildCredentialsFrom, GenArgs, OutputArgs, OutputFormat, ParentAuthArgs, ParentAuthMode,
-    TargetArgs,
+    ChildCredentialArgs, ChildCredentialsFrom, GenArgs, OidcArgs, OutputArgs, OutputFormat, ParentAuthArgs,
+    ParentAuthMode, SourceArgs, TargetArgs,
 };
 use crate::credentials::file::Credentials;
 use crate::credentials::origin::ChildTokenRequest;
@@ -34,9 +34,12 @@ pub enum Destination {
     Merge { path: PathBuf, set_current_context: bool, lock_timeout: Duration },
 }
 
-/// `gen`'s flags, resolved and checked.
+/// What `gen`, `exec` and `proxy` generate from (the parent, the clusters,
+/// the route, both sides' credentials), resolved once from the flag group
+/// they share ([`SourceArgs`]), as ripgrep's low-level flags become its
+/// high-level settings: each subcommand adds only what is its own.
 #[derive(Debug)]
-pub struct Settings {
+pub struct Shared {
     pub parent: ParentSource,
     pub context: Option<String>,
     pub wanted: Wanted,
@@ -48,16 +51,32 @@ pub struct Settings {
     /// by default they fail the run.
     pub allow_skip: bool,
     pub parent_auth: Method,
+    pub timeout: Duration,
+}
+
+/// `--verify` and `--write-unverified`: writing unverified entries is
+/// something only a verification can have refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    No,
+    /// On failure write nothing.
+    Required,
+    /// On failure warn and write anyway (`--write-unverified`).
+    WarnOnly,
+}
+
+/// `gen`'s settings: the [`Shared`] ones, plus the names it gives, where it
+/// writes and whether it verifies first.
+#[derive(Debug)]
+pub struct Settings {
+    pub shared: Shared,
     pub name: Option<String>,
     pub set_current: bool,
     pub format: emit::Format,
     pub destination: Destination,
     /// Print what the write would change; write nothing.
     pub dry_run: bool,
-    pub verify: bool,
-    /// Write even when the verification fails.
-    pub write_unverified: bool,
-    pub timeout: Duration,
+    pub verify: Verify,
     /// The parent kubeconfig of a run without --kubeconfig: a merge that
     /// changes its current context is warned about.
     pub default_parent: Option<ParentSource>,
@@ -84,68 +103,79 @@ impl Env {
 }
 
 impl Settings {
-    /// Stage two: raw flags to settings. Every error here is a usage error,
-    /// except reading the credentials file.
+    /// Stage two for `gen`: the shared flags, then its own. Every error here
+    /// is a usage error, except reading the credentials file.
     pub fn resolve(args: GenArgs, env: Env) -> Result<Settings> {
-        let t = &args.source.targets;
-        for (flag, path) in [
-            ("--kubeconfig", &args.source.parent_config.kubeconfig),
-            ("--client-certificate", &args.source.child.client_certificate),
-            ("--client-key", &args.source.child.client_key),
-            ("--child-kubeconfig", &args.source.child.child_kubeconfig),
-            ("--credentials", &t.credentials),
-            ("--merge-into", &args.out.merge_into),
-        ] {
-            refuse_dash(flag, path.as_deref())?;
-        }
-        let wanted = wanted(t, &args.source.parent.system_namespace)?;
-        warn_secrets_on_argv(&args);
-        let several = wanted.count().is_none_or(|n| n > 1);
-        let child = child_credentials(&args, env.child_token, several)?;
-        let token_request = token_request(&args.source.child)?;
-        if several && args.out.name.is_some() {
+        refuse_dash("--merge-into", args.out.merge_into.as_deref())?;
+        let default_parent = load::parent_source(None, env.kubeconfig.clone(), env.home.clone()).ok();
+        let shared = Shared::resolve(args.source, args.timeout, env)?;
+        if shared.wanted.count().is_none_or(|n| n > 1) && args.out.name.is_some() {
             return Err(usage("--name names one cluster's entries; with several clusters the names are derived"));
-        }
-        let route = match args.source.route.child_server.as_deref() {
-            Some(url) => Route::from_child_server(url).map_err(|e| usage(format!("{e:#}")))?,
-            None => Route::Direct,
-        };
-        let parent_auth = parent_method(&args.source.parent, env.parent_token)?;
-        let child_reads_stdin = matches!(&child, ChildCredentialSource::Flags(s) if s.reads_stdin());
-        if child_reads_stdin && matches!(&parent_auth, Method::Token(TokenSource::Given(s)) if s.reads_stdin()) {
-            return Err(usage("--token-file - and --parent-token-file - cannot both read stdin; use a file for one"));
         }
         let name = args.out.name.clone().map(check_name).transpose()?;
         let destination = destination(&args.out)?;
         Ok(Settings {
-            parent: load::parent_source(
-                args.source.parent_config.kubeconfig.as_deref(),
-                env.kubeconfig.clone(),
-                env.home.clone(),
-            )?,
-            default_parent: load::parent_source(None, env.kubeconfig, env.home).ok(),
-            context: args.source.parent_config.context,
-            wanted,
-            route,
-            child,
-            token_request,
-            allow_skip: t.allow_skip,
-            parent_auth,
+            shared,
             name,
-            set_current: !t.no_current_context,
+            set_current: !args.out.no_current_context,
             format: match args.out.output {
                 OutputFormat::Yaml => emit::Format::Yaml,
                 OutputFormat::Json => emit::Format::Json,
             },
             destination,
             dry_run: args.out.dry_run,
-            verify: args.verify,
-            write_unverified: args.write_unverified,
-            timeout: args.timeout,
+            verify: match (args.verify, args.write_unverified) {
+                (false, _) => Verify::No,
+                (true, false) => Verify::Required,
+                (true, true) => Verify::WarnOnly,
+            },
+            default_parent,
+        })
+    }
+}
+
+impl Shared {
+    /// The shared flags to settings, for `gen`, `exec` and `proxy` alike.
+    pub fn resolve(args: SourceArgs, timeout: Duration, env: Env) -> Result<Shared> {
+        let t = &args.targets;
+        for (flag, path) in [
+            ("--kubeconfig", &args.parent_config.kubeconfig),
+            ("--client-certificate", &args.child.client_certificate),
+            ("--client-key", &args.child.client_key),
+            ("--child-kubeconfig", &args.child.child_kubeconfig),
+            ("--credentials", &t.credentials),
+        ] {
+            refuse_dash(flag, path.as_deref())?;
+        }
+        let wanted = wanted(t, &args.parent.system_namespace)?;
+        warn_secrets_on_argv(&args);
+        let several = wanted.count().is_none_or(|n| n > 1);
+        let child = child_credentials(&args, env.child_token, several)?;
+        let token_request = token_request(&args.child)?;
+        let route = match args.route.child_server.as_deref() {
+            Some(url) => Route::from_child_server(url).map_err(|e| usage(format!("{e:#}")))?,
+            None => Route::Direct,
+        };
+        let parent_auth = parent_method(&args.parent, &args.oidc, env.parent_token)?;
+        let child_reads_stdin = matches!(&child, ChildCredentialSource::Flags(s) if s.reads_stdin());
+        if child_reads_stdin && matches!(&parent_auth, Method::Token(TokenSource::Given(s)) if s.reads_stdin()) {
+            return Err(usage("--token-file - and --parent-token-file - cannot both read stdin; use a file for one"));
+        }
+        Ok(Shared {
+            parent: load::parent_source(args.parent_config.kubeconfig.as_deref(), env.kubeconfig, env.home)?,
+            context: args.parent_config.context,
+            allow_skip: args.targets.allow_skip,
+            wanted,
+            route,
+            child,
+            token_request,
+            parent_auth,
+            timeout,
         })
     }
 
-    /// True when something must be asked of the parent cluster.
+    /// True when something must be asked of the parent cluster (before any
+    /// `--verify`, which asks it too).
     pub fn needs_cluster(&self) -> bool {
         self.wanted.needs_lookup()
             || self.reads_hub_credentials()
@@ -153,11 +183,8 @@ impl Settings {
                 self.parent_auth,
                 Method::Token(TokenSource::HubSecret { .. } | TokenSource::TokenRequest { .. })
             )
-            || self.verify
     }
-}
 
-impl Settings {
     /// True with `--child-credentials hub`: every cluster is looked up (for its
     /// namespace) and its Secret read.
     pub fn reads_hub_credentials(&self) -> bool {
@@ -219,9 +246,9 @@ fn wanted(t: &TargetArgs, system_namespace: &str) -> Result<Wanted> {
 
 /// The child credentials: per cluster from `--credentials`, or one source
 /// from the flags (for one cluster only).
-fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -> Result<ChildCredentialSource> {
-    if let Some(ChildCredentialsFrom::Hub) = args.source.child.child_credentials {
-        if args.source.targets.credentials.is_some() {
+fn child_credentials(args: &SourceArgs, env_token: Option<Secret>, several: bool) -> Result<ChildCredentialSource> {
+    if let Some(ChildCredentialsFrom::Hub) = args.child.child_credentials {
+        if args.targets.credentials.is_some() {
             return Err(usage(
                 "child credentials come either from the hub (--child-credentials hub) or from --credentials, not both",
             ));
@@ -236,19 +263,19 @@ fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -
         }
         return Ok(ChildCredentialSource::Hub);
     }
-    if args.source.targets.strict && args.source.targets.allow_skip {
+    if args.targets.strict && args.targets.allow_skip {
         return Err(usage(
             "--strict and --allow-skip contradict each other; --strict is the default (and does nothing)",
         ));
     }
-    if (args.source.targets.strict || args.source.targets.allow_skip) && args.source.targets.credentials.is_none() {
-        let flag = if args.source.targets.strict { "--strict" } else { "--allow-skip" };
+    if (args.targets.strict || args.targets.allow_skip) && args.targets.credentials.is_none() {
+        let flag = if args.targets.strict { "--strict" } else { "--allow-skip" };
         return Err(usage(format!("{flag} is for --credentials FILE or --child-credentials hub")));
     }
-    if args.source.targets.all && args.source.targets.credentials.is_none() {
+    if args.targets.all && args.targets.credentials.is_none() {
         return Err(usage("--all needs child credentials per cluster: --credentials FILE, or --child-credentials hub"));
     }
-    match &args.source.targets.credentials {
+    match &args.targets.credentials {
         Some(path) => {
             if is_set(&env_token) {
                 notes::push(unused_env_warning(child::TOKEN_ENV, "--credentials gives the child credentials"));
@@ -263,7 +290,7 @@ fn child_credentials(args: &GenArgs, env_token: Option<Secret>, several: bool) -
         None if several => Err(usage(
             "several clusters need --credentials FILE or --child-credentials hub (child credentials differ per cluster)",
         )),
-        None => Ok(ChildCredentialSource::Flags(child_source(&args.source.child, env_token)?)),
+        None => Ok(ChildCredentialSource::Flags(child_source(&args.child, env_token)?)),
     }
 }
 
@@ -296,19 +323,15 @@ fn destination(out: &OutputArgs) -> Result<Destination> {
 
 /// The command line of a process is visible to other users (`ps`); a person
 /// typing a secret there (stdin is a terminal) is told the safer ways.
-fn warn_secrets_on_argv(args: &GenArgs) {
+fn warn_secrets_on_argv(args: &SourceArgs) {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return;
     }
     let flags = [
-        ("--token", args.source.child.token.is_some(), "--token-file - or env CLUSTERNET_CHILD_TOKEN"),
-        ("--client-key-data", args.source.child.client_key_data.is_some(), "--client-key FILE"),
-        (
-            "--parent-token",
-            args.source.parent.parent_token.is_some(),
-            "--parent-token-file - or env CLUSTERNET_PARENT_TOKEN",
-        ),
+        ("--token", args.child.token.is_some(), "--token-file - or env CLUSTERNET_CHILD_TOKEN"),
+        ("--client-key-data", args.child.client_key_data.is_some(), "--client-key FILE"),
+        ("--parent-token", args.parent.parent_token.is_some(), "--parent-token-file - or env CLUSTERNET_PARENT_TOKEN"),
     ];
     for (flag, given, instead) in flags {
         if given {
@@ -335,8 +358,8 @@ fn check_names(t: &TargetArgs, system_namespace: &str) -> Result<()> {
     Ok(())
 }
 
-fn has_child_flags(args: &GenArgs) -> bool {
-    let c = &args.source.child;
+fn has_child_flags(args: &SourceArgs) -> bool {
+    let c = &args.child;
     c.token.is_some()
         || c.token_file.is_some()
         || c.client_certificate.is_some()
@@ -428,7 +451,7 @@ fn child_source(args: &ChildCredentialArgs, env_token: Option<Secret>) -> Result
 /// error; a flag wins over the variable, and a variable that is set but not
 /// used (another source, or a --parent-auth that takes no token) is a warning
 /// (a note).
-fn parent_method(args: &ParentAuthArgs, env_token: Option<Secret>) -> Result<Method> {
+fn parent_method(args: &ParentAuthArgs, oidc: &OidcArgs, env_token: Option<Secret>) -> Result<Method> {
     let mut flags = Vec::new();
     if let Some(t) = &args.parent_token {
         flags.push(("--parent-token", GivenToken::Flag(Secret::new(t.clone()))));
@@ -440,7 +463,7 @@ fn parent_method(args: &ParentAuthArgs, env_token: Option<Secret>) -> Result<Met
         return Err(usage("parent token given twice (--parent-token and --parent-token-file); keep one"));
     }
     let flag = flags.pop();
-    let oidc = oidc_source(args)?;
+    let oidc = oidc_source(args.parent_auth, oidc)?;
     if let Some((name, _)) = &flag
         && args.parent_auth != ParentAuthMode::Token
     {
@@ -491,14 +514,13 @@ fn parent_method(args: &ParentAuthArgs, env_token: Option<Secret>) -> Result<Met
 }
 
 /// `--oidc-*`: only with `--parent-auth oidc`, which needs the audience.
-fn oidc_source(args: &ParentAuthArgs) -> Result<Option<oidc::Source>> {
-    let o = &args.oidc;
+fn oidc_source(mode: ParentAuthMode, o: &OidcArgs) -> Result<Option<oidc::Source>> {
     let given = [
         ("--oidc-audience", o.oidc_audience.is_some()),
         ("--oidc-token-env", o.oidc_token_env.is_some()),
         ("--oidc-token-file", o.oidc_token_file.is_some()),
     ];
-    if args.parent_auth != ParentAuthMode::Oidc {
+    if mode != ParentAuthMode::Oidc {
         return match given.iter().find(|(_, set)| *set) {
             Some((flag, _)) => Err(usage(format!("{flag} is used only with --parent-auth oidc"))),
             None => Ok(None),

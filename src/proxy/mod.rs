@@ -56,7 +56,7 @@ pub fn upstream_target(source: &Source) -> Result<(Target, Vec<PathBuf>, renew::
             ))
         }
         Source::Gen(settings) => {
-            let produced = generate::produce(settings)?;
+            let produced = generate::produce(settings, None, generate::Verify::No)?;
             let [entry] = produced.entries.as_slice() else {
                 bail!(
                     "{} clusters match; the proxy serves one: add -n NAMESPACE, or use --cluster-id",

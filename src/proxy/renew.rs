@@ -65,7 +65,7 @@ impl Minted {
 
 /// Renews what was minted before the first of it expires, for ever (the
 /// task is dropped with the proxy).
-pub async fn minted(settings: Arc<generate::Settings>, context: Arc<Context>, mut minted: Minted, timeout: Duration) {
+pub async fn minted(settings: Arc<generate::Shared>, context: Arc<Context>, mut minted: Minted, timeout: Duration) {
     while let Some(expires) = minted.first() {
         let left = clock::until(expires);
         tokio::time::sleep(left.mul_f64(RENEW_AT).max(Duration::from_secs(1))).await;
@@ -99,14 +99,10 @@ pub async fn minted(settings: Arc<generate::Settings>, context: Arc<Context>, mu
 }
 
 /// One run of the pipeline, and the upstream swapped; what it minted.
-async fn renew_once(
-    settings: &Arc<generate::Settings>,
-    context: &Context,
-    timeout: Duration,
-) -> anyhow::Result<Minted> {
+async fn renew_once(settings: &Arc<generate::Shared>, context: &Context, timeout: Duration) -> anyhow::Result<Minted> {
     let pipeline = settings.clone();
     // The pipeline runs its own runtime: on a thread of its own.
-    let produced = tokio::task::spawn_blocking(move || generate::produce(&pipeline))
+    let produced = tokio::task::spawn_blocking(move || generate::produce(&pipeline, None, generate::Verify::No))
         .await
         .map_err(|e| anyhow::anyhow!("the renewal stopped: {e}"))??;
     let Some(entry) = produced.entries.first() else {

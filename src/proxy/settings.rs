@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::filter::AcceptHosts;
-use crate::cli::{GenArgs, OutputArgs, ProxyArgs, SourceArgs, TargetArgs};
+use crate::cli::{ProxyArgs, SourceArgs, TargetArgs};
 use crate::error::{refuse_dash, usage};
 use crate::generate;
 use crate::kubeconfig::load::{self, ParentSource};
@@ -19,7 +19,7 @@ pub enum Source {
     /// A kubeconfig `gen` wrote, and the context to use (default: its current one).
     Generated { kubeconfig: ParentSource, context: Option<String> },
     /// `gen`'s pipeline, run in memory for one cluster.
-    Gen(Box<generate::Settings>),
+    Gen(Box<generate::Shared>),
 }
 
 /// Where the proxy listens.
@@ -48,7 +48,7 @@ impl Settings {
             .map_err(|why| usage(format!("--accept-hosts {:?}: {why}", args.accept_hosts)))?;
         let (write_kubeconfig, timeout) = (args.write_kubeconfig.clone(), args.timeout);
         let source = if args.cluster_id.is_some() || args.cluster.is_some() {
-            Source::Gen(Box::new(generate::Settings::resolve(gen_args(args), env)?))
+            Source::Gen(Box::new(generate::Shared::resolve(shared_args(args), timeout, env)?))
         } else {
             // gen's flags need --cluster-id or --cluster: clap refuses them here.
             refuse_dash("--kubeconfig", args.parent_config.kubeconfig.as_deref())?;
@@ -75,29 +75,20 @@ fn listen(args: &ProxyArgs) -> Result<Listen> {
     Ok(Listen::Tcp(SocketAddr::new(args.address, args.port)))
 }
 
-/// `gen`'s flags for the one cluster of the proxy: written nowhere, not verified.
-fn gen_args(args: ProxyArgs) -> GenArgs {
-    GenArgs {
-        source: SourceArgs {
-            parent_config: args.parent_config,
-            targets: TargetArgs {
-                cluster_id: args.cluster_id.into_iter().collect(),
-                cluster: args.cluster.into_iter().collect(),
-                namespace: args.namespace,
-                all: false,
-                selector: None,
-                credentials: None,
-                strict: false,
-                allow_skip: false,
-                no_current_context: false,
-            },
-            route: args.route,
-            child: args.child,
-            parent: args.parent,
+/// The shared flags for the one cluster of the proxy: by ID or by name, as
+/// for `gen`; nothing else of `gen`'s selection is in proxy's flags.
+fn shared_args(args: ProxyArgs) -> SourceArgs {
+    SourceArgs {
+        parent_config: args.parent_config,
+        targets: TargetArgs {
+            cluster_id: args.cluster_id.into_iter().collect(),
+            cluster: args.cluster.into_iter().collect(),
+            namespace: args.namespace,
+            ..TargetArgs::default()
         },
-        out: OutputArgs::unused(),
-        verify: false,
-        write_unverified: false,
-        timeout: args.timeout,
+        route: args.route,
+        child: args.child,
+        parent: args.parent,
+        oidc: args.oidc,
     }
 }

@@ -295,7 +295,21 @@ fn own_failures_are_125_or_2_and_run_nothing() {
         let out = exec(&s, &one).args(extra).output().unwrap();
         assert_eq!(code(&out), 2, "{extra:?}: {}", stderr(&out));
     }
+    // gen's own flags (what it names, where it writes, whether it verifies)
+    // are not exec's: clap refuses them, so none is ever silently ignored.
+    for flag in [
+        &["--no-current-context"][..],
+        &["--name", "n"],
+        &["--output-file", "out.yaml"],
+        &["--merge-into", "merged.yaml"],
+        &["--dry-run"],
+        &["--verify"],
+    ] {
+        let out = exec(&s, &one).args(flag).args(["--", "touch", "ran"]).output().unwrap();
+        fails(&out, 2, &format!("unexpected argument '{}'", flag[0]));
+    }
     assert!(!s.path("ran").exists(), "CMD ran after exec's own failure");
+    assert!(!s.path("out.yaml").exists() && !s.path("merged.yaml").exists());
 }
 
 /// Starts exec with `args`, waits until every CMD printed its KUBECONFIG
