@@ -569,6 +569,9 @@ pub struct RouteArgs {
     pub child_server: Option<String>,
 }
 
+/// `kubectl proxy`'s default `--accept-hosts`: loopback names only.
+pub const DEFAULT_ACCEPT_HOSTS: &str = r"^localhost$,^127\.0\.0\.1$,^\[::1\]$";
+
 /// With `--cluster-id` or `--cluster` the proxy generates its context from
 /// `gen`'s flags; without them it reads a kubeconfig `gen` wrote, which holds
 /// its credentials and route already: `gen`'s flags then require one of the
@@ -620,7 +623,7 @@ pub struct ProxyArgs {
     /// Hosts the proxy answers (the Host header without its port): comma-separated regular
     /// expressions, as kubectl proxy's; others get 403 (a web page could reach the proxy under
     /// a name of its own). An Origin header's host must match too
-    #[arg(long, value_name = "REGEX,...", value_hint = ValueHint::Other, default_value = crate::proxy::filter::DEFAULT_ACCEPT_HOSTS, help_heading = "Listening")]
+    #[arg(long, value_name = "REGEX,...", value_hint = ValueHint::Other, default_value = DEFAULT_ACCEPT_HOSTS, help_heading = "Listening")]
     pub accept_hosts: String,
 
     /// Write a kubeconfig for the proxy here (mode 0600, server http://127.0.0.1:<port>, no credentials)

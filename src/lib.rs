@@ -25,6 +25,7 @@ pub mod names;
 pub mod notes;
 pub mod oidc_token;
 pub mod proxy;
+pub mod redact;
 pub mod route;
 pub mod secret;
 pub mod terminal;

@@ -1,6 +1,6 @@
 //! `-v/--verbose`: what the program does, step by step, on stderr. Secret
 //! values never reach a trace line: callers pass descriptions, never values,
-//! and user entries are printed through [`crate::credentials::redacted`].
+//! and user entries are printed through the credentials module.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

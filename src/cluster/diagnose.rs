@@ -287,20 +287,11 @@ pub fn server_message(body: &str, secrets: &[&str]) -> String {
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
         .unwrap_or_else(|| body.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string());
-    let mut message = redact(&message, secrets);
+    let mut message = crate::redact::text(&message, secrets).into_owned();
     if message.chars().count() > 240 {
         message = message.chars().take(240).collect::<String>() + "…";
     }
     message.replace(['\n', '\r'], " ")
-}
-
-/// Replaces each non-empty secret in `text` by `<redacted>`.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(secret, "<redacted>");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ impl Probe<'_> {
         let answer = match got {
             Got::Answer(a) => a,
             Got::Transport(chain, failure) => {
-                let message = diagnose::redact(&chain, &self.secrets).replace(['\n', '\r'], " ");
+                let message = crate::redact::text(&chain, &self.secrets).replace(['\n', '\r'], " ");
                 return Failed { path, status: None, cause: Cause::from(&failure), message, cut: None };
             }
             Got::TimedOut => {
@@ -204,7 +204,7 @@ impl Probe<'_> {
             End::Broken(e) => Some(format!(
                 "the answer broke off after {} bytes: {}",
                 answer.body.len(),
-                diagnose::redact(e, &self.secrets).replace(['\n', '\r'], " ")
+                crate::redact::text(e, &self.secrets).replace(['\n', '\r'], " ")
             )),
             End::TimedOut => {
                 Some(format!("{} while reading the answer ({} bytes read)", timed_out(), answer.body.len()))

@@ -100,7 +100,7 @@ async fn ask(
             bail!("{what} failed: HTTP {} ({message}): {fix}", status.code);
         }
         Err(other) => {
-            let line = diagnose::redact(&transport::describe(&other), &secrets);
+            let line = crate::redact::text(&transport::describe(&other), &secrets).into_owned();
             bail!("{what} failed: {}", escape(&line));
         }
     };

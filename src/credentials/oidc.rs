@@ -241,7 +241,7 @@ async fn from_actions(audience: &str) -> Result<Secret> {
     let answer = get(&url, &request_token).await.map_err(|e| {
         // A transport error may quote the URL (its query holds no secret) but
         // never the header; redacted all the same.
-        anyhow!("the GitHub Actions token endpoint: {}", crate::proxy::redact::text(&format!("{e:#}"), &secrets))
+        anyhow!("the GitHub Actions token endpoint: {}", crate::redact::text(&format!("{e:#}"), &secrets))
     })?;
     let (status, body) = answer;
     let body = String::from_utf8_lossy(&body);
@@ -325,7 +325,7 @@ fn tls_config() -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
-/// Whether `err` is the parent's 401 (as [`crate::cluster::client::api_error`] words it).
+/// Whether `err` is the parent's 401 (as the cluster client words it).
 pub fn is_refusal(err: &anyhow::Error) -> bool {
     format!("{err:#}").contains(" 401 ")
 }

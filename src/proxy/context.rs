@@ -5,8 +5,8 @@
 use std::sync::RwLock;
 
 use super::filter::AcceptHosts;
-use super::redact;
 use crate::cluster::upstream::Upstream;
+use crate::redact;
 use crate::trace;
 
 /// What every request is served with.

@@ -18,9 +18,6 @@
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 use regex::Regex;
 
-/// `kubectl proxy`'s default `--accept-hosts`.
-pub const DEFAULT_ACCEPT_HOSTS: &str = r"^localhost$,^127\.0\.0\.1$,^\[::1\]$";
-
 /// The hosts a request may name, as `kubectl proxy --accept-hosts` takes
 /// them: comma-separated regular expressions, any of which may match (they
 /// are not anchored unless they say so).
@@ -46,12 +43,6 @@ impl AcceptHosts {
     /// True when `host` (without its port) matches an expression.
     pub fn accepts(&self, host: &str) -> bool {
         self.0.iter().any(|re| re.is_match(host))
-    }
-}
-
-impl Default for AcceptHosts {
-    fn default() -> Self {
-        AcceptHosts::parse(DEFAULT_ACCEPT_HOSTS).expect("the default expressions parse")
     }
 }
 
@@ -146,17 +137,21 @@ pub fn refused_path(path: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn kubectls_default() -> AcceptHosts {
+        AcceptHosts::parse(crate::cli::DEFAULT_ACCEPT_HOSTS).unwrap()
+    }
+
     fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> Result<(), Refusal> {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        check(&method.parse().unwrap(), &target.parse().unwrap(), &map, &AcceptHosts::default())
+        check(&method.parse().unwrap(), &target.parse().unwrap(), &map, &kubectls_default())
     }
 
     #[test]
     fn hosts_are_kubectl_proxys() {
-        let accept = AcceptHosts::default();
+        let accept = kubectls_default();
         for good in ["localhost", "localhost:8001", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:8001"] {
             assert!(accept.accepts(without_port(good)), "{good}");
         }

@@ -10,7 +10,6 @@
 pub mod context;
 pub mod filter;
 pub mod headers;
-pub mod redact;
 pub mod renew;
 pub mod server;
 pub mod settings;

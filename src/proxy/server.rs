@@ -22,9 +22,10 @@ use tokio::sync::Semaphore;
 
 use super::context::Context;
 use super::filter;
+use super::headers;
 use super::watch::{self, Watch};
-use super::{headers, redact};
 use crate::cluster::upstream::{RequestBody, Upstream};
+use crate::redact;
 use crate::trace;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -25,8 +25,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::context::Context;
-use super::redact;
 use crate::cluster::upstream::RequestBody;
+use crate::redact;
 use crate::trace;
 
 /// The wait before each resumption: the parent is asked at most once a

@@ -1,8 +1,8 @@
-//! The proxy's own credentials out of what it shows: the parent may quote
-//! one in an answer (kube-apiserver's 403 for an impersonated extra quotes
-//! its value, the child token), and a client of the proxy is not meant to
-//! hold the credentials themselves (they outlive the proxy and work from
-//! anywhere). Applied to error answers and to `-v` lines.
+//! Credentials out of what the tool shows: a server may quote one in an
+//! answer (kube-apiserver's 403 for an impersonated extra quotes its value,
+//! the child token; a token endpoint may echo its request token), and
+//! neither a terminal, a CI log nor a client of the proxy is meant to hold
+//! them. The one redaction for messages, error answers and `-v` lines.
 
 use std::borrow::Cow;
 
@@ -10,7 +10,7 @@ use std::borrow::Cow;
 pub const REDACTED: &str = "<redacted>";
 
 /// `text` with every occurrence of a value of `secrets` replaced.
-pub fn text<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
+pub fn text<'a, S: AsRef<str>>(text: &'a str, secrets: &[S]) -> Cow<'a, str> {
     match bytes(text.as_bytes(), secrets) {
         Cow::Borrowed(_) => Cow::Borrowed(text),
         // Whole UTF-8 values replaced by ASCII in UTF-8 text: still UTF-8.
@@ -19,10 +19,10 @@ pub fn text<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
 }
 
 /// `body` with every occurrence of a value of `secrets` replaced.
-pub fn bytes<'a>(body: &'a [u8], secrets: &[String]) -> Cow<'a, [u8]> {
+pub fn bytes<'a, S: AsRef<str>>(body: &'a [u8], secrets: &[S]) -> Cow<'a, [u8]> {
     let mut out = Cow::Borrowed(body);
     // Longest first: a value that contains another is replaced whole.
-    let mut sorted: Vec<&str> = secrets.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+    let mut sorted: Vec<&str> = secrets.iter().map(AsRef::as_ref).filter(|s| !s.is_empty()).collect();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
     for secret in sorted {
         if let Some(replaced) = replace(&out, secret.as_bytes()) {
