@@ -142,7 +142,10 @@ pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &
     }
     reject_extras(&url, field)?;
     check_host_and_port(parent_server, &url, field)?;
-    let base = url.as_str().trim_end_matches('/');
+    // As written, not as the URL parser prints it: the parser drops a default
+    // port (`:443`, which changes the Host header kubectl sends), and rewrites
+    // IPv6 hosts and case; kubectl sends what the kubeconfig says.
+    let base = parent_server.trim().trim_end_matches('/');
     Ok(format!("{base}/{SOCKETS_PATH}/{id}/proxy/{}", route.path()))
 }
 
@@ -324,7 +327,17 @@ mod tests {
         {
             let _ = proxy_server(good, &id(), &Route::Direct, "server");
         }
-        assert!(server("https://bücher.example", &Route::Direct).starts_with("https://xn--bcher-kva.example/"));
+        // Kept as written (kubectl converts an IDN host when it dials, and
+        // sends a default port in the Host header as written).
+        for written in [
+            "https://bücher.example",
+            "https://H.Example:443",
+            "http://h.example:80",
+            "https://[0:0:0:0:0:0:0:0]:6443",
+            "https://10.0.0.1:6443/Pre%2Ffix",
+        ] {
+            assert_eq!(server(written, &Route::Direct), format!("{written}/{SOCKETS_PATH}/{ID}/proxy/direct"));
+        }
         assert!(server("https://10.0.0.1:6443", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
         assert!(server(" https://10.0.0.1:6443\n", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
     }

@@ -1,0 +1,117 @@
+//! Reaching the parent as kubectl does, with kubectl as the oracle in every
+//! test: the parent's server as written, a server without a scheme, proxies
+//! (`proxy-url` and the environment), and the certificates a real apiserver
+//! serves. Every test first lets kubectl reach the loopback parent the same
+//! way, then this tool (and kubectl with what it generated).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use testkit::{RecordedRequest, Recorder, RecorderConfig, TlsMaterial};
+
+use crate::kubectl::{self, Kubectl};
+use crate::support::*;
+
+/// The newest kubectl on this machine (the oracle); fails when there is none.
+pub fn oracle() -> Kubectl {
+    kubectl::find().pop().expect("no kubectl found: these tests need kubectl on PATH")
+}
+
+/// Runs kubectl with `kubeconfig` and `env` (on top of its clean environment).
+pub fn kubectl_with(k: &Kubectl, kubeconfig: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(&k.path);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", scratch.path())
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "--cache-dir", scratch.path().to_str().unwrap()])
+        .arg("--request-timeout=20s")
+        .args(args);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd.output().unwrap()
+}
+
+/// A serving certificate and key (PEM) for `sans`, self-signed; `ca` says
+/// whether it is also marked a CA (`openssl req -x509` does that by default).
+pub fn self_signed(sans: &[&str], ca: bool) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, sans[0]);
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+/// A recorder serving `cert`/`key` on `listen`.
+pub fn recorder_with(cert: &str, key: &str, listen: &str) -> Recorder {
+    let tls = TlsMaterial { cert_chain_pem: cert.into(), key_pem: key.into(), client_ca_pem: None };
+    Recorder::start(RecorderConfig { tls: Some(tls), listen: Some(listen.parse().unwrap()), ..Default::default() })
+        .unwrap()
+}
+
+/// Writes `parent.yaml`: one context `p`, cluster `server` with `cluster`
+/// (more fields, a JSON object), user with a token.
+pub fn write_parent(s: &Scratch, server: &str, cluster: Value) {
+    let mut fields = serde_json::json!({ "server": server });
+    fields.as_object_mut().unwrap().extend(cluster.as_object().unwrap().clone());
+    let doc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "p",
+        "clusters": [{"name": "p", "cluster": fields}],
+        "users": [{"name": "u", "user": {"token": PARENT_USER_TOKEN}}],
+        "contexts": [{"name": "p", "context": {"cluster": "p", "user": "u"}}],
+    });
+    s.write("parent.yaml", &doc.to_string());
+}
+
+/// `gen` to `out.yaml` with the child token, the parent's credentials kept, and `extra`.
+pub fn generate_to(s: &Scratch, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    let mut cmd =
+        s.generate(&["--token-file", "child.token", "--parent-auth", "keep", "--output-file", "out.yaml", "--force"]);
+    cmd.args(extra).envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+/// The server of the only cluster of `path`, as kubectl reads it.
+pub fn server_of(path: &Path) -> String {
+    only(&kubectl_view(path), "clusters")["cluster"]["server"].as_str().unwrap().to_string()
+}
+
+fn hosts(requests: &[RecordedRequest]) -> Vec<String> {
+    requests.iter().map(|r| r.header("host").unwrap_or_default().to_string()).collect()
+}
+
+/// kubectl keeps the parent's server as written and sends its authority as
+/// the Host header; the generated server is that same text plus the path,
+/// so kubectl sends the same Host through it, and our own probe reaches it.
+#[test]
+fn the_parent_server_is_kept_as_written() {
+    let k = oracle();
+    let (cert, key) = self_signed(&["::1"], false);
+    let recorder = recorder_with(&cert, &key, "[::1]:0");
+    let port = recorder.addr().port();
+    // The long form of ::1, which a URL parser would print as [::1].
+    let written = format!("https://[0:0:0:0:0:0:0:1]:{port}");
+    let s = Scratch::new();
+    write_parent(&s, &written, serde_json::json!({ "certificate-authority-data": b64(&cert) }));
+
+    // The oracle: kubectl reaches the parent and sends the host as written.
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &[], &["get", "--raw", "/version"]);
+    let seen = hosts(&recorder.requests());
+    assert_eq!(seen, [format!("[0:0:0:0:0:0:0:1]:{port}")], "kubectl: {}", kubectl::describe(&out));
+    recorder.clear();
+
+    let out = generate_to(&s, &[], &["--verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server_of(&s.path("out.yaml")), format!("{written}/{PROXY}/{CLUSTER_ID}/proxy/direct"));
+    let ours = hosts(&recorder.requests());
+    assert!(!ours.is_empty() && ours.iter().all(|h| *h == seen[0]), "{ours:?}");
+    recorder.clear();
+
+    let out = kubectl_with(&k, &s.path("out.yaml"), &[], &["get", "--raw", "/version"]);
+    assert!(out.status.success(), "{}", kubectl::describe(&out));
+    assert_eq!(hosts(&recorder.requests()), seen, "kubectl through the generated server");
+}
