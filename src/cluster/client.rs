@@ -62,11 +62,13 @@ pub struct Connection {
 pub fn kubeconfig_for(selection: &Selection) -> Result<Kubeconfig> {
     let cluster = selection.cluster;
     let ca_data = flatten::ca_data(cluster, selection.cluster_dir, selection.cluster_name)?;
-    let mut cluster_entry = emit::cluster_entry(cluster, cluster.server.clone().unwrap_or_default(), ca_data);
+    // The server as kubectl dials it (one without a scheme is http://).
+    let server = selection.server()?;
+    let mut cluster_entry = emit::cluster_entry(cluster, server.clone().unwrap_or_default(), ca_data);
     // Extensions are the parent's own business, not kube's; a missing server
     // is left for kube to refuse.
     cluster_entry.remove("extensions");
-    if cluster.server.is_none() {
+    if server.is_none() {
         cluster_entry.remove("server");
     }
     let entry = Entries {

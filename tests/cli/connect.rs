@@ -115,3 +115,72 @@ fn the_parent_server_is_kept_as_written() {
     assert!(out.status.success(), "{}", kubectl::describe(&out));
     assert_eq!(hosts(&recorder.requests()), seen, "kubectl through the generated server");
 }
+
+/// A plain-HTTP listener on 127.0.0.1 that answers 404 to everything and
+/// hands each request head to the test.
+fn plain_http() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = String::new();
+            let mut reader = BufReader::new(&stream);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let _ = tx.send(head);
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, rx)
+}
+
+/// `server: 127.0.0.1:PORT` without a scheme: kubectl speaks plain HTTP to
+/// it, even with a CA and a token (clientcmd decides "secure or not" before
+/// it reads them, and then reads neither); the generated server is http://
+/// too. A scheme-less server with a path is refused by both.
+#[test]
+fn a_server_without_scheme_is_plain_http_as_for_kubectl() {
+    let k = oracle();
+    let (port, heads) = plain_http();
+    let written = format!("127.0.0.1:{port}");
+    let s = Scratch::new();
+    // Every head received for one (finished) kubectl run: at least one.
+    let all = |heads: &std::sync::mpsc::Receiver<String>| {
+        let first = heads.recv_timeout(std::time::Duration::from_secs(20)).expect("a request");
+        let quiet = std::time::Duration::from_secs(1);
+        std::iter::once(first).chain(std::iter::from_fn(|| heads.recv_timeout(quiet).ok())).collect::<Vec<_>>()
+    };
+    for cluster in [serde_json::json!({}), serde_json::json!({ "certificate-authority-data": b64(&s.cert_pem) })] {
+        write_parent(&s, &written, cluster);
+        let _ = kubectl_with(&k, &s.path("parent.yaml"), &[], &["get", "--raw", "/version"]);
+        for head in all(&heads) {
+            assert!(head.starts_with("GET /version?"), "kubectl speaks plain HTTP: {head}");
+            assert!(!head.to_ascii_lowercase().contains("authorization"), "and sends no credentials: {head}");
+        }
+
+        let out = generate_to(&s, &[], &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let generated = server_of(&s.path("out.yaml"));
+        assert_eq!(generated, format!("http://{written}/{PROXY}/{CLUSTER_ID}/proxy/direct"));
+        // `get --raw` drops a server's path on some kubectl versions; discovery keeps it.
+        let _ = kubectl_with(&k, &s.path("out.yaml"), &[], &["get", "ns"]);
+        for head in all(&heads) {
+            assert!(head.starts_with(&format!("GET /{PROXY}/{CLUSTER_ID}/proxy/direct/")), "{head}");
+        }
+    }
+
+    write_parent(&s, &format!("{written}/prefix"), serde_json::json!({}));
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &[], &["get", "--raw", "/version"]);
+    let kubectl_err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && kubectl_err.contains("host must be a URL or a host:port pair"), "{kubectl_err}");
+    let out = generate_to(&s, &[], &[]);
+    fails(&out, 1, "has no scheme and a path");
+}
