@@ -116,6 +116,35 @@ fn the_parent_server_is_kept_as_written() {
     assert_eq!(hosts(&recorder.requests()), seen, "kubectl through the generated server");
 }
 
+/// A KUBECONFIG list naming a dangling symlink: kubectl skips it (os.Stat
+/// follows the link and finds nothing), as it skips a missing file.
+#[test]
+fn a_dangling_symlink_in_kubeconfig_is_skipped() {
+    let k = oracle();
+    let s = Scratch::new();
+    std::os::unix::fs::symlink(s.path("nowhere/config"), s.path("first")).unwrap();
+    let list = format!("{}:{}", s.path("first").display(), s.path("parent.yaml").display());
+    let out = Command::new(&k.path)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", s.path(""))
+        .env("KUBECONFIG", &list)
+        .args(["config", "view", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", kubectl::describe(&out));
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(view["current-context"], "main", "kubectl read parent.yaml");
+
+    let out = s
+        .bare(&["gen", "--cluster-id", CLUSTER_ID, "--token-file", "child.token"])
+        .env("KUBECONFIG", &list)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("server: https://10.0.0.10:6443/{PROXY}/{CLUSTER_ID}/proxy/direct")));
+}
+
 /// A plain-HTTP listener on 127.0.0.1 that answers 404 to everything and
 /// hands each request head to the test.
 fn plain_http() -> (u16, std::sync::mpsc::Receiver<String>) {
