@@ -6,6 +6,7 @@
 pub mod client;
 pub mod deployer;
 pub mod diagnose;
+pub mod forward_proxy;
 pub mod hub_token;
 pub mod managed;
 pub mod probe;

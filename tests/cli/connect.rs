@@ -213,3 +213,132 @@ fn a_server_without_scheme_is_plain_http_as_for_kubectl() {
     let out = generate_to(&s, &[], &[]);
     fails(&out, 1, "has no scheme and a path");
 }
+
+/// What only the proxies resolve: the parent's host name, to 127.0.0.1.
+const PARENT_HOST: &str = "parent.test";
+
+fn names() -> [(&'static str, std::net::IpAddr); 1] {
+    [(PARENT_HOST, std::net::IpAddr::from([127, 0, 0, 1]))]
+}
+
+/// A parent at https://parent.test:PORT (a name no resolver knows), its CA,
+/// and `extra` cluster fields, in `parent.yaml`.
+fn named_parent(s: &Scratch, extra: Value) -> Recorder {
+    let (cert, key) = self_signed(&[PARENT_HOST], false);
+    let recorder = recorder_with(&cert, &key, "127.0.0.1:0");
+    let mut cluster = serde_json::json!({ "certificate-authority-data": b64(&cert) });
+    cluster.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    write_parent(s, &format!("https://{PARENT_HOST}:{}", recorder.addr().port()), cluster);
+    recorder
+}
+
+/// The targets a proxy tunnelled to, as `host:port (by name)`.
+fn targets(log: &[testkit::proxies::Tunnelled]) -> Vec<String> {
+    log.iter()
+        .filter(|t| t.tunnelled)
+        .map(|t| format!("{}{}", t.target, if t.by_name { " (by name)" } else { "" }))
+        .collect()
+}
+
+/// One request through `proxy` (the subcommand) running on `kubeconfig` with `env`.
+fn through_proxy_subcommand(s: &Scratch, kubeconfig: &str, env: &[(&str, &str)]) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut cmd = s.bare(&["proxy", "--kubeconfig", kubeconfig, "--port", "0"]);
+    cmd.envs(env.iter().copied());
+    let proxy = testkit::serving::Serving::start(cmd, s.path("proxy.stderr"));
+    let mut stream = std::net::TcpStream::connect(&proxy.listening).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(stream, "GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// kubectl through the proxy (the oracle), then each of this tool's
+/// connections to the parent that work offline: `gen --verify`, `verify`,
+/// and `proxy`; each must go through the proxy to `parent.test`.
+fn every_connection_goes_through(
+    s: &Scratch,
+    recorder: &Recorder,
+    env: &[(&str, &str)],
+    log: &dyn Fn() -> Vec<testkit::proxies::Tunnelled>,
+) {
+    let k = oracle();
+    let port = recorder.addr().port();
+    let want = format!("{PARENT_HOST}:{port} (by name)");
+    let out = kubectl_with(&k, &s.path("parent.yaml"), env, &["get", "--raw", "/version"]);
+    assert_eq!(recorder.requests().len(), 1, "kubectl reaches the parent: {}", kubectl::describe(&out));
+    assert_eq!(targets(&log()), std::slice::from_ref(&want), "kubectl went through the proxy");
+
+    let out = generate_to(s, env, &["--verify"]);
+    assert!(out.status.success(), "gen --verify: {}", stderr(&out));
+    let after_gen = targets(&log());
+    assert!(after_gen.len() > 1 && after_gen.iter().all(|t| *t == want), "{after_gen:?}");
+
+    let out = kubectl_with(&k, &s.path("out.yaml"), env, &["get", "--raw", "/version"]);
+    assert!(out.status.success(), "kubectl with the generated kubeconfig: {}", kubectl::describe(&out));
+    let after_kubectl = targets(&log()).len();
+    assert!(after_kubectl > after_gen.len());
+
+    let mut verify = s.bare(&["verify", "--kubeconfig", "out.yaml"]);
+    let out = verify.envs(env.iter().copied()).output().unwrap();
+    assert!(out.status.success(), "verify: {}", stderr(&out));
+    let after_verify = targets(&log()).len();
+    assert!(after_verify > after_kubectl, "verify went through the proxy");
+
+    let answer = through_proxy_subcommand(s, "out.yaml", env);
+    assert!(answer.starts_with("HTTP/1.1 200"), "proxy: {answer}");
+    let all = targets(&log());
+    assert!(all.len() > after_verify && all.iter().all(|t| *t == want), "{all:?}");
+}
+
+/// `proxy-url: http://...` (a CONNECT proxy): kubectl tunnels through it to
+/// the host name, which only the proxy resolves; so does every connection here.
+#[test]
+fn proxy_url_http_is_followed() {
+    let proxy = testkit::proxies::ConnectProxy::start(&names()).unwrap();
+    let s = Scratch::new();
+    let recorder = named_parent(&s, serde_json::json!({ "proxy-url": proxy.url() }));
+    every_connection_goes_through(&s, &recorder, &[], &|| proxy.tunnelled());
+}
+
+/// `proxy-url: socks5://...` (as `ssh -D`): kubectl sends the host name for
+/// the proxy to resolve (Go's SOCKS5 dialer never resolves locally); so do we.
+#[test]
+fn proxy_url_socks5_is_followed_with_the_name_resolved_by_the_proxy() {
+    let proxy = testkit::proxies::Socks5Proxy::start(&names()).unwrap();
+    let s = Scratch::new();
+    let recorder = named_parent(&s, serde_json::json!({ "proxy-url": proxy.url() }));
+    every_connection_goes_through(&s, &recorder, &[], &|| proxy.tunnelled());
+}
+
+/// `proxy-url` applies to a loopback server too (client-go's http.ProxyURL
+/// asks no questions), where the environment's proxies never apply.
+#[test]
+fn proxy_url_applies_to_loopback_and_environment_proxies_do_not() {
+    let k = oracle();
+    let proxy = testkit::proxies::ConnectProxy::start(&[]).unwrap();
+    let recorder = Recorder::start(Default::default()).unwrap();
+    let s = Scratch::new();
+    let ca = serde_json::json!({ "certificate-authority-data": b64(&recorder.ca_pem()) });
+    let env = [("HTTPS_PROXY", proxy.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    write_parent(&s, &recorder.url(), ca.clone());
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &env, &["get", "--raw", "/version"]);
+    assert_eq!(recorder.requests().len(), 1, "{}", kubectl::describe(&out));
+    assert!(proxy.tunnelled().is_empty(), "kubectl: a loopback server never goes through HTTPS_PROXY");
+    let out = generate_to(&s, &env, &["--verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(proxy.tunnelled().is_empty(), "nor here");
+
+    let mut with_url = ca.clone();
+    with_url["proxy-url"] = Value::from(proxy.url());
+    write_parent(&s, &recorder.url(), with_url);
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &[("NO_PROXY", "*")], &["get", "--raw", "/version"]);
+    assert!(out.status.success() || recorder.requests().len() == 2, "{}", kubectl::describe(&out));
+    let by_kubectl = targets(&proxy.tunnelled());
+    assert_eq!(by_kubectl, [recorder.addr().to_string()], "kubectl: proxy-url, NO_PROXY or not");
+    let out = generate_to(&s, &[("NO_PROXY", "*")], &["--verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(targets(&proxy.tunnelled()).len() > 1);
+}
