@@ -342,3 +342,108 @@ fn proxy_url_applies_to_loopback_and_environment_proxies_do_not() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(targets(&proxy.tunnelled()).len() > 1);
 }
+
+/// HTTPS_PROXY (and https_proxy) from the environment, as Go's
+/// ProxyFromEnvironment reads it: kubectl goes through it to a host that is
+/// not loopback; so does every connection here.
+#[test]
+fn https_proxy_from_the_environment_is_followed() {
+    let proxy = testkit::proxies::ConnectProxy::start(&names()).unwrap();
+    let s = Scratch::new();
+    let recorder = named_parent(&s, serde_json::json!({}));
+    let url = proxy.url();
+    // Host:port alone is an http proxy to Go; NO_PROXY entries for other hosts do not matter.
+    let bare = url.trim_start_matches("http://").to_string();
+    let env = [("https_proxy", bare.as_str()), ("NO_PROXY", "localhost,.svc,,10.0.0.0/8,other.test:443")];
+    every_connection_goes_through(&s, &recorder, &env, &|| proxy.tunnelled());
+}
+
+/// Where Go's rules say "direct", kubectl and this tool both go direct (and
+/// then fail alike, since nothing else resolves `parent.test`): NO_PROXY
+/// naming the host (exactly, as a domain suffix, or `*`), or only HTTP_PROXY
+/// set for an https server.
+#[test]
+fn no_proxy_and_http_proxy_send_an_https_server_direct_as_kubectl_does() {
+    let k = oracle();
+    let proxy = testkit::proxies::ConnectProxy::start(&names()).unwrap();
+    let s = Scratch::new();
+    let recorder = named_parent(&s, serde_json::json!({}));
+    let url = proxy.url();
+    let port = recorder.addr().port().to_string();
+    let exact = format!("{PARENT_HOST}:{port}");
+    for env in [
+        vec![("HTTPS_PROXY", url.as_str()), ("NO_PROXY", PARENT_HOST)],
+        vec![("HTTPS_PROXY", url.as_str()), ("no_proxy", "test")],
+        vec![("HTTPS_PROXY", url.as_str()), ("NO_PROXY", ".test")],
+        vec![("HTTPS_PROXY", url.as_str()), ("NO_PROXY", "*")],
+        vec![("HTTPS_PROXY", url.as_str()), ("NO_PROXY", exact.as_str())],
+        vec![("HTTP_PROXY", url.as_str())],
+    ] {
+        let out = kubectl_with(&k, &s.path("parent.yaml"), &env, &["get", "--raw", "/version"]);
+        assert!(!out.status.success(), "{env:?}: kubectl must go direct and fail: {}", kubectl::describe(&out));
+        let out = generate_to(&s, &env, &["--verify"]);
+        fails(&out, 1, "dns error: failed to lookup address");
+        assert!(proxy.tunnelled().is_empty() && recorder.requests().is_empty(), "{env:?}: {:?}", proxy.tunnelled());
+    }
+    // The same NO_PROXY with another port: proxied.
+    let env = [("HTTPS_PROXY", url.as_str()), ("NO_PROXY", "parent.test:1")];
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &env, &["get", "--raw", "/version"]);
+    assert_eq!(recorder.requests().len(), 1, "{}", kubectl::describe(&out));
+    let out = generate_to(&s, &env, &["--verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A proxy URL with user info: kubectl sends it as Basic credentials to the
+/// proxy; so do we. The password never shows, in errors or -v lines.
+#[test]
+fn proxy_credentials_are_sent_to_the_proxy_and_never_shown() {
+    use base64::Engine as _;
+    const PASSWORD: &str = "SECRET-proxy-pw-6e1f";
+    let k = oracle();
+    let want = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ops:{PASSWORD}")));
+    let proxy = testkit::proxies::ConnectProxy::requiring(&names(), &want).unwrap();
+    let s = Scratch::new();
+    let recorder = named_parent(&s, serde_json::json!({}));
+    let url = format!("http://ops:{PASSWORD}@{}", proxy.addr());
+    for env in [vec![("HTTPS_PROXY", url.as_str())], vec![]] {
+        if env.is_empty() {
+            named_parent_at(&s, &recorder, serde_json::json!({ "proxy-url": url }));
+        }
+        let before = recorder.requests().len();
+        let out = kubectl_with(&k, &s.path("parent.yaml"), &env, &["get", "--raw", "/version"]);
+        assert_eq!(recorder.requests().len(), before + 1, "{}", kubectl::describe(&out));
+        let out = generate_to(&s, &env, &["--verify", "-v"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("through proxy http://<user info removed>@127.0.0.1:"), "{err}");
+        assert!(!err.contains(PASSWORD), "{err}");
+        assert!(proxy.tunnelled().iter().all(|t| t.proxy_authorization.as_deref() == Some(want.as_str())));
+    }
+    // A proxy that is not there: the error names the cause, not the password.
+    named_parent_at(&s, &recorder, serde_json::json!({}));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let gone = format!("http://ops:{PASSWORD}@{closed}");
+    for env in [vec![("HTTPS_PROXY", gone.as_str())], vec![]] {
+        if env.is_empty() {
+            named_parent_at(&s, &recorder, serde_json::json!({ "proxy-url": gone }));
+        }
+        let out = generate_to(&s, &env, &["--verify", "-v"]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(!err.contains(PASSWORD) && !err.contains("ops:"), "{err}");
+    }
+    // A scheme kubectl does not take.
+    named_parent_at(&s, &recorder, serde_json::json!({ "proxy-url": format!("ftp://ops:{PASSWORD}@{closed}") }));
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &[], &["get", "--raw", "/version"]);
+    assert!(!out.status.success(), "{}", kubectl::describe(&out));
+    let out = generate_to(&s, &[], &["--verify"]);
+    fails(&out, 1, "proxy-url has scheme \"ftp\"");
+    assert!(!stderr(&out).contains(PASSWORD));
+}
+
+/// `parent.yaml` for `recorder` (at parent.test) again, with other `extra` fields.
+fn named_parent_at(s: &Scratch, recorder: &Recorder, extra: Value) {
+    let mut cluster = serde_json::json!({ "certificate-authority-data": b64(&recorder.ca_pem()) });
+    cluster.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    write_parent(s, &format!("https://{PARENT_HOST}:{}", recorder.addr().port()), cluster);
+}

@@ -208,3 +208,12 @@ fn proxy_url_socks5_carries_every_subcommand() {
     let proxy = Socks5Proxy::start(&names()).unwrap();
     every_subcommand_goes_through(&[], Some(&proxy.url()), &|| proxy.tunnelled());
 }
+
+#[test]
+fn https_proxy_from_the_environment_carries_every_subcommand() {
+    let proxy = ConnectProxy::start(&names()).unwrap();
+    let url = proxy.url();
+    every_subcommand_goes_through(&[("HTTPS_PROXY", &url), ("NO_PROXY", "10.0.0.0/8,.example")], None, &|| {
+        proxy.tunnelled()
+    });
+}
