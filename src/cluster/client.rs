@@ -146,9 +146,14 @@ pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(ku
         .and_then(|u| u.auth_info.clone())
         .unwrap_or_default();
     let server = cluster.server.as_deref().unwrap_or_default();
-    let cluster_url: http::Uri = server.parse().map_err(|_| {
-        anyhow!("context {context_name:?}: its server {:?} is not a URL", crate::route::without_userinfo(server))
-    })?;
+    // A server kept as written may hold what Go's net/url encodes when it
+    // sends (an IDN host, a space in the path); the url crate encodes it alike.
+    let cluster_url: http::Uri = server
+        .parse()
+        .or_else(|_| url::Url::parse(server).map_err(drop).and_then(|u| u.as_str().parse().map_err(drop)))
+        .map_err(|_| {
+            anyhow!("context {context_name:?}: its server {:?} is not a URL", crate::route::without_userinfo(server))
+        })?;
     let proxy =
         forward_proxy::proxy_for(cluster.proxy_url.as_deref(), &cluster_url, &forward_proxy::Environment::of_process())
             .map_err(|e| anyhow!("context {context_name:?}: {e:#}"))?;
