@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use testkit::lab::{CI_SA, REAL_CHILD_SELECTOR};
+use testkit::lab::{CI_CONFIGMAP, CI_SA, REAL_CHILD_SELECTOR};
 use testkit::proxies::{ConnectProxy, Socks5Proxy, Tunnelled};
 
 use crate::support::*;
@@ -141,7 +141,9 @@ fn every_subcommand_goes_through(env: &[(&str, &str)], proxy_url: Option<&str>, 
 
     ok(dir, env, &["verify", "--kubeconfig", one.to_str().unwrap()]);
     let n = grew(n, "verify");
-    let out = kubectl_env(&one, env, &["get", "ns", CHILD_ONLY_NAMESPACE, "-o", "name"]);
+    // The token request's account may read one ConfigMap there, and no more.
+    let read = ["-n", CHILD_ONLY_NAMESPACE, "get", "configmap", CI_CONFIGMAP, "-o", "name"];
+    let out = kubectl_env(&one, env, &read);
     assert!(out.status.success(), "kubectl with the generated kubeconfig: {}", text(&out.stderr));
     let n = grew(n, "kubectl with the generated kubeconfig");
 
@@ -151,11 +153,11 @@ fn every_subcommand_goes_through(env: &[(&str, &str)], proxy_url: Option<&str>, 
         &[
             &["exec", "--kubeconfig", p, "--cluster", CHILD_REAL.name][..],
             &hub,
-            &["--", "kubectl", "get", "ns", CHILD_ONLY_NAMESPACE, "-o", "name"],
+            &["--", "kubectl", "-n", CHILD_ONLY_NAMESPACE, "get", "configmap", CI_CONFIGMAP, "-o", "name"],
         ]
         .concat(),
     );
-    assert!(ran.contains(CHILD_ONLY_NAMESPACE), "{ran}");
+    assert!(ran.contains(CI_CONFIGMAP), "{ran}");
     let n = grew(n, "exec");
 
     let answer = through_proxy_subcommand(dir, env, &one);
@@ -177,7 +179,7 @@ fn every_subcommand_goes_through(env: &[(&str, &str)], proxy_url: Option<&str>, 
     grew(n, "refresh");
 }
 
-/// `proxy --kubeconfig <generated>` and one GET of the child's namespaces through it.
+/// `proxy --kubeconfig <generated>` and one GET of the ConfigMap the account may read.
 fn through_proxy_subcommand(dir: &Path, env: &[(&str, &str)], generated: &Path) -> String {
     use std::io::{Read as _, Write as _};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
@@ -189,7 +191,7 @@ fn through_proxy_subcommand(dir: &Path, env: &[(&str, &str)], generated: &Path) 
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     write!(
         stream,
-        "GET /api/v1/namespaces/{CHILD_ONLY_NAMESPACE} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET /api/v1/namespaces/{CHILD_ONLY_NAMESPACE}/configmaps/{CI_CONFIGMAP} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
