@@ -6,7 +6,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube::client::ConfigExt as _;
+use kube::client::retry::RetryPolicy;
 use kube::config::Kubeconfig;
+use tower::ServiceBuilder;
+use tower::retry::RetryLayer;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 use super::{forward_proxy, tls, transport};
 use crate::kubeconfig::emit::{self, Entries};
@@ -245,13 +253,28 @@ pub async fn connect_with(
             .unwrap_or_default();
         format!("connecting to {server}{via} (context {context_name:?}, timeout {}s)", timeout.as_secs())
     });
-    tls::install_provider();
-    let builder = kube::client::ClientBuilder::try_from(config.clone())
-        .map_err(|e| anyhow!("context {context_name:?}: {}", tls::client_setup_error(&e)))?;
-    // Outside kube's retries: a request is over at `timeout`, retries
+    let setup = |e: kube::Error| anyhow!("context {context_name:?}: {}", tls::client_setup_error(&e));
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(timeout));
+    // Through the proxy kubectl would use, the server's certificate checked as kubectl checks it.
+    let https =
+        tls::https_connector(&config, forward_proxy::connector(config.proxy_url.as_ref(), tcp)).map_err(setup)?;
+    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build::<_, kube::client::Body>(https);
+    let retries = config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry()));
+    // kube's own stack (kube's ClientBuilder cannot take this connector),
+    // outermost first, in a timeout: a request is over at `timeout`, retries
     // included. kube's policy backs off up to 15 times, for minutes, on
-    // 429/503/504; the read timeout alone bounds one attempt, not the sum.
-    let client = builder.with_layer(&tower::timeout::TimeoutLayer::new(timeout)).build();
+    // 429/503/504; one read timeout bounds one attempt only.
+    let service = ServiceBuilder::new()
+        .layer(tower::timeout::TimeoutLayer::new(timeout))
+        .layer(config.base_uri_layer())
+        .option_layer(retries)
+        .option_layer(config.auth_layer().map_err(setup)?)
+        .layer(config.extra_headers_layer().map_err(setup)?)
+        .map_err(BoxError::from)
+        .service(hyper);
+    let client = kube::Client::new(service, config.default_namespace.clone());
     Ok(Connection { client, context: context_name, config })
 }
 

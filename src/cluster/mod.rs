@@ -10,6 +10,7 @@ pub mod forward_proxy;
 pub mod hub_token;
 pub mod managed;
 pub mod probe;
+pub mod server_cert;
 pub mod tls;
 pub mod token_request;
 pub mod transport;

@@ -120,7 +120,7 @@ impl Upstream {
         // retrying a POST is not the proxy's call).
         // Through the proxy kubectl would use (the cluster's proxy-url, or the environment's).
         let tcp = forward_proxy::connector(config.proxy_url.as_ref(), http);
-        let connector = config.rustls_https_connector_with_connector(tcp).map_err(setup)?;
+        let connector = tls::https_connector(&config, tcp).map_err(setup)?;
         let hyper = Client::builder(TokioExecutor::new()).build::<_, RequestBody>(connector);
         let recorder = sent.clone();
         // Outermost first: the server's URL and path prefix, the parent

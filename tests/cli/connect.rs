@@ -447,3 +447,49 @@ fn named_parent_at(s: &Scratch, recorder: &Recorder, extra: Value) {
     cluster.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     write_parent(s, &format!("https://{PARENT_HOST}:{}", recorder.addr().port()), cluster);
 }
+
+/// A parent whose serving certificate is self-signed and marked a CA
+/// (`openssl req -x509`'s default), given as its own certificate-authority-data:
+/// kubectl connects (Go takes a leaf that is in the root pool as it is);
+/// so does every connection here. A different self-signed certificate as the
+/// CA, or a host name the certificate does not list, is refused by both.
+#[test]
+fn a_self_signed_ca_certificate_served_as_the_leaf_is_accepted_as_kubectl_accepts_it() {
+    let k = oracle();
+    let (cert, key) = self_signed(&["127.0.0.1"], true);
+    let recorder = recorder_with(&cert, &key, "127.0.0.1:0");
+    let s = Scratch::new();
+    let server = recorder.url();
+    write_parent(&s, &server, serde_json::json!({ "certificate-authority-data": b64(&cert) }));
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &[], &["get", "--raw", "/version"]);
+    assert_eq!(recorder.requests().len(), 1, "kubectl connects: {}", kubectl::describe(&out));
+
+    let out = generate_to(&s, &[], &["--verify"]);
+    assert!(out.status.success(), "gen --verify: {}", stderr(&out));
+    let out = s.bare(&["verify", "--kubeconfig", "out.yaml"]).output().unwrap();
+    assert!(out.status.success(), "verify: {}", stderr(&out));
+    let answer = through_proxy_subcommand(&s, "out.yaml", &[]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "proxy: {answer}");
+    let out = kubectl_with(&k, &s.path("out.yaml"), &[], &["get", "ns"]);
+    assert!(out.status.success(), "kubectl with the generated kubeconfig: {}", kubectl::describe(&out));
+
+    // Another self-signed CA certificate as the CA: refused by both.
+    let (other, _) = self_signed(&["127.0.0.1"], true);
+    write_parent(&s, &server, serde_json::json!({ "certificate-authority-data": b64(&other) }));
+    let before = recorder.requests().len();
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &[], &["get", "--raw", "/version"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("x509"), "{}", kubectl::describe(&out));
+    let out = generate_to(&s, &[], &["--verify"]);
+    fails(&out, 1, "CaUsedAsEndEntity");
+    // The right certificate, a name it does not list: refused by both.
+    write_parent(
+        &s,
+        &server,
+        serde_json::json!({ "certificate-authority-data": b64(&cert), "tls-server-name": "other.test" }),
+    );
+    let out = kubectl_with(&k, &s.path("parent.yaml"), &[], &["get", "--raw", "/version"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("x509"), "{}", kubectl::describe(&out));
+    let out = generate_to(&s, &[], &["--verify"]);
+    fails(&out, 1, "certificate not valid for name \"other.test\"");
+    assert_eq!(recorder.requests().len(), before, "no request got through");
+}
