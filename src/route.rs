@@ -142,8 +142,47 @@ pub fn proxy_server(parent_server: &str, id: &ClusterId, route: &Route, field: &
     }
     reject_extras(&url, field)?;
     check_host_and_port(parent_server, &url, field)?;
-    let base = url.as_str().trim_end_matches('/');
+    // As written, not as the URL parser prints it: the parser drops a default
+    // port (`:443`, which changes the Host header kubectl sends), and rewrites
+    // IPv6 hosts and case; kubectl sends what the kubeconfig says.
+    let base = parent_server.trim().trim_end_matches('/');
     Ok(format!("{base}/{SOCKETS_PATH}/{id}/proxy/{}", route.path()))
+}
+
+/// The server as kubectl dials it. A server with a scheme and a host is
+/// kept as written; one without (`localhost:443`, `my-host`, `10.0.0.1:6443`)
+/// gets `http://`, and then may have no path. client-go's `DefaultServerURL`
+/// would pick `https://` for a config with a CA or a client certificate, but
+/// kubectl decides before it reads them from the kubeconfig
+/// (clientcmd reads the CA and the user only "if we are secure"): plain HTTP,
+/// without the user's credentials.
+pub fn with_default_scheme(server: &str, field: &str) -> Result<String> {
+    let written = server.trim();
+    if has_scheme_and_host(written) {
+        return Ok(written.to_string());
+    }
+    let scheme = "http";
+    let url = format!("{scheme}://{written}");
+    let path = url[scheme.len() + 3..].find(['/', '?', '#']).map_or("", |i| &url[scheme.len() + 3 + i..]);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if !path.is_empty() && path != "/" {
+        bail!(
+            "{field} has no scheme and a path; kubectl refuses that (host must be a URL or a host:port pair): write {scheme}://{}",
+            without_userinfo(written)
+        );
+    }
+    Ok(url)
+}
+
+/// What Go's url.Parse reads as a scheme (a letter, then letters, digits,
+/// `+`, `-`, `.`) followed by `://` and a non-empty host.
+fn has_scheme_and_host(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else { return false };
+    let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    scheme_ok && !host.is_empty()
 }
 
 /// A server that already goes through a socket proxy, as `gen` writes it.
@@ -324,9 +363,31 @@ mod tests {
         {
             let _ = proxy_server(good, &id(), &Route::Direct, "server");
         }
-        assert!(server("https://bücher.example", &Route::Direct).starts_with("https://xn--bcher-kva.example/"));
+        // Kept as written (kubectl converts an IDN host when it dials, and
+        // sends a default port in the Host header as written).
+        for written in [
+            "https://bücher.example",
+            "https://H.Example:443",
+            "http://h.example:80",
+            "https://[0:0:0:0:0:0:0:0]:6443",
+            "https://10.0.0.1:6443/Pre%2Ffix",
+        ] {
+            assert_eq!(server(written, &Route::Direct), format!("{written}/{SOCKETS_PATH}/{ID}/proxy/direct"));
+        }
         assert!(server("https://10.0.0.1:6443", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
         assert!(server(" https://10.0.0.1:6443\n", &Route::Direct).starts_with("https://10.0.0.1:6443/"));
+    }
+
+    #[test]
+    fn a_server_without_scheme_gets_the_one_client_go_uses() {
+        let f = |s: &str| with_default_scheme(s, "server").map_err(|e| format!("{e:#}"));
+        assert_eq!(f("localhost:443").unwrap(), "http://localhost:443");
+        assert_eq!(f("my-host").unwrap(), "http://my-host");
+        assert_eq!(f("10.0.0.1:6443/").unwrap(), "http://10.0.0.1:6443/");
+        assert_eq!(f("[::1]:6443").unwrap(), "http://[::1]:6443");
+        // With a scheme and a host: as written.
+        assert_eq!(f(" https://h:443 ").unwrap(), "https://h:443");
+        assert!(f("my-host/prefix").unwrap_err().contains("has no scheme and a path"));
     }
 
     #[test]

@@ -5,10 +5,18 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, anyhow};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use anyhow::{Context as _, Result, anyhow, bail};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube::client::ConfigExt as _;
+use kube::client::retry::RetryPolicy;
+use kube::config::Kubeconfig;
+use tower::ServiceBuilder;
+use tower::retry::RetryLayer;
 
-use super::{tls, transport};
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+use super::{forward_proxy, tls, transport};
 use crate::kubeconfig::emit::{self, Entries};
 use crate::kubeconfig::flatten;
 use crate::kubeconfig::select::Selection;
@@ -62,11 +70,13 @@ pub struct Connection {
 pub fn kubeconfig_for(selection: &Selection) -> Result<Kubeconfig> {
     let cluster = selection.cluster;
     let ca_data = flatten::ca_data(cluster, selection.cluster_dir, selection.cluster_name)?;
-    let mut cluster_entry = emit::cluster_entry(cluster, cluster.server.clone().unwrap_or_default(), ca_data);
+    // The server as kubectl dials it (one without a scheme is http://).
+    let server = selection.server()?;
+    let mut cluster_entry = emit::cluster_entry(cluster, server.clone().unwrap_or_default(), ca_data);
     // Extensions are the parent's own business, not kube's; a missing server
     // is left for kube to refuse.
     cluster_entry.remove("extensions");
-    if cluster.server.is_none() {
+    if server.is_none() {
         cluster_entry.remove("server");
     }
     let entry = Entries {
@@ -124,17 +134,81 @@ pub async fn who_am_i(conn: &Connection) -> Result<String> {
 }
 
 /// kube's client configuration for `context` (or the current context) of
-/// `kubeconfig`, with the context's name.
+/// `kubeconfig`, with the context's name; the proxy is the one kubectl would
+/// use (see [`forward_proxy`]).
 pub async fn config(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<(kube::Config, String)> {
     let context_name = context
         .map(str::to_string)
         .or_else(|| kubeconfig.current_context.clone())
         .ok_or_else(|| anyhow!("the kubeconfig has no current-context"))?;
-    let options = KubeConfigOptions { context: Some(context_name.clone()), cluster: None, user: None };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| anyhow!("context {context_name:?}: {e}"))?;
+    let named = |name: &str| kubeconfig.contexts.iter().find(|c| c.name == name).and_then(|c| c.context.clone());
+    let chosen = named(&context_name).ok_or_else(|| anyhow!("context {context_name:?} is not in the kubeconfig"))?;
+    let cluster =
+        kubeconfig.clusters.iter().find(|c| c.name == chosen.cluster).and_then(|c| c.cluster.clone()).ok_or_else(
+            || anyhow!("context {context_name:?}: its cluster {:?} is not in the kubeconfig", chosen.cluster),
+        )?;
+    let mut user = chosen
+        .user
+        .as_ref()
+        .and_then(|name| kubeconfig.auth_infos.iter().find(|u| &u.name == name))
+        .and_then(|u| u.auth_info.clone())
+        .unwrap_or_default();
+    let server = cluster.server.as_deref().unwrap_or_default();
+    // A server kept as written may hold what Go's net/url encodes when it
+    // sends (an IDN host, a space in the path); the url crate encodes it alike.
+    let cluster_url: http::Uri = server
+        .parse()
+        .or_else(|_| url::Url::parse(server).map_err(drop).and_then(|u| u.as_str().parse().map_err(drop)))
+        .map_err(|_| {
+            anyhow!("context {context_name:?}: its server {:?} is not a URL", crate::route::without_userinfo(server))
+        })?;
+    let proxy =
+        forward_proxy::proxy_for(cluster.proxy_url.as_deref(), &cluster_url, &forward_proxy::Environment::of_process())
+            .map_err(|e| anyhow!("context {context_name:?}: {e:#}"))?;
+    // kube's loader would read HTTPS_PROXY and NO_PROXY by rules of its own
+    // (see forward_proxy); the rest is what it does with a kubeconfig.
+    if let Some(exec) = user.exec.as_mut()
+        && exec.provide_cluster_info
+    {
+        exec.cluster = Some((&cluster).try_into().map_err(|e| anyhow!("context {context_name:?}: {e}"))?);
+    }
+    let mut config = kube::Config::new(cluster_url);
+    config.default_namespace = chosen.namespace.clone().unwrap_or_else(|| "default".into());
+    config.root_cert = root_certs(&cluster).map_err(|e| anyhow!("context {context_name:?}: {e:#}"))?;
+    config.accept_invalid_certs = cluster.insecure_skip_tls_verify.unwrap_or(false);
+    config.disable_compression = cluster.disable_compression.unwrap_or(false);
+    config.tls_server_name = cluster.tls_server_name.clone();
+    config.proxy_url = proxy;
+    config.auth_info = user;
     Ok((config, context_name))
+}
+
+/// The cluster's CA certificates (DER), from certificate-authority-data or
+/// the certificate-authority file.
+fn root_certs(cluster: &kube::config::Cluster) -> Result<Option<Vec<Vec<u8>>>> {
+    use base64::Engine as _;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let pem = match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
+        (Some(data), _) if !data.trim().is_empty() => {
+            let compact: String = data.split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .map_err(|_| anyhow!("the cluster's certificate-authority-data is not base64"))?
+        }
+        (_, Some(file)) if !file.is_empty() => {
+            crate::fs::read_path(std::path::Path::new(file)).context("the cluster's certificate-authority")?
+        }
+        _ => return Ok(None),
+    };
+    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow!("the cluster's certificate-authority is not PEM"))?;
+    if certs.is_empty() {
+        bail!("the cluster's certificate-authority holds no PEM certificate");
+    }
+    Ok(Some(certs))
 }
 
 /// A client for `context` (or the current context) of `kubeconfig`, for
@@ -172,15 +246,35 @@ pub async fn connect_with(
     config.default_retry = retries == Retries::KubeDefault;
     crate::trace::line(|| {
         let server = crate::route::without_userinfo(&config.cluster_url.to_string());
-        format!("connecting to {server} (context {context_name:?}, timeout {}s)", timeout.as_secs())
+        let via = config
+            .proxy_url
+            .as_ref()
+            .map(|p| format!(" through proxy {}", forward_proxy::shown(p)))
+            .unwrap_or_default();
+        format!("connecting to {server}{via} (context {context_name:?}, timeout {}s)", timeout.as_secs())
     });
-    tls::install_provider();
-    let builder = kube::client::ClientBuilder::try_from(config.clone())
-        .map_err(|e| anyhow!("context {context_name:?}: {}", tls::client_setup_error(&e)))?;
-    // Outside kube's retries: a request is over at `timeout`, retries
+    let setup = |e: kube::Error| anyhow!("context {context_name:?}: {}", tls::client_setup_error(&e));
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(timeout));
+    // Through the proxy kubectl would use, the server's certificate checked as kubectl checks it.
+    let https =
+        tls::https_connector(&config, forward_proxy::connector(config.proxy_url.as_ref(), tcp)).map_err(setup)?;
+    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build::<_, kube::client::Body>(https);
+    let retries = config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry()));
+    // kube's own stack (kube's ClientBuilder cannot take this connector),
+    // outermost first, in a timeout: a request is over at `timeout`, retries
     // included. kube's policy backs off up to 15 times, for minutes, on
-    // 429/503/504; the read timeout alone bounds one attempt, not the sum.
-    let client = builder.with_layer(&tower::timeout::TimeoutLayer::new(timeout)).build();
+    // 429/503/504; one read timeout bounds one attempt only.
+    let service = ServiceBuilder::new()
+        .layer(tower::timeout::TimeoutLayer::new(timeout))
+        .layer(config.base_uri_layer())
+        .option_layer(retries)
+        .option_layer(config.auth_layer().map_err(setup)?)
+        .layer(config.extra_headers_layer().map_err(setup)?)
+        .map_err(BoxError::from)
+        .service(hyper);
+    let client = kube::Client::new(service, config.default_namespace.clone());
     Ok(Connection { client, context: context_name, config })
 }
 

@@ -6,9 +6,11 @@
 pub mod client;
 pub mod deployer;
 pub mod diagnose;
+pub mod forward_proxy;
 pub mod hub_token;
 pub mod managed;
 pub mod probe;
+pub mod server_cert;
 pub mod tls;
 pub mod token_request;
 pub mod transport;

@@ -19,6 +19,8 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::sign::{Signer, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 
+use super::server_cert::ClusterCaVerifier;
+
 /// ring's key loader, with signing keys that keep their public half to themselves.
 #[derive(Debug)]
 struct AnyVersionKeys;
@@ -78,6 +80,31 @@ pub fn client_setup_error(err: &kube::Error) -> String {
     } else {
         text
     }
+}
+
+/// The HTTPS connector for `config` over `tcp`: kube's rustls configuration
+/// (client certificate, CA), with the cluster's CA checked by
+/// [`ClusterCaVerifier`] (webpki, plus the leaf-is-the-CA case Go accepts),
+/// and tls-server-name as the name to verify. The kube client and `proxy`'s
+/// upstream both connect through it.
+pub fn https_connector<C>(config: &kube::Config, tcp: C) -> Result<hyper_rustls::HttpsConnector<C>, kube::Error> {
+    use kube::client::ConfigExt as _;
+    install_provider();
+    let mut tls = config.rustls_client_config()?;
+    if !config.accept_invalid_certs
+        && let Some(roots) = config.root_cert.as_deref()
+    {
+        let verifier = ClusterCaVerifier::new(roots)
+            .map_err(|e| kube::Error::RustlsTls(kube::client::RustlsTlsError::AddRootCertificate(Box::new(e))))?;
+        tls.dangerous().set_certificate_verifier(Arc::new(verifier));
+    }
+    let mut builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+    if let Some(name) = config.tls_server_name.as_ref() {
+        let name = rustls_pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| kube::Error::RustlsTls(kube::client::RustlsTlsError::InvalidServerName(e)))?;
+        builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    Ok(builder.enable_http1().wrap_connector(tcp))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use kube::config::Kubeconfig;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt as _};
 
-use super::{client, tls, transport};
+use super::{client, forward_proxy, tls, transport};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -109,11 +109,6 @@ impl Upstream {
             }
         }
         let (config, context) = client::config(target.kubeconfig, Some(&target.context)).await?;
-        if config.proxy_url.is_some() {
-            return Err(anyhow!(
-                "context {context:?}: the cluster's proxy-url is not supported by proxy; remove it, or reach the parent directly"
-            ));
-        }
         let server = crate::route::without_userinfo(&config.cluster_url.to_string());
         tls::install_provider();
         let setup = |e: kube::Error| anyhow!("context {context:?}: {}", tls::client_setup_error(&e));
@@ -123,7 +118,9 @@ impl Upstream {
         // A watch or `logs -f` may stay quiet for minutes: no read or write
         // timeout, and no retries (the client gets the parent's first answer:
         // retrying a POST is not the proxy's call).
-        let connector = config.rustls_https_connector_with_connector(http).map_err(setup)?;
+        // Through the proxy kubectl would use (the cluster's proxy-url, or the environment's).
+        let tcp = forward_proxy::connector(config.proxy_url.as_ref(), http);
+        let connector = tls::https_connector(&config, tcp).map_err(setup)?;
         let hyper = Client::builder(TokioExecutor::new()).build::<_, RequestBody>(connector);
         let recorder = sent.clone();
         // Outermost first: the server's URL and path prefix, the parent

@@ -129,7 +129,7 @@ pub fn produce(shared: &Shared, name: Option<&str>, check: Verify) -> Result<Pro
         notes::push(hub_warning(shared.token_request.as_ref()));
     }
     let (token, parent_expiration) = parent_token(shared, &session)?;
-    let recorded = record::parent(selection.cluster.server.as_deref(), selection.context_name);
+    let recorded = record::parent(selection.server()?.as_deref(), selection.context_name);
     let parent = Parent { files: loaded.describe(), selection, token, recorded };
     let mut entries =
         build(&Recipe { route: &shared.route, name, parent_auth: &shared.parent_auth }, &parent, &targets)?;
@@ -369,7 +369,8 @@ pub struct Recipe<'a> {
 pub fn build(recipe: &Recipe, parent: &Parent, targets: &[Target]) -> Result<Vec<Entries>> {
     let Parent { files, selection, token, recorded } = parent;
     let field = format!("server of cluster {:?} in {files}", selection.cluster_name);
-    let parent_server = selection.cluster.server.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+    let parent_server = selection.server().with_context(|| files.clone())?;
+    let parent_server = parent_server.as_deref().ok_or_else(|| {
         anyhow!("cluster {:?} in {files} has no server; set its server field", selection.cluster_name)
     })?;
     let ca_data = flatten::ca_data(selection.cluster, selection.cluster_dir, selection.cluster_name)?;

@@ -102,9 +102,10 @@ pub fn load_parent(source: &ParentSource) -> Result<Loaded> {
         ParentSource::EnvList(paths) => {
             let mut files = Vec::new();
             for path in paths {
-                // kubectl skips files of the list that do not exist; any other
-                // problem with a file that is there is an error.
-                if matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound) {
+                // kubectl skips files of the list that do not exist (os.Stat,
+                // which follows symlinks: a dangling one is skipped too); any
+                // other problem with a file that is there is an error.
+                if matches!(fs::metadata(path), Err(e) if e.kind() == ErrorKind::NotFound) {
                     continue;
                 }
                 let config = read_file(path).context("KUBECONFIG")?;

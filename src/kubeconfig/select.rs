@@ -30,6 +30,15 @@ pub struct Selection<'a> {
 }
 
 impl Selection<'_> {
+    /// The cluster's server as kubectl dials it (a server without a scheme
+    /// is plain HTTP: see [`crate::route::with_default_scheme`]). None when
+    /// the cluster has no server.
+    pub fn server(&self) -> Result<Option<String>> {
+        let Some(server) = self.cluster.server.as_deref().filter(|s| !s.trim().is_empty()) else { return Ok(None) };
+        let field = format!("server of cluster {:?}", self.cluster_name);
+        crate::route::with_default_scheme(server, &field).map(Some)
+    }
+
     /// Fails when the context has no user entry. Only what uses the user
     /// needs one: with `--parent-auth anonymous` or `token`, a context
     /// without `user:` is fine, as it is for kubectl.

@@ -145,7 +145,7 @@ pub fn unreadable_expiry(g: &Generated) -> Option<String> {
 pub fn recorded_parent(source: &ParentSource, server: &str, context: &str, timeout: Duration) -> Result<Session> {
     let loaded = crate::generate::load_parent(source)?;
     let selection = select::select(&loaded, Some(context)).map_err(|e| e.naming("--parent-context"))?;
-    let actual = record::parent(selection.cluster.server.as_deref(), context).server.unwrap_or_default();
+    let actual = record::parent(selection.server()?.as_deref(), context).server.unwrap_or_default();
     if !trust::same_server(&actual, server) {
         return Err(anyhow!(
             "parent context {context:?} of {} points at {actual}, not at the recorded parent {server}; pass --parent-kubeconfig (and --parent-context) for that parent",

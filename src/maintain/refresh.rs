@@ -338,7 +338,7 @@ fn side_of(selection: &select::Selection, user: Mapping, read_ca: bool) -> Resul
     };
     let text = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
     Ok(Side {
-        server: cluster.server.clone(),
+        server: selection.server().map_err(cannot)?,
         transport: Transport {
             ca,
             insecure_skip_tls_verify: cluster.insecure_skip_tls_verify.unwrap_or(false),

@@ -83,7 +83,8 @@ fn context_cluster_and_server_problems() {
     for (server, needle) in [
         ("", "has no server"),
         ("ftp://10.0.0.10", "has scheme \"ftp\""),
-        ("10.0.0.10:6443", "must be https://"),
+        // Without a scheme kubectl dials http://host:port, and refuses a path.
+        ("10.0.0.10:6443/prefix", "has no scheme and a path"),
         ("https://10.0.0.10:6443/?x=1", "has a query"),
         ("https://10.0.0.10:6443/#frag", "has a fragment"),
         ("https://admin:SECRET-parent-token-91bc@10.0.0.10", "contains user info"),

@@ -7,6 +7,7 @@ mod action;
 mod child_token_flags;
 mod completions;
 mod concurrency;
+mod connect;
 mod corpus;
 mod dry_run;
 mod exec;

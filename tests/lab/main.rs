@@ -52,3 +52,6 @@ mod maintain;
 
 // The hub over time: streaming, its request timeout, agents' sessions.
 mod hub_over_time;
+
+// Reaching the parent through forward proxies (proxy-url, HTTPS_PROXY).
+mod proxies;

@@ -19,6 +19,7 @@ mod http;
 mod hub;
 pub mod lab;
 pub mod oidc;
+pub mod proxies;
 mod raw;
 pub mod serving;
 
