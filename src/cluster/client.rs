@@ -83,7 +83,12 @@ pub fn kubeconfig_for(selection: &Selection) -> Result<Kubeconfig> {
         name: selection.context_name.to_string(),
         cluster: cluster_entry,
         context: emit::context_entry(selection.context_name, selection.namespace, None),
-        user: flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)?,
+        // kubectl takes a server without a scheme for plain HTTP before it
+        // reads the user, and sends it no credentials: nor does this tool.
+        user: match server.as_deref() == selection.cluster.server.as_deref().map(str::trim) {
+            true => flatten::flatten_user(selection.user, selection.user_dir, selection.user_name)?,
+            false => Default::default(),
+        },
     };
     kubeconfig_of(&entry)
 }

@@ -195,6 +195,13 @@ fn a_server_without_scheme_is_plain_http_as_for_kubectl() {
             assert!(!head.to_ascii_lowercase().contains("authorization"), "and sends no credentials: {head}");
         }
 
+        // Nor does this tool, asking the parent itself.
+        let _ = s.bare(&["list", "--kubeconfig", "parent.yaml", "--timeout", "5s"]).output().unwrap();
+        for head in all(&heads) {
+            assert!(head.starts_with("GET /apis/clusters.clusternet.io/"), "list speaks plain HTTP: {head}");
+            assert!(!head.to_ascii_lowercase().contains("authorization"), "and sends no credentials: {head}");
+        }
+
         let out = generate_to(&s, &[], &[]);
         assert!(out.status.success(), "{}", stderr(&out));
         let generated = server_of(&s.path("out.yaml"));
