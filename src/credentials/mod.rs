@@ -134,7 +134,7 @@ pub fn secrets_in(user: &Mapping) -> Vec<String> {
 }
 
 /// A user entry for a trace line: every field that may hold a secret (all
-/// but [`NOT_SECRET`], the same rule as [`secrets_in`]) is shown as
+/// but `NOT_SECRET`, the same rule as [`secrets_in`]) is shown as
 /// `<redacted>`, the others in short.
 pub fn redacted(user: &Mapping) -> String {
     let shown: Vec<String> = user
