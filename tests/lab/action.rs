@@ -28,25 +28,34 @@ fn runner_file(path: &Path) -> BTreeMap<String, String> {
     entries
 }
 
+/// The Action's script as a Linux runner starts it: the runner's files
+/// (`GITHUB_ENV`, `GITHUB_OUTPUT`, `GITHUB_PATH`, `RUNNER_TEMP`) in `dir`,
+/// the tool under test as the binary; each test adds its inputs.
+fn runner(dir: &Path) -> Command {
+    std::fs::create_dir(dir.join("temp")).unwrap();
+    for file in ["env", "output", "path"] {
+        std::fs::write(dir.join(file), "").unwrap();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/actions/kubeconfig/action.sh");
+    let mut command = Command::new("bash");
+    without_ambient(command.arg(script))
+        .env("RUNNER_OS", "Linux")
+        .env("RUNNER_ARCH", "X64")
+        .env("RUNNER_TEMP", dir.join("temp"))
+        .env("GITHUB_ENV", dir.join("env"))
+        .env("GITHUB_OUTPUT", dir.join("output"))
+        .env("GITHUB_PATH", dir.join("path"))
+        .env("INPUT_BINARY", env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
+    command
+}
+
 #[test]
 fn action_with_hub_credentials_and_a_token_request_masks_what_it_read() {
     let dir = tempdir();
     let path = |name: &str| -> PathBuf { dir.path().join(name) };
-    std::fs::create_dir(path("temp")).unwrap();
-    for file in ["env", "output", "path"] {
-        std::fs::write(path(file), "").unwrap();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/actions/kubeconfig/action.sh");
     let out = {
         let _shared = shared();
-        without_ambient(Command::new("bash").arg(script))
-            .env("RUNNER_OS", "Linux")
-            .env("RUNNER_ARCH", "X64")
-            .env("RUNNER_TEMP", path("temp"))
-            .env("GITHUB_ENV", path("env"))
-            .env("GITHUB_OUTPUT", path("output"))
-            .env("GITHUB_PATH", path("path"))
-            .env("INPUT_BINARY", env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
+        runner(dir.path())
             .env("INPUT_PARENT_KUBECONFIG", admin())
             .env("INPUT_CLUSTER", CHILD_REAL.name)
             .env("INPUT_NAMESPACE", CHILD_REAL.namespace)
@@ -97,10 +106,6 @@ fn action_with_hub_credentials_and_a_token_request_masks_what_it_read() {
 fn action_keyless_with_oidc_hub_credentials_and_a_token_request() {
     let dir = tempdir();
     let path = |name: &str| -> PathBuf { dir.path().join(name) };
-    std::fs::create_dir(path("temp")).unwrap();
-    for file in ["env", "output", "path"] {
-        std::fs::write(path(file), "").unwrap();
-    }
     let request_token = std::fs::read_to_string(lab().var("LAB_OIDC_REQUEST_TOKEN_FILE")).unwrap();
     let marker = unique("action-job");
     let job = [
@@ -111,17 +116,9 @@ fn action_keyless_with_oidc_hub_credentials_and_a_token_request() {
         ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.trim().to_string()),
         ("SSL_CERT_FILE", lab().var("LAB_OIDC_CA").to_string()),
     ];
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/actions/kubeconfig/action.sh");
     let out = {
         let _shared = shared();
-        without_ambient(Command::new("bash").arg(script))
-            .env("RUNNER_OS", "Linux")
-            .env("RUNNER_ARCH", "X64")
-            .env("RUNNER_TEMP", path("temp"))
-            .env("GITHUB_ENV", path("env"))
-            .env("GITHUB_OUTPUT", path("output"))
-            .env("GITHUB_PATH", path("path"))
-            .env("INPUT_BINARY", env!("CARGO_BIN_EXE_clusternet-kubeconfig"))
+        runner(dir.path())
             .env("INPUT_PARENT_SERVER", lab().server())
             .env("INPUT_PARENT_CERTIFICATE_AUTHORITY", std::fs::read_to_string(lab().var("LAB_CA")).unwrap())
             .env("INPUT_CLUSTER", CHILD_REAL.name)
