@@ -6,8 +6,8 @@ use anyhow::{Context as _, Result};
 use serde_yaml::Value;
 
 use crate::cli::{ListArgs, ListFormat};
-use crate::cluster::client;
 use crate::cluster::managed::{self, ManagedCluster, Query};
+use crate::cluster::{actions, client};
 use crate::credentials::oidc::{self, Source};
 use crate::error::usage;
 use crate::kubeconfig::{load, yaml};
@@ -56,13 +56,13 @@ pub fn run(args: ListArgs) -> Result<()> {
     let listing = client::block_on(async {
         // The CI job's token in place of the context's user (`--oidc-audience`).
         let token = match &oidc {
-            Some(source) => Some(source.fetch(timeout).await.context("--oidc-audience")?),
+            Some(source) => Some(actions::fetch(source, timeout).await.context("--oidc-audience")?),
             None => None,
         };
         let kubeconfig = client::with_bearer(kubeconfig, token.as_ref().map(|t| &t.token));
         let conn = client::connect(kubeconfig, None, timeout).await?;
         managed::list(&conn, &query).await.map_err(|e| match (&oidc, &token) {
-            (Some(source), Some(token)) => oidc::refused(e, source, token),
+            (Some(source), Some(token)) if client::api_status(&e) == Some(401) => oidc::refused(source, token),
             _ => e,
         })
     })??;

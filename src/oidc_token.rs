@@ -7,7 +7,7 @@ use std::io::Write as _;
 use anyhow::{Context as _, Result};
 
 use crate::cli::OidcTokenArgs;
-use crate::cluster::client;
+use crate::cluster::{actions, client};
 use crate::credentials::oidc::{self, Source};
 use crate::error::usage;
 
@@ -19,7 +19,7 @@ pub fn run(args: OidcTokenArgs) -> Result<()> {
         ["--audience", "--token-env", "--token-file"],
     )
     .map_err(|e| usage(format!("{e:#}")))?;
-    let token = client::block_on(source.fetch(args.timeout))??;
+    let token = client::block_on(actions::fetch(&source, args.timeout))??;
     crate::trace::line(|| format!("OIDC token from {}: {}", source.describe(), token.describe()));
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", oidc::exec_credential(&token)).and_then(|()| out.flush()).context("writing to stdout")

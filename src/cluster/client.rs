@@ -301,6 +301,28 @@ pub async fn serves_clusternet(conn: &Connection) -> Option<bool> {
     }
 }
 
+/// The parent's answer to an API request that failed: shown as its message,
+/// and its status code kept for the callers that branch on it (the parent's
+/// 401 to an OIDC token), so that none reads it back out of the text.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub code: u16,
+    message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// The status code of the parent's answer in `err`'s chain, if it was one.
+pub fn api_status(err: &anyhow::Error) -> Option<u16> {
+    err.chain().find_map(|c| c.downcast_ref::<ApiFailure>()).map(|f| f.code)
+}
+
 /// Describes a kube API error in one line for `context`, with the usual fixes.
 pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
     match err {
@@ -317,7 +339,9 @@ pub fn api_error(err: kube::Error, context: &str, what: &str) -> anyhow::Error {
                 }
                 _ => "see the message from the server",
             };
-            anyhow!("{what} in context {context:?} failed: {code} {}: {fix}", status.message.replace('\n', " "))
+            let message =
+                format!("{what} in context {context:?} failed: {code} {}: {fix}", status.message.replace('\n', " "));
+            anyhow::Error::new(ApiFailure { code, message })
         }
         other => anyhow!("{what} in context {context:?} failed: {}", transport::describe(&other)),
     }

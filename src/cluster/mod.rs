@@ -1,8 +1,10 @@
 //! Everything that talks to a cluster, and the only module that uses the kube
 //! client: connecting, ManagedClusters, the hub-proxy token, the child
 //! credentials the hub holds, probing a generated kubeconfig through the socket
-//! proxy, the child's TokenRequest API through it, and the upstream of `proxy`.
+//! proxy, the child's TokenRequest API through it, the upstream of `proxy`,
+//! and the GitHub Actions token endpoint.
 
+pub mod actions;
 pub mod client;
 pub mod deployer;
 pub mod diagnose;

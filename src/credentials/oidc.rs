@@ -11,8 +11,6 @@
 //! the last has expired; `gen` fetches one too, for its own requests.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use base64::Engine as _;
@@ -31,9 +29,6 @@ pub const ACTIONS_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 pub const PLUGIN_SUBCOMMAND: &str = "oidc-token";
 /// The credential plugin API the entry and the plugin speak.
 pub const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1";
-
-/// The longest answer of the token endpoint read: a JSON object with one JWT.
-const MAX_ANSWER_BYTES: usize = 64 << 10;
 
 /// Where the ID token comes from, and the audience it is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,16 +143,14 @@ impl Source {
         Ok(exec)
     }
 
-    /// Fetches and reads a token, within `timeout`.
-    pub async fn fetch(&self, timeout: Duration) -> Result<IdToken> {
-        let token = match &self.from {
-            From::Env(name) => from_env(name)?,
-            From::File(path) => read_token(path, "--oidc-token-file")?,
-            From::Actions => tokio::time::timeout(timeout, from_actions(&self.audience)).await.map_err(|_| {
-                anyhow!("the GitHub Actions token endpoint did not answer within {}s", timeout.as_secs())
-            })??,
-        };
-        read_claims(token, &self.describe())
+    /// The token given in a variable or a file, read; `None` for the GitHub
+    /// Actions endpoint, which `cluster::actions` asks over the network.
+    pub fn read_given(&self) -> Option<Result<Secret>> {
+        match &self.from {
+            From::Env(name) => Some(from_env(name)),
+            From::File(path) => Some(read_token(path, "--oidc-token-file")),
+            From::Actions => None,
+        }
     }
 }
 
@@ -198,7 +191,7 @@ fn from_env(name: &str) -> Result<Secret> {
 
 /// The claims the messages and `expirationTimestamp` need. A token that is not
 /// a JWT, or has no `exp`, is no OIDC ID token.
-fn read_claims(token: Secret, origin: &str) -> Result<IdToken> {
+pub fn read_claims(token: Secret, origin: &str) -> Result<IdToken> {
     let not_jwt = || anyhow!("{origin} holds no JWT (three base64url parts): is it the OIDC ID token?");
     let mut parts = token.expose().split('.');
     let payload = parts.nth(1).ok_or_else(not_jwt)?;
@@ -220,123 +213,9 @@ fn read_claims(token: Secret, origin: &str) -> Result<IdToken> {
     Ok(IdToken { token, expires, issuer: text("iss"), subject: text("sub"), audiences })
 }
 
-/// GET `<ACTIONS_ID_TOKEN_REQUEST_URL>&audience=AUD` with the request token;
-/// the answer is `{"value": "<jwt>"}`. Verified against the system's roots
-/// (SSL_CERT_FILE and SSL_CERT_DIR are honoured, as by Go and OpenSSL); a
-/// plain `http://` URL is refused: the request token would travel in clear.
-async fn from_actions(audience: &str) -> Result<Secret> {
-    let missing = |name: &str| {
-        anyhow!(
-            "{name} is not set: on GitHub Actions the job needs `permissions: id-token: write` for an OIDC token (elsewhere, pass --oidc-token-env VAR or --oidc-token-file PATH)"
-        )
-    };
-    let url = std::env::var(ACTIONS_URL).map_err(|_| missing(ACTIONS_URL))?;
-    let request_token = Secret::new(std::env::var(ACTIONS_REQUEST_TOKEN).map_err(|_| missing(ACTIONS_REQUEST_TOKEN))?);
-    let mut url = url::Url::parse(&url).map_err(|_| anyhow!("{ACTIONS_URL} is not a URL"))?;
-    if url.scheme() != "https" {
-        bail!("{ACTIONS_URL} is not https://; the request token is never sent in clear");
-    }
-    url.query_pairs_mut().append_pair("audience", audience);
-    let secrets = [request_token.expose().to_string()];
-    let answer = get(&url, &request_token).await.map_err(|e| {
-        // A transport error may quote the URL (its query holds no secret) but
-        // never the header; redacted all the same.
-        anyhow!("the GitHub Actions token endpoint: {}", crate::redact::text(&format!("{e:#}"), &secrets))
-    })?;
-    let (status, body) = answer;
-    let body = String::from_utf8_lossy(&body);
-    if status != 200 {
-        bail!(
-            "the GitHub Actions token endpoint answered {status}{}: is the job's `permissions: id-token: write` set, and the request token current?",
-            match status {
-                401 | 403 => " (the request token was refused)",
-                _ => "",
-            }
-        );
-    }
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        value: Option<String>,
-    }
-    let value = serde_json::from_str::<Answer>(&body)
-        .ok()
-        .and_then(|a| a.value)
-        .ok_or_else(|| anyhow!("the GitHub Actions token endpoint answered 200 without a \"value\" string"))?;
-    if value == request_token.expose() {
-        bail!("the GitHub Actions token endpoint answered with the request token itself, not an ID token");
-    }
-    validate::token(&value, "the GitHub Actions token endpoint's value")
-}
-
-/// One HTTPS GET with a bearer token: status and body (bounded).
-async fn get(url: &url::Url, bearer: &Secret) -> Result<(u16, Vec<u8>)> {
-    use http_body_util::{BodyExt as _, Empty, Limited};
-    let host = url.host_str().ok_or_else(|| anyhow!("the URL has no host"))?.to_string();
-    let port = url.port_or_known_default().unwrap_or(443);
-    let tcp = tokio::net::TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))
-        .await
-        .with_context(|| format!("connecting to {host}:{port}"))?;
-    let name = rustls_pki_types::ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
-        .map_err(|_| anyhow!("{host} is not a server name"))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?)).connect(name, tcp).await.map_err(|e| {
-        anyhow!("TLS with {host}:{port}: {e} (the system's roots are used; SSL_CERT_FILE names other ones)")
-    })?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.context("HTTP handshake")?;
-    tokio::spawn(connection);
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let request = http::Request::get(path)
-        // host[:port], the port only when not 443, as an HTTP client sends it.
-        .header(http::header::HOST, &url[url::Position::BeforeHost..url::Position::AfterPort])
-        .header(http::header::AUTHORIZATION, format!("Bearer {}", bearer.expose()))
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, concat!("clusternet-kubeconfig/", env!("CARGO_PKG_VERSION")))
-        .body(Empty::<bytes::Bytes>::new())
-        .context("building the request")?;
-    let response = sender.send_request(request).await.context("sending the request")?;
-    let status = response.status().as_u16();
-    let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-        .collect()
-        .await
-        .map_err(|_| anyhow!("the answer is not readable or larger than {} KiB", MAX_ANSWER_BYTES >> 10))?
-        .to_bytes();
-    Ok((status, body.to_vec()))
-}
-
-/// rustls with the system's roots (rustls-native-certs reads SSL_CERT_FILE
-/// and SSL_CERT_DIR first, as Go and OpenSSL do).
-fn tls_config() -> Result<rustls::ClientConfig> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in found.certs {
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        bail!("no trusted root certificates found on this system (SSL_CERT_FILE can name a bundle)");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS setup")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-/// Whether `err` is the parent's 401 (as the cluster client words it).
-pub fn is_refusal(err: &anyhow::Error) -> bool {
-    format!("{err:#}").contains(" 401 ")
-}
-
-/// The parent's refusal of the OIDC token, with what the token says of
-/// itself (never the token): the parent's 401 says nothing more. Any other
-/// error is passed on as it is.
-pub fn refused(err: anyhow::Error, source: &Source, token: &IdToken) -> anyhow::Error {
-    if !is_refusal(&err) {
-        return err;
-    }
+/// The parent's refusal (its 401) of the OIDC token, with what the token
+/// says of itself (never the token): the parent's 401 says nothing more.
+pub fn refused(source: &Source, token: &IdToken) -> anyhow::Error {
     anyhow!(
         "the parent refused the OIDC token from {} (401 Unauthorized; {}): its --authentication-config must trust this issuer for audience {:?}, the token must be current, and its claims must pass the claimValidationRules",
         source.describe(),

@@ -27,7 +27,7 @@ use self::targets::{ChildCredentialSource, Found, Paired, Pairing, Skipped, Targ
 use crate::cli::GenArgs;
 use crate::clock::{self, Timestamp};
 use crate::cluster::client::{self, Session};
-use crate::cluster::{deployer, hub_token, probe, token_request};
+use crate::cluster::{actions, deployer, hub_token, probe, token_request};
 use crate::credentials::origin::{ChildTokenRequest, CredentialOrigin};
 use crate::credentials::parent::GivenToken;
 use crate::credentials::{self, ChildCredentials, TokenSource, oidc};
@@ -98,7 +98,7 @@ pub fn produce(shared: &Shared, name: Option<&str>, check: Verify) -> Result<Pro
         // API (before v1.28, with --oidc-* flags) answers the lookups alike.
         match s.block_on(client::who_am_i(&s.conn)) {
             Ok(user) => trace::line(|| format!("the parent authenticates the OIDC token as {user:?}")),
-            Err(e) if oidc::is_refusal(&e) => return Err(oidc::refused(e, source, token)),
+            Err(e) if client::api_status(&e) == Some(401) => return Err(oidc::refused(source, token)),
             Err(e) => trace::line(|| format!("who the OIDC token is, unknown: {e:#}")),
         }
     }
@@ -299,7 +299,7 @@ fn oidc_token(shared: &Shared, asks_parent: bool) -> Result<Option<oidc::IdToken
     if !asks_parent && shared.token_request.is_none() {
         return Ok(None);
     }
-    let token = client::block_on(source.fetch(shared.timeout))?.context("--parent-auth oidc")?;
+    let token = client::block_on(actions::fetch(source, shared.timeout))?.context("--parent-auth oidc")?;
     trace::line(|| format!("OIDC token from {}: {}", source.describe(), token.describe()));
     Ok(Some(token))
 }
