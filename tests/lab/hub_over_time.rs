@@ -266,20 +266,8 @@ impl Upgraded {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusternet-kubeconfig"));
         without_ambient(cmd.args(["proxy", "--kubeconfig", kc.to_str().unwrap(), "--port", "0"]));
         let proxy = Serving::start(cmd, dir.join(format!("{}.stderr", unique("proxy"))));
-        let mut stream = TcpStream::connect(&proxy.listening).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(
-            stream,
-            "POST /api/v1/namespaces/default/pods/p/exec?command=sh&stdin=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
-        )
-        .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut head = String::new();
-        while !head.ends_with("\r\n\r\n") {
-            assert!(reader.read_line(&mut head).unwrap() > 0, "closed: {head}");
-        }
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let (stream, reader, _) =
+            spdy_upgrade(&proxy.listening, "/api/v1/namespaces/default/pods/p/exec", Duration::from_secs(20));
         Upgraded { _proxy: proxy, stream, reader }
     }
 

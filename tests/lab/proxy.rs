@@ -277,21 +277,9 @@ fn upgrades_pass_through_the_aggregator() {
     let kc = generated(dir.path());
     let (proxy, _) = proxy_for(dir.path(), &kc);
     let _shared = shared();
-    let mut stream = TcpStream::connect(&proxy.listening).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let pod = unique("pod");
-    write!(
-        stream,
-        "POST /api/v1/namespaces/{CHILD_ONLY_NAMESPACE}/pods/{pod}/exec?command=sh&stdin=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut head = String::new();
-    while !head.ends_with("\r\n\r\n") {
-        assert!(reader.read_line(&mut head).unwrap() > 0, "closed: {head}");
-    }
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let exec = format!("/api/v1/namespaces/{CHILD_ONLY_NAMESPACE}/pods/{pod}/exec");
+    let (mut stream, mut reader, head) = spdy_upgrade(&proxy.listening, &exec, Duration::from_secs(30));
     assert!(head.to_ascii_lowercase().contains("upgrade: spdy/3.1"), "{head}");
     stream.write_all(b"ping\n").unwrap();
     let mut echoed = String::new();

@@ -576,3 +576,29 @@ pub fn apiserver_requests(labels: &[&str]) -> u64 {
 pub fn managedcluster_lists() -> u64 {
     apiserver_requests(&[r#"resource="managedclusters""#, r#"verb="LIST""#])
 }
+
+/// An exec upgrade (`POST <path>?command=sh&stdin=true`, SPDY/3.1) sent to
+/// the proxy listening at `addr`: the connection, a reader on it, and the
+/// answer's head, which must be a 101.
+pub fn spdy_upgrade(
+    addr: &str,
+    path: &str,
+    timeout: Duration,
+) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>, String) {
+    use std::io::{BufRead as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    write!(
+        stream,
+        "POST {path}?command=sh&stdin=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        assert!(reader.read_line(&mut head).unwrap() > 0, "closed: {head}");
+    }
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (stream, reader, head)
+}
